@@ -1,0 +1,71 @@
+import Crypto
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A client credential as stored: never the key itself, only its SHA-256 and a visible prefix.
+public struct APIKeyRecord: Sendable, Equatable {
+    public var id: UUID
+    public var client: String
+    public var name: String
+    public var prefix: String
+    public var scopes: [String]
+    public var createdAt: Date
+    public var revokedAt: Date?
+}
+
+/// Creates, finds and revokes API keys in the notifications database.
+public struct APIKeyStore: Sendable {
+    public static let knownScopes: Set<String> = ["notifications:write", "notifications:read", "admin", "service"]
+
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public static func hash(_ key: String) -> String {
+        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Makes a new key; the plain key is returned once and never stored.
+    public func create(client clientName: String, name: String, scopes: [String]) async throws -> (key: String, record: APIKeyRecord) {
+        let prefix = Self.randomToken(bytes: 4)
+        let key = "nk_\(prefix)_\(Self.randomToken(bytes: 24))"
+        let hash = Self.hash(key)
+        let rows = try await client.query(
+            """
+            INSERT INTO api_keys (client, name, prefix, key_hash, scopes)
+            VALUES (\(clientName), \(name), \(prefix), \(hash), \(scopes))
+            RETURNING id, created_at
+            """, logger: logger)
+        for try await (id, createdAt) in rows.decode((UUID, Date).self) {
+            return (key, APIKeyRecord(id: id, client: clientName, name: name, prefix: prefix, scopes: scopes, createdAt: createdAt, revokedAt: nil))
+        }
+        throw APIKeyError.notCreated
+    }
+
+    /// The active key with this plain value, if any.
+    public func find(key: String) async throws -> APIKeyRecord? {
+        let rows = try await client.query(
+            """
+            SELECT id, client, name, prefix, scopes, created_at, revoked_at
+            FROM api_keys WHERE key_hash = \(Self.hash(key)) AND revoked_at IS NULL
+            """, logger: logger)
+        for try await row in rows.decode((UUID, String, String, String, [String], Date, Date?).self) {
+            return APIKeyRecord(id: row.0, client: row.1, name: row.2, prefix: row.3, scopes: row.4, createdAt: row.5, revokedAt: row.6)
+        }
+        return nil
+    }
+
+    static func randomToken(bytes count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}
+
+public enum APIKeyError: Error {
+    case notCreated
+}

@@ -1,0 +1,43 @@
+import Credentials
+import Hummingbird
+import Logging
+import NotifyConfig
+import NotifyHTTP
+import PostgresNIO
+
+public struct GatewayConfiguration: Sendable {
+    public var listen: ListenSettings
+    public var postgres: PostgresSettings
+
+    public init(listen: ListenSettings, postgres: PostgresSettings) {
+        self.listen = listen
+        self.postgres = postgres
+    }
+
+    public init(_ env: EnvironmentReader) throws {
+        var problems: [String] = []
+        self.init(
+            listen: ListenSettings(env, portKey: "NOTIFY_GATEWAY_PORT", defaultPort: 8000, problems: &problems),
+            postgres: PostgresSettings(env, problems: &problems)
+        )
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+}
+
+/// The API gateway (port 8000): accepts notifications durably and answers status queries.
+public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) -> some ApplicationProtocol {
+    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: EnvelopeMiddleware())
+    HealthRoutes(service: "gateway", checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }])
+        .register(on: router)
+    let api = router.group().add(middleware: APIKeyMiddleware(store: APIKeyStore(client: postgres, logger: logger)))
+    NotificationController(repository: NotificationRepository(client: postgres, logger: logger)).register(on: api)
+
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-gateway"),
+        services: [postgres],
+        logger: logger
+    )
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Hummingbird
+import Logging
+import NotificationModel
+import NotifyHTTP
+
+/// `POST /api/v1/notifications/` and `GET /api/v1/notifications/{id}/`.
+struct NotificationController: Sendable {
+    let repository: NotificationRepository
+
+    func register(on router: some RouterMethods<NotifyRequestContext>) {
+        router.post("/api/v1/notifications", use: create)
+        router.get("/api/v1/notifications/:id", use: show)
+    }
+
+    @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        try identity.require("notifications:write")
+        let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
+        let outcome: CreateOutcome
+        do {
+            outcome = try await repository.create(new, client: identity.client, correlationID: context.correlationID)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            context.logger.error("notification not stored", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            throw APIError.dependencyUnavailable("The notification could not be stored durably; nothing was accepted")
+        }
+        switch outcome {
+        case .created(let notification):
+            context.logger.info(
+                "notification accepted",
+                metadata: ["notification_id": .string(notification.notificationID.uuidString.lowercased()), "request_id": .string(new.requestID)])
+            return .envelope(.accepted, data: Accepted(notification), message: "Notification accepted")
+        case .replayed(let notification):
+            return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])
+        case .conflict:
+            throw APIError(
+                .unprocessableContent, code: "IDEMPOTENCY_CONFLICT",
+                message: "This request_id was already used with a different payload")
+        }
+    }
+
+    @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.scopes.contains("notifications:read") || identity.scopes.contains("notifications:write") || identity.scopes.contains("admin")
+        else { throw APIError.forbidden("This credential lacks the scope notifications:read") }
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
+            throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
+        }
+        guard let notification = try await repository.find(id: id, client: identity.client) else {
+            throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
+        }
+        return .envelope(data: notification, message: "Notification retrieved successfully")
+    }
+
+    static func validate(_ body: [String: JSONValue], idempotencyKey: String?) throws -> NewNotification {
+        var fields = FieldValidator(body)
+        let channel = fields.oneOf("notification_type", ["email", "push"])
+        let userID = fields.uuid("user_id")
+        let templateCode = fields.string("template_code", maxLength: 100)
+        let variables = fields.object("variables") ?? [:]
+        var requestID = fields.string("request_id", required: idempotencyKey == nil, maxLength: 255)
+        if requestID == nil, let idempotencyKey {
+            if idempotencyKey.isEmpty || idempotencyKey.count > 255 {
+                fields.fail("Idempotency-Key", "must be 1 to 255 characters")
+            } else {
+                requestID = idempotencyKey
+            }
+        }
+        let priority = fields.int("priority", range: 0...10) ?? 0
+        let metadata = fields.object("metadata")
+        let language = fields.string("language", required: false, maxLength: 35)
+        var sendAt: Date?
+        if let raw = fields.string("send_at", required: false, maxLength: 64) {
+            sendAt = Self.parseTimestamp(raw)
+            if sendAt == nil { fields.fail("send_at", "must be an RFC 3339 timestamp") }
+        }
+        try fields.check()
+        guard let channel, let userID, let templateCode, let requestID else { throw APIError.internalError }
+        return NewNotification(
+            channel: NotificationChannel(rawValue: channel) ?? .email, userID: userID, templateCode: templateCode, variables: variables,
+            requestID: requestID, priority: priority, metadata: metadata, language: language, sendAt: sendAt)
+    }
+
+    static func parseTimestamp(_ raw: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: raw) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: raw)
+    }
+}
+
+/// The `data` of a 202: what the client needs to follow its notification.
+struct Accepted: Encodable, Sendable {
+    var notificationID: UUID
+    var requestID: String
+    var status: String
+    var notificationType: String
+    var createdAt: Date
+
+    init(_ resource: NotificationResource) {
+        notificationID = resource.notificationID
+        requestID = resource.requestID
+        status = resource.status
+        notificationType = resource.notificationType
+        createdAt = resource.createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case notificationID = "notification_id"
+        case requestID = "request_id"
+        case status
+        case notificationType = "notification_type"
+        case createdAt = "created_at"
+    }
+}

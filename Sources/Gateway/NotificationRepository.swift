@@ -1,0 +1,152 @@
+import Crypto
+import Foundation
+import JobQueue
+import Logging
+import NotificationModel
+import PostgresNIO
+
+/// A validated create request, normalised (the hash of this is what idempotency compares).
+struct NewNotification: Sendable, Encodable {
+    var channel: NotificationChannel
+    var userID: UUID
+    var templateCode: String
+    var variables: [String: JSONValue]
+    var requestID: String
+    var priority: Int
+    var metadata: [String: JSONValue]?
+    var language: String?
+    var sendAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case channel = "notification_type"
+        case userID = "user_id"
+        case templateCode = "template_code"
+        case variables
+        case requestID = "request_id"
+        case priority, metadata, language
+        case sendAt = "send_at"
+    }
+
+    var payloadHash: String {
+        let encoder = JSONEncoder.canonical
+        encoder.dateEncodingStrategy = .iso8601
+        let data = (try? encoder.encode(self)) ?? Data()
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// A notification as its status endpoint shows it.
+struct NotificationResource: Codable, Sendable {
+    var notificationID: UUID
+    var requestID: String
+    var notificationType: String
+    var userID: UUID
+    var templateCode: String
+    var status: String
+    var priority: Int
+    var correlationID: String
+    var attempts: Int
+    var jobState: String?
+    var lastError: String?
+    var createdAt: Date
+    var updatedAt: Date
+    var sentAt: Date?
+    var sendAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case notificationID = "notification_id"
+        case requestID = "request_id"
+        case notificationType = "notification_type"
+        case userID = "user_id"
+        case templateCode = "template_code"
+        case status, priority
+        case correlationID = "correlation_id"
+        case attempts
+        case jobState = "job_state"
+        case lastError = "last_error"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case sentAt = "sent_at"
+        case sendAt = "send_at"
+    }
+}
+
+enum CreateOutcome: Sendable {
+    case created(NotificationResource)
+    case replayed(NotificationResource)
+    case conflict
+}
+
+/// The gateway's SQL: the notification, its job and its outbox message are written in ONE transaction.
+struct NotificationRepository: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    func create(_ new: NewNotification, client clientName: String, correlationID: String) async throws -> CreateOutcome {
+        let hash = new.payloadHash
+        let id = UUID()
+        let variables = String(decoding: try JSONEncoder.canonical.encode(new.variables), as: UTF8.self)
+        let metadata = try new.metadata.map { String(decoding: try JSONEncoder.canonical.encode($0), as: UTF8.self) }
+        let scheduled = new.sendAt.map { $0 > Date() } ?? false
+
+        let inserted: Bool = try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
+                                           variables, metadata, priority, send_at, correlation_id)
+                VALUES (\(id), \(clientName), \(new.requestID), \(hash), \(new.channel.rawValue), \(new.userID), \(new.templateCode),
+                        \(new.language), \(variables)::jsonb, \(metadata)::jsonb, \(new.priority), \(new.sendAt), \(correlationID))
+                ON CONFLICT (client, request_id) DO NOTHING
+                RETURNING id
+                """, logger: logger)
+            var created = false
+            for try await _ in rows.decode(UUID.self) { created = true }
+            guard created else { return false }
+            let jobID = try await JobStore.insert(
+                on: connection, notificationID: id, channel: new.channel, priority: new.priority,
+                state: scheduled ? .scheduled : .available, runAt: new.sendAt, logger: logger)
+            if !scheduled {
+                let message = QueueMessage(
+                    notificationID: id, jobID: jobID, userID: new.userID, templateCode: new.templateCode, variables: new.variables,
+                    requestID: new.requestID, priority: new.priority, metadata: new.metadata, attempt: 0)
+                let payload = String(decoding: try JSONEncoder.canonical.encode(message), as: UTF8.self)
+                try await OutboxStore.insert(
+                    on: connection, routingKey: new.channel.routingKey, messageID: String(jobID), correlationID: correlationID,
+                    priority: new.priority, payload: payload, logger: logger)
+            }
+            return true
+        }
+        if inserted, let resource = try await find(id: id, client: clientName) { return .created(resource) }
+
+        let rows = try await client.query(
+            "SELECT id, payload_hash FROM notifications WHERE client = \(clientName) AND request_id = \(new.requestID)", logger: logger)
+        for try await (existingID, existingHash) in rows.decode((UUID, String).self) {
+            guard existingHash == hash else { return .conflict }
+            if let resource = try await find(id: existingID, client: clientName) { return .replayed(resource) }
+        }
+        throw NotificationRepositoryError.vanished
+    }
+
+    func find(id: UUID, client clientName: String) async throws -> NotificationResource? {
+        let rows = try await client.query(
+            """
+            SELECT n.id, n.request_id, n.channel, n.user_id, n.template_code, n.status, n.priority, n.correlation_id,
+                   COALESCE(j.attempt, 0), j.state, n.last_error, n.created_at, n.updated_at, n.sent_at, n.send_at
+            FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id
+            WHERE n.id = \(id) AND n.client = \(clientName)
+            """, logger: logger)
+        for try await row in rows.decode(
+            (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?).self)
+        {
+            return NotificationResource(
+                notificationID: row.0, requestID: row.1, notificationType: row.2, userID: row.3, templateCode: row.4, status: row.5,
+                priority: row.6, correlationID: row.7, attempts: row.8, jobState: row.9, lastError: row.10, createdAt: row.11,
+                updatedAt: row.12, sentAt: row.13, sendAt: row.14)
+        }
+        return nil
+    }
+}
+
+enum NotificationRepositoryError: Error {
+    case vanished
+}

@@ -1,0 +1,61 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// An outbox row as the relay publishes it.
+public struct OutboxMessage: Sendable {
+    public var id: Int
+    public var routingKey: String
+    public var messageID: String
+    public var correlationID: String
+    public var priority: Int
+    public var payload: String
+}
+
+/// The transactional outbox: rows are written in the transaction of the state change that causes them, and
+/// published afterwards by the relay.
+public enum OutboxStore {
+    public static let channel = "outbox"
+
+    /// Adds a message inside the caller's transaction; the NOTIFY is delivered when that transaction commits.
+    public static func insert(
+        on connection: PostgresConnection, routingKey: String, messageID: String, correlationID: String, priority: Int, payload: String,
+        logger: Logger
+    ) async throws {
+        _ = try await connection.query(
+            """
+            INSERT INTO outbox (routing_key, message_id, correlation_id, priority, payload)
+            VALUES (\(routingKey), \(messageID), \(correlationID), \(priority), \(payload)::jsonb)
+            """, logger: logger)
+        _ = try await connection.query("SELECT pg_notify(\(channel), '')", logger: logger)
+    }
+
+    /// Locks up to `limit` unpublished rows for the rest of the caller's transaction; other relays skip them.
+    public static func claimUnpublished(on connection: PostgresConnection, limit: Int, logger: Logger) async throws -> [OutboxMessage] {
+        let rows = try await connection.query(
+            """
+            SELECT id, routing_key, message_id, correlation_id, priority, payload::text
+            FROM outbox WHERE published_at IS NULL
+            ORDER BY id LIMIT \(limit)
+            FOR UPDATE SKIP LOCKED
+            """, logger: logger)
+        var messages: [OutboxMessage] = []
+        for try await row in rows.decode((Int, String, String, String, Int, String).self) {
+            messages.append(
+                OutboxMessage(id: row.0, routingKey: row.1, messageID: row.2, correlationID: row.3, priority: row.4, payload: row.5))
+        }
+        return messages
+    }
+
+    public static func markPublished(on connection: PostgresConnection, ids: [Int], logger: Logger) async throws {
+        guard !ids.isEmpty else { return }
+        _ = try await connection.query(
+            "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(\(ids))", logger: logger)
+    }
+
+    public static func markFailed(on connection: PostgresConnection, ids: [Int], error: String, logger: Logger) async throws {
+        guard !ids.isEmpty else { return }
+        _ = try await connection.query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = \(error) WHERE id = ANY(\(ids))", logger: logger)
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+
+/// The body of a message on `email.queue` / `push.queue` (the seed's fields plus the job it belongs to).
+public struct QueueMessage: Codable, Sendable, Equatable {
+    public var notificationID: UUID
+    public var jobID: Int
+    public var userID: UUID
+    public var templateCode: String
+    public var variables: [String: JSONValue]
+    public var requestID: String
+    public var priority: Int
+    public var metadata: [String: JSONValue]?
+    public var attempt: Int
+
+    public init(
+        notificationID: UUID, jobID: Int, userID: UUID, templateCode: String, variables: [String: JSONValue], requestID: String,
+        priority: Int, metadata: [String: JSONValue]?, attempt: Int
+    ) {
+        self.notificationID = notificationID
+        self.jobID = jobID
+        self.userID = userID
+        self.templateCode = templateCode
+        self.variables = variables
+        self.requestID = requestID
+        self.priority = priority
+        self.metadata = metadata
+        self.attempt = attempt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case notificationID = "notification_id"
+        case jobID = "job_id"
+        case userID = "user_id"
+        case templateCode = "template_code"
+        case variables
+        case requestID = "request_id"
+        case priority, metadata, attempt
+    }
+}
+
+/// The two delivery channels; each has its own queue, routing key and worker.
+public enum NotificationChannel: String, Codable, Sendable, CaseIterable {
+    case email, push
+
+    public var routingKey: String { rawValue }
+    public var queueName: String { "\(rawValue).queue" }
+}

@@ -1,0 +1,143 @@
+import Admin
+import ArgumentParser
+import Credentials
+import Foundation
+import Gateway
+import Hummingbird
+import Logging
+import Migrations
+import NotificationModel
+import NotifyConfig
+import PostgresNIO
+import Relay
+import TemplateService
+import UserService
+import Workers
+
+@main
+struct Notify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "notify",
+        abstract: "The notification platform: one binary, one subcommand per process.",
+        subcommands: [
+            GatewayCommand.self, UsersCommand.self, TemplatesCommand.self, EmailWorkerCommand.self, PushWorkerCommand.self,
+            AdminCommand.self, RelayCommand.self, MigrateCommand.self,
+        ]
+    )
+}
+
+/// Installs the JSON log handler once and returns the process's logger.
+func bootstrap(_ component: String) -> Logger {
+    LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+    return Logger.make(component: component)
+}
+
+/// Runs an application, turning a configuration problem into a clear message and exit code 2.
+func serve<App: ApplicationProtocol>(_ component: String, _ build: (EnvironmentReader, Logger) throws -> App) async throws {
+    let logger = bootstrap(component)
+    let app: App
+    do {
+        app = try build(EnvironmentReader(), logger)
+    } catch let error as ConfigurationError {
+        FileHandle.standardError.write(Data("notify \(component): \(error.description)\n".utf8))
+        throw ExitCode(2)
+    }
+    try await app.runService()
+}
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gateway", abstract: "The public REST API (port 8000).")
+    func run() async throws { try await serve("gateway") { env, logger in buildGateway(try GatewayConfiguration(env), logger: logger) } }
+}
+
+struct UsersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "users", abstract: "The user service (port 8001).")
+    func run() async throws { try await serve("users") { env, logger in buildUserService(try UserServiceConfiguration(env), logger: logger) } }
+}
+
+struct TemplatesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "templates", abstract: "The template service (port 8002).")
+    func run() async throws {
+        try await serve("templates") { env, logger in buildTemplateService(try TemplateServiceConfiguration(env), logger: logger) }
+    }
+}
+
+struct EmailWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "email-worker", abstract: "Delivers email.queue over SMTP (port 8003).")
+    func run() async throws {
+        try await serve("email-worker") { env, logger in buildWorker(try WorkerConfiguration(channel: .email, env), logger: logger) }
+    }
+}
+
+struct PushWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "push-worker", abstract: "Delivers push.queue to the push provider (port 8004).")
+    func run() async throws {
+        try await serve("push-worker") { env, logger in buildWorker(try WorkerConfiguration(channel: .push, env), logger: logger) }
+    }
+}
+
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "relay", abstract: "Publishes the outbox to RabbitMQ (port 8006).")
+    func run() async throws { try await serve("relay") { env, logger in buildRelay(try RelayConfiguration(env), logger: logger) } }
+}
+
+struct AdminCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin", abstract: "The operator service (port 8005) and operator tasks.",
+        subcommands: [Serve.self, CreateKey.self], defaultSubcommand: Serve.self)
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the admin service.")
+        func run() async throws { try await serve("admin") { env, logger in buildAdmin(try AdminConfiguration(env), logger: logger) } }
+    }
+
+    struct CreateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create-key", abstract: "Create an API key; the key is printed once and stored only as a hash.")
+
+        @Option(help: "The client (calling backend) the key belongs to; request_id is unique per client.") var client: String
+        @Option(help: "A name for the key.") var name: String = "default"
+        @Option(help: "Comma-separated scopes: notifications:write, notifications:read, admin, service.")
+        var scopes: String = "notifications:write,notifications:read"
+
+        func run() async throws {
+            let logger = bootstrap("admin")
+            var problems: [String] = []
+            let settings = PostgresSettings(EnvironmentReader(), problems: &problems)
+            guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+            let scopeList = scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let unknown = scopeList.filter { !APIKeyStore.knownScopes.contains($0) }
+            guard unknown.isEmpty, !scopeList.isEmpty else { throw ValidationError("unknown scopes: \(unknown.joined(separator: ", "))") }
+            let client = PostgresClient(configuration: settings.clientConfiguration(.notifications), backgroundLogger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                let (key, record) = try await APIKeyStore(client: client, logger: logger).create(
+                    client: self.client, name: name, scopes: scopeList)
+                print(key)
+                FileHandle.standardError.write(Data("created key \(record.prefix) for client \(record.client) with scopes \(scopeList.joined(separator: ","))\n".utf8))
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate", abstract: "Create the databases and apply sql/ migrations (idempotent, safe to run concurrently).")
+
+    @Option(help: "The migrations directory.") var directory: String = ProcessInfo.processInfo.environment["NOTIFY_SQL_DIR"] ?? "sql"
+
+    func run() async throws {
+        let logger = bootstrap("migrate")
+        var problems: [String] = []
+        let settings = PostgresSettings(EnvironmentReader(), problems: &problems)
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+        do {
+            let applied = try await Migrator(settings: settings, directory: URL(fileURLWithPath: directory), logger: logger).run()
+            logger.info("migrations done", metadata: ["applied": .stringConvertible(applied.count)])
+        } catch let error as Migrator.MigrationError {
+            FileHandle.standardError.write(Data("notify migrate: \(error.description)\n".utf8))
+            throw ExitCode(3)
+        }
+    }
+}

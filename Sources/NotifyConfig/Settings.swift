@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The connection settings shared by several processes; each process's own configuration embeds the ones it needs.
+public struct PostgresSettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String
+    /// Prefixed to the database names `users`, `templates` and `notifications` (tests use a unique prefix per run).
+    public var databasePrefix: String
+    public var maxConnections: Int
+
+    public init(host: String, port: Int, user: String, password: String, databasePrefix: String, maxConnections: Int = 20) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.databasePrefix = databasePrefix
+        self.maxConnections = maxConnections
+    }
+
+    public init(_ env: EnvironmentReader, problems: inout [String]) {
+        self.init(
+            host: env.string("NOTIFY_PG_HOST", default: "127.0.0.1"),
+            port: env.int("NOTIFY_PG_PORT", default: 5432, problems: &problems),
+            user: env.string("NOTIFY_PG_USER", default: "notify"),
+            password: env.string("NOTIFY_PG_PASSWORD", default: "notify"),
+            databasePrefix: env.string("NOTIFY_PG_DB_PREFIX", default: "notify_"),
+            maxConnections: env.int("NOTIFY_PG_MAX_CONNECTIONS", default: 20, problems: &problems)
+        )
+    }
+
+    public func databaseName(_ database: Database) -> String { databasePrefix + database.rawValue }
+
+    public func clientConfiguration(_ database: Database) -> PostgresClient.Configuration {
+        clientConfiguration(databaseName: databaseName(database))
+    }
+
+    public func clientConfiguration(databaseName: String) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host,
+            port: port,
+            username: user,
+            password: password,
+            database: databaseName,
+            tls: .disable
+        )
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
+    public enum Database: String, CaseIterable, Sendable {
+        case users, templates, notifications
+    }
+}
+
+public struct RabbitSettings: Sendable {
+    public var amqpHost: String
+    public var amqpPort: Int
+    public var managementURL: String
+    public var user: String
+    public var password: String
+    public var vhost: String
+
+    public init(amqpHost: String, amqpPort: Int, managementURL: String, user: String, password: String, vhost: String) {
+        self.amqpHost = amqpHost
+        self.amqpPort = amqpPort
+        self.managementURL = managementURL
+        self.user = user
+        self.password = password
+        self.vhost = vhost
+    }
+
+    public init(_ env: EnvironmentReader, problems: inout [String]) {
+        self.init(
+            amqpHost: env.string("NOTIFY_AMQP_HOST", default: "127.0.0.1"),
+            amqpPort: env.int("NOTIFY_AMQP_PORT", default: 5672, problems: &problems),
+            managementURL: env.string("NOTIFY_RABBIT_MGMT_URL", default: "http://127.0.0.1:15672"),
+            user: env.string("NOTIFY_RABBIT_USER", default: "guest"),
+            password: env.string("NOTIFY_RABBIT_PASSWORD", default: "guest"),
+            vhost: env.string("NOTIFY_RABBIT_VHOST", default: "/")
+        )
+    }
+}
+
+public struct RedisSettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var keyPrefix: String
+
+    public init(host: String, port: Int, keyPrefix: String) {
+        self.host = host
+        self.port = port
+        self.keyPrefix = keyPrefix
+    }
+
+    public init(_ env: EnvironmentReader, problems: inout [String]) {
+        self.init(
+            host: env.string("NOTIFY_REDIS_HOST", default: "127.0.0.1"),
+            port: env.int("NOTIFY_REDIS_PORT", default: 6379, problems: &problems),
+            keyPrefix: env.string("NOTIFY_REDIS_PREFIX", default: "notify:")
+        )
+    }
+}
+
+/// Where a process listens.
+public struct ListenSettings: Sendable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init(_ env: EnvironmentReader, portKey: String, defaultPort: Int, problems: inout [String]) {
+        self.init(
+            host: env.string("NOTIFY_LISTEN_HOST", default: "127.0.0.1"),
+            port: env.int(portKey, default: defaultPort, problems: &problems)
+        )
+    }
+}
+
+/// The secret that services present to each other (workers to users/templates); only its hash is kept in memory.
+public struct ServiceKeySettings: Sendable {
+    public var key: String
+    public init(key: String) { self.key = key }
+    public init(_ env: EnvironmentReader, problems: inout [String]) {
+        self.init(key: env.required("NOTIFY_SERVICE_KEY", problems: &problems))
+    }
+}
+
+extension Logger {
+    /// The logger every process uses: JSON lines with a `component` field, level from NOTIFY_LOG_LEVEL.
+    public static func make(component: String, env: EnvironmentReader = EnvironmentReader()) -> Logger {
+        var logger = Logger(label: "notify.\(component)")
+        logger.logLevel = Logger.Level(rawValue: env.string("NOTIFY_LOG_LEVEL", default: "info")) ?? .info
+        logger[metadataKey: "component"] = .string(component)
+        return logger
+    }
+}

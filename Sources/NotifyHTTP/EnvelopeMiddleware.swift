@@ -1,0 +1,57 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The outermost middleware of every service: takes or makes the correlation id, puts it on the logger and the
+/// response, and turns every error into the envelope, so no stack trace, SQL or secret ever reaches a client.
+public struct EnvelopeMiddleware: RouterMiddleware {
+    public typealias Context = NotifyRequestContext
+
+    public init() {}
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        let correlationID = Self.correlationID(from: request)
+        context.correlationID = correlationID
+        context.logger[metadataKey: "correlation_id"] = .string(correlationID)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as APIError {
+            response = error.response()
+        } catch let error as HTTPError {
+            response = Self.map(error).response()
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error_type": .string(String(reflecting: type(of: error)))])
+            response = APIError.internalError.response()
+        }
+        response.headers[.correlationID] = correlationID
+        return response
+    }
+
+    static func correlationID(from request: Request) -> String {
+        if let value = request.headers[.correlationID], (1...128).contains(value.utf8.count),
+            value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        {
+            return value
+        }
+        return UUID().uuidString.lowercased()
+    }
+
+    static func map(_ error: HTTPError) -> APIError {
+        switch error.status {
+        case .notFound: return APIError(.notFound, code: "NOT_FOUND", message: "No such resource")
+        case .methodNotAllowed: return APIError(.methodNotAllowed, code: "METHOD_NOT_ALLOWED", message: "Method not allowed on this resource")
+        case .contentTooLarge: return APIError(.contentTooLarge, code: "VALIDATION_ERROR", message: "The request body is too large")
+        case .unauthorized: return .unauthorized
+        default:
+            if error.status.code < 500 {
+                return APIError(error.status, code: "VALIDATION_ERROR", message: error.body ?? "The request could not be processed")
+            }
+            return .internalError
+        }
+    }
+}

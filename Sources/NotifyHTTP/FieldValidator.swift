@@ -1,0 +1,113 @@
+import Foundation
+import NotificationModel
+
+/// Reads a JSON object field by field and collects every problem, so one response lists them all.
+public struct FieldValidator {
+    public let object: [String: JSONValue]
+    public private(set) var errors: [FieldError] = []
+
+    public init(_ object: [String: JSONValue]) { self.object = object }
+
+    public mutating func fail(_ field: String, _ message: String) {
+        errors.append(FieldError(field: field, message: message))
+    }
+
+    public mutating func string(_ field: String, required: Bool = true, maxLength: Int = 10_000, allowEmpty: Bool = false) -> String? {
+        switch object[field] {
+        case nil, .null?:
+            if required { fail(field, "is required") }
+            return nil
+        case .string(let value)?:
+            if !allowEmpty, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                fail(field, "must not be empty")
+                return nil
+            }
+            if value.count > maxLength {
+                fail(field, "must be at most \(maxLength) characters")
+                return nil
+            }
+            return value
+        default:
+            fail(field, "must be a string")
+            return nil
+        }
+    }
+
+    public mutating func oneOf(_ field: String, _ allowed: [String], required: Bool = true) -> String? {
+        guard let value = string(field, required: required, maxLength: 64) else { return nil }
+        guard allowed.contains(value) else {
+            fail(field, "must be one of: " + allowed.joined(separator: ", "))
+            return nil
+        }
+        return value
+    }
+
+    public mutating func uuid(_ field: String, required: Bool = true) -> UUID? {
+        guard let value = string(field, required: required, maxLength: 64) else { return nil }
+        guard let uuid = UUID(uuidString: value) else {
+            fail(field, "must be a UUID")
+            return nil
+        }
+        return uuid
+    }
+
+    public mutating func int(_ field: String, required: Bool = false, range: ClosedRange<Int>) -> Int? {
+        switch object[field] {
+        case nil, .null?:
+            if required { fail(field, "is required") }
+            return nil
+        case .number(let number)?:
+            guard number.rounded() == number, let value = Int(exactly: number) else {
+                fail(field, "must be an integer")
+                return nil
+            }
+            guard range.contains(value) else {
+                fail(field, "must be between \(range.lowerBound) and \(range.upperBound)")
+                return nil
+            }
+            return value
+        default:
+            fail(field, "must be an integer")
+            return nil
+        }
+    }
+
+    public mutating func bool(_ field: String) -> Bool? {
+        switch object[field] {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        default:
+            fail(field, "must be a boolean")
+            return nil
+        }
+    }
+
+    public mutating func object(_ field: String, required: Bool = false) -> [String: JSONValue]? {
+        switch object[field] {
+        case nil, .null?:
+            if required { fail(field, "is required") }
+            return nil
+        case .object(let value)?: return value
+        default:
+            fail(field, "must be an object")
+            return nil
+        }
+    }
+
+    public mutating func email(_ field: String, required: Bool = true) -> String? {
+        guard let value = string(field, required: required, maxLength: 254) else { return nil }
+        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            !value.contains(where: { $0.isWhitespace || $0 == "<" || $0 == ">" || $0 == "," })
+        else {
+            fail(field, "must be an email address")
+            return nil
+        }
+        return value
+    }
+
+    /// Throws the collected problems as one 400 `VALIDATION_ERROR`.
+    public func check() throws {
+        if !errors.isEmpty { throw APIError.validation(errors) }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import NotificationModel
+import Hummingbird
+import Logging
+
+/// Who is calling: a client with an API key, or another service of the platform.
+public struct Identity: Sendable, Equatable {
+    public var client: String
+    public var keyID: UUID?
+    public var scopes: Set<String>
+
+    public init(client: String, keyID: UUID?, scopes: Set<String>) {
+        self.client = client
+        self.keyID = keyID
+        self.scopes = scopes
+    }
+
+    public func require(_ scope: String) throws {
+        guard scopes.contains(scope) || scopes.contains("admin") else {
+            throw APIError.forbidden("This credential lacks the scope \(scope)")
+        }
+    }
+}
+
+/// Per-request data shared by every service: the correlation id, the caller, and a logger carrying both.
+public struct NotifyRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var correlationID: String = ""
+    public var identity: Identity?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    public var maxUploadSize: Int { 2 << 20 }
+
+    public func requireIdentity() throws -> Identity {
+        guard let identity else { throw APIError.unauthorized }
+        return identity
+    }
+}
+
+extension Request {
+    /// The credential from `Authorization: Bearer` or `X-API-Key`.
+    public var credential: String? {
+        if let authorization = headers[.authorization] {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                let token = parts[1].trimmingCharacters(in: .whitespaces)
+                return token.isEmpty ? nil : token
+            }
+            return nil
+        }
+        if let key = headers[.apiKey]?.trimmingCharacters(in: .whitespaces), !key.isEmpty { return key }
+        return nil
+    }
+
+    /// The body as a JSON object, bounded in size; malformed input is a 400 in the envelope.
+    public func jsonObject(limit: Int = 1 << 20) async throws -> [String: JSONValue] {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, code: "VALIDATION_ERROR", message: "The request body is larger than \(limit) bytes")
+        }
+        guard buffer.readableBytes > 0 else {
+            throw APIError.validation([FieldError(field: "body", message: "a JSON object is required")])
+        }
+        do {
+            return try JSONValue.parseObject(Data(buffer.readableBytesView))
+        } catch {
+            throw APIError.validation([FieldError(field: "body", message: "must be a JSON object")], message: "The body is not a JSON object")
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import CHiredis
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+
+public struct RedisError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// A Redis connection through hiredis. Calls block, so they run on the `NIOThreadPool`, one at a time on the one
+/// connection (guarded by a lock); a failed connection is dropped and redialled on the next call.
+public final class RedisClient: @unchecked Sendable {
+    public enum Reply: Sendable, Equatable {
+        case null
+        case string(String)
+        case integer(Int)
+        case array([Reply])
+        case status(String)
+    }
+
+    private let host: String
+    private let port: Int
+    private let timeoutMilliseconds: Int
+    private let threadPool: NIOThreadPool
+    private let lock = NIOLock()
+    private var context: UnsafeMutablePointer<redisContext>?
+
+    public init(host: String, port: Int, timeoutMilliseconds: Int = 500, threadPool: NIOThreadPool = .singleton) {
+        self.host = host
+        self.port = port
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.threadPool = threadPool
+    }
+
+    deinit {
+        if let context { redisFree(context) }
+    }
+
+    public func command(_ arguments: [String]) async throws -> Reply {
+        try await threadPool.runIfActive { try self.commandBlocking(arguments) }
+    }
+
+    public func get(_ key: String) async throws -> String? {
+        if case .string(let value) = try await command(["GET", key]) { return value }
+        return nil
+    }
+
+    public func set(_ key: String, _ value: String, ttlSeconds: Int) async throws {
+        _ = try await command(["SET", key, value, "EX", String(ttlSeconds)])
+    }
+
+    public func delete(_ keys: [String]) async throws {
+        guard !keys.isEmpty else { return }
+        _ = try await command(["DEL"] + keys)
+    }
+
+    public func ping() async throws {
+        _ = try await command(["PING"])
+    }
+
+    func commandBlocking(_ arguments: [String]) throws -> Reply {
+        try lock.withLock {
+            if context == nil {
+                guard let opened = chiredis_connect(host, Int32(port), Int32(timeoutMilliseconds)) else {
+                    throw RedisError(message: "redis: cannot allocate context")
+                }
+                if opened.pointee.err != 0 {
+                    let message = Self.errorText(opened)
+                    redisFree(opened)
+                    throw RedisError(message: "redis: \(message)")
+                }
+                context = opened
+            }
+            guard let context else { throw RedisError(message: "redis: not connected") }
+            let cStrings = arguments.map { strdup($0) }
+            defer { cStrings.forEach { free($0) } }
+            var pointers = cStrings.map { UnsafePointer<CChar>($0) }
+            var lengths = arguments.map { $0.utf8.count }
+            let raw = pointers.withUnsafeMutableBufferPointer { argv in
+                lengths.withUnsafeMutableBufferPointer { argvlen in
+                    chiredis_command_argv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+                }
+            }
+            guard let raw else {
+                let message = Self.errorText(context)
+                redisFree(context)
+                self.context = nil
+                throw RedisError(message: "redis: \(message)")
+            }
+            defer { freeReplyObject(raw) }
+            return try Self.convert(raw)
+        }
+    }
+
+    static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { bytes in
+            String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    static func convert(_ reply: UnsafeMutablePointer<redisReply>) throws -> Reply {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            return .string(String(decoding: UnsafeRawBufferPointer(start: value.str, count: Int(value.len)), as: UTF8.self))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: UnsafeRawBufferPointer(start: value.str, count: Int(value.len)), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int(value.integer))
+        case REDIS_REPLY_NIL:
+            return .null
+        case REDIS_REPLY_ARRAY:
+            var items: [Reply] = []
+            for index in 0..<Int(value.elements) {
+                if let element = value.element[index] { items.append(try convert(element)) }
+            }
+            return .array(items)
+        case REDIS_REPLY_ERROR:
+            throw RedisError(message: "redis: " + String(decoding: UnsafeRawBufferPointer(start: value.str, count: Int(value.len)), as: UTF8.self))
+        default:
+            return .null
+        }
+    }
+}

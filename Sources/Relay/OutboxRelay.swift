@@ -1,0 +1,157 @@
+import Broker
+import Foundation
+import JobQueue
+import Logging
+import NIOConcurrencyHelpers
+import PostgresNIO
+import ServiceLifecycle
+
+/// Publishes outbox rows to RabbitMQ. Woken by `LISTEN outbox` and by a safety poll; claims unpublished rows with
+/// `FOR UPDATE SKIP LOCKED` (so several relays share the work), publishes each through the management API, and marks
+/// as published only what RabbitMQ routed. A crash mid-batch rolls the marks back: those rows are published again,
+/// and the workers' job claim makes the duplicate harmless.
+public struct OutboxRelay: Service {
+    public struct Configuration: Sendable {
+        public var batchSize: Int
+        public var concurrency: Int
+        public var pollInterval: Duration
+
+        public init(batchSize: Int = 100, concurrency: Int = 8, pollInterval: Duration = .seconds(1)) {
+            self.batchSize = batchSize
+            self.concurrency = concurrency
+            self.pollInterval = pollInterval
+        }
+    }
+
+    public struct Counters: Sendable {
+        public var published = 0
+        public var failed = 0
+    }
+
+    let postgres: PostgresClient
+    let management: RabbitManagementClient
+    let configuration: Configuration
+    let logger: Logger
+    public let counters = NIOLockedValueBox(Counters())
+    let topologyReady = NIOLockedValueBox(false)
+
+    public init(postgres: PostgresClient, management: RabbitManagementClient, configuration: Configuration, logger: Logger) {
+        self.postgres = postgres
+        self.management = management
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public var isTopologyDeclared: Bool { topologyReady.withLockedValue { $0 } }
+
+    public func run() async throws {
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.listen(wake: wake) }
+            group.addTask {
+                while !Task.isCancelled {
+                    wake.yield()
+                    try? await Task.sleep(for: self.configuration.pollInterval)
+                }
+            }
+            for await _ in wakeups.cancelOnGracefulShutdown() {
+                if !isTopologyDeclared { await declareTopology() }
+                if isTopologyDeclared { await drain() }
+            }
+            group.cancelAll()
+        }
+        logger.info("relay stopped")
+    }
+
+    func declareTopology() async {
+        do {
+            try await management.declareTopology()
+            topologyReady.withLockedValue { $0 = true }
+            logger.info("topology declared")
+        } catch {
+            logger.warning("topology not declared yet", metadata: ["error": .string(String(describing: error))])
+        }
+    }
+
+    /// Holds one connection in LISTEN; reconnects after a failure.
+    func listen(wake: AsyncStream<Void>.Continuation) async {
+        while !Task.isCancelled {
+            do {
+                try await postgres.withConnection { connection in
+                    try await connection.listen(on: OutboxStore.channel) { notifications in
+                        wake.yield()
+                        for try await _ in notifications { wake.yield() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("outbox listener lost", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Publishes batches until the outbox is empty or nothing more can be published right now.
+    public func drain() async {
+        while !Task.isCancelled {
+            do {
+                let (claimed, published) = try await publishBatch()
+                if claimed < configuration.batchSize || published == 0 { return }
+            } catch {
+                logger.warning("outbox batch failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
+                return
+            }
+        }
+    }
+
+    /// One transaction: lock a batch, publish it, mark what was routed. Returns (claimed, published).
+    public func publishBatch() async throws -> (Int, Int) {
+        try await postgres.withTransaction(logger: logger) { connection in
+            let messages = try await OutboxStore.claimUnpublished(on: connection, limit: configuration.batchSize, logger: logger)
+            guard !messages.isEmpty else { return (0, 0) }
+            var published: [Int] = []
+            var failed: [Int] = []
+            var lastError = ""
+            for chunk in messages.chunked(configuration.concurrency) {
+                await withTaskGroup(of: (Int, String?).self) { group in
+                    for message in chunk {
+                        group.addTask {
+                            do {
+                                let routed = try await management.publish(
+                                    routingKey: message.routingKey, payload: message.payload,
+                                    properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority))
+                                return (message.id, routed ? nil : "not routed")
+                            } catch {
+                                return (message.id, String(describing: error))
+                            }
+                        }
+                    }
+                    for await (id, error) in group {
+                        if let error {
+                            failed.append(id)
+                            lastError = error
+                        } else {
+                            published.append(id)
+                        }
+                    }
+                }
+            }
+            try await OutboxStore.markPublished(on: connection, ids: published, logger: logger)
+            try await OutboxStore.markFailed(on: connection, ids: failed, error: lastError, logger: logger)
+            counters.withLockedValue {
+                $0.published += published.count
+                $0.failed += failed.count
+            }
+            if !failed.isEmpty {
+                logger.warning("publish failed", metadata: ["count": .stringConvertible(failed.count), "error": .string(lastError)])
+            }
+            return (messages.count, published.count)
+        }
+    }
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: Swift.max(1, size)).map { self[$0..<Swift.min($0 + Swift.max(1, size), count)] }
+    }
+}

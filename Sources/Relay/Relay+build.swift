@@ -1,0 +1,56 @@
+import AsyncHTTPClient
+import Broker
+import Hummingbird
+import Logging
+import NotifyConfig
+import NotifyHTTP
+import PostgresNIO
+import ServiceLifecycle
+
+public struct RelayConfiguration: Sendable {
+    public var listen: ListenSettings
+    public var postgres: PostgresSettings
+    public var rabbit: RabbitSettings
+    public var relay: OutboxRelay.Configuration
+
+    public init(_ env: EnvironmentReader) throws {
+        var problems: [String] = []
+        listen = ListenSettings(env, portKey: "NOTIFY_RELAY_PORT", defaultPort: 8006, problems: &problems)
+        postgres = PostgresSettings(env, problems: &problems)
+        rabbit = RabbitSettings(env, problems: &problems)
+        relay = OutboxRelay.Configuration(
+            batchSize: env.int("NOTIFY_RELAY_BATCH", default: 100, problems: &problems),
+            concurrency: env.int("NOTIFY_RELAY_CONCURRENCY", default: 8, problems: &problems),
+            pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems)))
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+}
+
+/// The outbox relay (port 8006 for /health): its own process, the only publisher of notification work.
+public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> some ApplicationProtocol {
+    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    var httpConfiguration = HTTPClient.Configuration()
+    httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.relay.concurrency))
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+    let management = RabbitManagementClient(
+        http: http, baseURL: configuration.rabbit.managementURL, user: configuration.rabbit.user, password: configuration.rabbit.password,
+        vhost: configuration.rabbit.vhost)
+    let relay = OutboxRelay(postgres: postgres, management: management, configuration: configuration.relay, logger: logger)
+
+    let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: EnvelopeMiddleware())
+    HealthRoutes(
+        service: "relay",
+        checks: [
+            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
+            .timed("rabbitmq", critical: false) { try await management.ping() },
+        ]
+    ).register(on: router)
+
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-relay"),
+        services: [postgres, HTTPClientService(client: http), relay],
+        logger: logger
+    )
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+/// One email, composed into an RFC 5322 / MIME message: UTF-8 headers encoded per RFC 2047, text and HTML parts
+/// base64-encoded in a multipart/alternative body, and a `Message-ID` derived from the notification id so that a
+/// receiver can discard the rare at-least-once resend.
+public struct EmailMessage: Sendable {
+    public var from: String
+    public var fromName: String?
+    public var to: String
+    public var toName: String?
+    public var subject: String
+    public var text: String
+    public var html: String?
+    public var messageID: String
+    public var headers: [(String, String)]
+
+    public init(
+        from: String, fromName: String?, to: String, toName: String?, subject: String, text: String, html: String?,
+        messageID: String, headers: [(String, String)] = []
+    ) {
+        self.from = from
+        self.fromName = fromName
+        self.to = to
+        self.toName = toName
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.messageID = messageID
+        self.headers = headers
+    }
+
+    public func rendered(date: Date = Date()) -> String {
+        var lines: [String] = []
+        lines.append("From: " + Self.mailbox(name: fromName, address: from))
+        lines.append("To: " + Self.mailbox(name: toName, address: to))
+        lines.append("Subject: " + Self.encodedWord(subject))
+        lines.append("Date: " + Self.rfc5322Date(date))
+        lines.append("Message-ID: <\(messageID)>")
+        for (name, value) in headers { lines.append("\(name): \(Self.headerSafe(value))") }
+        lines.append("MIME-Version: 1.0")
+        if let html {
+            let boundary = "=_notify_" + messageID.filter { $0.isLetter || $0.isNumber }
+            lines.append("Content-Type: multipart/alternative; boundary=\"\(boundary)\"")
+            lines.append("")
+            lines.append("--\(boundary)")
+            lines.append(contentsOf: Self.part(type: "text/plain", content: text))
+            lines.append("--\(boundary)")
+            lines.append(contentsOf: Self.part(type: "text/html", content: html))
+            lines.append("--\(boundary)--")
+        } else {
+            lines.append(contentsOf: Self.part(type: "text/plain", content: text))
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    static func part(type: String, content: String) -> [String] {
+        ["Content-Type: \(type); charset=UTF-8", "Content-Transfer-Encoding: base64", ""] + base64Lines(content)
+    }
+
+    static func base64Lines(_ text: String) -> [String] {
+        let encoded = Data(text.utf8).base64EncodedString()
+        var lines: [String] = []
+        var index = encoded.startIndex
+        while index < encoded.endIndex {
+            let end = encoded.index(index, offsetBy: 76, limitedBy: encoded.endIndex) ?? encoded.endIndex
+            lines.append(String(encoded[index..<end]))
+            index = end
+        }
+        return lines.isEmpty ? [""] : lines
+    }
+
+    /// RFC 2047 encoded word when the text is not plain printable ASCII.
+    static func encodedWord(_ text: String) -> String {
+        let safe = headerSafe(text)
+        if safe.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return safe }
+        return "=?UTF-8?B?" + Data(safe.utf8).base64EncodedString() + "?="
+    }
+
+    static func mailbox(name: String?, address: String) -> String {
+        guard let name, !name.isEmpty else { return "<\(headerSafe(address))>" }
+        let word = encodedWord(name)
+        if word.hasPrefix("=?") { return "\(word) <\(headerSafe(address))>" }
+        let quoted = word.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return "\"\(quoted)\" <\(headerSafe(address))>"
+    }
+
+    /// Header values never carry line breaks (header injection).
+    static func headerSafe(_ value: String) -> String {
+        String(value.map { $0 == "\r" || $0 == "\n" ? " " : $0 })
+    }
+
+    static func rfc5322Date(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
+        return formatter.string(from: date)
+    }
+}

@@ -1,0 +1,68 @@
+import Hummingbird
+import Logging
+import NotifyConfig
+import NotifyHTTP
+import PostgresNIO
+import RedisCache
+
+public struct UserServiceConfiguration: Sendable {
+    public var listen: ListenSettings
+    public var postgres: PostgresSettings
+    public var redis: RedisSettings
+    public var serviceKey: ServiceKeySettings
+    public var bcryptCost: Int
+    public var cacheTTLSeconds: Int
+
+    public init(
+        listen: ListenSettings, postgres: PostgresSettings, redis: RedisSettings, serviceKey: ServiceKeySettings, bcryptCost: Int = 10,
+        cacheTTLSeconds: Int = 300
+    ) {
+        self.listen = listen
+        self.postgres = postgres
+        self.redis = redis
+        self.serviceKey = serviceKey
+        self.bcryptCost = bcryptCost
+        self.cacheTTLSeconds = cacheTTLSeconds
+    }
+
+    public init(_ env: EnvironmentReader) throws {
+        var problems: [String] = []
+        self.init(
+            listen: ListenSettings(env, portKey: "NOTIFY_USERS_PORT", defaultPort: 8001, problems: &problems),
+            postgres: PostgresSettings(env, problems: &problems),
+            redis: RedisSettings(env, problems: &problems),
+            serviceKey: ServiceKeySettings(env, problems: &problems),
+            bcryptCost: env.int("NOTIFY_BCRYPT_COST", default: 10, problems: &problems),
+            cacheTTLSeconds: env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
+        )
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+}
+
+/// The user service (port 8001): users, contact data and preferences in the `users` database.
+public func buildUserService(_ configuration: UserServiceConfiguration, logger: Logger) -> some ApplicationProtocol {
+    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.users), backgroundLogger: logger)
+    let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port)
+    let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
+
+    let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: EnvelopeMiddleware())
+    HealthRoutes(
+        service: "users",
+        checks: [
+            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
+            .timed("redis", critical: false) { try await redis.ping() },
+        ]
+    ).register(on: router)
+    let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))
+    UserController(
+        repository: UserRepository(client: postgres, logger: logger), cache: cache, bcryptCost: UInt8(clamping: configuration.bcryptCost)
+    ).register(on: api)
+
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-users"),
+        services: [postgres],
+        logger: logger
+    )
+}

@@ -1,0 +1,74 @@
+import Foundation
+import JobQueue
+import Logging
+import NotificationModel
+import PushTransport
+import SMTPTransport
+
+/// Turns one claimed job into a message on one channel. Two implementations: email (SMTP) and push (FCM).
+public protocol Deliverer: Sendable {
+    var channel: NotificationChannel { get }
+    func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws
+}
+
+public struct EmailDeliverer: Deliverer {
+    public let channel = NotificationChannel.email
+    let smtp: SMTPTransport
+    let from: String
+    let fromName: String
+    let messageIDDomain: String
+
+    public init(smtp: SMTPTransport, from: String, fromName: String, messageIDDomain: String) {
+        self.smtp = smtp
+        self.from = from
+        self.fromName = fromName
+        self.messageIDDomain = messageIDDomain
+    }
+
+    public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
+        let subject = TemplateRenderer.render(template.subject ?? "", variables: job.variables, html: false)
+        let text = TemplateRenderer.render(template.body, variables: job.variables, html: false)
+        let html = template.htmlBody.map { TemplateRenderer.render($0, variables: job.variables, html: true) }
+        let message = EmailMessage(
+            from: from, fromName: fromName, to: recipient.email, toName: recipient.name, subject: subject, text: text, html: html,
+            messageID: "\(job.notificationID.uuidString.lowercased())@\(messageIDDomain)",
+            headers: [
+                ("X-Correlation-ID", job.correlationID),
+                ("X-Notification-ID", job.notificationID.uuidString.lowercased()),
+                ("X-Request-ID", job.requestID),
+            ])
+        do {
+            try await smtp.send(message)
+        } catch let error as SMTPError {
+            throw DeliveryFailure(message: error.message, permanent: error.permanent)
+        }
+    }
+}
+
+public struct PushDeliverer: Deliverer {
+    public let channel = NotificationChannel.push
+    let fcm: FCMTransport
+
+    public init(fcm: FCMTransport) {
+        self.fcm = fcm
+    }
+
+    public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
+        guard let token = recipient.pushToken, !token.isEmpty else {
+            throw DeliveryFailure(message: "user has no push token", permanent: true)
+        }
+        let message = PushMessage(
+            token: token,
+            title: TemplateRenderer.render(template.title ?? "", variables: job.variables, html: false),
+            body: TemplateRenderer.render(template.body, variables: job.variables, html: false),
+            imageURL: template.imageURL.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
+            link: template.link.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
+            data: ["notification_id": job.notificationID.uuidString.lowercased(), "correlation_id": job.correlationID])
+        do {
+            let name = try await fcm.send(message, messageID: job.notificationID.uuidString.lowercased())
+            logger.debug("push accepted by provider", metadata: ["provider_message": .string(name)])
+        } catch let error as PushError {
+            throw DeliveryFailure(message: error.message, permanent: error.permanent, retryAfter: error.retryAfterSeconds.map { .seconds($0) })
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Broker
+import Foundation
+import Logging
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+import Testing
+
+/// One notification travels the whole path: gateway → Postgres (notification + job + outbox) → relay → RabbitMQ →
+/// worker → users/templates → SMTP sink or push provider, each process a real `notify` subprocess.
+@Suite("End to end", .serialized)
+struct EndToEndTests {
+    @Test("an email notification arrives at the SMTP sink rendered, with its Message-ID, and its status becomes sent")
+    func emailArrives() async throws {
+        try await Stack.with { stack in
+            let email = "grace.\(stack.infra.runID)@example.com"
+            let userID = try await stack.createUser(name: "Grace Hopper", email: email)
+            try await stack.createTemplate([
+                "code": "welcome", "name": "Welcome", "channel": "email", "subject": "Welcome, {{name}} ✓",
+                "body": "Hello {{name}}, confirm at {{link}}. Note: {{note}}", "html_body": "<p>Hello {{name}}</p><p>{{note}}</p>",
+            ])
+            let correlationID = "corr-\(UUID().uuidString.lowercased())"
+            let accepted = try await stack.send(
+                [
+                    "notification_type": "email", "user_id": userID, "template_code": "welcome",
+                    "variables": ["name": "Grace", "link": "https://example.com/confirm?t=1", "note": "<script>x</script>"],
+                    "request_id": "req-\(UUID().uuidString)", "priority": 5, "metadata": ["campaign": "launch"],
+                ], headers: ["X-Correlation-ID": correlationID])
+            #expect(accepted.status == 202)
+            #expect(accepted.json["success"] as? Bool == true)
+            #expect(accepted.data["status"] as? String == "pending")
+            #expect(accepted.headers.first(name: "X-Correlation-ID") == correlationID)
+            let id = try #require(accepted.data["notification_id"] as? String)
+
+            let mail = try await stack.waitForEmail(id)
+            #expect(mail.subject == "Welcome, Grace ✓")
+            #expect(mail.text == "Hello Grace, confirm at https://example.com/confirm?t=1. Note: <script>x</script>")
+            #expect(mail.html == "<p>Hello Grace</p><p>&lt;script&gt;x&lt;/script&gt;</p>")
+            #expect(mail.messageID == "<\(id)@notify.local>")
+            #expect(mail.header("X-Correlation-ID") == correlationID)
+            #expect(mail.header("To")?.contains(email) == true)
+            #expect(mail.header("From")?.contains("notifications@notify.local") == true)
+            #expect(mail.header("Date") != nil)
+
+            let status = try await stack.waitForStatus(id, "sent")
+            #expect(status["attempts"] as? Int == 1)
+            #expect(status["job_state"] as? String == "completed")
+            #expect(status["sent_at"] is String)
+
+            // The correlation id follows the notification into every process's log lines.
+            for service in [Stack.Service.gateway, .emailWorker] {
+                let log = try #require(stack.process(service)?.log)
+                #expect(log.contains(correlationID), "no log line of \(service.rawValue) carries the correlation id")
+            }
+        }
+    }
+
+    @Test("the message really passes through RabbitMQ, persistent, with message_id = job id and the correlation id")
+    func messagePassesThroughRabbitMQ() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay]) { stack in
+            let userID = try await stack.createUser()
+            try await stack.createTemplate(["code": "ping", "name": "Ping", "channel": "email", "subject": "Ping", "body": "Hi {{name}}"])
+            let accepted = try await stack.send([
+                "notification_type": "email", "user_id": userID, "template_code": "ping", "variables": ["name": "Ada"],
+                "request_id": "via-broker",
+            ])
+            let id = try #require(accepted.data["notification_id"] as? String)
+            let correlationID = try #require(accepted.headers.first(name: "X-Correlation-ID"))
+            let jobID = try await stack.infra.withDatabase(.notifications) { client in
+                var jobID = 0
+                for try await id in try await client.query(
+                    "SELECT id FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)", logger: TestInfrastructure.logger
+                ).decode(Int.self) { jobID = id }
+                return jobID
+            }
+
+            let management = stack.infra.management(stack.http)
+            let message = try await eventually("the message on email.queue") { () -> [String: Any]? in
+                try await management.peek(queue: "email.queue", count: 1).first
+            }
+            let properties = try #require(message["properties"] as? [String: Any])
+            #expect(properties["message_id"] as? String == String(jobID))
+            #expect(properties["correlation_id"] as? String == correlationID)
+            #expect(properties["delivery_mode"] as? Int == 2)
+            let payload = try #require((message["payload"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any])
+            #expect(payload["notification_id"] as? String == id)
+            #expect(payload["user_id"] as? String == userID)
+            #expect(payload["template_code"] as? String == "ping")
+            #expect((payload["variables"] as? [String: Any])?["name"] as? String == "Ada")
+            #expect(payload["request_id"] as? String == "via-broker")
+            #expect(payload["attempt"] as? Int == 0)
+            // The outbox row is marked published only because RabbitMQ routed it.
+            let published = try await stack.infra.withDatabase(.notifications) { client in
+                var count = 0
+                for try await n in try await client.query(
+                    "SELECT count(*)::int FROM outbox WHERE message_id = \(String(jobID)) AND published_at IS NOT NULL",
+                    logger: TestInfrastructure.logger
+                ).decode(Int.self) { count = n }
+                return count
+            }
+            #expect(published == 1)
+
+            // A worker started now consumes it from the queue and the email goes out.
+            try stack.start(.emailWorker)
+            try await stack.waitHealthy(.emailWorker)
+            let mail = try await stack.waitForEmail(id)
+            #expect(mail.text == "Hi Ada")
+            _ = try await stack.waitForStatus(id, "sent")
+            _ = try await eventually("email.queue empty") { () -> Bool? in
+                try await management.peek(queue: "email.queue", count: 1).isEmpty ? true : nil
+            }
+        }
+    }
+
+    @Test("the same request_id twice is accepted once and sends exactly one email")
+    func sameRequestIDSendsOneEmail() async throws {
+        try await Stack.with { stack in
+            let userID = try await stack.createUser()
+            try await stack.createTemplate(["code": "once", "name": "Once", "channel": "email", "subject": "Once", "body": "Only once, {{name}}"])
+            let body: [String: Any] = [
+                "notification_type": "email", "user_id": userID, "template_code": "once", "variables": ["name": "Ada"], "request_id": "dup-1",
+            ]
+            let first = try await stack.send(body)
+            let second = try await stack.send(body)
+            #expect(first.status == 202)
+            #expect(second.status == 200)
+            #expect(second.headers.first(name: "Idempotent-Replayed") == "true")
+            let id = try #require(first.data["notification_id"] as? String)
+            #expect(second.data["notification_id"] as? String == id)
+
+            var changed = body
+            changed["variables"] = ["name": "Someone else"]
+            let conflict = try await stack.send(changed)
+            #expect(conflict.status == 422)
+            #expect(conflict.error == "IDEMPOTENCY_CONFLICT")
+
+            // A later notification through the same worker: once it has arrived, a duplicate of the first would have too.
+            let sentinel = try await stack.send([
+                "notification_type": "email", "user_id": userID, "template_code": "once", "variables": ["name": "Bob"], "request_id": "dup-2",
+            ])
+            let sentinelID = try #require(sentinel.data["notification_id"] as? String)
+            _ = try await stack.waitForEmail(id)
+            _ = try await stack.waitForEmail(sentinelID)
+            _ = try await stack.waitForStatus(sentinelID, "sent")
+            #expect(ReceivedEmail.with(messageID: "\(id)@notify.local", in: stack.infra.maildir).count == 1)
+
+            let rows = try await stack.infra.withDatabase(.notifications) { client in
+                var counts: [Int] = []
+                for try await row in try await client.query(
+                    """
+                    SELECT (SELECT count(*)::int FROM notifications WHERE request_id = 'dup-1'),
+                           (SELECT count(*)::int FROM jobs j JOIN notifications n ON n.id = j.notification_id WHERE n.request_id = 'dup-1'),
+                           (SELECT count(*)::int FROM outbox o JOIN jobs j ON o.message_id = j.id::text
+                              JOIN notifications n ON n.id = j.notification_id WHERE n.request_id = 'dup-1')
+                    """, logger: TestInfrastructure.logger
+                ).decode((Int, Int, Int).self) { counts = [row.0, row.1, row.2] }
+                return counts
+            }
+            #expect(rows == [1, 1, 1])
+        }
+    }
+
+    @Test("a push notification reaches the FCM-style provider with the rendered title and body, and becomes sent")
+    func pushArrives() async throws {
+        try await Stack.with { stack in
+            let token = "fcm-token-\(UUID().uuidString)"
+            let userID = try await stack.createUser(pushToken: token)
+            try await stack.createTemplate([
+                "code": "order_shipped", "name": "Order shipped", "channel": "push", "title": "Order {{order}} shipped",
+                "body": "Hi {{name}}, it is on its way", "link": "https://example.com/orders/{{order}}",
+            ])
+            let accepted = try await stack.send([
+                "notification_type": "push", "user_id": userID, "template_code": "order_shipped",
+                "variables": ["name": "Ada", "order": "A-17"], "request_id": "push-1",
+            ])
+            #expect(accepted.status == 202)
+            let id = try #require(accepted.data["notification_id"] as? String)
+            let message = try await eventually("push at the provider") { () -> [String: Any]? in
+                stack.fcm.messages().compactMap { $0["message"] as? [String: Any] }.first { $0["token"] as? String == token }
+            }
+            let notification = try #require(message["notification"] as? [String: Any])
+            #expect(notification["title"] as? String == "Order A-17 shipped")
+            #expect(notification["body"] as? String == "Hi Ada, it is on its way")
+            let data = try #require(message["data"] as? [String: Any])
+            #expect(data["notification_id"] as? String == id)
+            #expect(data["link"] as? String == "https://example.com/orders/A-17")
+            _ = try await stack.waitForStatus(id, "sent")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Logging
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+import Testing
+
+/// The gateway's contract against real PostgreSQL: credentials, validation, the one-transaction write, status.
+@Suite("Gateway API", .serialized)
+struct GatewayAPITests {
+    static var valid: [String: Any] {
+        [
+        "notification_type": "email", "user_id": "7f1c2a52-5d7e-4a8c-9a55-0c8f3f1e2b10", "template_code": "welcome",
+        "variables": ["name": "Ada"], "request_id": "r-1", "priority": 1,
+        ]
+    }
+
+    @Test("a request without a credential, or with an unknown key, is 401 in the envelope")
+    func unauthorized() async throws {
+        try await Stack.with(services: [.gateway]) { stack in
+            let url = "\(stack.url(.gateway))/api/v1/notifications/"
+            let missing = try await stack.call(.POST, url, json: Self.valid)
+            #expect(missing.status == 401)
+            #expect(missing.error == "UNAUTHORIZED")
+            #expect(missing.json["success"] as? Bool == false)
+            #expect(missing.json["meta"] is [String: Any])
+            let wrong = try await stack.call(.POST, url, json: Self.valid, headers: ["Authorization": "Bearer nk_nope_nope"])
+            #expect(wrong.status == 401)
+            let header = try await stack.call(.POST, url, json: Self.valid, headers: ["X-API-Key": stack.apiKey])
+            #expect(header.status == 202)
+        }
+    }
+
+    @Test("a key without the write scope is 403")
+    func forbidden() async throws {
+        try await Stack.with(services: [.gateway]) { stack in
+            let readOnly = try await stack.createKey(scopes: ["notifications:read"])
+            let reply = try await stack.call(
+                .POST, "\(stack.url(.gateway))/api/v1/notifications/", json: Self.valid, headers: ["Authorization": "Bearer \(readOnly)"])
+            #expect(reply.status == 403)
+            #expect(reply.error == "FORBIDDEN")
+        }
+    }
+
+    @Test("an invalid body is 400 VALIDATION_ERROR listing every bad field")
+    func validation() async throws {
+        try await Stack.with(services: [.gateway]) { stack in
+            let reply = try await stack.send([
+                "notification_type": "sms", "user_id": "not-a-uuid", "variables": "nope", "priority": "high",
+                "request_id": String(repeating: "x", count: 256),
+            ])
+            #expect(reply.status == 400)
+            #expect(reply.error == "VALIDATION_ERROR")
+            let fields = Set(reply.details.compactMap { $0["field"] })
+            #expect(fields == ["notification_type", "user_id", "template_code", "variables", "priority", "request_id"])
+
+            let notJSON = try await stack.call(
+                .POST, "\(stack.url(.gateway))/api/v1/notifications/", json: ["a"], headers: stack.clientAuth)
+            #expect(notJSON.status == 400)
+            #expect(notJSON.error == "VALIDATION_ERROR")
+        }
+    }
+
+    @Test("an accepted notification is one transaction: notification, available job and outbox row with the correlation id")
+    func acceptedWritesOneTransaction() async throws {
+        try await Stack.with(services: [.gateway]) { stack in
+            let reply = try await stack.send(Self.valid, headers: ["X-Correlation-ID": "corr-tx-1"])
+            #expect(reply.status == 202)
+            #expect(reply.data["notification_type"] as? String == "email")
+            #expect(reply.data["request_id"] as? String == "r-1")
+            #expect(reply.data["created_at"] is String)
+            let id = try #require((reply.data["notification_id"] as? String).flatMap(UUID.init(uuidString:)))
+            let row = try await stack.infra.withDatabase(.notifications) { client in
+                var found: (String, String, String, String, Int)?
+                for try await row in try await client.query(
+                    """
+                    SELECT n.status, j.state, o.correlation_id, o.routing_key, o.priority
+                    FROM notifications n JOIN jobs j ON j.notification_id = n.id JOIN outbox o ON o.message_id = j.id::text
+                    WHERE n.id = \(id)
+                    """, logger: TestInfrastructure.logger
+                ).decode((String, String, String, String, Int).self) { found = row }
+                return found
+            }
+            let (status, state, correlationID, routingKey, priority) = try #require(row)
+            #expect(status == "pending")
+            #expect(state == "available")
+            #expect(correlationID == "corr-tx-1")
+            #expect(routingKey == "email")
+            #expect(priority == 1)
+
+            let shown = try await stack.notification(id.uuidString)
+            #expect(shown.status == 200)
+            #expect(shown.data["status"] as? String == "pending")
+            #expect(shown.data["correlation_id"] as? String == "corr-tx-1")
+        }
+    }
+
+    @Test("the Idempotency-Key header stands in for request_id")
+    func idempotencyKeyHeader() async throws {
+        try await Stack.with(services: [.gateway]) { stack in
+            var body = Self.valid
+            body.removeValue(forKey: "request_id")
+            let first = try await stack.send(body, headers: ["Idempotency-Key": "idem-7"])
+            let second = try await stack.send(body, headers: ["Idempotency-Key": "idem-7"])
+            #expect(first.status == 202)
+            #expect(first.data["request_id"] as? String == "idem-7")
+            #expect(second.status == 200)
+            #expect(second.data["notification_id"] as? String == first.data["notification_id"] as? String)
+        }
+    }
+
+    @Test("unknown notifications and unknown paths are 404 in the envelope; health answers without a credential")
+    func notFoundAndHealth() async throws {
+        try await Stack.with(services: [.gateway]) { stack in
+            let unknown = try await stack.notification(UUID().uuidString)
+            #expect(unknown.status == 404)
+            #expect(unknown.error == "NOTIFICATION_NOT_FOUND")
+            let path = try await stack.call(.GET, "\(stack.url(.gateway))/api/v1/nothing-here", headers: stack.clientAuth)
+            #expect(path.status == 404)
+            #expect(path.json["success"] as? Bool == false)
+            let health = try await stack.call(.GET, "\(stack.url(.gateway))/health")
+            #expect(health.status == 200)
+            #expect(health.data["status"] as? String == "up")
+            #expect((health.data["checks"] as? [String: Any])?["postgres"] != nil)
+            let versioned = try await stack.call(.GET, "\(stack.url(.gateway))/api/v1/health/")
+            #expect(versioned.status == 200)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import NotificationModel
+import SMTPTransport
+import Testing
+import Workers
+
+@Suite("Rendering")
+struct RenderingTests {
+    @Test("variables are filled in; HTML parts escape them unless asked for raw output")
+    func rendersVariables() {
+        let variables: [String: JSONValue] = ["name": .string("Ada & <Bob>"), "count": .number(3), "ok": .bool(true)]
+        #expect(TemplateRenderer.render("Hi {{name}}, {{ count }} new, {{ok}}{{missing}}", variables: variables, html: false)
+            == "Hi Ada & <Bob>, 3 new, true")
+        #expect(TemplateRenderer.render("<b>{{name}}</b>", variables: variables, html: true) == "<b>Ada &amp; &lt;Bob&gt;</b>")
+        #expect(TemplateRenderer.render("{{{name}}}|{{& name}}", variables: variables, html: true) == "Ada & <Bob>|Ada & <Bob>")
+        #expect(TemplateRenderer.render("unclosed {{name", variables: variables, html: false) == "unclosed {{name")
+    }
+
+    @Test("an email is valid MIME: encoded UTF-8 subject, Message-ID, text and HTML parts in base64, no header injection")
+    func composesMIME() throws {
+        let message = EmailMessage(
+            from: "notifications@notify.local", fromName: "Notify", to: "ada@example.com", toName: "Ada Lövelace",
+            subject: "Grüße\r\nBcc: evil@example.com", text: "Hallo ✓", html: "<p>Hallo ✓</p>", messageID: "abc@notify.local",
+            headers: [("X-Correlation-ID", "c-1")])
+        let raw = message.rendered(date: Date(timeIntervalSince1970: 0))
+        let email = ReceivedEmail(raw: raw)
+        #expect(email.subject == "Grüße  Bcc: evil@example.com")
+        #expect(email.header("Bcc") == nil)
+        #expect(email.messageID == "<abc@notify.local>")
+        #expect(email.header("Date") == "Thu, 01 Jan 1970 00:00:00 +0000")
+        #expect(email.header("To") == "=?UTF-8?B?\(Data("Ada Lövelace".utf8).base64EncodedString())?= <ada@example.com>")
+        #expect(email.header("X-Correlation-ID") == "c-1")
+        #expect(email.text == "Hallo ✓")
+        #expect(email.html == "<p>Hallo ✓</p>")
+        #expect(raw.contains("\r\n"))
+        #expect(!raw.replacingOccurrences(of: "\r\n", with: "").contains("\n"))
+    }
+
+    @Test("backoff grows exponentially, is jittered, and never exceeds the cap")
+    func backoffBounds() {
+        for attempt in 1...20 {
+            let delay = Backoff.delay(attempt: attempt, base: .seconds(2), cap: .seconds(60))
+            let ceiling = min(2.0 * pow(2, Double(attempt - 1)), 60)
+            let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+            #expect(seconds >= ceiling / 2 - 0.001 && seconds <= ceiling + 0.001, "attempt \(attempt): \(seconds)s outside [\(ceiling / 2), \(ceiling)]")
+        }
+    }
+}

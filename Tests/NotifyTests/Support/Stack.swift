@@ -1,0 +1,208 @@
+import AsyncHTTPClient
+import Broker
+import Credentials
+import Foundation
+import Hummingbird
+import Logging
+import Migrations
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+import Testing
+
+/// The processes of the platform, each a real `notify` subprocess, against the real infrastructure, isolated in the
+/// test's own databases and vhost. `Stack.with` tears everything down, whatever the test did.
+final class Stack: @unchecked Sendable {
+    enum Service: String, CaseIterable, Sendable {
+        case users, templates, gateway, relay, emailWorker = "email-worker", pushWorker = "push-worker"
+
+        var portKey: String {
+            switch self {
+            case .users: return "NOTIFY_USERS_PORT"
+            case .templates: return "NOTIFY_TEMPLATES_PORT"
+            case .gateway: return "NOTIFY_GATEWAY_PORT"
+            case .relay: return "NOTIFY_RELAY_PORT"
+            case .emailWorker: return "NOTIFY_EMAIL_WORKER_PORT"
+            case .pushWorker: return "NOTIFY_PUSH_WORKER_PORT"
+            }
+        }
+    }
+
+    let infra: TestInfrastructure
+    let http: HTTPClient
+    let fcm: FakeFCM
+    let ports: [Service: Int]
+    private(set) var processes: [Service: NotifyProcess] = [:]
+    private(set) var apiKey = ""
+
+    private init(infra: TestInfrastructure, http: HTTPClient, fcm: FakeFCM) {
+        self.infra = infra
+        self.http = http
+        self.fcm = fcm
+        var ports: [Service: Int] = [:]
+        for service in Service.allCases { ports[service] = freePort() }
+        self.ports = ports
+    }
+
+    static func with<T: Sendable>(
+        services: [Service] = Service.allCases, _ body: @Sendable (Stack) async throws -> T
+    ) async throws -> T {
+        let infra = try TestInfrastructure()
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let fcm = FakeFCM()
+        let stack = Stack(infra: infra, http: http, fcm: fcm)
+        let fcmApp = fcm.makeApplication()
+        do {
+            let result = try await withThrowingTaskGroup(of: Void.self) { group -> T in
+                group.addTask { try await fcmApp.run() }
+                defer { group.cancelAll() }
+                _ = try await eventually("fake FCM listening") { fcm.port.withLockedValue { $0 } > 0 ? true : nil }
+                try await stack.prepare()
+                for service in services { try stack.start(service) }
+                for service in services { try await stack.waitHealthy(service) }
+                return try await body(stack)
+            }
+            await stack.teardown()
+            return result
+        } catch {
+            for (service, process) in stack.processes where !process.log.isEmpty {
+                print("---- log of \(service.rawValue) ----\n" + String(process.log.suffix(4000)))
+            }
+            await stack.teardown()
+            throw error
+        }
+    }
+
+    private func prepare() async throws {
+        try await infra.management(http).ensureVhost(user: infra.rabbit.user)
+        try await Migrator(
+            settings: infra.postgres, directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"), logger: TestInfrastructure.logger
+        ).run()
+        apiKey = try await createKey(scopes: ["notifications:write", "notifications:read"])
+    }
+
+    func createKey(client: String = "test-client", scopes: [String]) async throws -> String {
+        try await infra.withDatabase(.notifications) { client in
+            try await APIKeyStore(client: client, logger: TestInfrastructure.logger).create(client: "test-client", name: "test", scopes: scopes).key
+        }
+    }
+
+    private func teardown() async {
+        for process in processes.values { await process.stop() }
+        try? await infra.management(http).deleteVhost()
+        await infra.dropDatabases()
+        try? await http.shutdown()
+    }
+
+    func url(_ service: Service) -> String { "http://127.0.0.1:\(ports[service]!)" }
+
+    func start(_ service: Service, extra: [String: String] = [:]) throws {
+        var environment: [String: String] = [
+            "NOTIFY_USERS_URL": url(.users),
+            "NOTIFY_TEMPLATES_URL": url(.templates),
+            "NOTIFY_FCM_URL": fcm.url,
+            "NOTIFY_FCM_PROJECT": "test-project",
+            "NOTIFY_RELAY_POLL_MS": "200",
+        ]
+        for (other, port) in ports { environment[other.portKey] = String(port) }
+        for (key, value) in extra { environment[key] = value }
+        processes[service] = try NotifyProcess(
+            name: service.rawValue, arguments: [service.rawValue], environment: infra.processEnvironment(environment))
+    }
+
+    func stop(_ service: Service) async {
+        await processes[service]?.stop()
+    }
+
+    func process(_ service: Service) -> NotifyProcess? { processes[service] }
+
+    func waitHealthy(_ service: Service) async throws {
+        _ = try await eventually("\(service.rawValue) healthy", timeout: .seconds(60)) { () -> Bool? in
+            guard self.processes[service]?.isRunning == true else { throw ProcessExited(service: service.rawValue) }
+            let response = try await self.call(.GET, "\(self.url(service))/health")
+            return response.status == 200 ? true : nil
+        }
+    }
+
+    // MARK: HTTP
+
+    struct Reply: @unchecked Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var json: [String: Any]
+
+        var data: [String: Any] { json["data"] as? [String: Any] ?? [:] }
+        var error: String? { json["error"] as? String }
+        var details: [[String: String]] { json["details"] as? [[String: String]] ?? [] }
+    }
+
+    func call(_ method: HTTPMethod, _ url: String, json: Any? = nil, headers: [String: String] = [:]) async throws -> Reply {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))
+        }
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 8 << 20)
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+        return Reply(status: Int(response.status.code), headers: response.headers, json: object)
+    }
+
+    var serviceAuth: [String: String] { ["Authorization": "Bearer \(infra.serviceKey)"] }
+    var clientAuth: [String: String] { ["Authorization": "Bearer \(apiKey)"] }
+
+    func createUser(name: String = "Ada Lovelace", email: String? = nil, pushToken: String? = nil, emailEnabled: Bool = true) async throws -> String {
+        var body: [String: Any] = [
+            "name": name, "email": email ?? "ada.\(UUID().uuidString.prefix(8))@example.com", "password": "correct horse battery",
+            "preferences": ["email": emailEnabled, "push": true],
+        ]
+        if let pushToken { body["push_token"] = pushToken }
+        let reply = try await call(.POST, "\(url(.users))/api/v1/users/", json: body, headers: serviceAuth)
+        guard reply.status == 201, let id = reply.data["user_id"] as? String else { throw UnexpectedReply(reply: reply.json, status: reply.status) }
+        return id
+    }
+
+    func createTemplate(_ fields: [String: Any]) async throws {
+        let reply = try await call(.POST, "\(url(.templates))/api/v1/templates/", json: fields, headers: serviceAuth)
+        guard reply.status == 201 else { throw UnexpectedReply(reply: reply.json, status: reply.status) }
+    }
+
+    func send(_ body: [String: Any], headers: [String: String] = [:]) async throws -> Reply {
+        try await call(.POST, "\(url(.gateway))/api/v1/notifications/", json: body, headers: clientAuth.merging(headers) { $1 })
+    }
+
+    func notification(_ id: String) async throws -> Reply {
+        try await call(.GET, "\(url(.gateway))/api/v1/notifications/\(id)/", headers: clientAuth)
+    }
+
+    /// Waits until the notification reaches `status`.
+    func waitForStatus(_ id: String, _ status: String, timeout: Duration = .seconds(30)) async throws -> [String: Any] {
+        try await eventually("notification \(id) \(status)", timeout: timeout) { () -> [String: Any]? in
+            let reply = try await self.notification(id)
+            return reply.data["status"] as? String == status ? reply.data : nil
+        }
+    }
+
+    /// Waits for the email with this notification's Message-ID at the SMTP sink.
+    func waitForEmail(_ notificationID: String, timeout: Duration = .seconds(30)) async throws -> ReceivedEmail {
+        try await eventually("email for \(notificationID)", timeout: timeout) {
+            ReceivedEmail.with(messageID: "\(notificationID)@notify.local", in: self.infra.maildir).first
+        }
+    }
+}
+
+struct ProcessExited: Error, CustomStringConvertible {
+    var service: String
+    var description: String { "\(service) exited" }
+}
+
+struct UnexpectedReply: Error, @unchecked Sendable, CustomStringConvertible {
+    var reply: [String: Any]
+    var status: Int
+    var description: String { "unexpected reply \(status): \(reply)" }
+}
