@@ -120,13 +120,13 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: ["NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "UserService",
             dependencies: [
-                "NotifyHTTP", "NotifyConfig", "RedisCache", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -30,7 +30,7 @@ struct NotificationController: Sendable {
         case .created(let notification):
             context.logger.info(
                 "notification accepted",
-                metadata: ["notification_id": .string(notification.notificationID.uuidString.lowercased()), "request_id": .string(new.requestID)])
+                metadata: ["notification_id": .string(notification.notificationID), "request_id": .string(new.requestID)])
             return .envelope(.accepted, data: Accepted(notification), message: "Notification accepted")
         case .replayed(let notification):
             return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])
@@ -94,7 +94,7 @@ struct NotificationController: Sendable {
 
 /// The `data` of a 202: what the client needs to follow its notification.
 struct Accepted: Encodable, Sendable {
-    var notificationID: UUID
+    var notificationID: String
     var requestID: String
     var status: String
     var notificationType: String

@@ -37,10 +37,10 @@ struct NewNotification: Sendable, Encodable {
 
 /// A notification as its status endpoint shows it.
 struct NotificationResource: Codable, Sendable {
-    var notificationID: UUID
+    var notificationID: String
     var requestID: String
     var notificationType: String
-    var userID: UUID
+    var userID: String
     var templateCode: String
     var status: String
     var priority: Int
@@ -139,7 +139,7 @@ struct NotificationRepository: Sendable {
             (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?).self)
         {
             return NotificationResource(
-                notificationID: row.0, requestID: row.1, notificationType: row.2, userID: row.3, templateCode: row.4, status: row.5,
+                notificationID: row.0.lowercased, requestID: row.1, notificationType: row.2, userID: row.3.lowercased, templateCode: row.4, status: row.5,
                 priority: row.6, correlationID: row.7, attempts: row.8, jobState: row.9, lastError: row.10, createdAt: row.11,
                 updatedAt: row.12, sentAt: row.13, sendAt: row.14)
         }

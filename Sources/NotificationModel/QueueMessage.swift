@@ -27,6 +27,20 @@ public struct QueueMessage: Codable, Sendable, Equatable {
         self.attempt = attempt
     }
 
+    /// UUIDs go out in lowercase, the canonical text form (Swift's default is uppercase).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(notificationID.lowercased, forKey: .notificationID)
+        try container.encode(jobID, forKey: .jobID)
+        try container.encode(userID.lowercased, forKey: .userID)
+        try container.encode(templateCode, forKey: .templateCode)
+        try container.encode(variables, forKey: .variables)
+        try container.encode(requestID, forKey: .requestID)
+        try container.encode(priority, forKey: .priority)
+        try container.encodeIfPresent(metadata, forKey: .metadata)
+        try container.encode(attempt, forKey: .attempt)
+    }
+
     enum CodingKeys: String, CodingKey {
         case notificationID = "notification_id"
         case jobID = "job_id"
@@ -44,4 +58,9 @@ public enum NotificationChannel: String, Codable, Sendable, CaseIterable {
 
     public var routingKey: String { rawValue }
     public var queueName: String { "\(rawValue).queue" }
+}
+
+extension UUID {
+    /// The canonical lowercase text form used in every API response, message and header.
+    public var lowercased: String { uuidString.lowercased() }
 }

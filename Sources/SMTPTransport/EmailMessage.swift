@@ -86,7 +86,10 @@ public struct EmailMessage: Sendable {
 
     /// Header values never carry line breaks (header injection).
     static func headerSafe(_ value: String) -> String {
-        String(value.map { $0 == "\r" || $0 == "\n" ? " " : $0 })
+        // On scalars, not Characters: "\r\n" is a single Character and would slip past a Character comparison.
+        var scalars = String.UnicodeScalarView()
+        for scalar in value.unicodeScalars { scalars.append(scalar == "\r" || scalar == "\n" ? " " : scalar) }
+        return String(scalars)
     }
 
     static func rfc5322Date(_ date: Date) -> String {

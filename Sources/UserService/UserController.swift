@@ -39,7 +39,7 @@ struct UserController: Sendable {
         do {
             let user = try await repository.create(
                 name: name, email: email, passwordHash: hash, pushToken: pushToken, emailEnabled: emailEnabled, pushEnabled: pushEnabled)
-            context.logger.info("user created", metadata: ["user_id": .string(user.userID.uuidString)])
+            context.logger.info("user created", metadata: ["user_id": .string(user.userID)])
             return .envelope(.created, data: user, message: "User created")
         } catch UserRepositoryError.emailTaken {
             throw APIError(.conflict, code: "EMAIL_TAKEN", message: "A user with this email already exists")

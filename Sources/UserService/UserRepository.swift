@@ -1,4 +1,5 @@
 import Foundation
+import NotificationModel
 import Logging
 import PostgresNIO
 
@@ -9,7 +10,7 @@ public struct UserResource: Codable, Sendable, Equatable {
         public var push: Bool
     }
 
-    public var userID: UUID
+    public var userID: String
     public var name: String
     public var email: String
     public var pushToken: String?
@@ -72,6 +73,6 @@ public struct UserRepository: Sendable {
 
     static func resource(_ row: (UUID, String, String, String?, Bool, Bool, Date)) -> UserResource {
         UserResource(
-            userID: row.0, name: row.1, email: row.2, pushToken: row.3, preferences: .init(email: row.4, push: row.5), createdAt: row.6)
+            userID: row.0.lowercased, name: row.1, email: row.2, pushToken: row.3, preferences: .init(email: row.4, push: row.5), createdAt: row.6)
     }
 }
