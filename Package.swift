@@ -31,6 +31,13 @@ let package = Package(
 
         .target(name: "NotificationModel", swiftSettings: swiftSettings),
         .target(
+            name: "Breakers",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Credentials",
             dependencies: [
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -42,7 +49,7 @@ let package = Package(
         .target(
             name: "NotifyHTTP",
             dependencies: [
-                "NotificationModel",
+                "NotificationModel", "Breakers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -69,7 +76,7 @@ let package = Package(
         .target(
             name: "RedisCache",
             dependencies: [
-                "CHiredis",
+                "CHiredis", "Breakers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -79,6 +86,7 @@ let package = Package(
             name: "JobQueue",
             dependencies: [
                 "NotificationModel",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -87,7 +95,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "CAMQP",
+                "CAMQP", "Breakers",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,7 +107,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig",
+                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -137,7 +145,7 @@ let package = Package(
         .target(
             name: "Workers",
             dependencies: [
-                "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig",
+                "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -160,7 +168,7 @@ let package = Package(
             name: "NotifyTests",
             dependencies: [
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue", "Broker",
-                "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin",
+                "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin", "Breakers",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

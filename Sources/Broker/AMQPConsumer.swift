@@ -1,3 +1,4 @@
+import Breakers
 import CAMQP
 import Foundation
 import Logging
@@ -16,8 +17,9 @@ public struct AMQPDelivery: Sendable {
 /// Consumes one queue over AMQP 0-9-1 with librabbitmq, manual acks and a bounded prefetch.
 /// librabbitmq is not thread-safe, so the connection lives on one dedicated thread: deliveries leave it through an
 /// `AsyncStream`, acks come back through a locked queue that the thread drains between reads. The thread reconnects
-/// with capped backoff when the broker goes away; deliveries from a lost connection can no longer be acked and will be
-/// redelivered by RabbitMQ, which the job claim makes harmless.
+/// when the broker goes away, paced by its circuit breaker (a lost connection trips it; the open time grows with each
+/// failed probe); deliveries from a lost connection can no longer be acked and will be redelivered by RabbitMQ, which
+/// the job claim makes harmless.
 public final class AMQPConsumer: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var host: String
@@ -62,11 +64,14 @@ public final class AMQPConsumer: @unchecked Sendable {
     private let continuation: AsyncStream<Event>.Continuation
     private let configuration: Configuration
     private let logger: Logger
+    /// Open while the broker is unreachable: workers switch to the PostgreSQL fallback.
+    public let breaker: CircuitBreaker
     private let shared = NIOLockedValueBox(Shared())
     private let finished = ConditionLock(value: false)
 
-    public init(configuration: Configuration, logger: Logger) {
+    public init(configuration: Configuration, breaker: CircuitBreaker, logger: Logger) {
         self.configuration = configuration
+        self.breaker = breaker
         self.logger = logger
         (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
     }
@@ -106,20 +111,22 @@ public final class AMQPConsumer: @unchecked Sendable {
 
     private func runLoop() {
         var generation = 0
-        var backoff = 0.1
         while !stopping {
+            guard breaker.allow() else {
+                sleepUnlessStopping(0.05)
+                continue
+            }
             let connection: amqp_connection_state_t
             switch connect() {
             case .success(let opened):
                 connection = opened
+                breaker.record(success: true)
             case .failure(let reason):
+                breaker.record(success: false)
                 continuation.yield(.disconnected(reason: reason))
-                sleepUnlessStopping(backoff)
-                backoff = min(backoff * 2, 5)
                 continue
             }
             generation += 1
-            backoff = 0.1
             shared.withLockedValue { $0.connected = true }
             continuation.yield(.connected)
             let reason = consume(connection, generation: generation)
@@ -131,6 +138,7 @@ public final class AMQPConsumer: @unchecked Sendable {
             }
             amqp_destroy_connection(connection)
             if let reason {
+                breaker.record(success: false)
                 logger.warning("amqp connection lost", metadata: ["queue": .string(configuration.queue), "reason": .string(reason)])
                 continuation.yield(.disconnected(reason: reason))
             }

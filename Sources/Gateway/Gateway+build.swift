@@ -8,17 +8,20 @@ import PostgresNIO
 public struct GatewayConfiguration: Sendable {
     public var listen: ListenSettings
     public var postgres: PostgresSettings
+    public var maxAttempts: Int
 
-    public init(listen: ListenSettings, postgres: PostgresSettings) {
+    public init(listen: ListenSettings, postgres: PostgresSettings, maxAttempts: Int = 8) {
         self.listen = listen
         self.postgres = postgres
+        self.maxAttempts = maxAttempts
     }
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
         self.init(
             listen: ListenSettings(env, portKey: "NOTIFY_GATEWAY_PORT", defaultPort: 8000, problems: &problems),
-            postgres: PostgresSettings(env, problems: &problems)
+            postgres: PostgresSettings(env, problems: &problems),
+            maxAttempts: env.int("NOTIFY_MAX_ATTEMPTS", default: 8, problems: &problems)
         )
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
@@ -32,7 +35,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
     HealthRoutes(service: "gateway", checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }])
         .register(on: router)
     let api = router.group().add(middleware: APIKeyMiddleware(store: APIKeyStore(client: postgres, logger: logger)))
-    NotificationController(repository: NotificationRepository(client: postgres, logger: logger)).register(on: api)
+    NotificationController(repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger)).register(on: api)
 
     return Application(
         router: router,

@@ -11,6 +11,22 @@ struct NotificationController: Sendable {
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/notifications", use: create)
         router.get("/api/v1/notifications/:id", use: show)
+        router.post("/api/v1/notifications/:id/retry", use: retry)
+    }
+
+    /// Re-queues a failed (dead-lettered) notification with a fresh set of attempts.
+    @Sendable func retry(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        try identity.require("notifications:write")
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
+            let replayed = try await repository.replay(id: id, client: identity.client)
+        else { throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id") }
+        guard replayed else {
+            throw APIError(.conflict, code: "NOT_RETRYABLE", message: "Only a failed notification can be retried")
+        }
+        guard let notification = try await repository.find(id: id, client: identity.client) else { throw APIError.internalError }
+        context.logger.info("notification replayed", metadata: ["notification_id": .string(notification.notificationID)])
+        return .envelope(.accepted, data: notification, message: "Notification re-queued")
     }
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
@@ -31,7 +47,7 @@ struct NotificationController: Sendable {
             context.logger.info(
                 "notification accepted",
                 metadata: ["notification_id": .string(notification.notificationID), "request_id": .string(new.requestID)])
-            return .envelope(.accepted, data: Accepted(notification), message: "Notification accepted")
+            return .envelope(.accepted, data: notification, message: "Notification accepted")
         case .replayed(let notification):
             return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])
         case .conflict:
@@ -99,6 +115,14 @@ struct Accepted: Encodable, Sendable {
     var status: String
     var notificationType: String
     var createdAt: Date
+
+    init(notificationID: String, requestID: String, status: String, notificationType: String, createdAt: Date) {
+        self.notificationID = notificationID
+        self.requestID = requestID
+        self.status = status
+        self.notificationType = notificationType
+        self.createdAt = createdAt
+    }
 
     init(_ resource: NotificationResource) {
         notificationID = resource.notificationID

@@ -72,7 +72,8 @@ struct NotificationResource: Codable, Sendable {
 }
 
 enum CreateOutcome: Sendable {
-    case created(NotificationResource)
+    /// Newly accepted: what the client is told (status `pending`), as of the commit, whatever a worker did since.
+    case created(Accepted)
     case replayed(NotificationResource)
     case conflict
 }
@@ -80,6 +81,7 @@ enum CreateOutcome: Sendable {
 /// The gateway's SQL: the notification, its job and its outbox message are written in ONE transaction.
 struct NotificationRepository: Sendable {
     let client: PostgresClient
+    let maxAttempts: Int
     let logger: Logger
 
     func create(_ new: NewNotification, client clientName: String, correlationID: String) async throws -> CreateOutcome {
@@ -87,9 +89,8 @@ struct NotificationRepository: Sendable {
         let id = UUID()
         let variables = String(decoding: try JSONEncoder.canonical.encode(new.variables), as: UTF8.self)
         let metadata = try new.metadata.map { String(decoding: try JSONEncoder.canonical.encode($0), as: UTF8.self) }
-        let scheduled = new.sendAt.map { $0 > Date() } ?? false
 
-        let inserted: Bool = try await client.withTransaction(logger: logger) { connection in
+        let inserted: Date? = try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query(
                 """
                 INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
@@ -97,26 +98,22 @@ struct NotificationRepository: Sendable {
                 VALUES (\(id), \(clientName), \(new.requestID), \(hash), \(new.channel.rawValue), \(new.userID), \(new.templateCode),
                         \(new.language), \(variables)::jsonb, \(metadata)::jsonb, \(new.priority), \(new.sendAt), \(correlationID))
                 ON CONFLICT (client, request_id) DO NOTHING
-                RETURNING id
+                RETURNING created_at
                 """, logger: logger)
-            var created = false
-            for try await _ in rows.decode(UUID.self) { created = true }
-            guard created else { return false }
-            let jobID = try await JobStore.insert(
-                on: connection, notificationID: id, channel: new.channel, priority: new.priority,
-                state: scheduled ? .scheduled : .available, runAt: new.sendAt, logger: logger)
-            if !scheduled {
-                let message = QueueMessage(
-                    notificationID: id, jobID: jobID, userID: new.userID, templateCode: new.templateCode, variables: new.variables,
-                    requestID: new.requestID, priority: new.priority, metadata: new.metadata, attempt: 0)
-                let payload = String(decoding: try JSONEncoder.canonical.encode(message), as: UTF8.self)
-                try await OutboxStore.insert(
-                    on: connection, routingKey: new.channel.routingKey, messageID: String(jobID), correlationID: correlationID,
-                    priority: new.priority, payload: payload, logger: logger)
-            }
-            return true
+            var createdAt: Date?
+            for try await value in rows.decode(Date.self) { createdAt = value }
+            guard let createdAt else { return nil }
+            _ = try await JobStore.insert(
+                on: connection, notificationID: id, channel: new.channel, priority: new.priority, runAt: new.sendAt, maxAttempts: maxAttempts,
+                logger: logger)
+            return createdAt
         }
-        if inserted, let resource = try await find(id: id, client: clientName) { return .created(resource) }
+        if let createdAt = inserted {
+            return .created(
+                Accepted(
+                    notificationID: id.lowercased, requestID: new.requestID, status: "pending", notificationType: new.channel.rawValue,
+                    createdAt: createdAt))
+        }
 
         let rows = try await client.query(
             "SELECT id, payload_hash FROM notifications WHERE client = \(clientName) AND request_id = \(new.requestID)", logger: logger)
@@ -144,6 +141,17 @@ struct NotificationRepository: Sendable {
                 updatedAt: row.12, sentAt: row.13, sendAt: row.14)
         }
         return nil
+    }
+}
+
+extension NotificationRepository {
+    /// Replays a dead-lettered notification of this client (the SQL function `replay_dead_letter`).
+    /// Returns nil when there is no such notification, false when it is not failed.
+    func replay(id: UUID, client clientName: String) async throws -> Bool? {
+        guard try await find(id: id, client: clientName) != nil else { return nil }
+        let rows = try await client.query("SELECT replay_dead_letter(\(id))", logger: logger)
+        for try await replayed in rows.decode(Bool.self) { return replayed }
+        return false
     }
 }
 

@@ -18,6 +18,14 @@ public struct ClaimedJob: Sendable {
     public var correlationID: String
 }
 
+/// How a worker came to claim a job.
+public enum ClaimPath: String, Sendable {
+    /// From a RabbitMQ message.
+    case broker
+    /// Straight from PostgreSQL while the broker circuit is open.
+    case fallback
+}
+
 /// All SQL that moves jobs between states. Functions that must join a caller's transaction take `on connection`.
 public struct JobStore: Sendable {
     public let client: PostgresClient
@@ -28,48 +36,94 @@ public struct JobStore: Sendable {
         self.logger = logger
     }
 
-    /// Inserts the job of a new notification inside the caller's transaction and returns its id.
+    /// Inserts the job of a new notification inside the caller's transaction and, unless it is scheduled for later,
+    /// dispatches it through the outbox. Returns the job id.
     public static func insert(
-        on connection: PostgresConnection, notificationID: UUID, channel: NotificationChannel, priority: Int, state: JobState, runAt: Date?,
+        on connection: PostgresConnection, notificationID: UUID, channel: NotificationChannel, priority: Int, runAt: Date?, maxAttempts: Int,
         logger: Logger
     ) async throws -> Int {
+        let scheduled = runAt.map { $0 > Date() } ?? false
+        let state = scheduled ? JobState.scheduled : .available
         let rows = try await connection.query(
             """
-            INSERT INTO jobs (notification_id, queue, state, priority, run_at)
-            VALUES (\(notificationID), \(channel.rawValue), \(state.rawValue), \(priority), COALESCE(\(runAt), now()))
+            INSERT INTO jobs (notification_id, queue, state, priority, run_at, max_attempts)
+            VALUES (\(notificationID), \(channel.rawValue), \(state.rawValue), \(priority), COALESCE(\(runAt), now()), \(maxAttempts))
             RETURNING id
             """, logger: logger)
-        for try await id in rows.decode(Int.self) { return id }
-        throw JobStoreError.noRowReturned
+        var jobID: Int?
+        for try await id in rows.decode(Int.self) { jobID = id }
+        guard let jobID else { throw JobStoreError.noRowReturned }
+        if !scheduled {
+            _ = try await connection.query("SELECT dispatch_job(\(jobID))", logger: logger)
+        }
+        return jobID
     }
 
-    /// The atomic claim: only an `available` job can be taken, by exactly one worker, with a lease.
+    static let claimedColumns = """
+        claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
+        n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id
+        """
+
+    /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
+    /// worker, with a lease.
     public func claim(jobID: Int, worker: String, lease: Duration) async throws -> ClaimedJob? {
-        let leaseSeconds = Double(lease.components.seconds)
         let rows = try await client.query(
             """
             WITH claimed AS (
                 UPDATE jobs
                 SET state = 'running', attempt = attempt + 1, attempted_at = now(), attempted_by = \(worker),
-                    lease_expires_at = now() + make_interval(secs => \(leaseSeconds)), updated_at = now()
+                    attempted_via = 'broker', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
                 WHERE id = \(jobID) AND state = 'available'
                 RETURNING id, notification_id, queue, attempt, max_attempts
             ), marked AS (
                 UPDATE notifications n SET status = 'processing', updated_at = now()
                 FROM claimed WHERE n.id = claimed.notification_id
-                RETURNING n.id, n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id
             )
-            SELECT claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
-                   marked.user_id, marked.template_code, marked.language, marked.variables, marked.request_id, marked.correlation_id
-            FROM claimed JOIN marked ON marked.id = claimed.notification_id
+            SELECT \(unescaped: Self.claimedColumns)
+            FROM claimed JOIN notifications n ON n.id = claimed.notification_id
             """, logger: logger)
+        return try await Self.decode(rows).first
+    }
+
+    /// The fallback path: claims up to `limit` available jobs of a queue straight from PostgreSQL, highest priority
+    /// first. `SKIP LOCKED` lets any number of workers do this at once without taking the same job.
+    public func claimAvailable(queue: NotificationChannel, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        let rows = try await client.query(
+            """
+            WITH next AS (
+                SELECT id FROM jobs
+                WHERE queue = \(queue.rawValue) AND state = 'available' AND run_at <= now()
+                ORDER BY priority DESC, run_at, id
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE jobs j
+                SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = \(worker),
+                    attempted_via = 'fallback', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
+                FROM next WHERE j.id = next.id
+                RETURNING j.id, j.notification_id, j.queue, j.attempt, j.max_attempts
+            ), marked AS (
+                UPDATE notifications n SET status = 'processing', updated_at = now()
+                FROM claimed WHERE n.id = claimed.notification_id
+            )
+            SELECT \(unescaped: Self.claimedColumns)
+            FROM claimed JOIN notifications n ON n.id = claimed.notification_id
+            """, logger: logger)
+        return try await Self.decode(rows)
+    }
+
+    static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
+        var jobs: [ClaimedJob] = []
         for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String).self) {
             let variables = (try? JSONValue.parseObject(Data(row.8.utf8))) ?? [:]
-            return ClaimedJob(
-                jobID: row.0, notificationID: row.1, channel: NotificationChannel(rawValue: row.2) ?? .email, attempt: row.3, maxAttempts: row.4,
-                userID: row.5, templateCode: row.6, language: row.7, variables: variables, requestID: row.9, correlationID: row.10)
+            jobs.append(
+                ClaimedJob(
+                    jobID: row.0, notificationID: row.1, channel: NotificationChannel(rawValue: row.2) ?? .email, attempt: row.3,
+                    maxAttempts: row.4, userID: row.5, templateCode: row.6, language: row.7, variables: variables, requestID: row.9,
+                    correlationID: row.10))
         }
-        return nil
+        return jobs
     }
 
     /// The job is done: the notification was handed to the SMTP server or push provider.
@@ -86,32 +140,67 @@ public struct JobStore: Sendable {
             """, logger: logger)
     }
 
-    /// Records a failed attempt: retried at `retryAt` if transient and attempts remain, otherwise discarded.
+    /// Records a failed attempt: `retryable` at now + `retryAfter` if transient and attempts remain, otherwise
+    /// `discarded` with a dead-letter event for failed.queue. Returns the new state.
     @discardableResult
     public func fail(jobID: Int, error: String, permanent: Bool, retryAfter: Duration) async throws -> JobState? {
-        let delaySeconds = Double(retryAfter.components.seconds) + Double(retryAfter.components.attoseconds) / 1e18
-        let rows = try await client.query(
-            """
-            WITH failed AS (
-                UPDATE jobs
-                SET state = CASE WHEN \(permanent) OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
-                    run_at = now() + make_interval(secs => \(delaySeconds)),
-                    finalized_at = CASE WHEN \(permanent) OR attempt >= max_attempts THEN now() END,
-                    errors = errors || jsonb_build_array(jsonb_build_object(
-                        'at', now(), 'attempt', attempt, 'error', \(error)::text, 'permanent', \(permanent))),
-                    lease_expires_at = NULL, updated_at = now()
-                WHERE id = \(jobID) AND state = 'running'
-                RETURNING notification_id, state
-            )
-            UPDATE notifications n
-            SET status = CASE WHEN failed.state = 'discarded' THEN 'failed' ELSE 'retrying' END,
-                last_error = \(error), updated_at = now()
-            FROM failed WHERE n.id = failed.notification_id
-            RETURNING failed.state
-            """, logger: logger)
-        for try await state in rows.decode(String.self) { return JobState(rawValue: state) }
-        return nil
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                WITH failed AS (
+                    UPDATE jobs
+                    SET state = CASE WHEN \(permanent) OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+                        run_at = now() + make_interval(secs => \(retryAfter.inSeconds)),
+                        finalized_at = CASE WHEN \(permanent) OR attempt >= max_attempts THEN now() END,
+                        errors = errors || jsonb_build_array(jsonb_build_object(
+                            'at', now(), 'attempt', attempt, 'error', \(error)::text, 'permanent', \(permanent))),
+                        lease_expires_at = NULL, updated_at = now()
+                    WHERE id = \(jobID) AND state = 'running'
+                    RETURNING notification_id, state
+                )
+                UPDATE notifications n
+                SET status = CASE WHEN failed.state = 'discarded' THEN 'failed' ELSE 'retrying' END,
+                    last_error = \(error), updated_at = now()
+                FROM failed WHERE n.id = failed.notification_id
+                RETURNING failed.state
+                """, logger: logger)
+            var state: JobState?
+            for try await value in rows.decode(String.self) { state = JobState(rawValue: value) }
+            if state == .discarded {
+                _ = try await connection.query("SELECT dead_letter_job(\(jobID))", logger: logger)
+            }
+            return state
+        }
     }
+
+    /// Gives a claimed job back without counting the attempt (a dependency's circuit is open, or the worker is
+    /// shutting down): it becomes due again after `delay`.
+    public func snooze(jobID: Int, delay: Duration, cause: String) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
+            _ = try await connection.query(
+                """
+                WITH snoozed AS (
+                    UPDATE jobs SET state = 'retryable', attempt = greatest(attempt - 1, 0),
+                        run_at = now() + make_interval(secs => \(delay.inSeconds)), lease_expires_at = NULL, updated_at = now()
+                    WHERE id = \(jobID) AND state = 'running'
+                    RETURNING notification_id
+                )
+                UPDATE notifications n SET status = 'retrying', updated_at = now() FROM snoozed WHERE n.id = snoozed.notification_id
+                """, logger: logger)
+        }
+    }
+
+    /// Extends the leases of jobs this worker is still working on.
+    public func heartbeat(jobIDs: [Int], worker: String, lease: Duration) async throws {
+        guard !jobIDs.isEmpty else { return }
+        _ = try await client.query(
+            """
+            UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.inSeconds))
+            WHERE id = ANY(\(jobIDs)) AND state = 'running' AND attempted_by = \(worker)
+            """, logger: logger)
+    }
+
 }
 
 public enum JobStoreError: Error {

@@ -12,23 +12,10 @@ public struct OutboxMessage: Sendable {
     public var payload: String
 }
 
-/// The transactional outbox: rows are written in the transaction of the state change that causes them, and
-/// published afterwards by the relay.
+/// The transactional outbox: rows are written in the transaction of the state change that causes them (by the SQL
+/// functions `dispatch_job` and `dead_letter_job`), and published afterwards by the relay.
 public enum OutboxStore {
     public static let channel = "outbox"
-
-    /// Adds a message inside the caller's transaction; the NOTIFY is delivered when that transaction commits.
-    public static func insert(
-        on connection: PostgresConnection, routingKey: String, messageID: String, correlationID: String, priority: Int, payload: String,
-        logger: Logger
-    ) async throws {
-        _ = try await connection.query(
-            """
-            INSERT INTO outbox (routing_key, message_id, correlation_id, priority, payload)
-            VALUES (\(routingKey), \(messageID), \(correlationID), \(priority), \(payload)::jsonb)
-            """, logger: logger)
-        _ = try await connection.query("SELECT pg_notify(\(channel), '')", logger: logger)
-    }
 
     /// Locks up to `limit` unpublished rows for the rest of the caller's transaction; other relays skip them.
     public static func claimUnpublished(on connection: PostgresConnection, limit: Int, logger: Logger) async throws -> [OutboxMessage] {

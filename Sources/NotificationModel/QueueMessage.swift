@@ -64,3 +64,10 @@ extension UUID {
     /// The canonical lowercase text form used in every API response, message and header.
     public var lowercased: String { uuidString.lowercased() }
 }
+
+extension Duration {
+    /// The duration as fractional seconds (for SQL intervals and arithmetic).
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

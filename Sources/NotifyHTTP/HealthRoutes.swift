@@ -1,3 +1,4 @@
+import Breakers
 import Foundation
 import Hummingbird
 
@@ -90,5 +91,15 @@ public struct HealthRoutes: Sendable {
             return .json(.serviceUnavailable, envelope)
         }
         return .envelope(data: report, message: message)
+    }
+}
+
+extension HealthCheck {
+    /// Reports a circuit breaker: `up` when closed, `degraded` otherwise (never critical: the process works around it).
+    public static func breaker(_ breaker: CircuitBreaker) -> HealthCheck {
+        HealthCheck("circuit:\(breaker.name)", critical: false) {
+            let snapshot = breaker.snapshot
+            return DependencyHealth(status: snapshot.state == .closed ? .up : .degraded, detail: snapshot.state.rawValue)
+        }
     }
 }

@@ -1,59 +1,32 @@
+import Breakers
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
-/// A read-through cache in Redis. Redis is an optimisation, never a dependency: when it fails, lookups go straight
-/// to the source and the change of state is logged once per transition.
+/// A read-through cache in Redis. Redis is an optimisation, never a dependency: when it fails the breaker opens,
+/// lookups go straight to the source without waiting on Redis, and the breaker logs each change of state once.
 public struct RedisCache: Sendable {
     let redis: RedisClient
     let prefix: String
     let ttlSeconds: Int
-    let logger: Logger
-    private let healthy = NIOLockedValueBox(true)
+    public let breaker: CircuitBreaker
 
     public init(redis: RedisClient, prefix: String, ttlSeconds: Int, logger: Logger) {
         self.redis = redis
         self.prefix = prefix
         self.ttlSeconds = ttlSeconds
-        self.logger = logger
+        self.breaker = CircuitBreaker(name: "redis", configuration: .init(consecutiveFailures: 2, maximumOpen: .seconds(30)), logger: logger)
     }
 
     public func get(_ key: String) async -> String? {
-        do {
-            let value = try await redis.get(prefix + key)
-            note(success: true)
-            return value
-        } catch {
-            note(success: false)
-            return nil
-        }
+        (try? await breaker.run { try await redis.get(prefix + key) }) ?? nil
     }
 
     public func set(_ key: String, _ value: String) async {
-        do {
-            try await redis.set(prefix + key, value, ttlSeconds: ttlSeconds)
-            note(success: true)
-        } catch {
-            note(success: false)
-        }
+        _ = try? await breaker.run { try await redis.set(prefix + key, value, ttlSeconds: ttlSeconds) }
     }
 
     public func invalidate(_ keys: [String]) async {
-        do {
-            try await redis.delete(keys.map { prefix + $0 })
-            note(success: true)
-        } catch {
-            note(success: false)
-        }
-    }
-
-    private func note(success: Bool) {
-        let changed = healthy.withLockedValue { state -> Bool in
-            defer { state = success }
-            return state != success
-        }
-        if changed {
-            if success { logger.info("redis cache available again") } else { logger.warning("redis cache unavailable, bypassing it") }
-        }
+        _ = try? await breaker.run { try await redis.delete(keys.map { prefix + $0 }) }
     }
 }

@@ -1,3 +1,4 @@
+import Breakers
 import Broker
 import Foundation
 import JobQueue
@@ -9,7 +10,8 @@ import ServiceLifecycle
 /// Publishes outbox rows to RabbitMQ. Woken by `LISTEN outbox` and by a safety poll; claims unpublished rows with
 /// `FOR UPDATE SKIP LOCKED` (so several relays share the work), publishes each through the management API, and marks
 /// as published only what RabbitMQ routed. A crash mid-batch rolls the marks back: those rows are published again,
-/// and the workers' job claim makes the duplicate harmless.
+/// and the workers' job claim makes the duplicate harmless. While the publish circuit is open nothing is claimed:
+/// rows wait in the outbox (and the workers deliver from PostgreSQL) until a probe gets through.
 public struct OutboxRelay: Service {
     public struct Configuration: Sendable {
         public var batchSize: Int
@@ -30,14 +32,18 @@ public struct OutboxRelay: Service {
 
     let postgres: PostgresClient
     let management: RabbitManagementClient
+    public let breaker: CircuitBreaker
     let configuration: Configuration
     let logger: Logger
     public let counters = NIOLockedValueBox(Counters())
     let topologyReady = NIOLockedValueBox(false)
 
-    public init(postgres: PostgresClient, management: RabbitManagementClient, configuration: Configuration, logger: Logger) {
+    public init(
+        postgres: PostgresClient, management: RabbitManagementClient, breaker: CircuitBreaker, configuration: Configuration, logger: Logger
+    ) {
         self.postgres = postgres
         self.management = management
+        self.breaker = breaker
         self.configuration = configuration
         self.logger = logger
     }
@@ -65,7 +71,7 @@ public struct OutboxRelay: Service {
 
     func declareTopology() async {
         do {
-            try await management.declareTopology()
+            try await breaker.run { try await management.declareTopology() }
             topologyReady.withLockedValue { $0 = true }
             logger.info("topology declared")
         } catch {
@@ -106,7 +112,8 @@ public struct OutboxRelay: Service {
 
     /// One transaction: lock a batch, publish it, mark what was routed. Returns (claimed, published).
     public func publishBatch() async throws -> (Int, Int) {
-        try await postgres.withTransaction(logger: logger) { connection in
+        guard breaker.state != .open else { return (0, 0) }
+        return try await postgres.withTransaction(logger: logger) { connection in
             let messages = try await OutboxStore.claimUnpublished(on: connection, limit: configuration.batchSize, logger: logger)
             guard !messages.isEmpty else { return (0, 0) }
             var published: [Int] = []
@@ -117,9 +124,11 @@ public struct OutboxRelay: Service {
                     for message in chunk {
                         group.addTask {
                             do {
-                                let routed = try await management.publish(
-                                    routingKey: message.routingKey, payload: message.payload,
-                                    properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority))
+                                let routed = try await breaker.run {
+                                    try await management.publish(
+                                        routingKey: message.routingKey, payload: message.payload,
+                                        properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority))
+                                }
                                 return (message.id, routed ? nil : "not routed")
                             } catch {
                                 return (message.id, String(describing: error))

@@ -1,7 +1,10 @@
 import AsyncHTTPClient
+import Breakers
 import Broker
+import JobQueue
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NotifyConfig
 import NotifyHTTP
 import PostgresNIO
@@ -12,6 +15,7 @@ public struct RelayConfiguration: Sendable {
     public var postgres: PostgresSettings
     public var rabbit: RabbitSettings
     public var relay: OutboxRelay.Configuration
+    public var redispatchAfterSeconds: Int
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -22,6 +26,7 @@ public struct RelayConfiguration: Sendable {
             batchSize: env.int("NOTIFY_RELAY_BATCH", default: 100, problems: &problems),
             concurrency: env.int("NOTIFY_RELAY_CONCURRENCY", default: 8, problems: &problems),
             pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems)))
+        redispatchAfterSeconds = env.int("NOTIFY_REDISPATCH_AFTER_SECONDS", default: 120, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -35,7 +40,12 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     let management = RabbitManagementClient(
         http: http, baseURL: configuration.rabbit.managementURL, user: configuration.rabbit.user, password: configuration.rabbit.password,
         vhost: configuration.rabbit.vhost)
-    let relay = OutboxRelay(postgres: postgres, management: management, configuration: configuration.relay, logger: logger)
+    let breaker = CircuitBreaker(
+        name: "rabbitmq", configuration: .init(consecutiveFailures: 3, baseOpen: .milliseconds(500), maximumOpen: .seconds(5)), logger: logger)
+    let relay = OutboxRelay(postgres: postgres, management: management, breaker: breaker, configuration: configuration.relay, logger: logger)
+    var maintenanceConfiguration = MaintenanceService.Configuration()
+    maintenanceConfiguration.rescuer.redispatchAfter = .seconds(configuration.redispatchAfterSeconds)
+    let maintenance = MaintenanceService(client: postgres, configuration: maintenanceConfiguration, logger: logger)
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
@@ -44,13 +54,17 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
         checks: [
             .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
             .timed("rabbitmq", critical: false) { try await management.ping() },
+            .breaker(breaker),
+            HealthCheck("maintenance", critical: false) {
+                DependencyHealth(status: .up, detail: maintenance.isLeader.withLockedValue { $0 } ? "leader" : "standby")
+            },
         ]
     ).register(on: router)
 
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-relay"),
-        services: [postgres, HTTPClientService(client: http), relay],
+        services: [postgres, HTTPClientService(client: http), maintenance, relay],
         logger: logger
     )
 }

@@ -46,6 +46,7 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
         checks: [
             .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
             .timed("redis", critical: false) { try await redis.ping() },
+            .breaker(cache.breaker),
         ]
     ).register(on: router)
     let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))

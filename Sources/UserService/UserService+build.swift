@@ -52,6 +52,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         checks: [
             .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
             .timed("redis", critical: false) { try await redis.ping() },
+            .breaker(cache.breaker),
         ]
     ).register(on: router)
     let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))

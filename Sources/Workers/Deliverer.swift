@@ -1,3 +1,4 @@
+import Breakers
 import Foundation
 import JobQueue
 import Logging
@@ -14,12 +15,14 @@ public protocol Deliverer: Sendable {
 public struct EmailDeliverer: Deliverer {
     public let channel = NotificationChannel.email
     let smtp: SMTPTransport
+    let breaker: CircuitBreaker
     let from: String
     let fromName: String
     let messageIDDomain: String
 
-    public init(smtp: SMTPTransport, from: String, fromName: String, messageIDDomain: String) {
+    public init(smtp: SMTPTransport, breaker: CircuitBreaker, from: String, fromName: String, messageIDDomain: String) {
         self.smtp = smtp
+        self.breaker = breaker
         self.from = from
         self.fromName = fromName
         self.messageIDDomain = messageIDDomain
@@ -38,7 +41,8 @@ public struct EmailDeliverer: Deliverer {
                 ("X-Request-ID", job.requestID),
             ])
         do {
-            try await smtp.send(message)
+            // A mailbox the server rejects (5xx) says nothing about the server's health; 4xx and timeouts do.
+            try await breaker.run({ try await smtp.send(message) }, isFailure: { ($0 as? SMTPError)?.permanent != true })
         } catch let error as SMTPError {
             throw DeliveryFailure(message: error.message, permanent: error.permanent)
         }
@@ -48,9 +52,11 @@ public struct EmailDeliverer: Deliverer {
 public struct PushDeliverer: Deliverer {
     public let channel = NotificationChannel.push
     let fcm: FCMTransport
+    let breaker: CircuitBreaker
 
-    public init(fcm: FCMTransport) {
+    public init(fcm: FCMTransport, breaker: CircuitBreaker) {
         self.fcm = fcm
+        self.breaker = breaker
     }
 
     public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
@@ -65,7 +71,8 @@ public struct PushDeliverer: Deliverer {
             link: template.link.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
             data: ["notification_id": job.notificationID.uuidString.lowercased(), "correlation_id": job.correlationID])
         do {
-            let name = try await fcm.send(message, messageID: job.notificationID.uuidString.lowercased())
+            let name = try await breaker.run(
+                { try await fcm.send(message, messageID: job.notificationID.lowercased) }, isFailure: { ($0 as? PushError)?.permanent != true })
             logger.debug("push accepted by provider", metadata: ["provider_message": .string(name)])
         } catch let error as PushError {
             throw DeliveryFailure(message: error.message, permanent: error.permanent, retryAfter: error.retryAfterSeconds.map { .seconds($0) })

@@ -1,71 +1,159 @@
+import Breakers
 import Broker
 import Foundation
 import JobQueue
 import Logging
 import NIOConcurrencyHelpers
 import NotificationModel
+import PostgresNIO
 import ServiceLifecycle
 
-/// Consumes one queue and delivers each message's job. The job row decides: a message is acted on only after the
-/// worker wins the atomic claim of its job; otherwise it is acked and dropped (and counted). In-flight work is
-/// bounded by the consumer prefetch. On shutdown it stops taking messages, finishes what it holds, and acks only that.
+/// Delivers one channel's jobs. Normally it consumes the channel's queue; while the broker circuit is open it claims
+/// `available` jobs straight from PostgreSQL (`FOR UPDATE SKIP LOCKED`), woken by `LISTEN outbox` and a safety poll.
+/// Either way the job row decides: work starts only after the worker wins the job's claim, so a message for a job
+/// that is done or taken by the fallback is acked, dropped and counted. Broker deliveries and fallback jobs share
+/// `slots` (= the prefetch). On shutdown it stops taking work, finishes what it holds, and acks only that.
 public struct DeliveryWorker: Service {
     public struct Counters: Sendable {
         public var delivered = 0
         public var failed = 0
+        public var snoozed = 0
         public var dropped = 0
         public var deadLettered = 0
+        public var viaFallback = 0
     }
 
     public struct Configuration: Sendable {
         public var workerName: String
+        public var slots: Int
         public var lease: Duration
         public var retryBase: Duration
         public var retryCap: Duration
+        public var fallbackPoll: Duration
 
-        public init(workerName: String, lease: Duration = .seconds(60), retryBase: Duration = .seconds(5), retryCap: Duration = .seconds(3600)) {
+        public init(
+            workerName: String, slots: Int, lease: Duration = .seconds(60), retryBase: Duration = .seconds(5),
+            retryCap: Duration = .seconds(3600), fallbackPoll: Duration = .seconds(1)
+        ) {
             self.workerName = workerName
+            self.slots = slots
             self.lease = lease
             self.retryBase = retryBase
             self.retryCap = retryCap
+            self.fallbackPoll = fallbackPoll
         }
     }
 
     let consumer: AMQPConsumer
+    let postgres: PostgresClient
     let jobs: JobStore
     let platform: PlatformClient
     let deliverer: any Deliverer
     let configuration: Configuration
     let logger: Logger
     public let counters = NIOLockedValueBox(Counters())
+    let inFlight = NIOLockedValueBox<Set<Int>>([])
 
     public init(
-        consumer: AMQPConsumer, jobs: JobStore, platform: PlatformClient, deliverer: any Deliverer, configuration: Configuration, logger: Logger
+        consumer: AMQPConsumer, postgres: PostgresClient, platform: PlatformClient, deliverer: any Deliverer, configuration: Configuration,
+        logger: Logger
     ) {
         self.consumer = consumer
-        self.jobs = jobs
+        self.postgres = postgres
+        self.jobs = JobStore(client: postgres, logger: logger)
         self.platform = platform
         self.deliverer = deliverer
         self.configuration = configuration
         self.logger = logger
     }
 
+    var queue: String { deliverer.channel.queueName }
+
     public func run() async throws {
         consumer.start()
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withDiscardingTaskGroup { group in
-            for await event in consumer.events.cancelOnGracefulShutdown() {
-                switch event {
-                case .connected:
-                    logger.info("consuming", metadata: ["queue": .string(deliverer.channel.queueName)])
-                case .disconnected(let reason):
-                    logger.warning("broker unavailable", metadata: ["queue": .string(deliverer.channel.queueName), "reason": .string(reason)])
-                case .delivery(let delivery):
-                    group.addTask { await self.handle(delivery) }
+            group.addTask { await self.listen(wake: wake) }
+            group.addTask { await self.heartbeats() }
+            group.addTask {
+                await withDiscardingTaskGroup { fallbackGroup in
+                    for await _ in wakeups.cancelOnGracefulShutdown() {
+                        await self.fallbackRound(group: &fallbackGroup)
+                    }
                 }
             }
+            group.addTask {
+                while !Task.isCancelled {
+                    wake.yield()
+                    try? await Task.sleep(for: configuration.fallbackPoll)
+                }
+            }
+            await withDiscardingTaskGroup { deliveries in
+                for await event in consumer.events.cancelOnGracefulShutdown() {
+                    switch event {
+                    case .connected:
+                        logger.info("consuming", metadata: ["queue": .string(queue)])
+                    case .disconnected(let reason):
+                        logger.warning("broker unavailable", metadata: ["queue": .string(queue), "reason": .string(reason)])
+                        wake.yield()
+                    case .delivery(let delivery):
+                        deliveries.addTask { await self.handle(delivery) }
+                    }
+                }
+            }
+            // Broker deliveries are done; stop the helpers and let the fallback finish what it holds.
+            wake.finish()
+            group.cancelAll()
         }
         await consumer.stop()
-        logger.info("worker stopped", metadata: ["queue": .string(deliverer.channel.queueName)])
+        logger.info("worker stopped", metadata: ["queue": .string(queue)])
+    }
+
+    /// While the broker circuit is not closed, claims as many available jobs as there are free slots.
+    func fallbackRound(group: inout DiscardingTaskGroup) async {
+        guard consumer.breaker.state != .closed else { return }
+        let free = configuration.slots - inFlight.withLockedValue { $0.count }
+        guard free > 0 else { return }
+        let claimed: [ClaimedJob]
+        do {
+            claimed = try await jobs.claimAvailable(queue: deliverer.channel, limit: free, worker: configuration.workerName, lease: configuration.lease)
+        } catch {
+            logger.warning("fallback claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            return
+        }
+        for job in claimed {
+            inFlight.withLockedValue { _ = $0.insert(job.jobID) }
+            counters.withLockedValue { $0.viaFallback += 1 }
+            group.addTask {
+                _ = await self.process(job, logger: self.logger(for: job))
+                self.inFlight.withLockedValue { _ = $0.remove(job.jobID) }
+            }
+        }
+    }
+
+    /// Wakes the fallback when new work is dispatched (the gateway and scheduler NOTIFY `outbox`).
+    func listen(wake: AsyncStream<Void>.Continuation) async {
+        while !Task.isCancelled {
+            do {
+                try await postgres.withConnection { connection in
+                    try await connection.listen(on: "outbox") { notifications in
+                        for try await _ in notifications { wake.yield() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Keeps the leases of long deliveries alive, so only a dead worker's jobs are rescued.
+    func heartbeats() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.lease / 3)
+            let ids = Array(inFlight.withLockedValue { $0 })
+            try? await jobs.heartbeat(jobIDs: ids, worker: configuration.workerName, lease: configuration.lease)
+        }
     }
 
     func handle(_ delivery: AMQPDelivery) async {
@@ -84,6 +172,7 @@ public struct DeliveryWorker: Service {
         } catch {
             // The database is unreachable: leave the message for another try rather than lose it.
             logger.error("claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            try? await Task.sleep(for: .milliseconds(500))
             consumer.requeue(delivery)
             return
         }
@@ -93,34 +182,30 @@ public struct DeliveryWorker: Service {
             consumer.ack(delivery)
             return
         }
-        logger[metadataKey: "notification_id"] = .string(job.notificationID.uuidString.lowercased())
-        logger[metadataKey: "correlation_id"] = .string(job.correlationID)
-        if await process(job, logger: logger) {
+        inFlight.withLockedValue { _ = $0.insert(job.jobID) }
+        defer { inFlight.withLockedValue { _ = $0.remove(job.jobID) } }
+        if await process(job, logger: self.logger(for: job)) {
             consumer.ack(delivery)
         }
     }
 
+    func logger(for job: ClaimedJob) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "job_id"] = .string(String(job.jobID))
+        logger[metadataKey: "notification_id"] = .string(job.notificationID.lowercased)
+        logger[metadataKey: "correlation_id"] = .string(job.correlationID)
+        return logger
+    }
+
     /// Delivers a claimed job and records the outcome. Returns false when the outcome could not be recorded: the job
-    /// then stays `running` until its lease expires and is rescued, and the message is not acked.
+    /// then stays `running` until its lease expires and is rescued, and its message is not acked.
     func process(_ job: ClaimedJob, logger: Logger) async -> Bool {
         do {
             let recipient = try await platform.recipient(job.userID, correlationID: job.correlationID)
             let template = try await platform.template(job.templateCode, language: job.language, correlationID: job.correlationID)
             try await deliverer.deliver(job, to: recipient, template: template, logger: logger)
         } catch {
-            let failure = error as? DeliveryFailure ?? DeliveryFailure(message: String(describing: type(of: error)), permanent: false)
-            let delay = failure.retryAfter ?? Backoff.delay(attempt: job.attempt, base: configuration.retryBase, cap: configuration.retryCap)
-            do {
-                let state = try await jobs.fail(jobID: job.jobID, error: failure.message, permanent: failure.permanent, retryAfter: delay)
-                counters.withLockedValue { $0.failed += 1 }
-                logger.warning(
-                    "delivery failed",
-                    metadata: ["error": .string(failure.message), "permanent": .stringConvertible(failure.permanent), "state": .string(state?.rawValue ?? "")])
-                return true
-            } catch {
-                logger.error("failure not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
-                return false
-            }
+            return await record(error, for: job, logger: logger)
         }
         do {
             try await jobs.complete(jobID: job.jobID)
@@ -133,6 +218,31 @@ public struct DeliveryWorker: Service {
         }
     }
 
+    func record(_ error: any Error, for job: ClaimedJob, logger: Logger) async -> Bool {
+        do {
+            if let open = error as? BreakerOpenError {
+                // A dependency is known to be down: give the job back without spending an attempt.
+                try await jobs.snooze(jobID: job.jobID, delay: max(open.retryAfter, .seconds(1)), cause: "circuit \(open.name) open")
+                counters.withLockedValue { $0.snoozed += 1 }
+                logger.info("delivery postponed", metadata: ["circuit": .string(open.name)])
+                return true
+            }
+            let failure = error as? DeliveryFailure ?? DeliveryFailure(message: String(describing: type(of: error)), permanent: false)
+            let delay = failure.retryAfter ?? Backoff.delay(attempt: job.attempt, base: configuration.retryBase, cap: configuration.retryCap)
+            let state = try await jobs.fail(jobID: job.jobID, error: failure.message, permanent: failure.permanent, retryAfter: delay)
+            counters.withLockedValue { $0.failed += 1 }
+            logger.warning(
+                "delivery failed",
+                metadata: [
+                    "error": .string(failure.message), "permanent": .stringConvertible(failure.permanent), "state": .string(state?.rawValue ?? ""),
+                ])
+            return true
+        } catch {
+            logger.error("failure not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            return false
+        }
+    }
+
     static func jobID(of delivery: AMQPDelivery) -> Int? {
         guard let message = try? JSONDecoder().decode(QueueMessage.self, from: delivery.body) else { return nil }
         if let id = delivery.messageID.flatMap(Int.init), id != message.jobID { return nil }
@@ -140,11 +250,11 @@ public struct DeliveryWorker: Service {
     }
 }
 
-/// Exponential backoff with full jitter, capped: attempt 1 waits up to `base`, attempt n up to `base * 2^(n-1)`.
+/// Exponential backoff with jitter, capped: attempt n waits between half and all of `base * 2^(n-1)`.
 public enum Backoff {
     public static func delay(attempt: Int, base: Duration, cap: Duration) -> Duration {
         let exponent = min(max(attempt - 1, 0), 30)
-        let ceiling = min(Double(base.components.seconds) * pow(2, Double(exponent)), Double(cap.components.seconds))
+        let ceiling = min(base.inSeconds * pow(2, Double(exponent)), cap.inSeconds)
         let jittered = Double.random(in: (ceiling / 2)...max(ceiling, ceiling / 2 + 0.001))
         return .milliseconds(Int64(jittered * 1000))
     }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Breakers
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -52,16 +53,25 @@ public struct PlatformClient: Sendable {
     let usersURL: String
     let templatesURL: String
     let serviceKey: String
+    public let usersBreaker: CircuitBreaker
+    public let templatesBreaker: CircuitBreaker
 
-    public init(http: HTTPClient, usersURL: String, templatesURL: String, serviceKey: String) {
+    public init(
+        http: HTTPClient, usersURL: String, templatesURL: String, serviceKey: String, usersBreaker: CircuitBreaker,
+        templatesBreaker: CircuitBreaker
+    ) {
         self.http = http
         self.usersURL = usersURL
         self.templatesURL = templatesURL
         self.serviceKey = serviceKey
+        self.usersBreaker = usersBreaker
+        self.templatesBreaker = templatesBreaker
     }
 
     public func recipient(_ userID: UUID, correlationID: String) async throws -> Recipient {
-        try await get(Recipient.self, url: "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())", what: "user", correlationID: correlationID)
+        try await usersBreaker.run(
+            { try await get(Recipient.self, url: "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())", what: "user", correlationID: correlationID) },
+            isFailure: Self.countsAgainstService)
     }
 
     public func template(_ code: String, language: String?, correlationID: String) async throws -> TemplateContent {
@@ -70,7 +80,13 @@ public struct PlatformClient: Sendable {
         let path = code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code
         var url = "\(templatesURL)/api/v1/templates/\(path)"
         if let language, let encoded = language.addingPercentEncoding(withAllowedCharacters: allowed) { url += "?language=\(encoded)" }
-        return try await get(TemplateContent.self, url: url, what: "template", correlationID: correlationID)
+        return try await templatesBreaker.run(
+            { try await get(TemplateContent.self, url: url, what: "template", correlationID: correlationID) }, isFailure: Self.countsAgainstService)
+    }
+
+    /// A missing user or template is an answer, not an outage.
+    static func countsAgainstService(_ error: any Error) -> Bool {
+        (error as? DeliveryFailure)?.permanent != true
     }
 
     struct Wrapped<T: Decodable>: Decodable {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Breakers
 import Broker
 import Foundation
 import Hummingbird
@@ -22,6 +23,9 @@ public struct WorkerConfiguration: Sendable {
     public var templatesURL: String
     public var prefetch: Int
     public var workerName: String
+    public var leaseSeconds: Int
+    public var retryBaseMilliseconds: Int
+    public var retryCapSeconds: Int
     // email
     public var smtpURL: String
     public var smtpUsername: String?
@@ -46,6 +50,9 @@ public struct WorkerConfiguration: Sendable {
         usersURL = env.string("NOTIFY_USERS_URL", default: "http://127.0.0.1:8001")
         templatesURL = env.string("NOTIFY_TEMPLATES_URL", default: "http://127.0.0.1:8002")
         prefetch = env.int("NOTIFY_WORKER_PREFETCH", default: 16, problems: &problems)
+        leaseSeconds = env.int("NOTIFY_JOB_LEASE_SECONDS", default: 60, problems: &problems)
+        retryBaseMilliseconds = env.int("NOTIFY_RETRY_BASE_MS", default: 5000, problems: &problems)
+        retryCapSeconds = env.int("NOTIFY_RETRY_CAP_SECONDS", default: 3600, problems: &problems)
         workerName = env.string("NOTIFY_WORKER_NAME", default: "\(channel.rawValue)-worker-\(ProcessInfo.processInfo.processIdentifier)")
         let smtpHost = env.string("NOTIFY_SMTP_HOST", default: "127.0.0.1")
         let smtpPort = env.int("NOTIFY_SMTP_PORT", default: 2525, problems: &problems)
@@ -68,12 +75,19 @@ public struct WorkerConfiguration: Sendable {
 public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    // A lost broker connection opens the consume circuit at once (the fallback takes over); reconnect probes back off
+    // from 0.5 s to 5 s, so recovery is noticed within seconds.
+    let brokerBreaker = CircuitBreaker(
+        name: "rabbitmq", configuration: .init(consecutiveFailures: 1, baseOpen: .milliseconds(500), maximumOpen: .seconds(5)), logger: logger)
     let consumer = AMQPConsumer(
         configuration: .init(
             host: configuration.rabbit.amqpHost, port: configuration.rabbit.amqpPort, user: configuration.rabbit.user,
             password: configuration.rabbit.password, vhost: configuration.rabbit.vhost, queue: configuration.channel.queueName,
             prefetch: configuration.prefetch),
-        logger: logger)
+        breaker: brokerBreaker, logger: logger)
+    let providerBreaker = CircuitBreaker(name: configuration.channel == .email ? "smtp" : "push-provider", logger: logger)
+    let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
+    let templatesBreaker = CircuitBreaker(name: "templates-service", logger: logger)
     let deliverer: any Deliverer
     switch configuration.channel {
     case .email:
@@ -82,18 +96,22 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
                 url: configuration.smtpURL, username: configuration.smtpUsername, password: configuration.smtpPassword,
                 connections: configuration.smtpConnections))
         deliverer = EmailDeliverer(
-            smtp: smtp, from: configuration.mailFrom, fromName: configuration.mailFromName, messageIDDomain: configuration.messageIDDomain)
+            smtp: smtp, breaker: providerBreaker, from: configuration.mailFrom, fromName: configuration.mailFromName, messageIDDomain: configuration.messageIDDomain)
     case .push:
         deliverer = PushDeliverer(
-            fcm: FCMTransport(http: http, baseURL: configuration.fcmURL, projectID: configuration.fcmProject, accessToken: configuration.fcmAccessToken))
+            fcm: FCMTransport(http: http, baseURL: configuration.fcmURL, projectID: configuration.fcmProject, accessToken: configuration.fcmAccessToken),
+            breaker: providerBreaker)
     }
     let worker = DeliveryWorker(
         consumer: consumer,
-        jobs: JobStore(client: postgres, logger: logger),
+        postgres: postgres,
         platform: PlatformClient(
-            http: http, usersURL: configuration.usersURL, templatesURL: configuration.templatesURL, serviceKey: configuration.serviceKey.key),
+            http: http, usersURL: configuration.usersURL, templatesURL: configuration.templatesURL, serviceKey: configuration.serviceKey.key,
+            usersBreaker: usersBreaker, templatesBreaker: templatesBreaker),
         deliverer: deliverer,
-        configuration: .init(workerName: configuration.workerName),
+        configuration: .init(
+            workerName: configuration.workerName, slots: configuration.prefetch, lease: .seconds(configuration.leaseSeconds),
+            retryBase: .milliseconds(configuration.retryBaseMilliseconds), retryCap: .seconds(configuration.retryCapSeconds)),
         logger: logger)
 
     let router = Router(context: NotifyRequestContext.self)
@@ -103,8 +121,10 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         checks: [
             .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
             HealthCheck("rabbitmq", critical: false) {
-                consumer.isConnected ? DependencyHealth(status: .up) : DependencyHealth(status: .down, detail: "not consuming")
+                consumer.isConnected
+                    ? DependencyHealth(status: .up) : DependencyHealth(status: .degraded, detail: "not consuming: delivering from PostgreSQL")
             },
+            .breaker(brokerBreaker), .breaker(providerBreaker), .breaker(usersBreaker), .breaker(templatesBreaker),
         ]
     ).register(on: router)
 

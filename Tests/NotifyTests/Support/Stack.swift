@@ -47,13 +47,17 @@ final class Stack: @unchecked Sendable {
         self.ports = ports
     }
 
+    /// Settings every process of this stack gets on top of the defaults.
+    private(set) var extra: [String: String] = [:]
+
     static func with<T: Sendable>(
-        services: [Service] = Service.allCases, _ body: @Sendable (Stack) async throws -> T
+        services: [Service] = Service.allCases, extra: [String: String] = [:], _ body: @Sendable (Stack) async throws -> T
     ) async throws -> T {
         let infra = try TestInfrastructure()
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let fcm = FakeFCM()
         let stack = Stack(infra: infra, http: http, fcm: fcm)
+        stack.extra = extra
         let fcmApp = fcm.makeApplication()
         do {
             let result = try await withThrowingTaskGroup(of: Void.self) { group -> T in
@@ -108,6 +112,7 @@ final class Stack: @unchecked Sendable {
             "NOTIFY_RELAY_POLL_MS": "200",
         ]
         for (other, port) in ports { environment[other.portKey] = String(port) }
+        for (key, value) in self.extra { environment[key] = value }
         for (key, value) in extra { environment[key] = value }
         processes[service] = try NotifyProcess(
             name: service.rawValue, arguments: [service.rawValue], environment: infra.processEnvironment(environment))
@@ -194,6 +199,108 @@ final class Stack: @unchecked Sendable {
             ReceivedEmail.with(messageID: "\(notificationID)@notify.local", in: self.infra.maildir).first
         }
     }
+}
+
+extension Stack {
+    /// Runs `deploy/local/infra.sh <command> <component>` on the test infrastructure (kill, start, stop, restart).
+    func infraControl(_ command: String, _ component: String) throws {
+        guard let script = infra.env["NOTIFY_INFRA_SCRIPT"] else { throw MissingInfrastructure() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script, command, component]
+        process.environment = infra.env
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw InfraCommandFailed(command: "\(command) \(component)", status: process.terminationStatus) }
+    }
+
+    /// The PID the infrastructure script recorded for a component.
+    func infraPID(_ component: String) throws -> Int32 {
+        guard let directory = infra.env["NOTIFY_LOCAL_DIR"] else { throw MissingInfrastructure() }
+        let text = try String(contentsOfFile: "\(directory)/pids/\(component).pid", encoding: .utf8)
+        guard let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw MissingInfrastructure() }
+        return pid
+    }
+
+    /// Tells the SMTP sink how to answer DATA: "ok", "451", "550".
+    func smtpMode(_ mode: String) async throws {
+        var request = HTTPClientRequest(url: "\(infra.smtpControl)/mode")
+        request.method = .PUT
+        request.body = .bytes(ByteBuffer(string: mode))
+        let response = try await http.execute(request, timeout: .seconds(5))
+        guard response.status == .ok || response.status == .noContent else { throw InfraCommandFailed(command: "smtp mode \(mode)", status: 1) }
+    }
+
+    /// Sends `count` notifications with `concurrency` requests in flight; returns the ids of the accepted ones.
+    /// Requests refused with 503 (the database away) are tried again, as a client would.
+    func sendMany(
+        _ count: Int, concurrency: Int = 8, body: @escaping @Sendable (Int) -> [String: Any], onAccepted: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws -> [String] {
+        let accepted = NIOLockedValueBox<[String]>([])
+        let next = NIOLockedValueBox(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    while true {
+                        let index = next.withLockedValue { value -> Int in
+                            defer { value += 1 }
+                            return value
+                        }
+                        guard index < count else { return }
+                        let deadline = ContinuousClock.now + .seconds(120)
+                        while true {
+                            let reply = try? await self.send(body(index))
+                            if let reply, reply.status == 202 || reply.status == 200, let id = reply.data["notification_id"] as? String {
+                                let total = accepted.withLockedValue { ids -> Int in
+                                    ids.append(id)
+                                    return ids.count
+                                }
+                                onAccepted(total)
+                                break
+                            }
+                            if let reply, reply.status != 503 { throw UnexpectedReply(reply: reply.json, status: reply.status) }
+                            guard ContinuousClock.now < deadline else { throw TimedOut(what: "notification \(index) accepted") }
+                            try await Task.sleep(for: .milliseconds(100))
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return accepted.withLockedValue { $0 }
+    }
+
+    /// How many emails the sink holds for each of these notification ids (reads only each file's headers).
+    func emailCounts(for ids: [String]) -> [String: Int] {
+        let wanted = Set(ids.map { "<\($0)@notify.local>" })
+        var counts: [String: Int] = [:]
+        for folder in ["new", "cur"] {
+            let directory = infra.maildir.appendingPathComponent(folder)
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] {
+                guard let handle = FileHandle(forReadingAtPath: directory.appendingPathComponent(file).path) else { continue }
+                let head = String(decoding: handle.readData(ofLength: 4096), as: UTF8.self)
+                try? handle.close()
+                guard let line = head.split(separator: "\n").first(where: { $0.lowercased().hasPrefix("message-id:") }) else { continue }
+                let messageID = line.dropFirst("message-id:".count).trimmingCharacters(in: .whitespacesAndNewlines)
+                if wanted.contains(messageID) { counts[messageID, default: 0] += 1 }
+            }
+        }
+        return counts
+    }
+
+    /// A single value from this test's notifications database.
+    func scalar<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
+        try await infra.withDatabase(.notifications) { client in
+            for try await value in try await client.query(query, logger: TestInfrastructure.logger).decode(T.self) { return value }
+            return nil
+        }
+    }
+}
+
+struct InfraCommandFailed: Error, CustomStringConvertible {
+    var command: String
+    var status: Int32
+    var description: String { "infra \(command) exited \(status)" }
 }
 
 struct ProcessExited: Error, CustomStringConvertible {

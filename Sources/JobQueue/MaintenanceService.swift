@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import PostgresNIO
+import ServiceLifecycle
+
+/// Runs the scheduler, rescuer and cleaner in exactly one copy among all processes that host it: the copy that holds
+/// a PostgreSQL advisory lock on a connection it keeps open. If that process dies, its connection closes, the lock is
+/// released and another copy takes over within one election interval.
+public struct MaintenanceService: Service {
+    public struct Configuration: Sendable {
+        public var interval: Duration = .seconds(1)
+        public var cleanEvery: Duration = .seconds(300)
+        public var electionInterval: Duration = .seconds(2)
+        public var scheduler = Scheduler.Configuration()
+        public var rescuer = Rescuer.Configuration()
+        public var cleaner = Cleaner.Configuration()
+        public init() {}
+    }
+
+    static let lockKey: Int64 = 0x6D61_696E_7465_6E  // "mainten"
+
+    let client: PostgresClient
+    let configuration: Configuration
+    let logger: Logger
+    public let isLeader = NIOLockedValueBox(false)
+
+    public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) {
+        self.client = client
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let scheduler = Scheduler(client: client, configuration: configuration.scheduler, logger: logger)
+        let rescuer = Rescuer(client: client, configuration: configuration.rescuer, logger: logger)
+        let cleaner = Cleaner(client: client, configuration: configuration.cleaner, logger: logger)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        guard try await tryLock(connection) else { return }
+                        isLeader.withLockedValue { $0 = true }
+                        logger.info("maintenance leader elected")
+                        defer { isLeader.withLockedValue { $0 = false } }
+                        var lastClean = ContinuousClock.now - configuration.cleanEvery
+                        while !Task.isCancelled {
+                            // The lock lives as long as this connection: check it is still there.
+                            _ = try await connection.query("SELECT 1", logger: logger)
+                            let scheduled = try await scheduler.runOnce()
+                            let rescued = try await rescuer.runOnce()
+                            if rescued != Rescuer.Result() {
+                                logger.warning(
+                                    "rescued jobs",
+                                    metadata: ["rescued": "\(rescued.rescued)", "discarded": "\(rescued.discarded)", "redispatched": "\(rescued.redispatched)"])
+                            }
+                            if scheduled > 0 { logger.debug("scheduled jobs", metadata: ["count": "\(scheduled)"]) }
+                            if ContinuousClock.now - lastClean >= configuration.cleanEvery {
+                                let cleaned = try await cleaner.runOnce()
+                                lastClean = ContinuousClock.now
+                                if cleaned != Cleaner.Result() {
+                                    logger.info("cleaned", metadata: ["jobs": "\(cleaned.jobs)", "outbox": "\(cleaned.outbox)"])
+                                }
+                            }
+                            try await Task.sleep(for: configuration.interval)
+                        }
+                        _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                    }
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.warning("maintenance interrupted", metadata: ["error_type": "\(type(of: error))"])
+                }
+                try? await Task.sleep(for: configuration.electionInterval)
+            }
+        }
+    }
+
+    func tryLock(_ connection: PostgresConnection) async throws -> Bool {
+        let rows = try await connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey))", logger: logger)
+        for try await locked in rows.decode(Bool.self) { return locked }
+        return false
+    }
+}

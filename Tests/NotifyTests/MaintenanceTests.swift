@@ -1,0 +1,203 @@
+import Foundation
+import JobQueue
+import Logging
+import Migrations
+import NotificationModel
+import NotifyConfig
+import PostgresNIO
+import Testing
+
+/// Scheduler, rescuer and cleaner, each called through `runOnce()` against a real migrated database; plus the SQL
+/// that operators use: transitions, dead letters and their replay, the inspection views.
+@Suite("Maintenance and SQL inspection")
+struct MaintenanceTests {
+    /// Runs `body` with a client on a freshly migrated notifications database.
+    func withDatabase(_ body: @Sendable (PostgresClient) async throws -> Void) async throws {
+        let infra = try TestInfrastructure()
+        try await Migrator(
+            settings: infra.postgres, directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"), logger: TestInfrastructure.logger
+        ).run()
+        do {
+            try await infra.withDatabase(.notifications, body)
+        } catch {
+            await infra.dropDatabases()
+            throw error
+        }
+        await infra.dropDatabases()
+    }
+
+    /// A notification and its job, inserted as the gateway does. Returns (notification id, job id).
+    func insertJob(_ client: PostgresClient, runAt: Date? = nil, maxAttempts: Int = 3) async throws -> (UUID, Int) {
+        let id = UUID()
+        let logger = TestInfrastructure.logger
+        let jobID = try await client.withTransaction(logger: logger) { connection in
+            _ = try await connection.query(
+                """
+                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, variables, correlation_id)
+                VALUES (\(id), 'c', \(id.lowercased), 'h', 'email', \(UUID()), 'welcome', '{"name":"Ada"}', 'corr')
+                """, logger: logger)
+            return try await JobStore.insert(
+                on: connection, notificationID: id, channel: .email, priority: 0, runAt: runAt, maxAttempts: maxAttempts, logger: logger)
+        }
+        return (id, jobID)
+    }
+
+    func scalar<T: PostgresDecodable & Sendable>(_ client: PostgresClient, _ query: PostgresQuery, as: T.Type = T.self) async throws -> T? {
+        for try await value in try await client.query(query, logger: TestInfrastructure.logger).decode(T.self) { return value }
+        return nil
+    }
+
+    func jobState(_ client: PostgresClient, _ jobID: Int) async throws -> String? {
+        try await scalar(client, "SELECT state FROM jobs WHERE id = \(jobID)")
+    }
+
+    func outboxCount(_ client: PostgresClient, messageID: String) async throws -> Int {
+        try await scalar(client, "SELECT count(*)::int FROM outbox WHERE message_id = \(messageID)") ?? -1
+    }
+
+    @Test("the scheduler makes due retryable and scheduled jobs available and dispatches them; future ones wait")
+    func schedulerDispatchesDueJobs() async throws {
+        try await withDatabase { client in
+            let store = JobStore(client: client, logger: TestInfrastructure.logger)
+            let (_, retrying) = try await insertJob(client)
+            _ = try await store.claim(jobID: retrying, worker: "w", lease: .seconds(60))
+            try await store.fail(jobID: retrying, error: "451 try later", permanent: false, retryAfter: .zero)
+            let (_, later) = try await insertJob(client, runAt: Date().addingTimeInterval(3600))
+            #expect(try await jobState(client, retrying) == "retryable")
+            #expect(try await jobState(client, later) == "scheduled")
+
+            let made = try await Scheduler(client: client, logger: TestInfrastructure.logger).runOnce()
+            #expect(made == 1)
+            #expect(try await jobState(client, retrying) == "available")
+            #expect(try await jobState(client, later) == "scheduled")
+            #expect(try await outboxCount(client, messageID: String(retrying)) == 2, "the original dispatch and the retry")
+            let attempt: Int? = try await scalar(
+                client, "SELECT (payload->>'attempt')::int FROM outbox WHERE message_id = \(String(retrying)) ORDER BY id DESC LIMIT 1")
+            #expect(attempt == 1)
+        }
+    }
+
+    @Test("the rescuer returns jobs with expired leases, dead-letters those out of attempts, and re-dispatches lost messages")
+    func rescuerReturnsLostWork() async throws {
+        try await withDatabase { client in
+            let store = JobStore(client: client, logger: TestInfrastructure.logger)
+            let (_, crashed) = try await insertJob(client)
+            _ = try await store.claim(jobID: crashed, worker: "worker-a", lease: .milliseconds(1))
+            let (exhaustedID, exhausted) = try await insertJob(client, maxAttempts: 1)
+            _ = try await store.claim(jobID: exhausted, worker: "worker-a", lease: .milliseconds(1))
+            let (_, lost) = try await insertJob(client)
+            _ = try await client.query(
+                "UPDATE outbox SET published_at = now() - interval '10 minutes' WHERE message_id = \(String(lost))", logger: TestInfrastructure.logger)
+            _ = try await client.query("UPDATE jobs SET updated_at = now() - interval '10 minutes' WHERE id = \(lost)", logger: TestInfrastructure.logger)
+            let (_, healthy) = try await insertJob(client)
+            _ = try await store.claim(jobID: healthy, worker: "worker-b", lease: .seconds(300))
+            // Leases of 1 ms: make sure they are in the past.
+            _ = try await client.query("SELECT pg_sleep(0.01)", logger: TestInfrastructure.logger)
+
+            var configuration = Rescuer.Configuration()
+            configuration.redispatchAfter = .seconds(60)
+            let result = try await Rescuer(client: client, configuration: configuration, logger: TestInfrastructure.logger).runOnce()
+            #expect(result == Rescuer.Result(rescued: 1, discarded: 1, redispatched: 1))
+            #expect(try await jobState(client, crashed) == "retryable")
+            #expect(try await jobState(client, exhausted) == "discarded")
+            #expect(try await jobState(client, healthy) == "running")
+            #expect(try await outboxCount(client, messageID: String(lost)) == 2)
+            let error: String? = try await scalar(client, "SELECT errors->-1->>'error' FROM jobs WHERE id = \(crashed)")
+            #expect(error == "lease expired: worker worker-a is gone")
+            let deadLetter: String? = try await scalar(
+                client, "SELECT payload->>'notification_id' FROM outbox WHERE routing_key = 'failed' AND message_id LIKE \("dead-\(exhausted)-%")")
+            #expect(deadLetter == exhaustedID.lowercased)
+            let status: String? = try await scalar(client, "SELECT status FROM notifications WHERE id = \(exhaustedID)")
+            #expect(status == "failed")
+        }
+    }
+
+    @Test("the cleaner deletes old finished jobs and old published outbox rows, and nothing else")
+    func cleanerAppliesRetention() async throws {
+        try await withDatabase { client in
+            let store = JobStore(client: client, logger: TestInfrastructure.logger)
+            let (_, old) = try await insertJob(client)
+            _ = try await store.claim(jobID: old, worker: "w", lease: .seconds(60))
+            try await store.complete(jobID: old)
+            let (_, recent) = try await insertJob(client)
+            _ = try await store.claim(jobID: recent, worker: "w", lease: .seconds(60))
+            try await store.complete(jobID: recent)
+            let (_, pending) = try await insertJob(client)
+            _ = try await client.query(
+                "UPDATE jobs SET finalized_at = now() - interval '30 days' WHERE id = \(old)", logger: TestInfrastructure.logger)
+            _ = try await client.query(
+                "UPDATE outbox SET published_at = now() - interval '30 days' WHERE message_id IN (\(String(old)), \(String(recent)))",
+                logger: TestInfrastructure.logger)
+            let result = try await Cleaner(client: client, logger: TestInfrastructure.logger).runOnce()
+            #expect(result == Cleaner.Result(jobs: 1, outbox: 2))
+            #expect(try await jobState(client, old) == nil)
+            #expect(try await jobState(client, recent) == "completed")
+            #expect(try await jobState(client, pending) == "available")
+            #expect(try await outboxCount(client, messageID: String(pending)) == 1)
+        }
+    }
+
+    @Test("every transition is recorded with its cause; a dead letter can be replayed with SQL; the views report it")
+    func transitionsDeadLettersAndViews() async throws {
+        try await withDatabase { client in
+            let store = JobStore(client: client, logger: TestInfrastructure.logger)
+            let (id, job) = try await insertJob(client)
+            _ = try await store.claim(jobID: job, worker: "w", lease: .seconds(60))
+            let state = try await store.fail(jobID: job, error: "550 5.1.1 mailbox unavailable", permanent: true, retryAfter: .zero)
+            #expect(state == .discarded)
+
+            var transitions: [String] = []
+            for try await (from, to, cause) in try await client.query(
+                "SELECT coalesce(from_state, '-'), to_state, coalesce(cause, '') FROM job_transitions WHERE job_id = \(job) ORDER BY id",
+                logger: TestInfrastructure.logger
+            ).decode((String, String, String).self) { transitions.append("\(from)>\(to):\(cause)") }
+            #expect(transitions == ["->available:accepted", "available>running:", "running>discarded:550 5.1.1 mailbox unavailable"])
+
+            let dead: Int? = try await scalar(client, "SELECT attempts FROM dead_letters WHERE notification_id = \(id)")
+            #expect(dead == 1)
+            let overview: Int? = try await scalar(client, "SELECT jobs::int FROM job_overview WHERE queue = 'email' AND state = 'discarded'")
+            #expect(overview == 1)
+            let backlog: Int? = try await scalar(client, "SELECT unpublished::int FROM outbox_backlog WHERE routing_key = 'failed'")
+            #expect(backlog == 1)
+
+            let replayed: Bool? = try await scalar(client, "SELECT replay_dead_letter(\(id))")
+            #expect(replayed == true)
+            #expect(try await jobState(client, job) == "available")
+            let again: Bool? = try await scalar(client, "SELECT replay_dead_letter(\(id))")
+            #expect(again == false, "only a dead letter can be replayed")
+            let lastCause: String? = try await scalar(client, "SELECT cause FROM job_transitions WHERE job_id = \(job) ORDER BY id DESC LIMIT 1")
+            #expect(lastCause == "replayed")
+            let status: String? = try await scalar(client, "SELECT status FROM notifications WHERE id = \(id)")
+            #expect(status == "pending")
+            let stuck: Int? = try await scalar(client, "SELECT count(*)::int FROM stuck_jobs")
+            #expect(stuck == 0)
+        }
+    }
+
+    @Test("the fallback claim takes each available job once, highest priority first, no more than asked")
+    func fallbackClaimsWithSkipLocked() async throws {
+        try await withDatabase { client in
+            let store = JobStore(client: client, logger: TestInfrastructure.logger)
+            var ids: [Int] = []
+            for _ in 0..<20 { ids.append(try await insertJob(client).1) }
+            _ = try await client.query("UPDATE jobs SET priority = 9 WHERE id = \(ids[19])", logger: TestInfrastructure.logger)
+            let first = try await store.claimAvailable(queue: .email, limit: 1, worker: "a", lease: .seconds(60))
+            #expect(first.map(\.jobID) == [ids[19]])
+            let claimed = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for worker in 0..<4 {
+                    group.addTask { try await store.claimAvailable(queue: .email, limit: 7, worker: "w\(worker)", lease: .seconds(60)).map(\.jobID) }
+                }
+                var all: [Int] = []
+                for try await batch in group {
+                    #expect(batch.count <= 7)
+                    all += batch
+                }
+                return all
+            }
+            #expect(claimed.count == 19)
+            #expect(Set(claimed).count == 19)
+            let via: String? = try await scalar(client, "SELECT DISTINCT attempted_via FROM jobs")
+            #expect(via == "fallback")
+        }
+    }
+}
