@@ -30,10 +30,13 @@ public enum ClaimPath: String, Sendable {
 public struct JobStore: Sendable {
     public let client: PostgresClient
     public let logger: Logger
+    /// Every operation of a worker on its jobs gives up after this (see `withDeadline`).
+    public let deadline: Duration
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, deadline: Duration = .seconds(15)) {
         self.client = client
         self.logger = logger
+        self.deadline = deadline
     }
 
     /// Inserts the job of a new notification inside the caller's transaction and, unless it is scheduled for later,
@@ -67,50 +70,54 @@ public struct JobStore: Sendable {
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
     /// worker, with a lease.
     public func claim(jobID: Int, worker: String, lease: Duration) async throws -> ClaimedJob? {
-        let rows = try await client.query(
-            """
-            WITH claimed AS (
-                UPDATE jobs
-                SET state = 'running', attempt = attempt + 1, attempted_at = now(), attempted_by = \(worker),
-                    attempted_via = 'broker', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
-                WHERE id = \(jobID) AND state = 'available'
-                RETURNING id, notification_id, queue, attempt, max_attempts
-            ), marked AS (
-                UPDATE notifications n SET status = 'processing', updated_at = now()
-                FROM claimed WHERE n.id = claimed.notification_id
-            )
-            SELECT \(unescaped: Self.claimedColumns)
-            FROM claimed JOIN notifications n ON n.id = claimed.notification_id
-            """, logger: logger)
-        return try await Self.decode(rows).first
+        try await withDeadline(deadline) {
+            let rows = try await client.query(
+                """
+                WITH claimed AS (
+                    UPDATE jobs
+                    SET state = 'running', attempt = attempt + 1, attempted_at = now(), attempted_by = \(worker),
+                        attempted_via = 'broker', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
+                    WHERE id = \(jobID) AND state = 'available'
+                    RETURNING id, notification_id, queue, attempt, max_attempts
+                ), marked AS (
+                    UPDATE notifications n SET status = 'processing', updated_at = now()
+                    FROM claimed WHERE n.id = claimed.notification_id
+                )
+                SELECT \(unescaped: Self.claimedColumns)
+                FROM claimed JOIN notifications n ON n.id = claimed.notification_id
+                """, logger: logger)
+            return try await Self.decode(rows).first
+        }
     }
 
     /// The fallback path: claims up to `limit` available jobs of a queue straight from PostgreSQL, highest priority
     /// first. `SKIP LOCKED` lets any number of workers do this at once without taking the same job.
     public func claimAvailable(queue: NotificationChannel, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
-        guard limit > 0 else { return [] }
-        let rows = try await client.query(
-            """
-            WITH next AS (
-                SELECT id FROM jobs
-                WHERE queue = \(queue.rawValue) AND state = 'available' AND run_at <= now()
-                ORDER BY priority DESC, run_at, id
-                LIMIT \(limit)
-                FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-                UPDATE jobs j
-                SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = \(worker),
-                    attempted_via = 'fallback', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
-                FROM next WHERE j.id = next.id
-                RETURNING j.id, j.notification_id, j.queue, j.attempt, j.max_attempts
-            ), marked AS (
-                UPDATE notifications n SET status = 'processing', updated_at = now()
-                FROM claimed WHERE n.id = claimed.notification_id
-            )
-            SELECT \(unescaped: Self.claimedColumns)
-            FROM claimed JOIN notifications n ON n.id = claimed.notification_id
-            """, logger: logger)
-        return try await Self.decode(rows)
+        try await withDeadline(deadline) {
+            guard limit > 0 else { return [] }
+            let rows = try await client.query(
+                """
+                WITH next AS (
+                    SELECT id FROM jobs
+                    WHERE queue = \(queue.rawValue) AND state = 'available' AND run_at <= now()
+                    ORDER BY priority DESC, run_at, id
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                ), claimed AS (
+                    UPDATE jobs j
+                    SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = \(worker),
+                        attempted_via = 'fallback', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
+                    FROM next WHERE j.id = next.id
+                    RETURNING j.id, j.notification_id, j.queue, j.attempt, j.max_attempts
+                ), marked AS (
+                    UPDATE notifications n SET status = 'processing', updated_at = now()
+                    FROM claimed WHERE n.id = claimed.notification_id
+                )
+                SELECT \(unescaped: Self.claimedColumns)
+                FROM claimed JOIN notifications n ON n.id = claimed.notification_id
+                """, logger: logger)
+            return try await Self.decode(rows)
+        }
     }
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
@@ -128,77 +135,85 @@ public struct JobStore: Sendable {
 
     /// The job is done: the notification was handed to the SMTP server or push provider.
     public func complete(jobID: Int) async throws {
-        _ = try await client.query(
-            """
-            WITH done AS (
-                UPDATE jobs SET state = 'completed', finalized_at = now(), lease_expires_at = NULL, updated_at = now()
-                WHERE id = \(jobID) AND state = 'running'
-                RETURNING notification_id
-            )
-            UPDATE notifications n SET status = 'sent', sent_at = now(), updated_at = now(), last_error = NULL
-            FROM done WHERE n.id = done.notification_id
-            """, logger: logger)
+        try await withDeadline(deadline) {
+            _ = try await client.query(
+                """
+                WITH done AS (
+                    UPDATE jobs SET state = 'completed', finalized_at = now(), lease_expires_at = NULL, updated_at = now()
+                    WHERE id = \(jobID) AND state = 'running'
+                    RETURNING notification_id
+                )
+                UPDATE notifications n SET status = 'sent', sent_at = now(), updated_at = now(), last_error = NULL
+                FROM done WHERE n.id = done.notification_id
+                """, logger: logger)
+        }
     }
 
     /// Records a failed attempt: `retryable` at now + `retryAfter` if transient and attempts remain, otherwise
     /// `discarded` with a dead-letter event for failed.queue. Returns the new state.
     @discardableResult
     public func fail(jobID: Int, error: String, permanent: Bool, retryAfter: Duration) async throws -> JobState? {
-        try await client.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query(
-                """
-                WITH failed AS (
-                    UPDATE jobs
-                    SET state = CASE WHEN \(permanent) OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
-                        run_at = now() + make_interval(secs => \(retryAfter.inSeconds)),
-                        finalized_at = CASE WHEN \(permanent) OR attempt >= max_attempts THEN now() END,
-                        errors = errors || jsonb_build_array(jsonb_build_object(
-                            'at', now(), 'attempt', attempt, 'error', \(error)::text, 'permanent', \(permanent))),
-                        lease_expires_at = NULL, updated_at = now()
-                    WHERE id = \(jobID) AND state = 'running'
-                    RETURNING notification_id, state
-                )
-                UPDATE notifications n
-                SET status = CASE WHEN failed.state = 'discarded' THEN 'failed' ELSE 'retrying' END,
-                    last_error = \(error), updated_at = now()
-                FROM failed WHERE n.id = failed.notification_id
-                RETURNING failed.state
-                """, logger: logger)
-            var state: JobState?
-            for try await value in rows.decode(String.self) { state = JobState(rawValue: value) }
-            if state == .discarded {
-                _ = try await connection.query("SELECT dead_letter_job(\(jobID))", logger: logger)
+        try await withDeadline(deadline) {
+            try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    WITH failed AS (
+                        UPDATE jobs
+                        SET state = CASE WHEN \(permanent) OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+                            run_at = now() + make_interval(secs => \(retryAfter.inSeconds)),
+                            finalized_at = CASE WHEN \(permanent) OR attempt >= max_attempts THEN now() END,
+                            errors = errors || jsonb_build_array(jsonb_build_object(
+                                'at', now(), 'attempt', attempt, 'error', \(error)::text, 'permanent', \(permanent))),
+                            lease_expires_at = NULL, updated_at = now()
+                        WHERE id = \(jobID) AND state = 'running'
+                        RETURNING notification_id, state
+                    )
+                    UPDATE notifications n
+                    SET status = CASE WHEN failed.state = 'discarded' THEN 'failed' ELSE 'retrying' END,
+                        last_error = \(error), updated_at = now()
+                    FROM failed WHERE n.id = failed.notification_id
+                    RETURNING failed.state
+                    """, logger: logger)
+                var state: JobState?
+                for try await value in rows.decode(String.self) { state = JobState(rawValue: value) }
+                if state == .discarded {
+                    _ = try await connection.query("SELECT dead_letter_job(\(jobID))", logger: logger)
+                }
+                return state
             }
-            return state
         }
     }
 
     /// Gives a claimed job back without counting the attempt (a dependency's circuit is open, or the worker is
     /// shutting down): it becomes due again after `delay`.
     public func snooze(jobID: Int, delay: Duration, cause: String) async throws {
-        try await client.withTransaction(logger: logger) { connection in
-            _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
-            _ = try await connection.query(
-                """
-                WITH snoozed AS (
-                    UPDATE jobs SET state = 'retryable', attempt = greatest(attempt - 1, 0),
-                        run_at = now() + make_interval(secs => \(delay.inSeconds)), lease_expires_at = NULL, updated_at = now()
-                    WHERE id = \(jobID) AND state = 'running'
-                    RETURNING notification_id
-                )
-                UPDATE notifications n SET status = 'retrying', updated_at = now() FROM snoozed WHERE n.id = snoozed.notification_id
-                """, logger: logger)
+        try await withDeadline(deadline) {
+            try await client.withTransaction(logger: logger) { connection in
+                _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
+                _ = try await connection.query(
+                    """
+                    WITH snoozed AS (
+                        UPDATE jobs SET state = 'retryable', attempt = greatest(attempt - 1, 0),
+                            run_at = now() + make_interval(secs => \(delay.inSeconds)), lease_expires_at = NULL, updated_at = now()
+                        WHERE id = \(jobID) AND state = 'running'
+                        RETURNING notification_id
+                    )
+                    UPDATE notifications n SET status = 'retrying', updated_at = now() FROM snoozed WHERE n.id = snoozed.notification_id
+                    """, logger: logger)
+            }
         }
     }
 
     /// Extends the leases of jobs this worker is still working on.
     public func heartbeat(jobIDs: [Int], worker: String, lease: Duration) async throws {
-        guard !jobIDs.isEmpty else { return }
-        _ = try await client.query(
-            """
-            UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.inSeconds))
-            WHERE id = ANY(\(jobIDs)) AND state = 'running' AND attempted_by = \(worker)
-            """, logger: logger)
+        try await withDeadline(deadline) {
+            guard !jobIDs.isEmpty else { return }
+            _ = try await client.query(
+                """
+                UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.inSeconds))
+                WHERE id = ANY(\(jobIDs)) AND state = 'running' AND attempted_by = \(worker)
+                """, logger: logger)
+        }
     }
 
 }

@@ -121,7 +121,8 @@ final class CurlHandle: @unchecked Sendable {
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &reply)
         let detail = String(cString: errorBuffer)
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-        throw SMTPError(message: "smtp: \(text)", replyCode: reply, permanent: (500..<600).contains(reply))
+        let summary = reply > 0 ? "SMTP \(reply): \(text)" : "SMTP: \(text)"
+        throw SMTPError(message: summary, replyCode: reply, permanent: (500..<600).contains(reply))
     }
 }
 

@@ -53,6 +53,7 @@ public struct DeliveryWorker: Service {
     let logger: Logger
     public let counters = NIOLockedValueBox(Counters())
     let inFlight = NIOLockedValueBox<Set<Int>>([])
+    let stopping = NIOLockedValueBox(false)
 
     public init(
         consumer: AMQPConsumer, postgres: PostgresClient, platform: PlatformClient, deliverer: any Deliverer, configuration: Configuration,
@@ -73,38 +74,44 @@ public struct DeliveryWorker: Service {
         consumer.start()
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.listen(wake: wake) }
-            group.addTask { await self.heartbeats() }
+            // The fallback loop ends when `wake` finishes, then waits for the jobs it started.
             group.addTask {
-                await withDiscardingTaskGroup { fallbackGroup in
-                    for await _ in wakeups.cancelOnGracefulShutdown() {
-                        await self.fallbackRound(group: &fallbackGroup)
+                await withDiscardingTaskGroup { fallbackJobs in
+                    for await _ in wakeups where !self.stopping.withLockedValue({ $0 }) {
+                        await self.fallbackRound(group: &fallbackJobs)
                     }
                 }
             }
-            group.addTask {
-                while !Task.isCancelled {
-                    wake.yield()
-                    try? await Task.sleep(for: configuration.fallbackPoll)
-                }
-            }
-            await withDiscardingTaskGroup { deliveries in
-                for await event in consumer.events.cancelOnGracefulShutdown() {
-                    switch event {
-                    case .connected:
-                        logger.info("consuming", metadata: ["queue": .string(queue)])
-                    case .disconnected(let reason):
-                        logger.warning("broker unavailable", metadata: ["queue": .string(queue), "reason": .string(reason)])
+            await withDiscardingTaskGroup { helpers in
+                helpers.addTask { await self.listen(wake: wake) }
+                helpers.addTask { await self.heartbeats() }
+                helpers.addTask {
+                    while !Task.isCancelled {
                         wake.yield()
-                    case .delivery(let delivery):
-                        deliveries.addTask { await self.handle(delivery) }
+                        try? await Task.sleep(for: configuration.fallbackPoll)
                     }
                 }
+                // Ends on graceful shutdown; the inner group then waits for the deliveries in flight.
+                await withDiscardingTaskGroup { deliveries in
+                    for await event in consumer.events.cancelOnGracefulShutdown() {
+                        switch event {
+                        case .connected:
+                            logger.info("consuming", metadata: ["queue": .string(queue)])
+                        case .disconnected(let reason):
+                            logger.warning("broker unavailable", metadata: ["queue": .string(queue), "reason": .string(reason)])
+                            wake.yield()
+                        case .delivery(let delivery):
+                            deliveries.addTask { await self.handle(delivery) }
+                        }
+                    }
+                    stopping.withLockedValue { $0 = true }
+                    logger.info("worker draining", metadata: ["in_flight": .stringConvertible(inFlight.withLockedValue { $0.count })])
+                }
+                helpers.cancelAll()
             }
-            // Broker deliveries are done; stop the helpers and let the fallback finish what it holds.
             wake.finish()
-            group.cancelAll()
         }
+        // Acks of finished work are flushed; unacked deliveries go back to the queue when the connection closes.
         await consumer.stop()
         logger.info("worker stopped", metadata: ["queue": .string(queue)])
     }

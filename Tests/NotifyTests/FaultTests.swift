@@ -1,0 +1,249 @@
+import Broker
+import Foundation
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+import Testing
+
+/// Faults on the real infrastructure: processes and servers are really killed (SIGKILL) or stalled (SIGSTOP).
+/// These tests stop shared servers, so the test command runs this suite on its own, one test at a time.
+@Suite("Faults", .serialized)
+struct FaultTests {
+    static let fast = [
+        "NOTIFY_RETRY_BASE_MS": "200", "NOTIFY_RETRY_CAP_SECONDS": "2", "NOTIFY_JOB_LEASE_SECONDS": "3", "NOTIFY_WORKER_PREFETCH": "32",
+    ]
+
+    func setUpTemplate(_ stack: Stack) async throws -> String {
+        let userID = try await stack.createUser()
+        try await stack.createTemplate(["code": "fault", "name": "Fault", "channel": "email", "subject": "Fault {{n}}", "body": "Body {{n}}"])
+        return userID
+    }
+
+    func body(_ userID: String, _ tag: String) -> @Sendable (Int) -> [String: Any] {
+        { index in
+            ["notification_type": "email", "user_id": userID, "template_code": "fault", "variables": ["n": index], "request_id": "\(tag)-\(index)"]
+        }
+    }
+
+    /// Waits until every id has exactly one email (at-least-once may legitimately give more; see the callers).
+    func waitDelivered(_ stack: Stack, _ ids: [String], timeout: Duration = .seconds(180)) async throws -> [String: Int] {
+        try await eventually("\(ids.count) emails", timeout: timeout, interval: .milliseconds(500)) { () -> [String: Int]? in
+            let counts = stack.emailCounts(for: ids)
+            return counts.count == ids.count ? counts : nil
+        }
+    }
+
+    func countSent(_ stack: Stack) async throws -> Int {
+        try await stack.scalar("SELECT count(*)::int FROM notifications WHERE status = 'sent'") ?? 0
+    }
+
+    @Test("RabbitMQ SIGKILLed with 2,000 notifications in flight: all sent exactly once; after its restart work flows through it again")
+    func rabbitMQKilled() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            // Whatever happens here, RabbitMQ is running again afterwards (start is a no-op when it runs).
+            do { try await rabbitMQKilledBody(stack) } catch {
+                try? stack.infraControl("start", "rabbitmq")
+                throw error
+            }
+        }
+    }
+
+    func rabbitMQKilledBody(_ stack: Stack) async throws {
+        do {
+            let userID = try await setUpTemplate(stack)
+            let killedAt = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+            let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+                group.addTask {
+                    try await stack.sendMany(2000, concurrency: 8, body: body(userID, "rmq")) { accepted in
+                        if accepted == 400 {
+                            try? stack.infraControl("kill", "rabbitmq")
+                            killedAt.withLockedValue { $0 = .now }
+                        }
+                    }
+                }
+                return try await group.next() ?? []
+            }
+            #expect(ids.count == 2000)
+            let killed = try #require(killedAt.withLockedValue { $0 })
+            // Fail-over: the first job a worker claimed from PostgreSQL after the kill.
+            _ = try await eventually("a fallback claim", timeout: .seconds(60)) { () -> Bool? in
+                let n: Int? = try await stack.scalar("SELECT count(*)::int FROM jobs WHERE attempted_via = 'fallback'")
+                return (n ?? 0) > 0 ? true : nil
+            }
+            let failover = ContinuousClock.now - killed
+            let counts = try await waitDelivered(stack, ids)
+            #expect(counts.values.allSatisfy { $0 == 1 }, "duplicates: \(counts.filter { $0.value > 1 }.count)")
+            #expect(try await countSent(stack) == 2000)
+
+            try stack.infraControl("start", "rabbitmq")
+            let restarted = ContinuousClock.now
+            // New work goes through the broker again once the consumers have reconnected.
+            let probe = try await eventually("a notification claimed from a broker message", timeout: .seconds(90), interval: .milliseconds(250)) {
+                () -> String? in
+                let reply = try await stack.send(body(userID, "after")(Int.random(in: 0..<1_000_000_000)))
+                guard let id = reply.data["notification_id"] as? String else { return nil }
+                let via = try await eventually("probe claimed", timeout: .seconds(30)) { () -> String? in
+                    try await stack.scalar("SELECT attempted_via FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)")
+                }
+                return via == "broker" ? id : nil
+            }
+            let recovery = ContinuousClock.now - restarted
+            _ = try await stack.waitForStatus(probe, "sent")
+            let fallback: Int? = try await stack.scalar("SELECT count(*)::int FROM jobs WHERE attempted_via = 'fallback'")
+            print("rabbitmq fault: fail-over to PostgreSQL after \(failover), back on the broker \(recovery) after restart; \(fallback ?? 0) of 2000 delivered by the fallback")
+        }
+    }
+
+    @Test("an email worker SIGKILLed mid-batch: its running jobs are rescued after their lease and delivered")
+    func workerKilled() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            let userID = try await setUpTemplate(stack)
+            // Stall the SMTP sink so the worker is certainly holding jobs when it dies.
+            let sink = try stack.infraPID("smtp")
+            kill(sink, SIGSTOP)
+            let resumed = NIOLockedValueBox(false)
+            defer { if !resumed.withLockedValue({ $0 }) { kill(sink, SIGCONT) } }
+            let ids = try await stack.sendMany(100, body: body(userID, "kill"))
+            let held = try await eventually("jobs running in the worker") { () -> Int? in
+                let n: Int? = try await stack.scalar("SELECT count(*)::int FROM jobs WHERE state = 'running'")
+                return (n ?? 0) >= 4 ? n : nil
+            }
+            stack.process(.emailWorker)?.kill9()
+            kill(sink, SIGCONT)
+            resumed.withLockedValue { $0 = true }
+            try stack.start(.emailWorker)
+            try await stack.waitHealthy(.emailWorker)
+            let counts = try await waitDelivered(stack, ids)
+            #expect(counts.count == 100)
+            _ = try await eventually("all sent") { try await countSent(stack) == 100 ? true : nil }
+            let rescued: Int? = try await stack.scalar("SELECT count(DISTINCT job_id)::int FROM job_transitions WHERE cause LIKE 'lease expired%'")
+            #expect((rescued ?? 0) >= 1)
+            #expect((rescued ?? 0) <= held)
+            print("worker fault: \(held) jobs held by the killed worker, \(rescued ?? 0) rescued after their lease, all 100 delivered")
+        }
+    }
+
+    @Test("the relay SIGKILLed and restarted mid-stream: nothing lost, nothing sent twice")
+    func relayKilled() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            let userID = try await setUpTemplate(stack)
+            let ids = try await stack.sendMany(400, body: body(userID, "relay")) { accepted in
+                if accepted == 150 { stack.process(.relay)?.kill9() }
+            }
+            try stack.start(.relay)
+            try await stack.waitHealthy(.relay)
+            let counts = try await waitDelivered(stack, ids)
+            #expect(counts.values.allSatisfy { $0 == 1 })
+            _ = try await eventually("all sent") { try await countSent(stack) == 400 ? true : nil }
+            let unpublished: Int? = try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NULL AND routing_key = 'email'")
+            #expect(unpublished == 0)
+        }
+    }
+
+    @Test("an SMTP server answering 451 for a while: the job backs off and retries, then succeeds")
+    func smtpTemporaryFailure() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            let userID = try await setUpTemplate(stack)
+            try await stack.smtpMode("451")
+            do {
+                let id = try #require(try await stack.send(body(userID, "451")(1)).data["notification_id"] as? String)
+                _ = try await eventually("two failed attempts") { () -> Int? in
+                    let failures: Int? = try await stack.scalar(
+                        "SELECT jsonb_array_length(errors)::int FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)")
+                    return (failures ?? 0) >= 2 ? failures : nil
+                }
+                let status = try await stack.notification(id)
+                #expect(["retrying", "processing"].contains(status.data["status"] as? String))
+                #expect((status.data["last_error"] as? String)?.contains("451") == true)
+                try await stack.smtpMode("ok")
+                let sent = try await stack.waitForStatus(id, "sent")
+                #expect((sent["attempts"] as? Int ?? 0) >= 3)
+                let permanent: Bool? = try await stack.scalar(
+                    "SELECT bool_or((e->>'permanent')::bool) FROM jobs, jsonb_array_elements(errors) e WHERE notification_id = \(UUID(uuidString: id)!)")
+                #expect(permanent == false)
+                _ = try await stack.waitForEmail(id)
+            } catch {
+                try? await stack.smtpMode("ok")
+                throw error
+            }
+        }
+    }
+
+    @Test("an SMTP server answering 550: discarded, on failed.queue with its errors, status failed; replay delivers it later")
+    func smtpPermanentFailureAndReplay() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            let userID = try await setUpTemplate(stack)
+            try await stack.smtpMode("550")
+            do {
+                let id = try #require(try await stack.send(body(userID, "550")(1)).data["notification_id"] as? String)
+                let failed = try await stack.waitForStatus(id, "failed")
+                #expect(failed["job_state"] as? String == "discarded")
+                #expect(failed["attempts"] as? Int == 1)
+                let management = stack.infra.management(stack.http)
+                let deadLetter = try await eventually("the dead letter on failed.queue") { () -> [String: Any]? in
+                    try await management.peek(queue: "failed.queue", count: 10).compactMap { message -> [String: Any]? in
+                        guard let payload = message["payload"] as? String else { return nil }
+                        return try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any]
+                    }.first { $0["notification_id"] as? String == id }
+                }
+                let errors = try #require(deadLetter["errors"] as? [[String: Any]])
+                #expect(errors.count == 1)
+                #expect((errors.first?["error"] as? String)?.contains("550") == true)
+                #expect(errors.first?["permanent"] as? Bool == true)
+
+                try await stack.smtpMode("ok")
+                let replay = try await stack.call(.POST, "\(stack.url(.gateway))/api/v1/notifications/\(id)/retry/", headers: stack.clientAuth)
+                #expect(replay.status == 202)
+                _ = try await stack.waitForEmail(id)
+                _ = try await stack.waitForStatus(id, "sent")
+                let again = try await stack.call(.POST, "\(stack.url(.gateway))/api/v1/notifications/\(id)/retry/", headers: stack.clientAuth)
+                #expect(again.status == 409)
+                #expect(again.error == "NOT_RETRYABLE")
+            } catch {
+                try? await stack.smtpMode("ok")
+                throw error
+            }
+        }
+    }
+
+    @Test("an unparseable message is dead-lettered by RabbitMQ itself to failed.queue")
+    func unparseableMessageIsDeadLettered() async throws {
+        try await Stack.with(services: [.users, .templates, .relay, .emailWorker], extra: Self.fast) { stack in
+            let management = stack.infra.management(stack.http)
+            _ = try await eventually("topology declared") { try await management.queue("email.queue")["name"] as? String }
+            let routed = try await management.publish(
+                routingKey: "email", payload: "this is not json", properties: .init(messageID: "garbage-1", correlationID: "c-garbage", priority: 0))
+            #expect(routed)
+            let dead = try await eventually("the garbage on failed.queue") { () -> [String: Any]? in
+                try await management.peek(queue: "failed.queue", count: 10).first { $0["payload"] as? String == "this is not json" }
+            }
+            let properties = dead["properties"] as? [String: Any]
+            #expect(properties?["message_id"] as? String == "garbage-1")
+        }
+    }
+
+    @Test("PostgreSQL restarted under load: every process reconnects on its own and every accepted notification is sent")
+    func postgresRestarted() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            let userID = try await setUpTemplate(stack)
+            let ids: [String]
+            do {
+                ids = try await stack.sendMany(300, concurrency: 4, body: body(userID, "pg")) { accepted in
+                    if accepted == 100 { try? stack.infraControl("restart", "postgres") }
+                }
+            } catch {
+                try? stack.infraControl("start", "postgres")
+                throw error
+            }
+            #expect(ids.count == 300)
+            let counts = try await waitDelivered(stack, ids)
+            #expect(counts.count == 300)
+            _ = try await eventually("all 300 sent", timeout: .seconds(120)) { try await countSent(stack) == 300 ? true : nil }
+            for service in Stack.Service.allCases {
+                let health = try await stack.call(.GET, "\(stack.url(service))/health")
+                #expect(health.status == 200, "\(service.rawValue) unhealthy after the restart")
+            }
+        }
+    }
+}
