@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import JobQueue
 import Logging
 import NotificationModel
 import NotifyHTTP
@@ -35,7 +36,10 @@ struct NotificationController: Sendable {
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
         let outcome: CreateOutcome
         do {
-            outcome = try await repository.create(new, client: identity.client, correlationID: context.correlationID)
+            // If the deadline passes after the commit, the client's retry with the same request_id finds the original.
+            outcome = try await withDeadline(.seconds(10)) {
+                try await repository.create(new, client: identity.client, correlationID: context.correlationID)
+            }
         } catch let error as APIError {
             throw error
         } catch {

@@ -43,26 +43,23 @@ public struct MaintenanceService: Service {
                         isLeader.withLockedValue { $0 = true }
                         logger.info("maintenance leader elected")
                         defer { isLeader.withLockedValue { $0 = false } }
-                        var lastClean = ContinuousClock.now - configuration.cleanEvery
-                        while !Task.isCancelled {
-                            // The lock lives as long as this connection: check it is still there.
-                            _ = try await connection.query("SELECT 1", logger: logger)
-                            let scheduled = try await scheduler.runOnce()
-                            let rescued = try await rescuer.runOnce()
-                            if rescued != Rescuer.Result() {
-                                logger.warning(
-                                    "rescued jobs",
-                                    metadata: ["rescued": "\(rescued.rescued)", "discarded": "\(rescued.discarded)", "redispatched": "\(rescued.redispatched)"])
-                            }
-                            if scheduled > 0 { logger.debug("scheduled jobs", metadata: ["count": "\(scheduled)"]) }
-                            if ContinuousClock.now - lastClean >= configuration.cleanEvery {
-                                let cleaned = try await cleaner.runOnce()
-                                lastClean = ContinuousClock.now
-                                if cleaned != Cleaner.Result() {
-                                    logger.info("cleaned", metadata: ["jobs": "\(cleaned.jobs)", "outbox": "\(cleaned.outbox)"])
+                        let lastClean = NIOLockedValueBox(ContinuousClock.now - configuration.cleanEvery)
+                        do {
+                            while !Task.isCancelled {
+                                // Each round has a deadline: a query caught on a dropped connection may never return.
+                                try await withDeadline(.seconds(30)) {
+                                    // The lock lives as long as this connection: check it is still there.
+                                    _ = try await connection.query("SELECT 1", logger: logger)
+                                    try await runRound(scheduler: scheduler, rescuer: rescuer, cleaner: cleaner, lastClean: lastClean)
                                 }
+                                try await Task.sleep(for: configuration.interval)
                             }
-                            try await Task.sleep(for: configuration.interval)
+                        } catch {
+                            // Never hand a connection that still holds the lock back to the pool.
+                            _ = try? await withDeadline(.seconds(5)) {
+                                _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                            }
+                            throw error
                         }
                         _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
                     }
@@ -71,6 +68,24 @@ public struct MaintenanceService: Service {
                     logger.warning("maintenance interrupted", metadata: ["error_type": "\(type(of: error))"])
                 }
                 try? await Task.sleep(for: configuration.electionInterval)
+            }
+        }
+    }
+
+    func runRound(scheduler: Scheduler, rescuer: Rescuer, cleaner: Cleaner, lastClean: NIOLockedValueBox<ContinuousClock.Instant>) async throws {
+        let scheduled = try await scheduler.runOnce()
+        let rescued = try await rescuer.runOnce()
+        if rescued != Rescuer.Result() {
+            logger.warning(
+                "rescued jobs",
+                metadata: ["rescued": "\(rescued.rescued)", "discarded": "\(rescued.discarded)", "redispatched": "\(rescued.redispatched)"])
+        }
+        if scheduled > 0 { logger.debug("scheduled jobs", metadata: ["count": "\(scheduled)"]) }
+        if ContinuousClock.now - lastClean.withLockedValue({ $0 }) >= configuration.cleanEvery {
+            let cleaned = try await cleaner.runOnce()
+            lastClean.withLockedValue { $0 = ContinuousClock.now }
+            if cleaned != Cleaner.Result() {
+                logger.info("cleaned", metadata: ["jobs": "\(cleaned.jobs)", "outbox": "\(cleaned.outbox)"])
             }
         }
     }

@@ -101,7 +101,8 @@ public struct OutboxRelay: Service {
     public func drain() async {
         while !Task.isCancelled {
             do {
-                let (claimed, published) = try await publishBatch()
+                // A batch caught on a connection the server dropped may never return: give up on it and retry.
+                let (claimed, published) = try await withDeadline(.seconds(30)) { try await publishBatch() }
                 if claimed < configuration.batchSize || published == 0 { return }
             } catch {
                 logger.warning("outbox batch failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
