@@ -161,6 +161,8 @@ let package = Package(
             dependencies: [
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Admin", "Migrations", "NotifyConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -10,6 +10,8 @@ import NotificationModel
 import NotifyConfig
 import PostgresNIO
 import Relay
+import ServiceLifecycle
+import UnixSignals
 import TemplateService
 import UserService
 import Workers
@@ -42,7 +44,12 @@ func serve<App: ApplicationProtocol>(_ component: String, _ build: (EnvironmentR
         FileHandle.standardError.write(Data("notify \(component): \(error.description)\n".utf8))
         throw ExitCode(2)
     }
-    try await app.runService()
+    // SIGTERM/SIGINT start a graceful shutdown (workers finish what they hold); past the bound, what is left is
+    // cancelled: its jobs keep their lease and are rescued, its messages were never acked.
+    var configuration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = .seconds(
+        Int(ProcessInfo.processInfo.environment["NOTIFY_SHUTDOWN_SECONDS"] ?? "") ?? 30)
+    try await ServiceGroup(configuration: configuration).run()
 }
 
 struct GatewayCommand: AsyncParsableCommand {
