@@ -19,7 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
@@ -128,13 +129,16 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: [
+                "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers", "Broker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "UserService",
             dependencies: [
-                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(

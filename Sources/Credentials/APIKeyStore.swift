@@ -16,7 +16,7 @@ public struct APIKeyRecord: Sendable, Equatable {
 
 /// Creates, finds and revokes API keys in the notifications database.
 public struct APIKeyStore: Sendable {
-    public static let knownScopes: Set<String> = ["notifications:write", "notifications:read", "admin", "service"]
+    public static let knownScopes: Set<String> = ["notifications:write", "notifications:read", "users:read", "users:write", "admin", "service"]
 
     let client: PostgresClient
     let logger: Logger

@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import Breakers
+import Broker
 import Credentials
 import Hummingbird
 import Logging
@@ -9,20 +12,16 @@ public struct GatewayConfiguration: Sendable {
     public var listen: ListenSettings
     public var postgres: PostgresSettings
     public var maxAttempts: Int
-
-    public init(listen: ListenSettings, postgres: PostgresSettings, maxAttempts: Int = 8) {
-        self.listen = listen
-        self.postgres = postgres
-        self.maxAttempts = maxAttempts
-    }
+    public var usersURL: String
+    public var serviceKey: ServiceKeySettings
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
-        self.init(
-            listen: ListenSettings(env, portKey: "NOTIFY_GATEWAY_PORT", defaultPort: 8000, problems: &problems),
-            postgres: PostgresSettings(env, problems: &problems),
-            maxAttempts: env.int("NOTIFY_MAX_ATTEMPTS", default: 8, problems: &problems)
-        )
+        listen = ListenSettings(env, portKey: "NOTIFY_GATEWAY_PORT", defaultPort: 8000, problems: &problems)
+        postgres = PostgresSettings(env, problems: &problems)
+        maxAttempts = env.int("NOTIFY_MAX_ATTEMPTS", default: 8, problems: &problems)
+        usersURL = env.string("NOTIFY_USERS_URL", default: "http://127.0.0.1:8001")
+        serviceKey = ServiceKeySettings(env, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -30,17 +29,23 @@ public struct GatewayConfiguration: Sendable {
 /// The API gateway (port 8000): accepts notifications durably and answers status queries.
 public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
+    let users = UserDirectory(http: http, baseURL: configuration.usersURL, serviceKey: configuration.serviceKey.key, breaker: usersBreaker)
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
-    HealthRoutes(service: "gateway", checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }])
-        .register(on: router)
+    HealthRoutes(
+        service: "gateway",
+        checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }, .breaker(usersBreaker)]
+    ).register(on: router)
     let api = router.group().add(middleware: APIKeyMiddleware(store: APIKeyStore(client: postgres, logger: logger)))
-    NotificationController(repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger)).register(on: api)
+    NotificationController(
+        repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger), users: users).register(on: api)
 
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-gateway"),
-        services: [postgres],
+        services: [postgres, HTTPClientService(client: http)],
         logger: logger
     )
 }

@@ -8,6 +8,7 @@ import NotifyHTTP
 /// `POST /api/v1/notifications/` and `GET /api/v1/notifications/{id}/`.
 struct NotificationController: Sendable {
     let repository: NotificationRepository
+    let users: UserDirectory
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/notifications", use: create)
@@ -34,6 +35,22 @@ struct NotificationController: Sendable {
         let identity = try context.requireIdentity()
         try identity.require("notifications:write")
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
+        let preferences = try await users.preferences(of: new.userID, correlationID: context.correlationID)
+        let refusal: APIError? =
+            if let preferences {
+                (new.channel == .email ? preferences.email : preferences.push)
+                    ? nil
+                    : APIError(
+                        .unprocessableContent, code: "CHANNEL_DISABLED",
+                        message: "The user has turned \(new.channel.rawValue) notifications off")
+            } else {
+                APIError.notFound("USER_NOT_FOUND", "No user with this user_id")
+            }
+        if let refusal {
+            // A replay of a request accepted before the user changed their mind still returns the original.
+            if let earlier = try await repository.existing(new, client: identity.client) { return try Self.respond(earlier, context: context, requestID: new.requestID) }
+            throw refusal
+        }
         let outcome: CreateOutcome
         do {
             // If the deadline passes after the commit, the client's retry with the same request_id finds the original.
@@ -46,11 +63,15 @@ struct NotificationController: Sendable {
             context.logger.error("notification not stored", metadata: ["error_type": .string(String(describing: type(of: error)))])
             throw APIError.dependencyUnavailable("The notification could not be stored durably; nothing was accepted")
         }
+        return try Self.respond(outcome, context: context, requestID: new.requestID)
+    }
+
+    static func respond(_ outcome: CreateOutcome, context: NotifyRequestContext, requestID: String) throws -> Response {
         switch outcome {
         case .created(let notification):
             context.logger.info(
                 "notification accepted",
-                metadata: ["notification_id": .string(notification.notificationID), "request_id": .string(new.requestID)])
+                metadata: ["notification_id": .string(notification.notificationID), "request_id": .string(requestID)])
             return .envelope(.accepted, data: notification, message: "Notification accepted")
         case .replayed(let notification):
             return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])

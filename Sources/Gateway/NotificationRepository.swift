@@ -115,13 +115,19 @@ struct NotificationRepository: Sendable {
                     createdAt: createdAt))
         }
 
+        guard let earlier = try await existing(new, client: clientName) else { throw NotificationRepositoryError.vanished }
+        return earlier
+    }
+
+    /// The outcome for a request_id this client already used: the original, or a conflict if the payload differs.
+    func existing(_ new: NewNotification, client clientName: String) async throws -> CreateOutcome? {
         let rows = try await client.query(
             "SELECT id, payload_hash FROM notifications WHERE client = \(clientName) AND request_id = \(new.requestID)", logger: logger)
         for try await (existingID, existingHash) in rows.decode((UUID, String).self) {
-            guard existingHash == hash else { return .conflict }
+            guard existingHash == new.payloadHash else { return .conflict }
             if let resource = try await find(id: existingID, client: clientName) { return .replayed(resource) }
         }
-        throw NotificationRepositoryError.vanished
+        return nil
     }
 
     func find(id: UUID, client clientName: String) async throws -> NotificationResource? {

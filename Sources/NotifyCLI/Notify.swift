@@ -35,11 +35,11 @@ func bootstrap(_ component: String) -> Logger {
 }
 
 /// Runs an application, turning a configuration problem into a clear message and exit code 2.
-func serve<App: ApplicationProtocol>(_ component: String, _ build: (EnvironmentReader, Logger) throws -> App) async throws {
+func serve<App: ApplicationProtocol>(_ component: String, _ build: (EnvironmentReader, Logger) async throws -> App) async throws {
     let logger = bootstrap(component)
     let app: App
     do {
-        app = try build(EnvironmentReader(), logger)
+        app = try await build(EnvironmentReader(), logger)
     } catch let error as ConfigurationError {
         FileHandle.standardError.write(Data("notify \(component): \(error.description)\n".utf8))
         throw ExitCode(2)
@@ -59,7 +59,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
 struct UsersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "users", abstract: "The user service (port 8001).")
-    func run() async throws { try await serve("users") { env, logger in buildUserService(try UserServiceConfiguration(env), logger: logger) } }
+    func run() async throws { try await serve("users") { env, logger in await buildUserService(try UserServiceConfiguration(env), logger: logger) } }
 }
 
 struct TemplatesCommand: AsyncParsableCommand {

@@ -3,16 +3,24 @@ import NotificationModel
 import Hummingbird
 import Logging
 
-/// Who is calling: a client with an API key, or another service of the platform.
+/// Who is calling: a client with an API key, another service of the platform, or a user with a JWT.
 public struct Identity: Sendable, Equatable {
     public var client: String
     public var keyID: UUID?
     public var scopes: Set<String>
+    /// Set for a user's own token: such a caller reaches only that user's records.
+    public var userID: UUID?
 
-    public init(client: String, keyID: UUID?, scopes: Set<String>) {
+    public init(client: String, keyID: UUID?, scopes: Set<String>, userID: UUID? = nil) {
         self.client = client
         self.keyID = keyID
         self.scopes = scopes
+        self.userID = userID
+    }
+
+    /// True when the caller may act on this user's records: the user themself, or a service with the scope.
+    public func mayAccess(user: UUID, scope: String) -> Bool {
+        userID == user || scopes.contains(scope) || scopes.contains("service") || scopes.contains("admin")
     }
 
     public func require(_ scope: String) throws {

@@ -20,13 +20,16 @@ public struct ServiceKeyMiddleware: RouterMiddleware {
         return difference == 0
     }
 
+    /// True when the credential is the service key.
+    public func matches(_ credential: String) -> Bool {
+        Self.constantTimeEqual(Array(SHA256.hash(data: Data(credential.utf8))), digest)
+    }
+
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
-        if context.identity == nil, let credential = request.credential,
-            Self.constantTimeEqual(Array(SHA256.hash(data: Data(credential.utf8))), digest)
-        {
+        if context.identity == nil, let credential = request.credential, matches(credential) {
             context.identity = Identity(client: "service", keyID: nil, scopes: ["service"])
         }
         guard context.identity != nil else { throw APIError.unauthorized }

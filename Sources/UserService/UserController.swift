@@ -7,38 +7,58 @@ import NotificationModel
 import NotifyHTTP
 import RedisCache
 
-/// The users API: registration and lookup. Lookups read through the Redis cache; writes invalidate it.
+/// The users API. Reads of a user and of their contact data go through the Redis cache; every write invalidates it.
 struct UserController: Sendable {
     let repository: UserRepository
     let cache: RedisCache
+    let tokens: AccessTokens
     let bcryptCost: UInt8
+
+    /// Login is its own credential (email and password); everything else sits behind `UserAuthMiddleware`.
+    func registerPublic(on router: some RouterMethods<NotifyRequestContext>) {
+        router.post("/api/v1/users/login", use: login)
+    }
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/users", use: create)
+        router.get("/api/v1/users", use: list)
+        router.post("/api/v1/users/token/refresh", use: refresh)
         router.get("/api/v1/users/:id", use: show)
         router.get("/users/:id", use: show)
+        router.patch("/api/v1/users/:id", use: update)
+        router.delete("/api/v1/users/:id", use: delete)
+        router.get("/api/v1/users/:id/preferences", use: preferences)
+        router.put("/api/v1/users/:id/preferences", use: setPreferences)
+        router.get("/api/v1/users/:id/contact", use: contact)
+        router.get("/api/v1/users/:id/devices", use: devices)
+        router.post("/api/v1/users/:id/devices", use: addDevice)
+        router.delete("/api/v1/users/:id/devices/:device", use: deleteDevice)
+        router.post("/api/v1/users/:id/devices/:device/deactivate", use: deactivateDevice)
     }
 
+    // MARK: registration and login
+
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: "users:write") else {
+            throw APIError.forbidden("Registering users needs a service credential with the scope users:write")
+        }
         var fields = FieldValidator(try await request.jsonObject())
         let name = fields.string("name", maxLength: 200)
         let email = fields.email("email")
-        let password = fields.string("password", maxLength: 72, allowEmpty: true)
-        if let password, password.count < 8 { fields.fail("password", "must be at least 8 characters") }
+        let password = Self.password(&fields, "password", required: true)
         let pushToken = fields.string("push_token", required: false, maxLength: 4096)
-        let preferences = fields.object("preferences") ?? [:]
-        var preferenceFields = FieldValidator(preferences)
+        if let pushToken, let problem = DeviceValidation.fcm(pushToken) { fields.fail("push_token", problem) }
+        var preferenceFields = FieldValidator(fields.object("preferences") ?? [:])
         let emailEnabled = preferenceFields.bool("email") ?? true
         let pushEnabled = preferenceFields.bool("push") ?? true
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
         try fields.check()
         guard let name, let email, let password else { throw APIError.internalError }
-
-        let cost = bcryptCost
-        let hash = try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
         do {
             let user = try await repository.create(
-                name: name, email: email, passwordHash: hash, pushToken: pushToken, emailEnabled: emailEnabled, pushEnabled: pushEnabled)
+                name: name, email: email, passwordHash: try await hash(password), pushToken: pushToken, emailEnabled: emailEnabled,
+                pushEnabled: pushEnabled)
             context.logger.info("user created", metadata: ["user_id": .string(user.userID)])
             return .envelope(.created, data: user, message: "User created")
         } catch UserRepositoryError.emailTaken {
@@ -46,19 +66,275 @@ struct UserController: Sendable {
         }
     }
 
-    @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
-            throw APIError.notFound("USER_NOT_FOUND", "No user with this id")
+    struct TokenResponse: Encodable, Sendable {
+        var accessToken: String
+        var tokenType = "bearer"
+        var expiresIn: Int
+        var userID: String
+
+        enum CodingKeys: String, CodingKey {
+            case accessToken = "access_token"
+            case tokenType = "token_type"
+            case expiresIn = "expires_in"
+            case userID = "user_id"
         }
-        let key = "user:\(id.uuidString.lowercased())"
+    }
+
+    @Sendable func login(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        var fields = FieldValidator(try await request.jsonObject())
+        let email = fields.string("email", maxLength: 254)
+        let password = fields.string("password", maxLength: 1024, allowEmpty: true)
+        try fields.check()
+        guard let email, let password else { throw APIError.internalError }
+        let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
+        guard let (userID, passwordHash) = try await repository.credentials(email: email) else {
+            // Spend the same time as a real check, so a response time does not reveal which emails exist.
+            _ = try await verify(password, hash: "$2b$10$abcdefghijklmnopqrstuuFQ8qaTYdDa2ZL2nnZG0p8xXgPMXcM8a")
+            throw invalid
+        }
+        guard try await verify(password, hash: passwordHash) else { throw invalid }
+        let token = try await tokens.issue(userID: userID)
+        return .envelope(data: TokenResponse(accessToken: token, expiresIn: tokens.lifetime, userID: userID.lowercased), message: "Logged in")
+    }
+
+    /// A valid token buys a fresh one with a new expiry.
+    @Sendable func refresh(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        guard let userID = try context.requireIdentity().userID else {
+            throw APIError.forbidden("Only a user's access token can be refreshed")
+        }
+        guard try await repository.find(id: userID) != nil else { throw APIError.unauthorized }
+        let token = try await tokens.issue(userID: userID)
+        return .envelope(data: TokenResponse(accessToken: token, expiresIn: tokens.lifetime, userID: userID.lowercased), message: "Token refreshed")
+    }
+
+    // MARK: users
+
+    @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: "users:read") else {
+            throw APIError.forbidden("Listing users needs a service credential with the scope users:read")
+        }
+        let (page, limit) = try Self.pagination(request)
+        let (users, total) = try await repository.list(page: page, limit: limit)
+        return .envelope(data: users, message: "Users retrieved successfully", meta: PageMeta(total: total, limit: limit, page: page))
+    }
+
+    @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:read")
+        let key = "user:\(id.lowercased)"
         if let cached = await cache.get(key), let user = try? JSONDecoder.iso8601.decode(UserResource.self, from: Data(cached.utf8)) {
             return .envelope(data: user, message: "User retrieved successfully")
         }
-        guard let user = try await repository.find(id: id) else {
-            throw APIError.notFound("USER_NOT_FOUND", "No user with this id")
-        }
+        guard let user = try await repository.find(id: id) else { throw Self.userNotFound }
         if let data = try? JSONEncoder.iso8601.encode(user) { await cache.set(key, String(decoding: data, as: UTF8.self)) }
         return .envelope(data: user, message: "User retrieved successfully")
+    }
+
+    @Sendable func update(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:write")
+        let body = try await request.jsonObject()
+        var fields = FieldValidator(body)
+        var changes = UserChanges()
+        changes.name = fields.string("name", required: false, maxLength: 200)
+        changes.email = fields.email("email", required: false)
+        if let password = Self.password(&fields, "password", required: false) { changes.passwordHash = try await hash(password) }
+        if body.keys.contains("push_token") {
+            let token = fields.string("push_token", required: false, maxLength: 4096)
+            if let token, let problem = DeviceValidation.fcm(token) { fields.fail("push_token", problem) }
+            changes.pushToken = .some(token)
+        }
+        let preferenceObject = fields.object("preferences")
+        var preferenceFields = FieldValidator(preferenceObject ?? [:])
+        let email = preferenceFields.bool("email")
+        let push = preferenceFields.bool("push")
+        for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
+        let known: Set<String> = ["name", "email", "password", "push_token", "preferences"]
+        for key in body.keys where !known.contains(key) { fields.fail(key, "is not a field of a user") }
+        try fields.check()
+        do {
+            guard var user = try await repository.update(id: id, changes) else { throw Self.userNotFound }
+            if email != nil || push != nil {
+                _ = try await repository.setPreferences(id: id, email: email, push: push, categories: nil)
+                user = try await repository.find(id: id) ?? user
+            }
+            await invalidate(id)
+            return .envelope(data: user, message: "User updated")
+        } catch UserRepositoryError.emailTaken {
+            throw APIError(.conflict, code: "EMAIL_TAKEN", message: "A user with this email already exists")
+        }
+    }
+
+    @Sendable func delete(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:write")
+        guard try await repository.delete(id: id) else { throw Self.userNotFound }
+        await invalidate(id)
+        context.logger.info("user deleted", metadata: ["user_id": .string(id.lowercased)])
+        return .envelope(data: EmptyPayload(), message: "User and personal data deleted")
+    }
+
+    // MARK: preferences
+
+    @Sendable func preferences(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:read")
+        guard let preferences = try await repository.preferences(id: id) else { throw Self.userNotFound }
+        return .envelope(data: preferences, message: "Preferences retrieved successfully")
+    }
+
+    @Sendable func setPreferences(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:write")
+        var fields = FieldValidator(try await request.jsonObject())
+        let email = fields.bool("email")
+        let push = fields.bool("push")
+        var categories: [String: [String: Bool]]?
+        if let object = fields.object("categories") {
+            categories = [:]
+            for (category, value) in object {
+                guard category.count <= 64, !category.isEmpty, case .object(let channels) = value else {
+                    fields.fail("categories.\(category)", "must be an object like {\"email\": false}")
+                    continue
+                }
+                for (channel, enabled) in channels {
+                    guard ["email", "push"].contains(channel), case .bool(let flag) = enabled else {
+                        fields.fail("categories.\(category).\(channel)", "must be email or push with a boolean")
+                        continue
+                    }
+                    categories?[category, default: [:]][channel] = flag
+                }
+            }
+        }
+        try fields.check()
+        guard let preferences = try await repository.setPreferences(id: id, email: email, push: push, categories: categories) else {
+            throw Self.userNotFound
+        }
+        await invalidate(id)
+        return .envelope(data: preferences, message: "Preferences updated")
+    }
+
+    // MARK: contact and devices
+
+    @Sendable func contact(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:read")
+        let key = "contact:\(id.lowercased)"
+        if let cached = await cache.get(key), let contact = try? JSONDecoder.iso8601.decode(ContactResource.self, from: Data(cached.utf8)) {
+            return .envelope(data: contact, message: "Contact retrieved successfully")
+        }
+        guard let contact = try await repository.contact(id: id) else { throw Self.userNotFound }
+        if let data = try? JSONEncoder.iso8601.encode(contact) { await cache.set(key, String(decoding: data, as: UTF8.self)) }
+        return .envelope(data: contact, message: "Contact retrieved successfully")
+    }
+
+    @Sendable func devices(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:read")
+        guard try await repository.find(id: id) != nil else { throw Self.userNotFound }
+        let devices = try await repository.devices(userID: id, activeOnly: false)
+        return .envelope(data: devices, message: "Devices retrieved successfully", meta: PageMeta(total: devices.count, limit: max(devices.count, 1), page: 1))
+    }
+
+    @Sendable func addDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:write")
+        var fields = FieldValidator(try await request.jsonObject())
+        let platform = fields.oneOf("platform", ["fcm", "webpush", "apns"])
+        var token: String?
+        var p256dh: String?
+        var auth: String?
+        switch platform {
+        case "webpush":
+            token = fields.string("endpoint", maxLength: 2048)
+            var keys = FieldValidator(fields.object("keys", required: true) ?? [:])
+            p256dh = keys.string("p256dh", maxLength: 200)
+            auth = keys.string("auth", maxLength: 100)
+            if let token { for error in DeviceValidation.webpush(endpoint: token, p256dh: p256dh, auth: auth) { fields.fail(error.field, error.message) } }
+        case "apns":
+            token = fields.string("token", maxLength: 200)
+            if let token, let problem = DeviceValidation.apns(token) { fields.fail("token", problem) }
+        case "fcm":
+            token = fields.string("token", maxLength: 4096)
+            if let token, let problem = DeviceValidation.fcm(token) { fields.fail("token", problem) }
+        default:
+            break
+        }
+        try fields.check()
+        guard let platform, let token else { throw APIError.internalError }
+        guard let (device, created) = try await repository.addDevice(userID: id, platform: platform, token: token, p256dh: p256dh, auth: auth)
+        else { throw Self.userNotFound }
+        await invalidate(id)
+        return .envelope(created ? .created : .ok, data: device, message: created ? "Device registered" : "Device already registered")
+    }
+
+    @Sendable func deleteDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:write")
+        guard let device = context.parameters.get("device").flatMap(UUID.init(uuidString:)),
+            try await repository.deleteDevice(userID: id, deviceID: device)
+        else { throw APIError.notFound("DEVICE_NOT_FOUND", "No device with this id for this user") }
+        await invalidate(id)
+        return .envelope(data: EmptyPayload(), message: "Device removed")
+    }
+
+    /// For the push worker: the provider rejected this token.
+    @Sendable func deactivateDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let id = try authorize(context, scope: "users:write")
+        var fields = FieldValidator(try await request.jsonObject())
+        let reason = fields.string("reason", required: false, maxLength: 500) ?? "deactivated"
+        try fields.check()
+        guard let device = context.parameters.get("device").flatMap(UUID.init(uuidString:)),
+            let deactivated = try await repository.deactivateDevice(userID: id, deviceID: device, reason: reason)
+        else { throw APIError.notFound("DEVICE_NOT_FOUND", "No device with this id for this user") }
+        await invalidate(id)
+        context.logger.info("device deactivated", metadata: ["user_id": .string(id.lowercased), "device_id": .string(deactivated.deviceID)])
+        return .envelope(data: deactivated, message: "Device deactivated")
+    }
+
+    // MARK: helpers
+
+    static let userNotFound = APIError.notFound("USER_NOT_FOUND", "No user with this id")
+
+    /// The user named in the path, if the caller may reach them: their own token, or a service with `scope`.
+    func authorize(_ context: NotifyRequestContext, scope: String) throws -> UUID {
+        let identity = try context.requireIdentity()
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.userNotFound }
+        guard identity.mayAccess(user: id, scope: scope) else {
+            throw APIError.forbidden(identity.userID != nil ? "A user's token reaches only that user's own records" : "This credential lacks the scope \(scope)")
+        }
+        return id
+    }
+
+    func invalidate(_ id: UUID) async {
+        await cache.invalidate(["user:\(id.lowercased)", "contact:\(id.lowercased)"])
+    }
+
+    /// At least 8 characters and at most 72 bytes (bcrypt's limit), with a letter and a non-letter.
+    static func password(_ fields: inout FieldValidator, _ field: String, required: Bool) -> String? {
+        guard let password = fields.string(field, required: required, maxLength: 200, allowEmpty: true) else { return nil }
+        if password.count < 8 {
+            fields.fail(field, "must be at least 8 characters")
+        } else if password.utf8.count > 72 {
+            fields.fail(field, "must be at most 72 bytes")
+        } else if !password.contains(where: \.isLetter) || password.allSatisfy(\.isLetter) {
+            fields.fail(field, "must contain a letter and a digit, space or symbol")
+        } else {
+            return password
+        }
+        return nil
+    }
+
+    static func pagination(_ request: Request) throws -> (Int, Int) {
+        let query = request.uri.queryParameters
+        var errors: [FieldError] = []
+        let page = query.get("page").map { Int($0) ?? 0 } ?? 1
+        let limit = query.get("limit").map { Int($0) ?? 0 } ?? 20
+        if page < 1 { errors.append(FieldError(field: "page", message: "must be a positive integer")) }
+        if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
+        if !errors.isEmpty { throw APIError.validation(errors) }
+        return (page, limit)
+    }
+
+    func hash(_ password: String) async throws -> String {
+        let cost = bcryptCost
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    func verify(_ password: String, hash: String) async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
     }
 }
 

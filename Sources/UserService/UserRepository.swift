@@ -1,6 +1,6 @@
 import Foundation
-import NotificationModel
 import Logging
+import NotificationModel
 import PostgresNIO
 
 /// A user as the API shows it: never the password hash.
@@ -16,6 +16,7 @@ public struct UserResource: Codable, Sendable, Equatable {
     public var pushToken: String?
     public var preferences: Preferences
     public var createdAt: Date
+    public var updatedAt: Date
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
@@ -23,7 +24,57 @@ public struct UserResource: Codable, Sendable, Equatable {
         case pushToken = "push_token"
         case preferences
         case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
+}
+
+/// Channel preferences, and per-category overrides: `categories["marketing"]["email"] = false`.
+public struct PreferencesResource: Codable, Sendable, Equatable {
+    public var email: Bool
+    public var push: Bool
+    public var categories: [String: [String: Bool]]
+}
+
+public struct DeviceResource: Codable, Sendable, Equatable {
+    public var deviceID: String
+    public var platform: String
+    public var token: String
+    public var p256dh: String?
+    public var auth: String?
+    public var active: Bool
+    public var deactivationReason: String?
+    public var createdAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case deviceID = "device_id"
+        case platform, token, p256dh, auth, active
+        case deactivationReason = "deactivation_reason"
+        case createdAt = "created_at"
+    }
+}
+
+/// What the gateway and the workers need to reach a user.
+public struct ContactResource: Codable, Sendable, Equatable {
+    public var userID: String
+    public var name: String
+    public var email: String
+    public var pushToken: String?
+    public var preferences: PreferencesResource
+    public var devices: [DeviceResource]
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id"
+        case name, email
+        case pushToken = "push_token"
+        case preferences, devices
+    }
+}
+
+public struct UserChanges: Sendable {
+    public var name: String?
+    public var email: String?
+    public var passwordHash: String?
+    public var pushToken: String??
 }
 
 public enum UserRepositoryError: Error {
@@ -40,39 +91,218 @@ public struct UserRepository: Sendable {
         self.logger = logger
     }
 
+    static let columns: PostgresQuery = "id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at"
+    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date)
+
+    static func resource(_ row: Row) -> UserResource {
+        UserResource(
+            userID: row.0.lowercased, name: row.1, email: row.2, pushToken: row.3, preferences: .init(email: row.4, push: row.5),
+            createdAt: row.6, updatedAt: row.7)
+    }
+
+    func uniqueEmail<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw UserRepositoryError.emailTaken
+        } catch let error as PostgresTransactionError {
+            if let closure = error.closureError as? PSQLError, closure.serverInfo?[.sqlState] == "23505" { throw UserRepositoryError.emailTaken }
+            if let closure = error.closureError as? UserRepositoryError { throw closure }
+            throw error
+        }
+    }
+
     public func create(name: String, email: String, passwordHash: String, pushToken: String?, emailEnabled: Bool, pushEnabled: Bool) async throws
         -> UserResource
     {
-        do {
-            let rows = try await client.query(
-                """
-                INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled)
-                VALUES (\(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled))
-                RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at
-                """, logger: logger)
-            for try await row in rows.decode((UUID, String, String, String?, Bool, Bool, Date).self) {
-                return Self.resource(row)
+        try await uniqueEmail {
+            try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled)
+                    VALUES (\(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled))
+                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
+                    """, logger: logger)
+                var user: UserResource?
+                for try await row in rows.decode(Row.self) { user = Self.resource(row) }
+                guard let user else { throw UserRepositoryError.emailTaken }
+                if let pushToken, !pushToken.isEmpty {
+                    _ = try await connection.query(
+                        "INSERT INTO devices (user_id, platform, token) VALUES (\(UUID(uuidString: user.userID)!), 'fcm', \(pushToken))",
+                        logger: logger)
+                }
+                return user
             }
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-            throw UserRepositoryError.emailTaken
         }
-        throw UserRepositoryError.emailTaken
     }
 
     public func find(id: UUID) async throws -> UserResource? {
         let rows = try await client.query(
-            """
-            SELECT id, name, email, push_token, email_enabled, push_enabled, created_at
-            FROM users WHERE id = \(id)
-            """, logger: logger)
-        for try await row in rows.decode((UUID, String, String, String?, Bool, Bool, Date).self) {
-            return Self.resource(row)
-        }
+            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at FROM users WHERE id = \(id)",
+            logger: logger)
+        for try await row in rows.decode(Row.self) { return Self.resource(row) }
         return nil
     }
 
-    static func resource(_ row: (UUID, String, String, String?, Bool, Bool, Date)) -> UserResource {
-        UserResource(
-            userID: row.0.lowercased, name: row.1, email: row.2, pushToken: row.3, preferences: .init(email: row.4, push: row.5), createdAt: row.6)
+    /// The id and password hash for a login.
+    public func credentials(email: String) async throws -> (UUID, String)? {
+        let rows = try await client.query("SELECT id, password_hash FROM users WHERE lower(email) = lower(\(email))", logger: logger)
+        for try await row in rows.decode((UUID, String).self) { return row }
+        return nil
+    }
+
+    public func list(page: Int, limit: Int) async throws -> ([UserResource], Int) {
+        let offset = (page - 1) * limit
+        var users: [UserResource] = []
+        let rows = try await client.query(
+            """
+            SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
+            FROM users ORDER BY created_at, id LIMIT \(limit) OFFSET \(offset)
+            """, logger: logger)
+        for try await row in rows.decode(Row.self) { users.append(Self.resource(row)) }
+        var total = 0
+        for try await count in try await client.query("SELECT count(*)::int FROM users", logger: logger).decode(Int.self) { total = count }
+        return (users, total)
+    }
+
+    public func update(id: UUID, _ changes: UserChanges) async throws -> UserResource? {
+        try await uniqueEmail {
+            try await client.withTransaction(logger: logger) { connection in
+                let setToken = changes.pushToken != nil
+                let token = changes.pushToken ?? nil
+                let rows = try await connection.query(
+                    """
+                    UPDATE users SET name = COALESCE(\(changes.name), name), email = COALESCE(\(changes.email), email),
+                        password_hash = COALESCE(\(changes.passwordHash), password_hash),
+                        push_token = CASE WHEN \(setToken) THEN \(token) ELSE push_token END, updated_at = now()
+                    WHERE id = \(id)
+                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
+                    """, logger: logger)
+                var user: UserResource?
+                for try await row in rows.decode(Row.self) { user = Self.resource(row) }
+                if user != nil, let token, !token.isEmpty {
+                    _ = try await connection.query(
+                        """
+                        INSERT INTO devices (user_id, platform, token) VALUES (\(id), 'fcm', \(token))
+                        ON CONFLICT (user_id, platform, token) DO UPDATE SET active = true, deactivated_at = NULL, updated_at = now()
+                        """, logger: logger)
+                }
+                return user
+            }
+        }
+    }
+
+    /// Deletes the user and, by cascade, every device and preference: no personal data remains.
+    public func delete(id: UUID) async throws -> Bool {
+        let rows = try await client.query("DELETE FROM users WHERE id = \(id) RETURNING id", logger: logger)
+        for try await _ in rows.decode(UUID.self) { return true }
+        return false
+    }
+
+    public func preferences(id: UUID) async throws -> PreferencesResource? {
+        var channels: (Bool, Bool)?
+        for try await row in try await client.query("SELECT email_enabled, push_enabled FROM users WHERE id = \(id)", logger: logger)
+            .decode((Bool, Bool).self)
+        { channels = row }
+        guard let channels else { return nil }
+        var categories: [String: [String: Bool]] = [:]
+        for try await (category, channel, enabled) in try await client.query(
+            "SELECT category, channel, enabled FROM category_preferences WHERE user_id = \(id)", logger: logger
+        ).decode((String, String, Bool).self) {
+            categories[category, default: [:]][channel] = enabled
+        }
+        return PreferencesResource(email: channels.0, push: channels.1, categories: categories)
+    }
+
+    /// Sets the given preferences; categories given replace that category's settings.
+    public func setPreferences(id: UUID, email: Bool?, push: Bool?, categories: [String: [String: Bool]]?) async throws -> PreferencesResource? {
+        let found: Bool = try await client.withTransaction(logger: logger) { connection in
+            var exists = false
+            for try await _ in try await connection.query(
+                """
+                UPDATE users SET email_enabled = COALESCE(\(email), email_enabled), push_enabled = COALESCE(\(push), push_enabled),
+                    updated_at = now()
+                WHERE id = \(id) RETURNING id
+                """, logger: logger
+            ).decode(UUID.self) { exists = true }
+            guard exists else { return false }
+            for (category, channels) in categories ?? [:] {
+                _ = try await connection.query(
+                    "DELETE FROM category_preferences WHERE user_id = \(id) AND category = \(category)", logger: logger)
+                for (channel, enabled) in channels {
+                    _ = try await connection.query(
+                        "INSERT INTO category_preferences (user_id, category, channel, enabled) VALUES (\(id), \(category), \(channel), \(enabled))",
+                        logger: logger)
+                }
+            }
+            return true
+        }
+        return found ? try await preferences(id: id) : nil
+    }
+
+    static let deviceColumns: PostgresQuery = "id, platform, token, p256dh, auth, active, deactivation_reason, created_at"
+    typealias DeviceRow = (UUID, String, String, String?, String?, Bool, String?, Date)
+
+    static func device(_ row: DeviceRow) -> DeviceResource {
+        DeviceResource(
+            deviceID: row.0.lowercased, platform: row.1, token: row.2, p256dh: row.3, auth: row.4, active: row.5, deactivationReason: row.6,
+            createdAt: row.7)
+    }
+
+    public func devices(userID: UUID, activeOnly: Bool) async throws -> [DeviceResource] {
+        var devices: [DeviceResource] = []
+        let rows = try await client.query(
+            """
+            SELECT id, platform, token, p256dh, auth, active, deactivation_reason, created_at
+            FROM devices WHERE user_id = \(userID) AND (active OR NOT \(activeOnly)) ORDER BY created_at, id
+            """, logger: logger)
+        for try await row in rows.decode(DeviceRow.self) { devices.append(Self.device(row)) }
+        return devices
+    }
+
+    /// Adds a device; the same token again returns the existing device (reactivated). Nil when the user is unknown.
+    public func addDevice(userID: UUID, platform: String, token: String, p256dh: String?, auth: String?) async throws -> (DeviceResource, Bool)? {
+        do {
+            let rows = try await client.query(
+                """
+                INSERT INTO devices (user_id, platform, token, p256dh, auth) VALUES (\(userID), \(platform), \(token), \(p256dh), \(auth))
+                ON CONFLICT (user_id, platform, token) DO UPDATE
+                    SET active = true, deactivated_at = NULL, deactivation_reason = NULL, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
+                        updated_at = now()
+                RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at, (xmax = 0)
+                """, logger: logger)
+            for try await row in rows.decode((UUID, String, String, String?, String?, Bool, String?, Date, Bool).self) {
+                return (Self.device((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8)
+            }
+            return nil
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23503" {
+            return nil
+        }
+    }
+
+    public func deleteDevice(userID: UUID, deviceID: UUID) async throws -> Bool {
+        for try await _ in try await client.query(
+            "DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID) RETURNING id", logger: logger
+        ).decode(UUID.self) { return true }
+        return false
+    }
+
+    /// Marks a device the provider rejected: it gets no more pushes.
+    public func deactivateDevice(userID: UUID, deviceID: UUID, reason: String) async throws -> DeviceResource? {
+        let rows = try await client.query(
+            """
+            UPDATE devices SET active = false, deactivated_at = now(), deactivation_reason = \(reason), updated_at = now()
+            WHERE id = \(deviceID) AND user_id = \(userID)
+            RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at
+            """, logger: logger)
+        for try await row in rows.decode(DeviceRow.self) { return Self.device(row) }
+        return nil
+    }
+
+    public func contact(id: UUID) async throws -> ContactResource? {
+        guard let user = try await find(id: id), let preferences = try await preferences(id: id) else { return nil }
+        let devices = try await devices(userID: id, activeOnly: true)
+        return ContactResource(
+            userID: user.userID, name: user.name, email: user.email, pushToken: user.pushToken, preferences: preferences, devices: devices)
     }
 }

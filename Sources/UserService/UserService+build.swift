@@ -1,3 +1,4 @@
+import Credentials
 import Hummingbird
 import Logging
 import NotifyConfig
@@ -10,40 +11,37 @@ public struct UserServiceConfiguration: Sendable {
     public var postgres: PostgresSettings
     public var redis: RedisSettings
     public var serviceKey: ServiceKeySettings
+    public var jwtSecret: String
+    public var jwtIssuer: String
+    public var jwtLifetimeSeconds: Int
     public var bcryptCost: Int
     public var cacheTTLSeconds: Int
 
-    public init(
-        listen: ListenSettings, postgres: PostgresSettings, redis: RedisSettings, serviceKey: ServiceKeySettings, bcryptCost: Int = 10,
-        cacheTTLSeconds: Int = 300
-    ) {
-        self.listen = listen
-        self.postgres = postgres
-        self.redis = redis
-        self.serviceKey = serviceKey
-        self.bcryptCost = bcryptCost
-        self.cacheTTLSeconds = cacheTTLSeconds
-    }
-
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
-        self.init(
-            listen: ListenSettings(env, portKey: "NOTIFY_USERS_PORT", defaultPort: 8001, problems: &problems),
-            postgres: PostgresSettings(env, problems: &problems),
-            redis: RedisSettings(env, problems: &problems),
-            serviceKey: ServiceKeySettings(env, problems: &problems),
-            bcryptCost: env.int("NOTIFY_BCRYPT_COST", default: 10, problems: &problems),
-            cacheTTLSeconds: env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
-        )
+        listen = ListenSettings(env, portKey: "NOTIFY_USERS_PORT", defaultPort: 8001, problems: &problems)
+        postgres = PostgresSettings(env, problems: &problems)
+        redis = RedisSettings(env, problems: &problems)
+        serviceKey = ServiceKeySettings(env, problems: &problems)
+        jwtSecret = env.required("NOTIFY_JWT_SECRET", problems: &problems)
+        if !jwtSecret.isEmpty, jwtSecret.utf8.count < 32 { problems.append("NOTIFY_JWT_SECRET must be at least 32 bytes") }
+        jwtIssuer = env.string("NOTIFY_JWT_ISSUER", default: "notify-users")
+        jwtLifetimeSeconds = env.int("NOTIFY_JWT_TTL_SECONDS", default: 3600, problems: &problems)
+        bcryptCost = env.int("NOTIFY_BCRYPT_COST", default: 10, problems: &problems)
+        cacheTTLSeconds = env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
 
-/// The user service (port 8001): users, contact data and preferences in the `users` database.
-public func buildUserService(_ configuration: UserServiceConfiguration, logger: Logger) -> some ApplicationProtocol {
+/// The user service (port 8001): users, contact data, preferences and devices in the `users` database.
+public func buildUserService(_ configuration: UserServiceConfiguration, logger: Logger) async -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.users), backgroundLogger: logger)
+    // Client API keys live with the gateway's data; the user service only reads them.
+    let keys = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port)
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
+    let tokens = await AccessTokens.make(
+        secret: configuration.jwtSecret, issuer: configuration.jwtIssuer, lifetime: configuration.jwtLifetimeSeconds)
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
@@ -55,15 +53,20 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
             .breaker(cache.breaker),
         ]
     ).register(on: router)
-    let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))
-    UserController(
-        repository: UserRepository(client: postgres, logger: logger), cache: cache, bcryptCost: UInt8(clamping: configuration.bcryptCost)
-    ).register(on: api)
+    let controller = UserController(
+        repository: UserRepository(client: postgres, logger: logger), cache: cache, tokens: tokens,
+        bcryptCost: UInt8(clamping: configuration.bcryptCost))
+    controller.registerPublic(on: router)
+    let api = router.group().add(
+        middleware: UserAuthMiddleware(
+            serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key), tokens: tokens,
+            apiKeys: APIKeyStore(client: keys, logger: logger)))
+    controller.register(on: api)
 
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-users"),
-        services: [postgres],
+        services: [postgres, keys],
         logger: logger
     )
 }

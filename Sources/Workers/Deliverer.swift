@@ -59,23 +59,34 @@ public struct PushDeliverer: Deliverer {
         self.breaker = breaker
     }
 
+    /// Fans out to every active device the provider handles: sent when at least one device accepted; otherwise the
+    /// attempt fails, transiently if any device failed transiently.
     public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
-        guard let token = recipient.pushToken, !token.isEmpty else {
-            throw DeliveryFailure(message: "user has no push token", permanent: true)
+        let devices = recipient.devices.filter { $0.platform == "fcm" }
+        guard !devices.isEmpty else {
+            throw DeliveryFailure(message: "the user has no active device this worker can reach", permanent: true)
         }
-        let message = PushMessage(
-            token: token,
-            title: TemplateRenderer.render(template.title ?? "", variables: job.variables, html: false),
-            body: TemplateRenderer.render(template.body, variables: job.variables, html: false),
-            imageURL: template.imageURL.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
-            link: template.link.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
-            data: ["notification_id": job.notificationID.uuidString.lowercased(), "correlation_id": job.correlationID])
-        do {
-            let name = try await breaker.run(
-                { try await fcm.send(message, messageID: job.notificationID.lowercased) }, isFailure: { ($0 as? PushError)?.permanent != true })
-            logger.debug("push accepted by provider", metadata: ["provider_message": .string(name)])
-        } catch let error as PushError {
-            throw DeliveryFailure(message: error.message, permanent: error.permanent, retryAfter: error.retryAfterSeconds.map { .seconds($0) })
+        var accepted = 0
+        var failures: [DeliveryFailure] = []
+        for device in devices {
+            let message = PushMessage(
+                token: device.token,
+                title: TemplateRenderer.render(template.title ?? "", variables: job.variables, html: false),
+                body: TemplateRenderer.render(template.body, variables: job.variables, html: false),
+                imageURL: template.imageURL.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
+                link: template.link.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
+                data: ["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID])
+            do {
+                let name = try await breaker.run(
+                    { try await fcm.send(message, messageID: job.notificationID.lowercased) }, isFailure: { ($0 as? PushError)?.permanent != true })
+                accepted += 1
+                logger.info("push accepted", metadata: ["device_id": .string(device.deviceID), "provider_message": .string(name)])
+            } catch let error as PushError {
+                failures.append(DeliveryFailure(message: error.message, permanent: error.permanent, retryAfter: error.retryAfterSeconds.map { .seconds($0) }))
+                logger.warning("push refused", metadata: ["device_id": .string(device.deviceID), "error": .string(error.message)])
+            }
         }
+        guard accepted == 0 else { return }
+        throw failures.first { !$0.permanent } ?? failures.first ?? DeliveryFailure(message: "no device accepted", permanent: true)
     }
 }

@@ -5,23 +5,34 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 
-/// What a worker needs to know about the recipient.
+/// What a worker needs to know about the recipient (the user service's contact view).
 public struct Recipient: Sendable, Decodable {
     public struct Preferences: Sendable, Decodable {
         public var email: Bool
         public var push: Bool
     }
+
+    /// An active push destination.
+    public struct Device: Sendable, Decodable {
+        public var deviceID: String
+        public var platform: String
+        public var token: String
+
+        enum CodingKeys: String, CodingKey {
+            case deviceID = "device_id"
+            case platform, token
+        }
+    }
+
     public var userID: UUID
     public var name: String
     public var email: String
-    public var pushToken: String?
     public var preferences: Preferences
+    public var devices: [Device]
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
-        case name, email
-        case pushToken = "push_token"
-        case preferences
+        case name, email, preferences, devices
     }
 }
 
@@ -70,7 +81,9 @@ public struct PlatformClient: Sendable {
 
     public func recipient(_ userID: UUID, correlationID: String) async throws -> Recipient {
         try await usersBreaker.run(
-            { try await get(Recipient.self, url: "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())", what: "user", correlationID: correlationID) },
+            {
+                try await get(Recipient.self, url: "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/contact", what: "user", correlationID: correlationID)
+            },
             isFailure: Self.countsAgainstService)
     }
 

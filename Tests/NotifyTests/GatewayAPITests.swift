@@ -8,35 +8,37 @@ import Testing
 /// The gateway's contract against real PostgreSQL: credentials, validation, the one-transaction write, status.
 @Suite("Gateway API", .serialized)
 struct GatewayAPITests {
-    static var valid: [String: Any] {
+    static func valid(_ userID: String) -> [String: Any] {
         [
-        "notification_type": "email", "user_id": "7f1c2a52-5d7e-4a8c-9a55-0c8f3f1e2b10", "template_code": "welcome",
-        "variables": ["name": "Ada"], "request_id": "r-1", "priority": 1,
+            "notification_type": "email", "user_id": userID, "template_code": "welcome", "variables": ["name": "Ada"], "request_id": "r-1",
+            "priority": 1,
         ]
     }
 
     @Test("a request without a credential, or with an unknown key, is 401 in the envelope")
     func unauthorized() async throws {
-        try await Stack.with(services: [.gateway]) { stack in
+        try await Stack.with(services: [.users, .gateway]) { stack in
+            let user = try await stack.createUser()
             let url = "\(stack.url(.gateway))/api/v1/notifications/"
-            let missing = try await stack.call(.POST, url, json: Self.valid)
+            let missing = try await stack.call(.POST, url, json: Self.valid(user))
             #expect(missing.status == 401)
             #expect(missing.error == "UNAUTHORIZED")
             #expect(missing.json["success"] as? Bool == false)
             #expect(missing.json["meta"] is [String: Any])
-            let wrong = try await stack.call(.POST, url, json: Self.valid, headers: ["Authorization": "Bearer nk_nope_nope"])
+            let wrong = try await stack.call(.POST, url, json: Self.valid(user), headers: ["Authorization": "Bearer nk_nope_nope"])
             #expect(wrong.status == 401)
-            let header = try await stack.call(.POST, url, json: Self.valid, headers: ["X-API-Key": stack.apiKey])
+            let header = try await stack.call(.POST, url, json: Self.valid(user), headers: ["X-API-Key": stack.apiKey])
             #expect(header.status == 202)
         }
     }
 
     @Test("a key without the write scope is 403")
     func forbidden() async throws {
-        try await Stack.with(services: [.gateway]) { stack in
+        try await Stack.with(services: [.users, .gateway]) { stack in
+            let user = try await stack.createUser()
             let readOnly = try await stack.createKey(scopes: ["notifications:read"])
             let reply = try await stack.call(
-                .POST, "\(stack.url(.gateway))/api/v1/notifications/", json: Self.valid, headers: ["Authorization": "Bearer \(readOnly)"])
+                .POST, "\(stack.url(.gateway))/api/v1/notifications/", json: Self.valid(user), headers: ["Authorization": "Bearer \(readOnly)"])
             #expect(reply.status == 403)
             #expect(reply.error == "FORBIDDEN")
         }
@@ -44,7 +46,7 @@ struct GatewayAPITests {
 
     @Test("an invalid body is 400 VALIDATION_ERROR listing every bad field")
     func validation() async throws {
-        try await Stack.with(services: [.gateway]) { stack in
+        try await Stack.with(services: [.users, .gateway]) { stack in
             let reply = try await stack.send([
                 "notification_type": "sms", "user_id": "not-a-uuid", "variables": "nope", "priority": "high",
                 "request_id": String(repeating: "x", count: 256),
@@ -63,8 +65,9 @@ struct GatewayAPITests {
 
     @Test("an accepted notification is one transaction: notification, available job and outbox row with the correlation id")
     func acceptedWritesOneTransaction() async throws {
-        try await Stack.with(services: [.gateway]) { stack in
-            let reply = try await stack.send(Self.valid, headers: ["X-Correlation-ID": "corr-tx-1"])
+        try await Stack.with(services: [.users, .gateway]) { stack in
+            let user = try await stack.createUser()
+            let reply = try await stack.send(Self.valid(user), headers: ["X-Correlation-ID": "corr-tx-1"])
             #expect(reply.status == 202)
             #expect(reply.data["notification_type"] as? String == "email")
             #expect(reply.data["request_id"] as? String == "r-1")
@@ -97,8 +100,9 @@ struct GatewayAPITests {
 
     @Test("the Idempotency-Key header stands in for request_id")
     func idempotencyKeyHeader() async throws {
-        try await Stack.with(services: [.gateway]) { stack in
-            var body = Self.valid
+        try await Stack.with(services: [.users, .gateway]) { stack in
+            let user = try await stack.createUser()
+            var body = Self.valid(user)
             body.removeValue(forKey: "request_id")
             let first = try await stack.send(body, headers: ["Idempotency-Key": "idem-7"])
             let second = try await stack.send(body, headers: ["Idempotency-Key": "idem-7"])
@@ -109,9 +113,41 @@ struct GatewayAPITests {
         }
     }
 
+    @Test("an unknown user is 404 USER_NOT_FOUND; a user who turned the channel off is 422 CHANNEL_DISABLED")
+    func recipientChecks() async throws {
+        try await Stack.with(services: [.users, .gateway]) { stack in
+            let unknown = try await stack.send(Self.valid(UUID().uuidString))
+            #expect(unknown.status == 404)
+            #expect(unknown.error == "USER_NOT_FOUND")
+            let optedOut = try await stack.createUser(emailEnabled: false)
+            let refused = try await stack.send(Self.valid(optedOut))
+            #expect(refused.status == 422)
+            #expect(refused.error == "CHANNEL_DISABLED")
+            var push = Self.valid(optedOut)
+            push["notification_type"] = "push"
+            push["request_id"] = "r-push"
+            #expect(try await stack.send(push).status == 202, "push stays on")
+        }
+    }
+
+    @Test("with the user service down the gateway answers 503 DEPENDENCY_UNAVAILABLE at once, and accepts nothing")
+    func usersDown() async throws {
+        try await Stack.with(services: [.users, .gateway]) { stack in
+            let user = try await stack.createUser()
+            await stack.stop(.users)
+            let started = ContinuousClock.now
+            let reply = try await stack.send(Self.valid(user))
+            #expect(reply.status == 503)
+            #expect(reply.error == "DEPENDENCY_UNAVAILABLE")
+            #expect(ContinuousClock.now - started < .seconds(5))
+            let stored: Int? = try await stack.scalar("SELECT count(*)::int FROM notifications")
+            #expect(stored == 0)
+        }
+    }
+
     @Test("unknown notifications and unknown paths are 404 in the envelope; health answers without a credential")
     func notFoundAndHealth() async throws {
-        try await Stack.with(services: [.gateway]) { stack in
+        try await Stack.with(services: [.users, .gateway]) { stack in
             let unknown = try await stack.notification(UUID().uuidString)
             #expect(unknown.status == 404)
             #expect(unknown.error == "NOTIFICATION_NOT_FOUND")

@@ -59,6 +59,7 @@ struct TestInfrastructure: Sendable {
         environment["NOTIFY_RABBIT_VHOST"] = rabbit.vhost
         environment["NOTIFY_REDIS_PREFIX"] = redis.keyPrefix
         environment["NOTIFY_SERVICE_KEY"] = serviceKey
+        environment["NOTIFY_JWT_SECRET"] = "test-signing-key-" + runID + "-0123456789abcdef"
         environment["NOTIFY_LOG_LEVEL"] = environment["NOTIFY_TEST_LOG_LEVEL"] ?? "info"
         environment["NOTIFY_BCRYPT_COST"] = "4"
         for (key, value) in extra { environment[key] = value }
