@@ -13,6 +13,7 @@ public struct GatewayConfiguration: Sendable {
     public var postgres: PostgresSettings
     public var maxAttempts: Int
     public var usersURL: String
+    public var templatesURL: String
     public var serviceKey: ServiceKeySettings
 
     public init(_ env: EnvironmentReader) throws {
@@ -21,6 +22,7 @@ public struct GatewayConfiguration: Sendable {
         postgres = PostgresSettings(env, problems: &problems)
         maxAttempts = env.int("NOTIFY_MAX_ATTEMPTS", default: 8, problems: &problems)
         usersURL = env.string("NOTIFY_USERS_URL", default: "http://127.0.0.1:8001")
+        templatesURL = env.string("NOTIFY_TEMPLATES_URL", default: "http://127.0.0.1:8002")
         serviceKey = ServiceKeySettings(env, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
@@ -31,16 +33,19 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
-    let users = UserDirectory(http: http, baseURL: configuration.usersURL, serviceKey: configuration.serviceKey.key, breaker: usersBreaker)
+    let templatesBreaker = CircuitBreaker(name: "templates-service", logger: logger)
+    let directory = PlatformDirectory(
+        http: http, usersURL: configuration.usersURL, templatesURL: configuration.templatesURL, serviceKey: configuration.serviceKey.key,
+        usersBreaker: usersBreaker, templatesBreaker: templatesBreaker)
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "gateway",
-        checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }, .breaker(usersBreaker)]
+        checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }, .breaker(usersBreaker), .breaker(templatesBreaker)]
     ).register(on: router)
     let api = router.group().add(middleware: APIKeyMiddleware(store: APIKeyStore(client: postgres, logger: logger)))
     NotificationController(
-        repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger), users: users).register(on: api)
+        repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger), directory: directory).register(on: api)
 
     return Application(
         router: router,

@@ -8,7 +8,7 @@ import NotifyHTTP
 /// `POST /api/v1/notifications/` and `GET /api/v1/notifications/{id}/`.
 struct NotificationController: Sendable {
     let repository: NotificationRepository
-    let users: UserDirectory
+    let directory: PlatformDirectory
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/notifications", use: create)
@@ -35,17 +35,26 @@ struct NotificationController: Sendable {
         let identity = try context.requireIdentity()
         try identity.require("notifications:write")
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
-        let preferences = try await users.preferences(of: new.userID, correlationID: context.correlationID)
-        let refusal: APIError? =
-            if let preferences {
-                (new.channel == .email ? preferences.email : preferences.push)
+        async let template = directory.template(code: new.templateCode, correlationID: context.correlationID)
+        let preferences = try await directory.preferences(of: new.userID, correlationID: context.correlationID)
+        let refusal: APIError?
+        if let template = try await template {
+            if template.channel != new.channel.rawValue {
+                refusal = APIError.validation(
+                    [FieldError(field: "template_code", message: "is a \(template.channel) template, not \(new.channel.rawValue)")])
+            } else if let preferences {
+                refusal =
+                    preferences.allows(channel: new.channel.rawValue, category: template.category)
                     ? nil
                     : APIError(
                         .unprocessableContent, code: "CHANNEL_DISABLED",
-                        message: "The user has turned \(new.channel.rawValue) notifications off")
+                        message: "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off")
             } else {
-                APIError.notFound("USER_NOT_FOUND", "No user with this user_id")
+                refusal = APIError.notFound("USER_NOT_FOUND", "No user with this user_id")
             }
+        } else {
+            refusal = APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this template_code")
+        }
         if let refusal {
             // A replay of a request accepted before the user changed their mind still returns the original.
             if let earlier = try await repository.existing(new, client: identity.client) { return try Self.respond(earlier, context: context, requestID: new.requestID) }

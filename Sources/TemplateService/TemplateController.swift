@@ -23,6 +23,7 @@ struct TemplateController: Sendable {
         }
         let name = fields.string("name", maxLength: 200)
         let channel = fields.oneOf("channel", ["email", "push"])
+        let category = fields.string("category", required: false, maxLength: 64)
         let language = fields.string("language", required: false, maxLength: 35) ?? "en"
         let subject = fields.string("subject", required: channel == "email", maxLength: 998)
         let body = fields.string("body", maxLength: 100_000)
@@ -35,7 +36,7 @@ struct TemplateController: Sendable {
         do {
             let template = try await repository.create(
                 NewTemplate(
-                    code: code, name: name, channel: channel, language: language, subject: subject, body: body, htmlBody: htmlBody,
+                    code: code, name: name, channel: channel, category: category, language: language, subject: subject, body: body, htmlBody: htmlBody,
                     title: title, imageURL: imageURL, link: link))
             await cache.invalidate(["template:\(code):"])
             return .envelope(.created, data: template, message: "Template created")

@@ -7,6 +7,7 @@ public struct TemplateResource: Codable, Sendable, Equatable {
     public var code: String
     public var name: String
     public var channel: String
+    public var category: String?
     public var version: Int
     public var language: String
     public var subject: String?
@@ -19,7 +20,7 @@ public struct TemplateResource: Codable, Sendable, Equatable {
     public var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case code, name, channel, version, language, subject, body
+        case code, name, channel, category, version, language, subject, body
         case htmlBody = "html_body"
         case title
         case imageURL = "image_url"
@@ -32,6 +33,7 @@ public struct NewTemplate: Sendable {
     public var code: String
     public var name: String
     public var channel: String
+    public var category: String?
     public var language: String
     public var subject: String?
     public var body: String
@@ -60,8 +62,8 @@ public struct TemplateRepository: Sendable {
             try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
-                    INSERT INTO templates (code, name, channel, default_language)
-                    VALUES (\(template.code), \(template.name), \(template.channel), \(template.language))
+                    INSERT INTO templates (code, name, channel, default_language, category)
+                    VALUES (\(template.code), \(template.name), \(template.channel), \(template.language), \(template.category))
                     RETURNING id
                     """, logger: logger)
                 var templateID: UUID?
@@ -85,17 +87,18 @@ public struct TemplateRepository: Sendable {
     public func find(code: String, language: String?) async throws -> TemplateResource? {
         let rows = try await client.query(
             """
-            SELECT t.code, t.name, t.channel, v.version, v.language, v.subject, v.body, v.html_body, v.title, v.image_url, v.link, v.created_at
+            SELECT t.code, t.name, t.channel, v.version, v.language, v.subject, v.body, v.html_body, v.title, v.image_url, v.link, v.created_at,
+                   t.category
             FROM templates t
             JOIN template_versions v ON v.template_id = t.id AND v.version = t.active_version
             WHERE t.code = \(code) AND v.language IN (\(language ?? ""), t.default_language)
             ORDER BY (v.language = \(language ?? "")) DESC
             LIMIT 1
             """, logger: logger)
-        for try await row in rows.decode((String, String, String, Int, String, String?, String, String?, String?, String?, String?, Date).self) {
+        for try await row in rows.decode((String, String, String, Int, String, String?, String, String?, String?, String?, String?, Date, String?).self) {
             let parts = [row.5, row.6, row.7, row.8, row.9, row.10].compactMap { $0 }
             return TemplateResource(
-                code: row.0, name: row.1, channel: row.2, version: row.3, language: row.4, subject: row.5, body: row.6, htmlBody: row.7,
+                code: row.0, name: row.1, channel: row.2, category: row.12, version: row.3, language: row.4, subject: row.5, body: row.6, htmlBody: row.7,
                 title: row.8, imageURL: row.9, link: row.10, variables: TemplateVariables.names(in: parts), createdAt: row.11)
         }
         return nil

@@ -160,6 +160,29 @@ struct EndToEndTests {
         }
     }
 
+    @Test("a push to a user with two devices reaches both")
+    func pushFansOut() async throws {
+        try await Stack.with { stack in
+            let first = "device-one-\(UUID().uuidString)"
+            let second = "device-two-\(UUID().uuidString)"
+            let userID = try await stack.createUser(pushToken: first)
+            let added = try await stack.call(
+                .POST, "\(stack.url(.users))/api/v1/users/\(userID)/devices/", json: ["platform": "fcm", "token": second], headers: stack.serviceAuth)
+            #expect(added.status == 201)
+            try await stack.createTemplate(["code": "two", "name": "Two", "channel": "push", "title": "Hi {{name}}", "body": "Both devices"])
+            let accepted = try await stack.send([
+                "notification_type": "push", "user_id": userID, "template_code": "two", "variables": ["name": "Ada"], "request_id": "fan-out",
+            ])
+            let id = try #require(accepted.data["notification_id"] as? String)
+            let tokens = try await eventually("pushes to both devices") { () -> Set<String>? in
+                let tokens = Set(stack.fcm.messages().compactMap { ($0["message"] as? [String: Any])?["token"] as? String })
+                return tokens.isSuperset(of: [first, second]) ? tokens : nil
+            }
+            #expect(tokens.isSuperset(of: [first, second]))
+            _ = try await stack.waitForStatus(id, "sent")
+        }
+    }
+
     @Test("a push notification reaches the FCM-style provider with the rendered title and body, and becomes sent")
     func pushArrives() async throws {
         try await Stack.with { stack in

@@ -254,6 +254,35 @@ struct FaultTests {
         }
     }
 
+    @Test("Redis stopped: the user service still answers, from PostgreSQL; the cache comes back with Redis")
+    func redisStopped() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let id = try await stack.createUser()
+            try stack.infraControl("stop", "redis")
+            do {
+                for _ in 0..<3 {
+                    let reply = try await stack.call(.GET, "\(stack.url(.users))/api/v1/users/\(id)/contact/", headers: stack.serviceAuth)
+                    #expect(reply.status == 200)
+                }
+                let patched = try await stack.call(
+                    .PATCH, "\(stack.url(.users))/api/v1/users/\(id)/", json: ["name": "Without Redis"], headers: stack.serviceAuth)
+                #expect(patched.status == 200)
+                let health = try await stack.call(.GET, "\(stack.url(.users))/health")
+                #expect(health.status == 200)
+                #expect(health.data["status"] as? String == "degraded")
+            } catch {
+                try? stack.infraControl("start", "redis")
+                throw error
+            }
+            try stack.infraControl("start", "redis")
+            let after = try await eventually("answers with Redis back", timeout: .seconds(60)) { () -> Stack.Reply? in
+                let reply = try await stack.call(.GET, "\(stack.url(.users))/api/v1/users/\(id)/", headers: stack.serviceAuth)
+                return reply.status == 200 ? reply : nil
+            }
+            #expect(after.data["name"] as? String == "Without Redis")
+        }
+    }
+
     @Test("PostgreSQL restarted under load: every process reconnects on its own and every accepted notification is sent")
     func postgresRestarted() async throws {
         try await Stack.with(extra: Self.fast) { stack in

@@ -8,6 +8,12 @@ import Testing
 /// The gateway's contract against real PostgreSQL: credentials, validation, the one-transaction write, status.
 @Suite("Gateway API", .serialized)
 struct GatewayAPITests {
+    /// A user and the `welcome` email template the requests name.
+    static func prepare(_ stack: Stack) async throws -> String {
+        try await stack.createTemplate(["code": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi", "body": "Hi {{name}}"])
+        return try await stack.createUser()
+    }
+
     static func valid(_ userID: String) -> [String: Any] {
         [
             "notification_type": "email", "user_id": userID, "template_code": "welcome", "variables": ["name": "Ada"], "request_id": "r-1",
@@ -17,8 +23,8 @@ struct GatewayAPITests {
 
     @Test("a request without a credential, or with an unknown key, is 401 in the envelope")
     func unauthorized() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
-            let user = try await stack.createUser()
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
             let url = "\(stack.url(.gateway))/api/v1/notifications/"
             let missing = try await stack.call(.POST, url, json: Self.valid(user))
             #expect(missing.status == 401)
@@ -34,8 +40,8 @@ struct GatewayAPITests {
 
     @Test("a key without the write scope is 403")
     func forbidden() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
-            let user = try await stack.createUser()
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
             let readOnly = try await stack.createKey(scopes: ["notifications:read"])
             let reply = try await stack.call(
                 .POST, "\(stack.url(.gateway))/api/v1/notifications/", json: Self.valid(user), headers: ["Authorization": "Bearer \(readOnly)"])
@@ -46,7 +52,7 @@ struct GatewayAPITests {
 
     @Test("an invalid body is 400 VALIDATION_ERROR listing every bad field")
     func validation() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
             let reply = try await stack.send([
                 "notification_type": "sms", "user_id": "not-a-uuid", "variables": "nope", "priority": "high",
                 "request_id": String(repeating: "x", count: 256),
@@ -65,8 +71,8 @@ struct GatewayAPITests {
 
     @Test("an accepted notification is one transaction: notification, available job and outbox row with the correlation id")
     func acceptedWritesOneTransaction() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
-            let user = try await stack.createUser()
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
             let reply = try await stack.send(Self.valid(user), headers: ["X-Correlation-ID": "corr-tx-1"])
             #expect(reply.status == 202)
             #expect(reply.data["notification_type"] as? String == "email")
@@ -100,8 +106,8 @@ struct GatewayAPITests {
 
     @Test("the Idempotency-Key header stands in for request_id")
     func idempotencyKeyHeader() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
-            let user = try await stack.createUser()
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
             var body = Self.valid(user)
             body.removeValue(forKey: "request_id")
             let first = try await stack.send(body, headers: ["Idempotency-Key": "idem-7"])
@@ -113,27 +119,68 @@ struct GatewayAPITests {
         }
     }
 
-    @Test("an unknown user is 404 USER_NOT_FOUND; a user who turned the channel off is 422 CHANNEL_DISABLED")
+    @Test("unknown user or template is 404; a user who turns a channel or category off gets 422 CHANNEL_DISABLED")
     func recipientChecks() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            _ = try await Self.prepare(stack)
+            try await stack.createTemplate([
+                "code": "promo", "name": "Promo", "channel": "email", "category": "marketing", "subject": "Sale", "body": "Sale",
+            ])
+            try await stack.createTemplate(["code": "ping", "name": "Ping", "channel": "push", "title": "Ping", "body": "Ping"])
             let unknown = try await stack.send(Self.valid(UUID().uuidString))
             #expect(unknown.status == 404)
             #expect(unknown.error == "USER_NOT_FOUND")
-            let optedOut = try await stack.createUser(emailEnabled: false)
-            let refused = try await stack.send(Self.valid(optedOut))
+            var noTemplate = Self.valid(try await stack.createUser())
+            noTemplate["template_code"] = "nope"
+            let missingTemplate = try await stack.send(noTemplate)
+            #expect(missingTemplate.status == 404)
+            #expect(missingTemplate.error == "TEMPLATE_NOT_FOUND")
+
+            // The user turns email off: the next email is refused, a push is still accepted.
+            let user = try await stack.createUser()
+            #expect(try await stack.send(Self.valid(user)).status == 202)
+            let off = try await stack.call(
+                .PUT, "\(stack.url(.users))/api/v1/users/\(user)/preferences/", json: ["email": false], headers: stack.serviceAuth)
+            #expect(off.status == 200)
+            var second = Self.valid(user)
+            second["request_id"] = "r-2"
+            let refused = try await stack.send(second)
             #expect(refused.status == 422)
             #expect(refused.error == "CHANNEL_DISABLED")
-            var push = Self.valid(optedOut)
+            #expect(try await stack.send(Self.valid(user)).status == 200, "a replay of the earlier request still returns it")
+            var push = Self.valid(user)
             push["notification_type"] = "push"
+            push["template_code"] = "ping"
             push["request_id"] = "r-push"
             #expect(try await stack.send(push).status == 202, "push stays on")
+            var wrongChannel = push
+            wrongChannel["template_code"] = "welcome"
+            wrongChannel["request_id"] = "r-wrong"
+            let mismatch = try await stack.send(wrongChannel)
+            #expect(mismatch.status == 400)
+            #expect(mismatch.details.first?["field"] == "template_code")
+
+            // A category opt-out: marketing email off, transactional email still on.
+            let shopper = try await stack.createUser()
+            _ = try await stack.call(
+                .PUT, "\(stack.url(.users))/api/v1/users/\(shopper)/preferences/", json: ["categories": ["marketing": ["email": false]]],
+                headers: stack.serviceAuth)
+            var promo = Self.valid(shopper)
+            promo["template_code"] = "promo"
+            promo["request_id"] = "r-promo"
+            let promoReply = try await stack.send(promo)
+            #expect(promoReply.status == 422)
+            #expect(promoReply.error == "CHANNEL_DISABLED")
+            var welcome = Self.valid(shopper)
+            welcome["request_id"] = "r-welcome"
+            #expect(try await stack.send(welcome).status == 202)
         }
     }
 
     @Test("with the user service down the gateway answers 503 DEPENDENCY_UNAVAILABLE at once, and accepts nothing")
     func usersDown() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
-            let user = try await stack.createUser()
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
             await stack.stop(.users)
             let started = ContinuousClock.now
             let reply = try await stack.send(Self.valid(user))
@@ -147,7 +194,7 @@ struct GatewayAPITests {
 
     @Test("unknown notifications and unknown paths are 404 in the envelope; health answers without a credential")
     func notFoundAndHealth() async throws {
-        try await Stack.with(services: [.users, .gateway]) { stack in
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
             let unknown = try await stack.notification(UUID().uuidString)
             #expect(unknown.status == 404)
             #expect(unknown.error == "NOTIFICATION_NOT_FOUND")

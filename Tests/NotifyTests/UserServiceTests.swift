@@ -1,0 +1,221 @@
+import Foundation
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+import RedisCache
+import Testing
+
+/// The user service against real PostgreSQL and Redis: every endpoint, with its error paths.
+@Suite("User service", .serialized)
+struct UserServiceTests {
+    func users(_ stack: Stack) -> String { "\(stack.url(.users))/api/v1/users" }
+
+    func login(_ stack: Stack, _ email: String, _ password: String = "correct horse battery") async throws -> Stack.Reply {
+        try await stack.call(.POST, "\(users(stack))/login/", json: ["email": email, "password": password])
+    }
+
+    @Test("registration: 201 without the password; duplicate email 409; bad fields 400 with details; no credential 401")
+    func registration() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let body: [String: Any] = [
+                "name": "Ada", "email": "Ada@Example.com", "password": "correct horse battery", "push_token": "fcm-token-123456",
+                "preferences": ["email": true, "push": false],
+            ]
+            let created = try await stack.call(.POST, "\(users(stack))/", json: body, headers: stack.serviceAuth)
+            #expect(created.status == 201)
+            #expect(created.data["password"] == nil && created.data["password_hash"] == nil)
+            #expect((created.data["preferences"] as? [String: Bool]) == ["email": true, "push": false])
+            #expect(created.data["push_token"] as? String == "fcm-token-123456")
+
+            var duplicate = body
+            duplicate["email"] = "ada@example.com"
+            let conflict = try await stack.call(.POST, "\(users(stack))/", json: duplicate, headers: stack.serviceAuth)
+            #expect(conflict.status == 409)
+            #expect(conflict.error == "EMAIL_TAKEN")
+
+            let bad = try await stack.call(
+                .POST, "\(users(stack))/", json: ["name": "", "email": "not-an-email", "password": "short", "preferences": ["email": "yes"]],
+                headers: stack.serviceAuth)
+            #expect(bad.status == 400)
+            #expect(Set(bad.details.compactMap { $0["field"] }) == ["name", "email", "password", "preferences.email"])
+            let weak = try await stack.call(
+                .POST, "\(users(stack))/", json: ["name": "B", "email": "b@example.com", "password": "onlyletters"], headers: stack.serviceAuth)
+            #expect(weak.details.first?["field"] == "password")
+
+            let anonymous = try await stack.call(.POST, "\(users(stack))/", json: body)
+            #expect(anonymous.status == 401)
+            #expect(anonymous.error == "UNAUTHORIZED")
+        }
+    }
+
+    @Test("login issues a bearer JWT that reaches only the user's own record; refresh gives a new one; wrong password 401")
+    func loginAndTokens() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let ada = try await stack.createUser(email: "ada@example.com")
+            let bob = try await stack.createUser(email: "bob@example.com")
+            let wrong = try await login(stack, "ada@example.com", "wrong password 1")
+            #expect(wrong.status == 401)
+            #expect(wrong.error == "INVALID_CREDENTIALS")
+            let nobody = try await login(stack, "nobody@example.com")
+            #expect(nobody.status == 401)
+
+            let ok = try await login(stack, "ADA@example.com")
+            #expect(ok.status == 200)
+            #expect(ok.data["token_type"] as? String == "bearer")
+            #expect(ok.data["expires_in"] as? Int == 3600)
+            let token = try #require(ok.data["access_token"] as? String)
+            let auth = ["Authorization": "Bearer \(token)"]
+            #expect(try await stack.call(.GET, "\(users(stack))/\(ada)/", headers: auth).status == 200)
+            let other = try await stack.call(.GET, "\(users(stack))/\(bob)/", headers: auth)
+            #expect(other.status == 403)
+            #expect(other.error == "FORBIDDEN")
+            #expect(try await stack.call(.GET, "\(users(stack))/", headers: auth).status == 403, "a user cannot list users")
+
+            let refreshed = try await stack.call(.POST, "\(users(stack))/token/refresh/", headers: auth)
+            #expect(refreshed.status == 200)
+            #expect(refreshed.data["access_token"] is String)
+            let forged = try await stack.call(.GET, "\(users(stack))/\(ada)/", headers: ["Authorization": "Bearer \(token.dropLast(2))xx"])
+            #expect(forged.status == 401)
+        }
+    }
+
+    @Test("list is paginated with meta; get, the short form, update and delete work, and delete leaves no personal data")
+    func crud() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            var ids: [String] = []
+            for index in 0..<5 { ids.append(try await stack.createUser(name: "User \(index)")) }
+            let page = try await stack.call(.GET, "\(users(stack))/?page=2&limit=2", headers: stack.serviceAuth)
+            #expect(page.status == 200)
+            let meta = try #require(page.json["meta"] as? [String: Any])
+            #expect(meta["total"] as? Int == 5)
+            #expect(meta["total_pages"] as? Int == 3)
+            #expect(meta["has_next"] as? Bool == true)
+            #expect(meta["has_previous"] as? Bool == true)
+            #expect((page.json["data"] as? [[String: Any]])?.count == 2)
+            let badPage = try await stack.call(.GET, "\(users(stack))/?limit=1000", headers: stack.serviceAuth)
+            #expect(badPage.status == 400)
+
+            let short = try await stack.call(.GET, "\(stack.url(.users))/users/\(ids[0])", headers: stack.serviceAuth)
+            #expect(short.status == 200)
+            #expect(short.data["name"] as? String == "User 0")
+
+            let patched = try await stack.call(
+                .PATCH, "\(users(stack))/\(ids[0])/", json: ["name": "Renamed", "preferences": ["email": false]], headers: stack.serviceAuth)
+            #expect(patched.status == 200)
+            #expect(patched.data["name"] as? String == "Renamed")
+            let read = try await stack.call(.GET, "\(users(stack))/\(ids[0])/", headers: stack.serviceAuth)
+            #expect(read.data["name"] as? String == "Renamed", "the write is visible through the cache")
+            #expect((read.data["preferences"] as? [String: Bool])?["email"] == false)
+            let unknownField = try await stack.call(.PATCH, "\(users(stack))/\(ids[0])/", json: ["role": "admin"], headers: stack.serviceAuth)
+            #expect(unknownField.status == 400)
+
+            #expect(try await stack.call(.DELETE, "\(users(stack))/\(ids[0])/", headers: stack.serviceAuth).status == 200)
+            let gone = try await stack.call(.GET, "\(users(stack))/\(ids[0])/", headers: stack.serviceAuth)
+            #expect(gone.status == 404)
+            #expect(gone.error == "USER_NOT_FOUND")
+            let deleted = try #require(UUID(uuidString: ids[0]))
+            let rows = try await stack.infra.withDatabase(.users) { client in
+                var count = 0
+                for try await n in try await client.query(
+                    "SELECT (SELECT count(*) FROM users WHERE id = \(deleted))::int + (SELECT count(*) FROM devices WHERE user_id = \(deleted))::int",
+                    logger: TestInfrastructure.logger
+                ).decode(Int.self) { count = n }
+                return count
+            }
+            #expect(rows == 0)
+            #expect(try await stack.call(.GET, "\(users(stack))/\(UUID())/", headers: stack.serviceAuth).status == 404)
+        }
+    }
+
+    @Test("preferences per channel and per category round-trip")
+    func preferences() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let id = try await stack.createUser()
+            let put = try await stack.call(
+                .PUT, "\(users(stack))/\(id)/preferences/", json: ["push": false, "categories": ["marketing": ["email": false]]],
+                headers: stack.serviceAuth)
+            #expect(put.status == 200)
+            let got = try await stack.call(.GET, "\(users(stack))/\(id)/preferences/", headers: stack.serviceAuth)
+            #expect(got.data["email"] as? Bool == true)
+            #expect(got.data["push"] as? Bool == false)
+            #expect((got.data["categories"] as? [String: [String: Bool]]) == ["marketing": ["email": false]])
+            let bad = try await stack.call(
+                .PUT, "\(users(stack))/\(id)/preferences/", json: ["categories": ["marketing": ["sms": true]]], headers: stack.serviceAuth)
+            #expect(bad.status == 400)
+        }
+    }
+
+    @Test("devices: several per user, validated per platform, deduplicated, removable, deactivatable; contact lists the active ones")
+    func devices() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let id = try await stack.createUser(pushToken: "first-fcm-token-0001")
+            let url = "\(users(stack))/\(id)/devices/"
+            let apns = try await stack.call(.POST, url, json: ["platform": "apns", "token": String(repeating: "ab", count: 32)], headers: stack.serviceAuth)
+            #expect(apns.status == 201)
+            let p256dh = "BN" + String(repeating: "A", count: 85)  // 87 base64url chars = 65 bytes starting 0x04
+            let web = try await stack.call(
+                .POST, url,
+                json: ["platform": "webpush", "endpoint": "https://push.example.com/send/abc", "keys": ["p256dh": p256dh, "auth": "AAAAAAAAAAAAAAAAAAAAAA"]],
+                headers: stack.serviceAuth)
+            #expect(web.status == 201, "\(web.json)")
+            let again = try await stack.call(.POST, url, json: ["platform": "apns", "token": String(repeating: "ab", count: 32)], headers: stack.serviceAuth)
+            #expect(again.status == 200)
+            #expect(again.data["device_id"] as? String == apns.data["device_id"] as? String)
+
+            let badAPNs = try await stack.call(.POST, url, json: ["platform": "apns", "token": "xyz"], headers: stack.serviceAuth)
+            #expect(badAPNs.status == 400)
+            #expect(badAPNs.details.first?["field"] == "token")
+            let badWeb = try await stack.call(
+                .POST, url, json: ["platform": "webpush", "endpoint": "http://insecure.example.com", "keys": ["p256dh": "x", "auth": "y"]],
+                headers: stack.serviceAuth)
+            #expect(Set(badWeb.details.compactMap { $0["field"] }) == ["endpoint", "keys.p256dh", "keys.auth"])
+            let badPlatform = try await stack.call(.POST, url, json: ["platform": "sms", "token": "abc"], headers: stack.serviceAuth)
+            #expect(badPlatform.status == 400)
+
+            let list = try await stack.call(.GET, url, headers: stack.serviceAuth)
+            #expect((list.json["data"] as? [[String: Any]])?.count == 3)
+
+            let webID = try #require(web.data["device_id"] as? String)
+            let deactivated = try await stack.call(.POST, "\(url)\(webID)/deactivate/", json: ["reason": "410 Gone"], headers: stack.serviceAuth)
+            #expect(deactivated.status == 200)
+            #expect(deactivated.data["active"] as? Bool == false)
+            let apnsID = try #require(apns.data["device_id"] as? String)
+            #expect(try await stack.call(.DELETE, "\(url)\(apnsID)/", headers: stack.serviceAuth).status == 200)
+            #expect(try await stack.call(.DELETE, "\(url)\(apnsID)/", headers: stack.serviceAuth).status == 404)
+
+            let contact = try await stack.call(.GET, "\(users(stack))/\(id)/contact/", headers: stack.serviceAuth)
+            #expect(contact.status == 200)
+            let devices = try #require(contact.data["devices"] as? [[String: Any]])
+            #expect(devices.map { $0["token"] as? String } == ["first-fcm-token-0001"], "only the active devices")
+            #expect((contact.data["preferences"] as? [String: Any])?["email"] as? Bool == true)
+        }
+    }
+
+    @Test("contact lookups are cached in Redis and a write is visible to the next read")
+    func contactCache() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let id = try await stack.createUser(pushToken: "cache-fcm-token-01")
+            let first = try await stack.call(.GET, "\(users(stack))/\(id)/contact/", headers: stack.serviceAuth)
+            #expect(first.status == 200)
+            let redis = RedisClient(host: stack.infra.redis.host, port: stack.infra.redis.port)
+            let cached = try await redis.get("\(stack.infra.redis.keyPrefix)contact:\(id)")
+            #expect(cached?.contains("cache-fcm-token-01") == true)
+            _ = try await stack.call(.PUT, "\(users(stack))/\(id)/preferences/", json: ["email": false], headers: stack.serviceAuth)
+            #expect(try await redis.get("\(stack.infra.redis.keyPrefix)contact:\(id)") == nil, "the write invalidated it")
+            let second = try await stack.call(.GET, "\(users(stack))/\(id)/contact/", headers: stack.serviceAuth)
+            #expect((second.data["preferences"] as? [String: Any])?["email"] as? Bool == false)
+        }
+    }
+
+    @Test("client API keys with users scopes are accepted; without them 403")
+    func apiKeyScopes() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let id = try await stack.createUser()
+            let reader = try await stack.createKey(scopes: ["users:read"])
+            let notifier = try await stack.createKey(scopes: ["notifications:write"])
+            #expect(try await stack.call(.GET, "\(users(stack))/\(id)/", headers: ["X-API-Key": reader]).status == 200)
+            #expect(try await stack.call(.PATCH, "\(users(stack))/\(id)/", json: ["name": "X"], headers: ["X-API-Key": reader]).status == 403)
+            #expect(try await stack.call(.GET, "\(users(stack))/\(id)/", headers: ["X-API-Key": notifier]).status == 403)
+        }
+    }
+}
