@@ -39,6 +39,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Directory",
+            dependencies: [
+                "Breakers",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Credentials",
             dependencies: [
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -130,15 +140,19 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers", "Broker",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers", "Broker", "Directory",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "UserService",
             dependencies: [
                 "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials",
-                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -149,7 +163,7 @@ let package = Package(
         .target(
             name: "Workers",
             dependencies: [
-                "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers",
+                "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers", "Directory",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -157,7 +171,9 @@ let package = Package(
         ),
         .target(
             name: "Admin",
-            dependencies: ["NotifyHTTP", "NotifyConfig", "Credentials", "Broker", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: [
+                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

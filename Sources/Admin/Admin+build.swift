@@ -26,8 +26,12 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) -> s
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     let management = RabbitManagementClient(
-        http: http, baseURL: configuration.rabbit.managementURL, user: configuration.rabbit.user, password: configuration.rabbit.password,
-        vhost: configuration.rabbit.vhost)
+        http: http,
+        baseURL: configuration.rabbit.managementURL,
+        user: configuration.rabbit.user,
+        password: configuration.rabbit.password,
+        vhost: configuration.rabbit.vhost
+    )
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(

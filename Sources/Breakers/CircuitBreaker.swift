@@ -32,8 +32,13 @@ public final class CircuitBreaker: Sendable {
         public var halfOpenProbes: Int
 
         public init(
-            windowSize: Int = 20, minimumCalls: Int = 10, failureRatio: Double = 0.5, consecutiveFailures: Int = 5,
-            baseOpen: Duration = .seconds(1), maximumOpen: Duration = .seconds(60), halfOpenProbes: Int = 1
+            windowSize: Int = 20,
+            minimumCalls: Int = 10,
+            failureRatio: Double = 0.5,
+            consecutiveFailures: Int = 5,
+            baseOpen: Duration = .seconds(1),
+            maximumOpen: Duration = .seconds(60),
+            halfOpenProbes: Int = 1
         ) {
             self.windowSize = windowSize
             self.minimumCalls = minimumCalls
@@ -69,7 +74,9 @@ public final class CircuitBreaker: Sendable {
     let onTransition: (@Sendable (_ name: String, _ from: State, _ to: State) -> Void)?
 
     public init(
-        name: String, configuration: Configuration = .init(), clock: any BreakerClock = MonotonicBreakerClock(),
+        name: String,
+        configuration: Configuration = .init(),
+        clock: any BreakerClock = MonotonicBreakerClock(),
         onTransition: (@Sendable (_ name: String, _ from: State, _ to: State) -> Void)? = nil
     ) {
         self.name = name
@@ -144,7 +151,8 @@ public final class CircuitBreaker: Sendable {
                 if inner.window.count > configuration.windowSize { inner.window.removeFirst(inner.window.count - configuration.windowSize) }
                 inner.consecutiveFailures = success ? 0 : inner.consecutiveFailures + 1
                 let failures = inner.window.lazy.filter { !$0 }.count
-                let ratioTripped = inner.window.count >= configuration.minimumCalls
+                let ratioTripped =
+                    inner.window.count >= configuration.minimumCalls
                     && Double(failures) / Double(inner.window.count) >= configuration.failureRatio
                 if !success, inner.consecutiveFailures >= configuration.consecutiveFailures || ratioTripped {
                     trip(&inner, now: now)

@@ -31,7 +31,8 @@ public final class AMQPConsumer: @unchecked Sendable {
         public var prefetch: Int
         public var heartbeatSeconds: Int
 
-        public init(host: String, port: Int, user: String, password: String, vhost: String, queue: String, prefetch: Int, heartbeatSeconds: Int = 10) {
+        public init(host: String, port: Int, user: String, password: String, vhost: String, queue: String, prefetch: Int, heartbeatSeconds: Int = 10)
+        {
             self.host = host
             self.port = port
             self.user = user
@@ -212,7 +213,14 @@ public final class AMQPConsumer: @unchecked Sendable {
             return .failure("connect: \(String(cString: amqp_error_string2(opened)))")
         }
         let login = camqp_login_plain(
-            connection, configuration.vhost, 0, 131_072, Int32(configuration.heartbeatSeconds), configuration.user, configuration.password)
+            connection,
+            configuration.vhost,
+            0,
+            131_072,
+            Int32(configuration.heartbeatSeconds),
+            configuration.user,
+            configuration.password
+        )
         guard login.reply_type == AMQP_RESPONSE_NORMAL else {
             amqp_destroy_connection(connection)
             return .failure("login: \(Self.describe(login))")

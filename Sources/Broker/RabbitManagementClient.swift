@@ -114,7 +114,10 @@ public struct RabbitManagementClient: Sendable {
     public func ensureVhost(user: String) async throws {
         try await request(.PUT, "/api/vhosts/\(encodedVhost)", body: [:])
         try await request(
-            .PUT, "/api/permissions/\(encodedVhost)/\(Self.pathSegment(user))", body: ["configure": ".*", "write": ".*", "read": ".*"])
+            .PUT,
+            "/api/permissions/\(encodedVhost)/\(Self.pathSegment(user))",
+            body: ["configure": ".*", "write": ".*", "read": ".*"]
+        )
     }
 
     public func deleteVhost() async throws {

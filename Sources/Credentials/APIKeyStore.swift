@@ -40,7 +40,9 @@ public struct APIKeyStore: Sendable {
             INSERT INTO api_keys (client, name, prefix, key_hash, scopes)
             VALUES (\(clientName), \(name), \(prefix), \(hash), \(scopes))
             RETURNING id, created_at
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await (id, createdAt) in rows.decode((UUID, Date).self) {
             return (key, APIKeyRecord(id: id, client: clientName, name: name, prefix: prefix, scopes: scopes, createdAt: createdAt, revokedAt: nil))
         }
@@ -53,7 +55,9 @@ public struct APIKeyStore: Sendable {
             """
             SELECT id, client, name, prefix, scopes, created_at, revoked_at
             FROM api_keys WHERE key_hash = \(Self.hash(key)) AND revoked_at IS NULL
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await row in rows.decode((UUID, String, String, String, [String], Date, Date?).self) {
             return APIKeyRecord(id: row.0, client: row.1, name: row.2, prefix: row.3, scopes: row.4, createdAt: row.5, revokedAt: row.6)
         }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Breakers
 import Broker
 import Credentials
+import Directory
 import Hummingbird
 import Logging
 import NotifyConfig
@@ -35,8 +36,14 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
     let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
     let templatesBreaker = CircuitBreaker(name: "templates-service", logger: logger)
     let directory = PlatformDirectory(
-        http: http, usersURL: configuration.usersURL, templatesURL: configuration.templatesURL, serviceKey: configuration.serviceKey.key,
-        usersBreaker: usersBreaker, templatesBreaker: templatesBreaker)
+        http: http,
+        usersURL: configuration.usersURL,
+        templatesURL: configuration.templatesURL,
+        serviceKey: configuration.serviceKey.key,
+        usersBreaker: usersBreaker,
+        templatesBreaker: templatesBreaker,
+        timeout: .seconds(2)
+    )
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
@@ -45,7 +52,9 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
     ).register(on: router)
     let api = router.group().add(middleware: APIKeyMiddleware(store: APIKeyStore(client: postgres, logger: logger)))
     NotificationController(
-        repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger), directory: directory).register(on: api)
+        repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger),
+        directory: directory
+    ).register(on: api)
 
     return Application(
         router: router,

@@ -1,3 +1,4 @@
+import Directory
 import Foundation
 import Hummingbird
 import JobQueue
@@ -35,10 +36,18 @@ struct NotificationController: Sendable {
         let identity = try context.requireIdentity()
         try identity.require("notifications:write")
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
-        async let template = directory.template(code: new.templateCode, correlationID: context.correlationID)
-        let preferences = try await directory.preferences(of: new.userID, correlationID: context.correlationID)
+        async let lookup = directory.template(new.templateCode, language: new.language, correlationID: context.correlationID)
+        let recipient: Recipient?
+        let template: TemplateContent?
+        do {
+            recipient = try await directory.recipient(new.userID, correlationID: context.correlationID)
+            template = try await lookup
+        } catch {
+            throw APIError.dependencyUnavailable("The user or template service is unavailable, so the request cannot be checked; try again shortly")
+        }
+        let preferences = recipient?.preferences
         let refusal: APIError?
-        if let template = try await template {
+        if let template {
             if template.channel != new.channel.rawValue {
                 refusal = APIError.validation(
                     [FieldError(field: "template_code", message: "is a \(template.channel) template, not \(new.channel.rawValue)")])
@@ -47,8 +56,11 @@ struct NotificationController: Sendable {
                     preferences.allows(channel: new.channel.rawValue, category: template.category)
                     ? nil
                     : APIError(
-                        .unprocessableContent, code: "CHANNEL_DISABLED",
-                        message: "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off")
+                        .unprocessableContent,
+                        code: "CHANNEL_DISABLED",
+                        message:
+                            "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
+                    )
             } else {
                 refusal = APIError.notFound("USER_NOT_FOUND", "No user with this user_id")
             }
@@ -57,7 +69,9 @@ struct NotificationController: Sendable {
         }
         if let refusal {
             // A replay of a request accepted before the user changed their mind still returns the original.
-            if let earlier = try await repository.existing(new, client: identity.client) { return try Self.respond(earlier, context: context, requestID: new.requestID) }
+            if let earlier = try await repository.existing(new, client: identity.client) {
+                return try Self.respond(earlier, context: context, requestID: new.requestID)
+            }
             throw refusal
         }
         let outcome: CreateOutcome
@@ -80,14 +94,17 @@ struct NotificationController: Sendable {
         case .created(let notification):
             context.logger.info(
                 "notification accepted",
-                metadata: ["notification_id": .string(notification.notificationID), "request_id": .string(requestID)])
+                metadata: ["notification_id": .string(notification.notificationID), "request_id": .string(requestID)]
+            )
             return .envelope(.accepted, data: notification, message: "Notification accepted")
         case .replayed(let notification):
             return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])
         case .conflict:
             throw APIError(
-                .unprocessableContent, code: "IDEMPOTENCY_CONFLICT",
-                message: "This request_id was already used with a different payload")
+                .unprocessableContent,
+                code: "IDEMPOTENCY_CONFLICT",
+                message: "This request_id was already used with a different payload"
+            )
         }
     }
 
@@ -129,8 +146,16 @@ struct NotificationController: Sendable {
         try fields.check()
         guard let channel, let userID, let templateCode, let requestID else { throw APIError.internalError }
         return NewNotification(
-            channel: NotificationChannel(rawValue: channel) ?? .email, userID: userID, templateCode: templateCode, variables: variables,
-            requestID: requestID, priority: priority, metadata: metadata, language: language, sendAt: sendAt)
+            channel: NotificationChannel(rawValue: channel) ?? .email,
+            userID: userID,
+            templateCode: templateCode,
+            variables: variables,
+            requestID: requestID,
+            priority: priority,
+            metadata: metadata,
+            language: language,
+            sendAt: sendAt
+        )
     }
 
     static func parseTimestamp(_ raw: String) -> Date? {

@@ -99,20 +99,33 @@ struct NotificationRepository: Sendable {
                         \(new.language), \(variables)::jsonb, \(metadata)::jsonb, \(new.priority), \(new.sendAt), \(correlationID))
                 ON CONFLICT (client, request_id) DO NOTHING
                 RETURNING created_at
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             var createdAt: Date?
             for try await value in rows.decode(Date.self) { createdAt = value }
             guard let createdAt else { return nil }
             _ = try await JobStore.insert(
-                on: connection, notificationID: id, channel: new.channel, priority: new.priority, runAt: new.sendAt, maxAttempts: maxAttempts,
-                logger: logger)
+                on: connection,
+                notificationID: id,
+                channel: new.channel,
+                priority: new.priority,
+                runAt: new.sendAt,
+                maxAttempts: maxAttempts,
+                logger: logger
+            )
             return createdAt
         }
         if let createdAt = inserted {
             return .created(
                 Accepted(
-                    notificationID: id.lowercased, requestID: new.requestID, status: "pending", notificationType: new.channel.rawValue,
-                    createdAt: createdAt))
+                    notificationID: id.lowercased,
+                    requestID: new.requestID,
+                    status: "pending",
+                    notificationType: new.channel.rawValue,
+                    createdAt: createdAt
+                )
+            )
         }
 
         guard let earlier = try await existing(new, client: clientName) else { throw NotificationRepositoryError.vanished }
@@ -122,7 +135,9 @@ struct NotificationRepository: Sendable {
     /// The outcome for a request_id this client already used: the original, or a conflict if the payload differs.
     func existing(_ new: NewNotification, client clientName: String) async throws -> CreateOutcome? {
         let rows = try await client.query(
-            "SELECT id, payload_hash FROM notifications WHERE client = \(clientName) AND request_id = \(new.requestID)", logger: logger)
+            "SELECT id, payload_hash FROM notifications WHERE client = \(clientName) AND request_id = \(new.requestID)",
+            logger: logger
+        )
         for try await (existingID, existingHash) in rows.decode((UUID, String).self) {
             guard existingHash == new.payloadHash else { return .conflict }
             if let resource = try await find(id: existingID, client: clientName) { return .replayed(resource) }
@@ -137,14 +152,29 @@ struct NotificationRepository: Sendable {
                    COALESCE(j.attempt, 0), j.state, n.last_error, n.created_at, n.updated_at, n.sent_at, n.send_at
             FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id
             WHERE n.id = \(id) AND n.client = \(clientName)
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await row in rows.decode(
-            (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?).self)
-        {
+            (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?).self
+        ) {
             return NotificationResource(
-                notificationID: row.0.lowercased, requestID: row.1, notificationType: row.2, userID: row.3.lowercased, templateCode: row.4, status: row.5,
-                priority: row.6, correlationID: row.7, attempts: row.8, jobState: row.9, lastError: row.10, createdAt: row.11,
-                updatedAt: row.12, sentAt: row.13, sendAt: row.14)
+                notificationID: row.0.lowercased,
+                requestID: row.1,
+                notificationType: row.2,
+                userID: row.3.lowercased,
+                templateCode: row.4,
+                status: row.5,
+                priority: row.6,
+                correlationID: row.7,
+                attempts: row.8,
+                jobState: row.9,
+                lastError: row.10,
+                createdAt: row.11,
+                updatedAt: row.12,
+                sentAt: row.13,
+                sendAt: row.14
+            )
         }
         return nil
     }

@@ -14,11 +14,19 @@ public func withDeadline<T: Sendable>(_ duration: Duration, _ operation: @escapi
         let work = Task {
             let result: Result<T, any Error>
             do { result = .success(try await operation()) } catch { result = .failure(error) }
-            if settled.withLockedValue({ done in defer { done = true }; return !done }) { continuation.resume(with: result) }
+            if settled.withLockedValue({ done in
+                defer { done = true }
+                return !done
+            }) {
+                continuation.resume(with: result)
+            }
         }
         Task {
             try? await Task.sleep(for: duration)
-            if settled.withLockedValue({ done in defer { done = true }; return !done }) {
+            if settled.withLockedValue({ done in
+                defer { done = true }
+                return !done
+            }) {
                 work.cancel()
                 continuation.resume(throwing: DeadlineExceeded())
             }

@@ -42,7 +42,12 @@ public struct JobStore: Sendable {
     /// Inserts the job of a new notification inside the caller's transaction and, unless it is scheduled for later,
     /// dispatches it through the outbox. Returns the job id.
     public static func insert(
-        on connection: PostgresConnection, notificationID: UUID, channel: NotificationChannel, priority: Int, runAt: Date?, maxAttempts: Int,
+        on connection: PostgresConnection,
+        notificationID: UUID,
+        channel: NotificationChannel,
+        priority: Int,
+        runAt: Date?,
+        maxAttempts: Int,
         logger: Logger
     ) async throws -> Int {
         let scheduled = runAt.map { $0 > Date() } ?? false
@@ -52,7 +57,9 @@ public struct JobStore: Sendable {
             INSERT INTO jobs (notification_id, queue, state, priority, run_at, max_attempts)
             VALUES (\(notificationID), \(channel.rawValue), \(state.rawValue), \(priority), COALESCE(\(runAt), now()), \(maxAttempts))
             RETURNING id
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         var jobID: Int?
         for try await id in rows.decode(Int.self) { jobID = id }
         guard let jobID else { throw JobStoreError.noRowReturned }
@@ -85,7 +92,9 @@ public struct JobStore: Sendable {
                 )
                 SELECT \(unescaped: Self.claimedColumns)
                 FROM claimed JOIN notifications n ON n.id = claimed.notification_id
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             return try await Self.decode(rows).first
         }
     }
@@ -115,7 +124,9 @@ public struct JobStore: Sendable {
                 )
                 SELECT \(unescaped: Self.claimedColumns)
                 FROM claimed JOIN notifications n ON n.id = claimed.notification_id
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             return try await Self.decode(rows)
         }
     }
@@ -126,9 +137,19 @@ public struct JobStore: Sendable {
             let variables = (try? JSONValue.parseObject(Data(row.8.utf8))) ?? [:]
             jobs.append(
                 ClaimedJob(
-                    jobID: row.0, notificationID: row.1, channel: NotificationChannel(rawValue: row.2) ?? .email, attempt: row.3,
-                    maxAttempts: row.4, userID: row.5, templateCode: row.6, language: row.7, variables: variables, requestID: row.9,
-                    correlationID: row.10))
+                    jobID: row.0,
+                    notificationID: row.1,
+                    channel: NotificationChannel(rawValue: row.2) ?? .email,
+                    attempt: row.3,
+                    maxAttempts: row.4,
+                    userID: row.5,
+                    templateCode: row.6,
+                    language: row.7,
+                    variables: variables,
+                    requestID: row.9,
+                    correlationID: row.10
+                )
+            )
         }
         return jobs
     }
@@ -145,7 +166,9 @@ public struct JobStore: Sendable {
                 )
                 UPDATE notifications n SET status = 'sent', sent_at = now(), updated_at = now(), last_error = NULL
                 FROM done WHERE n.id = done.notification_id
-                """, logger: logger)
+                """,
+                logger: logger
+            )
         }
     }
 
@@ -173,7 +196,9 @@ public struct JobStore: Sendable {
                         last_error = \(error), updated_at = now()
                     FROM failed WHERE n.id = failed.notification_id
                     RETURNING failed.state
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 var state: JobState?
                 for try await value in rows.decode(String.self) { state = JobState(rawValue: value) }
                 if state == .discarded {
@@ -199,7 +224,9 @@ public struct JobStore: Sendable {
                         RETURNING notification_id
                     )
                     UPDATE notifications n SET status = 'retrying', updated_at = now() FROM snoozed WHERE n.id = snoozed.notification_id
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
             }
         }
     }
@@ -212,7 +239,9 @@ public struct JobStore: Sendable {
                 """
                 UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.inSeconds))
                 WHERE id = ANY(\(jobIDs)) AND state = 'running' AND attempted_by = \(worker)
-                """, logger: logger)
+                """,
+                logger: logger
+            )
         }
     }
 

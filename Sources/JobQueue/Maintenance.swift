@@ -32,7 +32,9 @@ public struct Scheduler: Sendable {
                 UPDATE jobs j SET state = 'available', updated_at = now() FROM due WHERE j.id = due.id RETURNING j.id
             )
             SELECT count(dispatch_job(id))::int FROM made
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         var count = 0
         for try await value in rows.decode(Int.self) { count = value }
         return count
@@ -96,7 +98,9 @@ public struct Rescuer: Sendable {
                     FROM rescued WHERE n.id = rescued.notification_id
                 )
                 SELECT id, state FROM rescued
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             var discarded: [Int] = []
             for try await (id, state) in rows.decode((Int, String).self) {
                 if state == "discarded" { discarded.append(id) } else { result.rescued += 1 }
@@ -117,7 +121,9 @@ public struct Rescuer: Sendable {
                     UPDATE jobs j SET updated_at = now() FROM lost WHERE j.id = lost.id RETURNING j.id
                 )
                 SELECT count(dispatch_job(id))::int FROM touched
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             for try await count in lost.decode(Int.self) { result.redispatched = count }
         }
         return result
@@ -164,7 +170,9 @@ public struct Cleaner: Sendable {
                     LIMIT \(configuration.batchSize))
                 RETURNING 1
             ) SELECT count(*)::int FROM gone
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await count in outbox.decode(Int.self) { result.outbox = count }
         let jobs = try await client.query(
             """
@@ -176,7 +184,9 @@ public struct Cleaner: Sendable {
                     LIMIT \(configuration.batchSize))
                 RETURNING 1
             ) SELECT count(*)::int FROM gone
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await count in jobs.decode(Int.self) { result.jobs = count }
         return result
     }

@@ -78,7 +78,8 @@ public struct MaintenanceService: Service {
         if rescued != Rescuer.Result() {
             logger.warning(
                 "rescued jobs",
-                metadata: ["rescued": "\(rescued.rescued)", "discarded": "\(rescued.discarded)", "redispatched": "\(rescued.redispatched)"])
+                metadata: ["rescued": "\(rescued.rescued)", "discarded": "\(rescued.discarded)", "redispatched": "\(rescued.redispatched)"]
+            )
         }
         if scheduled > 0 { logger.debug("scheduled jobs", metadata: ["count": "\(scheduled)"]) }
         if ContinuousClock.now - lastClean.withLockedValue({ $0 }) >= configuration.cleanEvery {

@@ -25,11 +25,14 @@ public enum OutboxStore {
             FROM outbox WHERE published_at IS NULL
             ORDER BY id LIMIT \(limit)
             FOR UPDATE SKIP LOCKED
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         var messages: [OutboxMessage] = []
         for try await row in rows.decode((Int, String, String, String, Int, String).self) {
             messages.append(
-                OutboxMessage(id: row.0, routingKey: row.1, messageID: row.2, correlationID: row.3, priority: row.4, payload: row.5))
+                OutboxMessage(id: row.0, routingKey: row.1, messageID: row.2, correlationID: row.3, priority: row.4, payload: row.5)
+            )
         }
         return messages
     }
@@ -37,12 +40,16 @@ public enum OutboxStore {
     public static func markPublished(on connection: PostgresConnection, ids: [Int], logger: Logger) async throws {
         guard !ids.isEmpty else { return }
         _ = try await connection.query(
-            "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(\(ids))", logger: logger)
+            "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(\(ids))",
+            logger: logger
+        )
     }
 
     public static func markFailed(on connection: PostgresConnection, ids: [Int], error: String, logger: Logger) async throws {
         guard !ids.isEmpty else { return }
         _ = try await connection.query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = \(error) WHERE id = ANY(\(ids))", logger: logger)
+            "UPDATE outbox SET attempts = attempts + 1, last_error = \(error) WHERE id = ANY(\(ids))",
+            logger: logger
+        )
     }
 }

@@ -1,8 +1,8 @@
-import NotifyConfig
 import Crypto
 import Foundation
 import Logging
 import NIOPosix
+import NotifyConfig
 import PostgresNIO
 
 /// Applies `sql/<database>/NNNN_name.sql` to each database, creating databases that are missing. Forward-only;
@@ -69,7 +69,12 @@ public struct Migrator: Sendable {
 
     func connect(database: String) async throws -> PostgresConnection {
         let configuration = PostgresConnection.Configuration(
-            host: settings.host, port: settings.port, username: settings.user, password: settings.password, database: database, tls: .disable
+            host: settings.host,
+            port: settings.port,
+            username: settings.user,
+            password: settings.password,
+            database: database,
+            tls: .disable
         )
         return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
     }
@@ -97,10 +102,13 @@ public struct Migrator: Sendable {
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
                     applied_at timestamptz NOT NULL DEFAULT now())
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             var recorded: [Int: (String, String)] = [:]
             for try await (version, name, checksum) in try await connection.query(
-                "SELECT version, name, checksum FROM schema_migrations", logger: logger
+                "SELECT version, name, checksum FROM schema_migrations",
+                logger: logger
             ).decode((Int, String, String).self) {
                 recorded[version] = (name, checksum)
             }
@@ -122,7 +130,9 @@ public struct Migrator: Sendable {
                         _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
                     _ = try await connection.query(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(version), \(file), \(checksum))", logger: logger)
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(version), \(file), \(checksum))",
+                        logger: logger
+                    )
                     _ = try await connection.query("COMMIT", logger: logger)
                 } catch {
                     _ = try? await connection.query("ROLLBACK", logger: logger)

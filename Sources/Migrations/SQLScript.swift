@@ -16,12 +16,21 @@ enum SQLScript {
         while i < chars.count {
             let c = chars[i]
             if c == "-", i + 1 < chars.count, chars[i + 1] == "-" {
-                while i < chars.count, chars[i] != "\n" { current.append(chars[i]); i += 1 }
+                while i < chars.count, chars[i] != "\n" {
+                    current.append(chars[i])
+                    i += 1
+                }
                 continue
             }
             if c == "/", i + 1 < chars.count, chars[i + 1] == "*" {
-                while i < chars.count, !(chars[i] == "*" && i + 1 < chars.count && chars[i + 1] == "/") { current.append(chars[i]); i += 1 }
-                if i < chars.count { current.append("*/"); i += 2 }
+                while i < chars.count, !(chars[i] == "*" && i + 1 < chars.count && chars[i + 1] == "/") {
+                    current.append(chars[i])
+                    i += 1
+                }
+                if i < chars.count {
+                    current.append("*/")
+                    i += 2
+                }
                 continue
             }
             if c == "'" || c == "\"" {
@@ -30,7 +39,11 @@ enum SQLScript {
                 while i < chars.count {
                     current.append(chars[i])
                     if chars[i] == c {
-                        if i + 1 < chars.count, chars[i + 1] == c { current.append(c); i += 2; continue }
+                        if i + 1 < chars.count, chars[i + 1] == c {
+                            current.append(c)
+                            i += 2
+                            continue
+                        }
                         i += 1
                         break
                     }

@@ -13,8 +13,15 @@ public struct QueueMessage: Codable, Sendable, Equatable {
     public var attempt: Int
 
     public init(
-        notificationID: UUID, jobID: Int, userID: UUID, templateCode: String, variables: [String: JSONValue], requestID: String,
-        priority: Int, metadata: [String: JSONValue]?, attempt: Int
+        notificationID: UUID,
+        jobID: Int,
+        userID: UUID,
+        templateCode: String,
+        variables: [String: JSONValue],
+        requestID: String,
+        priority: Int,
+        metadata: [String: JSONValue]?,
+        attempt: Int
     ) {
         self.notificationID = notificationID
         self.jobID = jobID

@@ -11,8 +11,8 @@ import NotifyConfig
 import PostgresNIO
 import Relay
 import ServiceLifecycle
-import UnixSignals
 import TemplateService
+import UnixSignals
 import UserService
 import Workers
 
@@ -48,7 +48,8 @@ func serve<App: ApplicationProtocol>(_ component: String, _ build: (EnvironmentR
     // cancelled: its jobs keep their lease and are rescued, its messages were never acked.
     var configuration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     configuration.maximumGracefulShutdownDuration = .seconds(
-        Int(ProcessInfo.processInfo.environment["NOTIFY_SHUTDOWN_SECONDS"] ?? "") ?? 30)
+        Int(ProcessInfo.processInfo.environment["NOTIFY_SHUTDOWN_SECONDS"] ?? "") ?? 30
+    )
     try await ServiceGroup(configuration: configuration).run()
 }
 
@@ -90,8 +91,11 @@ struct RelayCommand: AsyncParsableCommand {
 
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "admin", abstract: "The operator service (port 8005) and operator tasks.",
-        subcommands: [Serve.self, CreateKey.self], defaultSubcommand: Serve.self)
+        commandName: "admin",
+        abstract: "The operator service (port 8005) and operator tasks.",
+        subcommands: [Serve.self, CreateKey.self],
+        defaultSubcommand: Serve.self
+    )
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the admin service.")
@@ -100,7 +104,9 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct CreateKey: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "create-key", abstract: "Create an API key; the key is printed once and stored only as a hash.")
+            commandName: "create-key",
+            abstract: "Create an API key; the key is printed once and stored only as a hash."
+        )
 
         @Option(help: "The client (calling backend) the key belongs to; request_id is unique per client.") var client: String
         @Option(help: "A name for the key.") var name: String = "default"
@@ -119,9 +125,14 @@ struct AdminCommand: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await client.run() }
                 let (key, record) = try await APIKeyStore(client: client, logger: logger).create(
-                    client: self.client, name: name, scopes: scopeList)
+                    client: self.client,
+                    name: name,
+                    scopes: scopeList
+                )
                 print(key)
-                FileHandle.standardError.write(Data("created key \(record.prefix) for client \(record.client) with scopes \(scopeList.joined(separator: ","))\n".utf8))
+                FileHandle.standardError.write(
+                    Data("created key \(record.prefix) for client \(record.client) with scopes \(scopeList.joined(separator: ","))\n".utf8)
+                )
                 group.cancelAll()
             }
         }
@@ -130,7 +141,9 @@ struct AdminCommand: AsyncParsableCommand {
 
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "migrate", abstract: "Create the databases and apply sql/ migrations (idempotent, safe to run concurrently).")
+        commandName: "migrate",
+        abstract: "Create the databases and apply sql/ migrations (idempotent, safe to run concurrently)."
+    )
 
     @Option(help: "The migrations directory.") var directory: String = ProcessInfo.processInfo.environment["NOTIFY_SQL_DIR"] ?? "sql"
 

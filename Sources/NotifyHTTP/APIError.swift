@@ -23,7 +23,12 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
     public func response() -> Response {
         let envelope = Envelope<EmptyPayload>(
-            success: false, data: nil, error: code, message: message, meta: PageMeta(total: 0, limit: 0, page: 1), details: details
+            success: false,
+            data: nil,
+            error: code,
+            message: message,
+            meta: PageMeta(total: 0, limit: 0, page: 1),
+            details: details
         )
         return .json(status, envelope, headers: headers)
     }
@@ -33,7 +38,9 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     }
 
     public static let unauthorized = APIError(
-        .unauthorized, code: "UNAUTHORIZED", message: "A valid API key or bearer token is required",
+        .unauthorized,
+        code: "UNAUTHORIZED",
+        message: "A valid API key or bearer token is required",
         headers: [.wwwAuthenticate: "Bearer"]
     )
 

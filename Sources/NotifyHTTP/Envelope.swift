@@ -94,7 +94,12 @@ extension Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        let data = (try? encoder.encode(value)) ?? Data(#"{"success":false,"data":null,"error":"INTERNAL_ERROR","message":"Response could not be encoded","meta":{"total":0,"limit":0,"page":1,"total_pages":1,"has_next":false,"has_previous":false}}"#.utf8)
+        let data =
+            (try? encoder.encode(value))
+            ?? Data(
+                #"{"success":false,"data":null,"error":"INTERNAL_ERROR","message":"Response could not be encoded","meta":{"total":0,"limit":0,"page":1,"total_pages":1,"has_next":false,"has_previous":false}}"#
+                    .utf8
+            )
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -11,7 +11,9 @@ public struct EnvelopeMiddleware: RouterMiddleware {
     public init() {}
 
     public func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
         let correlationID = Self.correlationID(from: request)

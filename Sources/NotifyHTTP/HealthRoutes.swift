@@ -40,7 +40,10 @@ public struct HealthCheck: Sendable {
             do {
                 try await body()
                 let elapsed = ContinuousClock.now - start
-                return DependencyHealth(status: .up, latencyMs: Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+                return DependencyHealth(
+                    status: .up,
+                    latencyMs: Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+                )
             } catch {
                 return DependencyHealth(status: .down, detail: String(describing: type(of: error)))
             }

@@ -1,7 +1,7 @@
 import Foundation
-import NotificationModel
 import Hummingbird
 import Logging
+import NotificationModel
 
 /// Who is calling: a client with an API key, another service of the platform, or a user with a JWT.
 public struct Identity: Sendable, Equatable {

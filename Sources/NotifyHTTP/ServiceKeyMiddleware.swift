@@ -26,7 +26,9 @@ public struct ServiceKeyMiddleware: RouterMiddleware {
     }
 
     public func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
         if context.identity == nil, let credential = request.credential, matches(credential) {

@@ -26,6 +26,18 @@ public struct RedisCache: Sendable {
         _ = try? await breaker.run { try await redis.set(prefix + key, value, ttlSeconds: ttlSeconds) }
     }
 
+    /// Read-through: the cached value if there is one, else `load()`'s, which is cached for next time (nil is not).
+    public func fetch<Value: Codable & Sendable>(_ key: String, as type: Value.Type, load: () async throws -> Value?) async throws -> Value? {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        if let cached = await get(key), let value = try? decoder.decode(Value.self, from: Data(cached.utf8)) { return value }
+        guard let value = try await load() else { return nil }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        if let data = try? encoder.encode(value) { await set(key, String(decoding: data, as: UTF8.self)) }
+        return value
+    }
+
     public func invalidate(_ keys: [String]) async {
         _ = try? await breaker.run { try await redis.delete(keys.map { prefix + $0 }) }
     }

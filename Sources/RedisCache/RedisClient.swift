@@ -75,7 +75,7 @@ public final class RedisClient: @unchecked Sendable {
             }
             guard let context else { throw RedisError(message: "redis: not connected") }
             let cStrings = arguments.map { strdup($0) }
-            defer { cStrings.forEach { free($0) } }
+            defer { for pointer in cStrings { free(pointer) } }
             var pointers = cStrings.map { UnsafePointer<CChar>($0) }
             var lengths = arguments.map { $0.utf8.count }
             let raw = pointers.withUnsafeMutableBufferPointer { argv in

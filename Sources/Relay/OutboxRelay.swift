@@ -39,7 +39,11 @@ public struct OutboxRelay: Service {
     let topologyReady = NIOLockedValueBox(false)
 
     public init(
-        postgres: PostgresClient, management: RabbitManagementClient, breaker: CircuitBreaker, configuration: Configuration, logger: Logger
+        postgres: PostgresClient,
+        management: RabbitManagementClient,
+        breaker: CircuitBreaker,
+        configuration: Configuration,
+        logger: Logger
     ) {
         self.postgres = postgres
         self.management = management
@@ -127,8 +131,14 @@ public struct OutboxRelay: Service {
                             do {
                                 let routed = try await breaker.run {
                                     try await management.publish(
-                                        routingKey: message.routingKey, payload: message.payload,
-                                        properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority))
+                                        routingKey: message.routingKey,
+                                        payload: message.payload,
+                                        properties: .init(
+                                            messageID: message.messageID,
+                                            correlationID: message.correlationID,
+                                            priority: message.priority
+                                        )
+                                    )
                                 }
                                 return (message.id, routed ? nil : "not routed")
                             } catch {

@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Breakers
 import Broker
-import JobQueue
 import Hummingbird
+import JobQueue
 import Logging
 import NIOConcurrencyHelpers
 import NotifyConfig
@@ -25,7 +25,8 @@ public struct RelayConfiguration: Sendable {
         relay = OutboxRelay.Configuration(
             batchSize: env.int("NOTIFY_RELAY_BATCH", default: 100, problems: &problems),
             concurrency: env.int("NOTIFY_RELAY_CONCURRENCY", default: 8, problems: &problems),
-            pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems)))
+            pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems))
+        )
         redispatchAfterSeconds = env.int("NOTIFY_REDISPATCH_AFTER_SECONDS", default: 120, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
@@ -35,13 +36,23 @@ public struct RelayConfiguration: Sendable {
 public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     var httpConfiguration = HTTPClient.Configuration()
-    httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.relay.concurrency))
+    httpConfiguration.connectionPool = .init(
+        idleTimeout: .seconds(60),
+        concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.relay.concurrency)
+    )
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
     let management = RabbitManagementClient(
-        http: http, baseURL: configuration.rabbit.managementURL, user: configuration.rabbit.user, password: configuration.rabbit.password,
-        vhost: configuration.rabbit.vhost)
+        http: http,
+        baseURL: configuration.rabbit.managementURL,
+        user: configuration.rabbit.user,
+        password: configuration.rabbit.password,
+        vhost: configuration.rabbit.vhost
+    )
     let breaker = CircuitBreaker(
-        name: "rabbitmq", configuration: .init(consecutiveFailures: 3, baseOpen: .milliseconds(500), maximumOpen: .seconds(5)), logger: logger)
+        name: "rabbitmq",
+        configuration: .init(consecutiveFailures: 3, baseOpen: .milliseconds(500), maximumOpen: .seconds(5)),
+        logger: logger
+    )
     let relay = OutboxRelay(postgres: postgres, management: management, breaker: breaker, configuration: configuration.relay, logger: logger)
     var maintenanceConfiguration = MaintenanceService.Configuration()
     maintenanceConfiguration.rescuer.redispatchAfter = .seconds(configuration.redispatchAfterSeconds)

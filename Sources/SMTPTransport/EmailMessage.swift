@@ -15,8 +15,15 @@ public struct EmailMessage: Sendable {
     public var headers: [(String, String)]
 
     public init(
-        from: String, fromName: String?, to: String, toName: String?, subject: String, text: String, html: String?,
-        messageID: String, headers: [(String, String)] = []
+        from: String,
+        fromName: String?,
+        to: String,
+        toName: String?,
+        subject: String,
+        text: String,
+        html: String?,
+        messageID: String,
+        headers: [(String, String)] = []
     ) {
         self.from = from
         self.fromName = fromName

@@ -36,8 +36,19 @@ struct TemplateController: Sendable {
         do {
             let template = try await repository.create(
                 NewTemplate(
-                    code: code, name: name, channel: channel, category: category, language: language, subject: subject, body: body, htmlBody: htmlBody,
-                    title: title, imageURL: imageURL, link: link))
+                    code: code,
+                    name: name,
+                    channel: channel,
+                    category: category,
+                    language: language,
+                    subject: subject,
+                    body: body,
+                    htmlBody: htmlBody,
+                    title: title,
+                    imageURL: imageURL,
+                    link: link
+                )
+            )
             await cache.invalidate(["template:\(code):"])
             return .envelope(.created, data: template, message: "Template created")
         } catch TemplateRepositoryError.codeTaken {
@@ -48,18 +59,13 @@ struct TemplateController: Sendable {
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         guard let code = context.parameters.get("code") else { throw APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this code") }
         let language = request.uri.queryParameters.get("language")
-        let key = "template:\(code):\(language ?? "")"
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        if let cached = await cache.get(key), let template = try? decoder.decode(TemplateResource.self, from: Data(cached.utf8)) {
-            return .envelope(data: template, message: "Template retrieved successfully")
-        }
-        guard let template = try await repository.find(code: code, language: language) else {
-            throw APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this code")
-        }
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        if let data = try? encoder.encode(template) { await cache.set(key, String(decoding: data, as: UTF8.self)) }
+        guard
+            let template = try await cache.fetch(
+                "template:\(code):\(language ?? "")",
+                as: TemplateResource.self,
+                load: { try await repository.find(code: code, language: language) }
+            )
+        else { throw APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this code") }
         return .envelope(data: template, message: "Template retrieved successfully")
     }
 }

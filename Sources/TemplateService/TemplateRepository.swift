@@ -65,7 +65,9 @@ public struct TemplateRepository: Sendable {
                     INSERT INTO templates (code, name, channel, default_language, category)
                     VALUES (\(template.code), \(template.name), \(template.channel), \(template.language), \(template.category))
                     RETURNING id
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 var templateID: UUID?
                 for try await id in rows.decode(UUID.self) { templateID = id }
                 guard let templateID else { throw TemplateRepositoryError.codeTaken }
@@ -74,7 +76,9 @@ public struct TemplateRepository: Sendable {
                     INSERT INTO template_versions (template_id, version, language, subject, body, html_body, title, image_url, link)
                     VALUES (\(templateID), 1, \(template.language), \(template.subject), \(template.body), \(template.htmlBody),
                             \(template.title), \(template.imageURL), \(template.link))
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
             }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw TemplateRepositoryError.codeTaken
@@ -94,12 +98,29 @@ public struct TemplateRepository: Sendable {
             WHERE t.code = \(code) AND v.language IN (\(language ?? ""), t.default_language)
             ORDER BY (v.language = \(language ?? "")) DESC
             LIMIT 1
-            """, logger: logger)
-        for try await row in rows.decode((String, String, String, Int, String, String?, String, String?, String?, String?, String?, Date, String?).self) {
+            """,
+            logger: logger
+        )
+        for try await row in rows.decode(
+            (String, String, String, Int, String, String?, String, String?, String?, String?, String?, Date, String?).self
+        ) {
             let parts = [row.5, row.6, row.7, row.8, row.9, row.10].compactMap { $0 }
             return TemplateResource(
-                code: row.0, name: row.1, channel: row.2, category: row.12, version: row.3, language: row.4, subject: row.5, body: row.6, htmlBody: row.7,
-                title: row.8, imageURL: row.9, link: row.10, variables: TemplateVariables.names(in: parts), createdAt: row.11)
+                code: row.0,
+                name: row.1,
+                channel: row.2,
+                category: row.12,
+                version: row.3,
+                language: row.4,
+                subject: row.5,
+                body: row.6,
+                htmlBody: row.7,
+                title: row.8,
+                imageURL: row.9,
+                link: row.10,
+                variables: TemplateVariables.names(in: parts),
+                createdAt: row.11
+            )
         }
         return nil
     }

@@ -12,7 +12,8 @@ public struct TemplateServiceConfiguration: Sendable {
     public var serviceKey: ServiceKeySettings
     public var cacheTTLSeconds: Int
 
-    public init(listen: ListenSettings, postgres: PostgresSettings, redis: RedisSettings, serviceKey: ServiceKeySettings, cacheTTLSeconds: Int = 300) {
+    public init(listen: ListenSettings, postgres: PostgresSettings, redis: RedisSettings, serviceKey: ServiceKeySettings, cacheTTLSeconds: Int = 300)
+    {
         self.listen = listen
         self.postgres = postgres
         self.redis = redis

@@ -28,8 +28,11 @@ struct AccessTokens: Sendable {
     func issue(userID: UUID) async throws -> String {
         let now = Date()
         let payload = AccessTokenPayload(
-            sub: .init(value: userID.uuidString.lowercased()), iss: .init(value: issuer), iat: .init(value: now),
-            exp: .init(value: now.addingTimeInterval(TimeInterval(lifetime))))
+            sub: .init(value: userID.uuidString.lowercased()),
+            iss: .init(value: issuer),
+            iat: .init(value: now),
+            exp: .init(value: now.addingTimeInterval(TimeInterval(lifetime)))
+        )
         return try await keys.sign(payload)
     }
 

@@ -5,7 +5,8 @@ import NotifyHTTP
 enum DeviceValidation {
     /// FCM registration tokens: URL-safe characters, in practice 100–300 long.
     static func fcm(_ token: String) -> String? {
-        guard (8...4096).contains(token.count), token.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "_-:.".unicodeScalars.contains($0) }),
+        guard (8...4096).contains(token.count),
+            token.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "_-:.".unicodeScalars.contains($0) }),
             token.allSatisfy(\.isASCII)
         else { return "must be an FCM registration token (letters, digits, '_', '-', ':', '.')" }
         return nil
@@ -22,7 +23,8 @@ enum DeviceValidation {
     /// Web Push: an https endpoint, the subscription's P-256 public key (65 bytes) and auth secret (16 bytes), base64url.
     static func webpush(endpoint: String, p256dh: String?, auth: String?) -> [FieldError] {
         var errors: [FieldError] = []
-        if let url = URL(string: endpoint), url.scheme == "https", url.host != nil, endpoint.count <= 2048 {} else {
+        if let url = URL(string: endpoint), url.scheme == "https", url.host != nil, endpoint.count <= 2048 {
+        } else {
             errors.append(FieldError(field: "endpoint", message: "must be the subscription's https endpoint"))
         }
         if base64URLDecode(p256dh ?? "")?.count != 65 || base64URLDecode(p256dh ?? "")?.first != 0x04 {

@@ -1,6 +1,6 @@
 import Foundation
-import HummingbirdBcrypt
 import Hummingbird
+import HummingbirdBcrypt
 import Logging
 import NIOPosix
 import NotificationModel
@@ -57,8 +57,13 @@ struct UserController: Sendable {
         guard let name, let email, let password else { throw APIError.internalError }
         do {
             let user = try await repository.create(
-                name: name, email: email, passwordHash: try await hash(password), pushToken: pushToken, emailEnabled: emailEnabled,
-                pushEnabled: pushEnabled)
+                name: name,
+                email: email,
+                passwordHash: try await hash(password),
+                pushToken: pushToken,
+                emailEnabled: emailEnabled,
+                pushEnabled: pushEnabled
+            )
             context.logger.info("user created", metadata: ["user_id": .string(user.userID)])
             return .envelope(.created, data: user, message: "User created")
         } catch UserRepositoryError.emailTaken {
@@ -121,12 +126,8 @@ struct UserController: Sendable {
 
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let id = try authorize(context, scope: "users:read")
-        let key = "user:\(id.lowercased)"
-        if let cached = await cache.get(key), let user = try? JSONDecoder.iso8601.decode(UserResource.self, from: Data(cached.utf8)) {
-            return .envelope(data: user, message: "User retrieved successfully")
-        }
-        guard let user = try await repository.find(id: id) else { throw Self.userNotFound }
-        if let data = try? JSONEncoder.iso8601.encode(user) { await cache.set(key, String(decoding: data, as: UTF8.self)) }
+        guard let user = try await cache.fetch("user:\(id.lowercased)", as: UserResource.self, load: { try await repository.find(id: id) })
+        else { throw Self.userNotFound }
         return .envelope(data: user, message: "User retrieved successfully")
     }
 
@@ -214,12 +215,9 @@ struct UserController: Sendable {
 
     @Sendable func contact(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let id = try authorize(context, scope: "users:read")
-        let key = "contact:\(id.lowercased)"
-        if let cached = await cache.get(key), let contact = try? JSONDecoder.iso8601.decode(ContactResource.self, from: Data(cached.utf8)) {
-            return .envelope(data: contact, message: "Contact retrieved successfully")
-        }
-        guard let contact = try await repository.contact(id: id) else { throw Self.userNotFound }
-        if let data = try? JSONEncoder.iso8601.encode(contact) { await cache.set(key, String(decoding: data, as: UTF8.self)) }
+        guard
+            let contact = try await cache.fetch("contact:\(id.lowercased)", as: ContactResource.self, load: { try await repository.contact(id: id) })
+        else { throw Self.userNotFound }
         return .envelope(data: contact, message: "Contact retrieved successfully")
     }
 
@@ -227,7 +225,11 @@ struct UserController: Sendable {
         let id = try authorize(context, scope: "users:read")
         guard try await repository.find(id: id) != nil else { throw Self.userNotFound }
         let devices = try await repository.devices(userID: id, activeOnly: false)
-        return .envelope(data: devices, message: "Devices retrieved successfully", meta: PageMeta(total: devices.count, limit: max(devices.count, 1), page: 1))
+        return .envelope(
+            data: devices,
+            message: "Devices retrieved successfully",
+            meta: PageMeta(total: devices.count, limit: max(devices.count, 1), page: 1)
+        )
     }
 
     @Sendable func addDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
@@ -243,7 +245,9 @@ struct UserController: Sendable {
             var keys = FieldValidator(fields.object("keys", required: true) ?? [:])
             p256dh = keys.string("p256dh", maxLength: 200)
             auth = keys.string("auth", maxLength: 100)
-            if let token { for error in DeviceValidation.webpush(endpoint: token, p256dh: p256dh, auth: auth) { fields.fail(error.field, error.message) } }
+            if let token {
+                for error in DeviceValidation.webpush(endpoint: token, p256dh: p256dh, auth: auth) { fields.fail(error.field, error.message) }
+            }
         case "apns":
             token = fields.string("token", maxLength: 200)
             if let token, let problem = DeviceValidation.apns(token) { fields.fail("token", problem) }
@@ -293,7 +297,9 @@ struct UserController: Sendable {
         let identity = try context.requireIdentity()
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.userNotFound }
         guard identity.mayAccess(user: id, scope: scope) else {
-            throw APIError.forbidden(identity.userID != nil ? "A user's token reaches only that user's own records" : "This credential lacks the scope \(scope)")
+            throw APIError.forbidden(
+                identity.userID != nil ? "A user's token reaches only that user's own records" : "This credential lacks the scope \(scope)"
+            )
         }
         return id
     }
@@ -335,21 +341,5 @@ struct UserController: Sendable {
 
     func verify(_ password: String, hash: String) async throws -> Bool {
         try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
-    }
-}
-
-extension JSONEncoder {
-    static var iso8601: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        return encoder
-    }
-}
-
-extension JSONDecoder {
-    static var iso8601: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
     }
 }

@@ -96,8 +96,14 @@ public struct UserRepository: Sendable {
 
     static func resource(_ row: Row) -> UserResource {
         UserResource(
-            userID: row.0.lowercased, name: row.1, email: row.2, pushToken: row.3, preferences: .init(email: row.4, push: row.5),
-            createdAt: row.6, updatedAt: row.7)
+            userID: row.0.lowercased,
+            name: row.1,
+            email: row.2,
+            pushToken: row.3,
+            preferences: .init(email: row.4, push: row.5),
+            createdAt: row.6,
+            updatedAt: row.7
+        )
     }
 
     func uniqueEmail<T>(_ body: () async throws -> T) async throws -> T {
@@ -112,7 +118,14 @@ public struct UserRepository: Sendable {
         }
     }
 
-    public func create(name: String, email: String, passwordHash: String, pushToken: String?, emailEnabled: Bool, pushEnabled: Bool) async throws
+    public func create(
+        name: String,
+        email: String,
+        passwordHash: String,
+        pushToken: String?,
+        emailEnabled: Bool,
+        pushEnabled: Bool
+    ) async throws
         -> UserResource
     {
         try await uniqueEmail {
@@ -122,14 +135,17 @@ public struct UserRepository: Sendable {
                     INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled)
                     VALUES (\(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled))
                     RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 var user: UserResource?
                 for try await row in rows.decode(Row.self) { user = Self.resource(row) }
                 guard let user else { throw UserRepositoryError.emailTaken }
                 if let pushToken, !pushToken.isEmpty {
                     _ = try await connection.query(
                         "INSERT INTO devices (user_id, platform, token) VALUES (\(UUID(uuidString: user.userID)!), 'fcm', \(pushToken))",
-                        logger: logger)
+                        logger: logger
+                    )
                 }
                 return user
             }
@@ -139,7 +155,8 @@ public struct UserRepository: Sendable {
     public func find(id: UUID) async throws -> UserResource? {
         let rows = try await client.query(
             "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at FROM users WHERE id = \(id)",
-            logger: logger)
+            logger: logger
+        )
         for try await row in rows.decode(Row.self) { return Self.resource(row) }
         return nil
     }
@@ -158,7 +175,9 @@ public struct UserRepository: Sendable {
             """
             SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
             FROM users ORDER BY created_at, id LIMIT \(limit) OFFSET \(offset)
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await row in rows.decode(Row.self) { users.append(Self.resource(row)) }
         var total = 0
         for try await count in try await client.query("SELECT count(*)::int FROM users", logger: logger).decode(Int.self) { total = count }
@@ -177,7 +196,9 @@ public struct UserRepository: Sendable {
                         push_token = CASE WHEN \(setToken) THEN \(token) ELSE push_token END, updated_at = now()
                     WHERE id = \(id)
                     RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 var user: UserResource?
                 for try await row in rows.decode(Row.self) { user = Self.resource(row) }
                 if user != nil, let token, !token.isEmpty {
@@ -185,7 +206,9 @@ public struct UserRepository: Sendable {
                         """
                         INSERT INTO devices (user_id, platform, token) VALUES (\(id), 'fcm', \(token))
                         ON CONFLICT (user_id, platform, token) DO UPDATE SET active = true, deactivated_at = NULL, updated_at = now()
-                        """, logger: logger)
+                        """,
+                        logger: logger
+                    )
                 }
                 return user
             }
@@ -207,7 +230,8 @@ public struct UserRepository: Sendable {
         guard let channels else { return nil }
         var categories: [String: [String: Bool]] = [:]
         for try await (category, channel, enabled) in try await client.query(
-            "SELECT category, channel, enabled FROM category_preferences WHERE user_id = \(id)", logger: logger
+            "SELECT category, channel, enabled FROM category_preferences WHERE user_id = \(id)",
+            logger: logger
         ).decode((String, String, Bool).self) {
             categories[category, default: [:]][channel] = enabled
         }
@@ -223,16 +247,20 @@ public struct UserRepository: Sendable {
                 UPDATE users SET email_enabled = COALESCE(\(email), email_enabled), push_enabled = COALESCE(\(push), push_enabled),
                     updated_at = now()
                 WHERE id = \(id) RETURNING id
-                """, logger: logger
+                """,
+                logger: logger
             ).decode(UUID.self) { exists = true }
             guard exists else { return false }
             for (category, channels) in categories ?? [:] {
                 _ = try await connection.query(
-                    "DELETE FROM category_preferences WHERE user_id = \(id) AND category = \(category)", logger: logger)
+                    "DELETE FROM category_preferences WHERE user_id = \(id) AND category = \(category)",
+                    logger: logger
+                )
                 for (channel, enabled) in channels {
                     _ = try await connection.query(
                         "INSERT INTO category_preferences (user_id, category, channel, enabled) VALUES (\(id), \(category), \(channel), \(enabled))",
-                        logger: logger)
+                        logger: logger
+                    )
                 }
             }
             return true
@@ -245,8 +273,15 @@ public struct UserRepository: Sendable {
 
     static func device(_ row: DeviceRow) -> DeviceResource {
         DeviceResource(
-            deviceID: row.0.lowercased, platform: row.1, token: row.2, p256dh: row.3, auth: row.4, active: row.5, deactivationReason: row.6,
-            createdAt: row.7)
+            deviceID: row.0.lowercased,
+            platform: row.1,
+            token: row.2,
+            p256dh: row.3,
+            auth: row.4,
+            active: row.5,
+            deactivationReason: row.6,
+            createdAt: row.7
+        )
     }
 
     public func devices(userID: UUID, activeOnly: Bool) async throws -> [DeviceResource] {
@@ -255,7 +290,9 @@ public struct UserRepository: Sendable {
             """
             SELECT id, platform, token, p256dh, auth, active, deactivation_reason, created_at
             FROM devices WHERE user_id = \(userID) AND (active OR NOT \(activeOnly)) ORDER BY created_at, id
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await row in rows.decode(DeviceRow.self) { devices.append(Self.device(row)) }
         return devices
     }
@@ -270,7 +307,9 @@ public struct UserRepository: Sendable {
                     SET active = true, deactivated_at = NULL, deactivation_reason = NULL, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
                         updated_at = now()
                 RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at, (xmax = 0)
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             for try await row in rows.decode((UUID, String, String, String?, String?, Bool, String?, Date, Bool).self) {
                 return (Self.device((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8)
             }
@@ -282,7 +321,8 @@ public struct UserRepository: Sendable {
 
     public func deleteDevice(userID: UUID, deviceID: UUID) async throws -> Bool {
         for try await _ in try await client.query(
-            "DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID) RETURNING id", logger: logger
+            "DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID) RETURNING id",
+            logger: logger
         ).decode(UUID.self) { return true }
         return false
     }
@@ -294,7 +334,9 @@ public struct UserRepository: Sendable {
             UPDATE devices SET active = false, deactivated_at = now(), deactivation_reason = \(reason), updated_at = now()
             WHERE id = \(deviceID) AND user_id = \(userID)
             RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await row in rows.decode(DeviceRow.self) { return Self.device(row) }
         return nil
     }
@@ -303,6 +345,12 @@ public struct UserRepository: Sendable {
         guard let user = try await find(id: id), let preferences = try await preferences(id: id) else { return nil }
         let devices = try await devices(userID: id, activeOnly: true)
         return ContactResource(
-            userID: user.userID, name: user.name, email: user.email, pushToken: user.pushToken, preferences: preferences, devices: devices)
+            userID: user.userID,
+            name: user.name,
+            email: user.email,
+            pushToken: user.pushToken,
+            preferences: preferences,
+            devices: devices
+        )
     }
 }

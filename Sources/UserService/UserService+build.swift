@@ -41,7 +41,10 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port)
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
     let tokens = await AccessTokens.make(
-        secret: configuration.jwtSecret, issuer: configuration.jwtIssuer, lifetime: configuration.jwtLifetimeSeconds)
+        secret: configuration.jwtSecret,
+        issuer: configuration.jwtIssuer,
+        lifetime: configuration.jwtLifetimeSeconds
+    )
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
@@ -54,13 +57,19 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         ]
     ).register(on: router)
     let controller = UserController(
-        repository: UserRepository(client: postgres, logger: logger), cache: cache, tokens: tokens,
-        bcryptCost: UInt8(clamping: configuration.bcryptCost))
+        repository: UserRepository(client: postgres, logger: logger),
+        cache: cache,
+        tokens: tokens,
+        bcryptCost: UInt8(clamping: configuration.bcryptCost)
+    )
     controller.registerPublic(on: router)
     let api = router.group().add(
         middleware: UserAuthMiddleware(
-            serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key), tokens: tokens,
-            apiKeys: APIKeyStore(client: keys, logger: logger)))
+            serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
+            tokens: tokens,
+            apiKeys: APIKeyStore(client: keys, logger: logger)
+        )
+    )
     controller.register(on: api)
 
     return Application(

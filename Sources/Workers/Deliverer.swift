@@ -1,4 +1,5 @@
 import Breakers
+import Directory
 import Foundation
 import JobQueue
 import Logging
@@ -33,13 +34,20 @@ public struct EmailDeliverer: Deliverer {
         let text = TemplateRenderer.render(template.body, variables: job.variables, html: false)
         let html = template.htmlBody.map { TemplateRenderer.render($0, variables: job.variables, html: true) }
         let message = EmailMessage(
-            from: from, fromName: fromName, to: recipient.email, toName: recipient.name, subject: subject, text: text, html: html,
+            from: from,
+            fromName: fromName,
+            to: recipient.email,
+            toName: recipient.name,
+            subject: subject,
+            text: text,
+            html: html,
             messageID: "\(job.notificationID.uuidString.lowercased())@\(messageIDDomain)",
             headers: [
                 ("X-Correlation-ID", job.correlationID),
                 ("X-Notification-ID", job.notificationID.uuidString.lowercased()),
                 ("X-Request-ID", job.requestID),
-            ])
+            ]
+        )
         do {
             // A mailbox the server rejects (5xx) says nothing about the server's health; 4xx and timeouts do.
             try await breaker.run({ try await smtp.send(message) }, isFailure: { ($0 as? SMTPError)?.permanent != true })
@@ -75,14 +83,19 @@ public struct PushDeliverer: Deliverer {
                 body: TemplateRenderer.render(template.body, variables: job.variables, html: false),
                 imageURL: template.imageURL.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
                 link: template.link.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
-                data: ["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID])
+                data: ["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID]
+            )
             do {
                 let name = try await breaker.run(
-                    { try await fcm.send(message, messageID: job.notificationID.lowercased) }, isFailure: { ($0 as? PushError)?.permanent != true })
+                    { try await fcm.send(message, messageID: job.notificationID.lowercased) },
+                    isFailure: { ($0 as? PushError)?.permanent != true }
+                )
                 accepted += 1
                 logger.info("push accepted", metadata: ["device_id": .string(device.deviceID), "provider_message": .string(name)])
             } catch let error as PushError {
-                failures.append(DeliveryFailure(message: error.message, permanent: error.permanent, retryAfter: error.retryAfterSeconds.map { .seconds($0) }))
+                failures.append(
+                    DeliveryFailure(message: error.message, permanent: error.permanent, retryAfter: error.retryAfterSeconds.map { .seconds($0) })
+                )
                 logger.warning("push refused", metadata: ["device_id": .string(device.deviceID), "error": .string(error.message)])
             }
         }

@@ -1,5 +1,6 @@
 import Breakers
 import Broker
+import Directory
 import Foundation
 import JobQueue
 import Logging
@@ -32,8 +33,12 @@ public struct DeliveryWorker: Service {
         public var fallbackPoll: Duration
 
         public init(
-            workerName: String, slots: Int, lease: Duration = .seconds(60), retryBase: Duration = .seconds(5),
-            retryCap: Duration = .seconds(3600), fallbackPoll: Duration = .seconds(1)
+            workerName: String,
+            slots: Int,
+            lease: Duration = .seconds(60),
+            retryBase: Duration = .seconds(5),
+            retryCap: Duration = .seconds(3600),
+            fallbackPoll: Duration = .seconds(1)
         ) {
             self.workerName = workerName
             self.slots = slots
@@ -47,7 +52,7 @@ public struct DeliveryWorker: Service {
     let consumer: AMQPConsumer
     let postgres: PostgresClient
     let jobs: JobStore
-    let platform: PlatformClient
+    let directory: PlatformDirectory
     let deliverer: any Deliverer
     let configuration: Configuration
     let logger: Logger
@@ -56,13 +61,17 @@ public struct DeliveryWorker: Service {
     let stopping = NIOLockedValueBox(false)
 
     public init(
-        consumer: AMQPConsumer, postgres: PostgresClient, platform: PlatformClient, deliverer: any Deliverer, configuration: Configuration,
+        consumer: AMQPConsumer,
+        postgres: PostgresClient,
+        directory: PlatformDirectory,
+        deliverer: any Deliverer,
+        configuration: Configuration,
         logger: Logger
     ) {
         self.consumer = consumer
         self.postgres = postgres
         self.jobs = JobStore(client: postgres, logger: logger)
-        self.platform = platform
+        self.directory = directory
         self.deliverer = deliverer
         self.configuration = configuration
         self.logger = logger
@@ -123,7 +132,12 @@ public struct DeliveryWorker: Service {
         guard free > 0 else { return }
         let claimed: [ClaimedJob]
         do {
-            claimed = try await jobs.claimAvailable(queue: deliverer.channel, limit: free, worker: configuration.workerName, lease: configuration.lease)
+            claimed = try await jobs.claimAvailable(
+                queue: deliverer.channel,
+                limit: free,
+                worker: configuration.workerName,
+                lease: configuration.lease
+            )
         } catch {
             logger.warning("fallback claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
             return
@@ -208,8 +222,12 @@ public struct DeliveryWorker: Service {
     /// then stays `running` until its lease expires and is rescued, and its message is not acked.
     func process(_ job: ClaimedJob, logger: Logger) async -> Bool {
         do {
-            let recipient = try await platform.recipient(job.userID, correlationID: job.correlationID)
-            let template = try await platform.template(job.templateCode, language: job.language, correlationID: job.correlationID)
+            guard let recipient = try await directory.recipient(job.userID, correlationID: job.correlationID) else {
+                throw DeliveryFailure(message: "user not found", permanent: true)
+            }
+            guard let template = try await directory.template(job.templateCode, language: job.language, correlationID: job.correlationID) else {
+                throw DeliveryFailure(message: "template not found", permanent: true)
+            }
             try await deliverer.deliver(job, to: recipient, template: template, logger: logger)
         } catch {
             return await record(error, for: job, logger: logger)
@@ -234,7 +252,7 @@ public struct DeliveryWorker: Service {
                 logger.info("delivery postponed", metadata: ["circuit": .string(open.name)])
                 return true
             }
-            let failure = error as? DeliveryFailure ?? DeliveryFailure(message: String(describing: type(of: error)), permanent: false)
+            let failure = error as? DeliveryFailure ?? DeliveryFailure(message: String(describing: error), permanent: false)
             let delay = failure.retryAfter ?? Backoff.delay(attempt: job.attempt, base: configuration.retryBase, cap: configuration.retryCap)
             let state = try await jobs.fail(jobID: job.jobID, error: failure.message, permanent: failure.permanent, retryAfter: delay)
             counters.withLockedValue { $0.failed += 1 }
@@ -242,7 +260,8 @@ public struct DeliveryWorker: Service {
                 "delivery failed",
                 metadata: [
                     "error": .string(failure.message), "permanent": .stringConvertible(failure.permanent), "state": .string(state?.rawValue ?? ""),
-                ])
+                ]
+            )
             return true
         } catch {
             logger.error("failure not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])

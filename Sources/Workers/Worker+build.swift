@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Breakers
 import Broker
+import Directory
 import Foundation
 import Hummingbird
 import JobQueue
@@ -78,13 +79,23 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
     // A lost broker connection opens the consume circuit at once (the fallback takes over); reconnect probes back off
     // from 0.5 s to 5 s, so recovery is noticed within seconds.
     let brokerBreaker = CircuitBreaker(
-        name: "rabbitmq", configuration: .init(consecutiveFailures: 1, baseOpen: .milliseconds(500), maximumOpen: .seconds(5)), logger: logger)
+        name: "rabbitmq",
+        configuration: .init(consecutiveFailures: 1, baseOpen: .milliseconds(500), maximumOpen: .seconds(5)),
+        logger: logger
+    )
     let consumer = AMQPConsumer(
         configuration: .init(
-            host: configuration.rabbit.amqpHost, port: configuration.rabbit.amqpPort, user: configuration.rabbit.user,
-            password: configuration.rabbit.password, vhost: configuration.rabbit.vhost, queue: configuration.channel.queueName,
-            prefetch: configuration.prefetch),
-        breaker: brokerBreaker, logger: logger)
+            host: configuration.rabbit.amqpHost,
+            port: configuration.rabbit.amqpPort,
+            user: configuration.rabbit.user,
+            password: configuration.rabbit.password,
+            vhost: configuration.rabbit.vhost,
+            queue: configuration.channel.queueName,
+            prefetch: configuration.prefetch
+        ),
+        breaker: brokerBreaker,
+        logger: logger
+    )
     let providerBreaker = CircuitBreaker(name: configuration.channel == .email ? "smtp" : "push-provider", logger: logger)
     let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
     let templatesBreaker = CircuitBreaker(name: "templates-service", logger: logger)
@@ -93,26 +104,51 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
     case .email:
         let smtp = SMTPTransport(
             configuration: .init(
-                url: configuration.smtpURL, username: configuration.smtpUsername, password: configuration.smtpPassword,
-                connections: configuration.smtpConnections))
+                url: configuration.smtpURL,
+                username: configuration.smtpUsername,
+                password: configuration.smtpPassword,
+                connections: configuration.smtpConnections
+            )
+        )
         deliverer = EmailDeliverer(
-            smtp: smtp, breaker: providerBreaker, from: configuration.mailFrom, fromName: configuration.mailFromName, messageIDDomain: configuration.messageIDDomain)
+            smtp: smtp,
+            breaker: providerBreaker,
+            from: configuration.mailFrom,
+            fromName: configuration.mailFromName,
+            messageIDDomain: configuration.messageIDDomain
+        )
     case .push:
         deliverer = PushDeliverer(
-            fcm: FCMTransport(http: http, baseURL: configuration.fcmURL, projectID: configuration.fcmProject, accessToken: configuration.fcmAccessToken),
-            breaker: providerBreaker)
+            fcm: FCMTransport(
+                http: http,
+                baseURL: configuration.fcmURL,
+                projectID: configuration.fcmProject,
+                accessToken: configuration.fcmAccessToken
+            ),
+            breaker: providerBreaker
+        )
     }
     let worker = DeliveryWorker(
         consumer: consumer,
         postgres: postgres,
-        platform: PlatformClient(
-            http: http, usersURL: configuration.usersURL, templatesURL: configuration.templatesURL, serviceKey: configuration.serviceKey.key,
-            usersBreaker: usersBreaker, templatesBreaker: templatesBreaker),
+        directory: PlatformDirectory(
+            http: http,
+            usersURL: configuration.usersURL,
+            templatesURL: configuration.templatesURL,
+            serviceKey: configuration.serviceKey.key,
+            usersBreaker: usersBreaker,
+            templatesBreaker: templatesBreaker
+        ),
         deliverer: deliverer,
         configuration: .init(
-            workerName: configuration.workerName, slots: configuration.prefetch, lease: .seconds(configuration.leaseSeconds),
-            retryBase: .milliseconds(configuration.retryBaseMilliseconds), retryCap: .seconds(configuration.retryCapSeconds)),
-        logger: logger)
+            workerName: configuration.workerName,
+            slots: configuration.prefetch,
+            lease: .seconds(configuration.leaseSeconds),
+            retryBase: .milliseconds(configuration.retryBaseMilliseconds),
+            retryCap: .seconds(configuration.retryCapSeconds)
+        ),
+        logger: logger
+    )
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
@@ -132,7 +168,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         router: router,
         configuration: .init(
             address: .hostname(configuration.listen.host, port: configuration.listen.port),
-            serverName: "notify-\(configuration.channel.rawValue)-worker"),
+            serverName: "notify-\(configuration.channel.rawValue)-worker"
+        ),
         services: [postgres, HTTPClientService(client: http), worker],
         logger: logger
     )

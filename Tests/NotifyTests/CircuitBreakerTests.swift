@@ -15,9 +15,15 @@ struct CircuitBreakerTests {
         CircuitBreaker(
             name: "test",
             configuration: .init(
-                windowSize: 10, minimumCalls: 6, failureRatio: 0.5, consecutiveFailures: consecutive, baseOpen: .seconds(1),
-                maximumOpen: .seconds(8)),
-            clock: clock)
+                windowSize: 10,
+                minimumCalls: 6,
+                failureRatio: 0.5,
+                consecutiveFailures: consecutive,
+                baseOpen: .seconds(1),
+                maximumOpen: .seconds(8)
+            ),
+            clock: clock
+        )
     }
 
     @Test("consecutive failures open it, and an open breaker refuses calls until its time is up")
@@ -56,7 +62,10 @@ struct CircuitBreakerTests {
     func probeSuccessCloses() {
         let clock = ManualClock()
         let breaker = breaker(clock)
-        for _ in 0..<3 { _ = breaker.allow(); breaker.record(success: false) }
+        for _ in 0..<3 {
+            _ = breaker.allow()
+            breaker.record(success: false)
+        }
         clock.advance(.seconds(1))
         #expect(breaker.state == .halfOpen)
         #expect(breaker.allow())
@@ -70,7 +79,10 @@ struct CircuitBreakerTests {
     func openTimeGrowsToCap() {
         let clock = ManualClock()
         let breaker = breaker(clock)
-        for _ in 0..<3 { _ = breaker.allow(); breaker.record(success: false) }
+        for _ in 0..<3 {
+            _ = breaker.allow()
+            breaker.record(success: false)
+        }
         var expected: [Duration] = []
         var seen: [Duration] = []
         for step in 0..<5 {
@@ -85,7 +97,10 @@ struct CircuitBreakerTests {
         clock.advance(breaker.retryAfter)
         #expect(breaker.allow())
         breaker.record(success: true)
-        for _ in 0..<3 { _ = breaker.allow(); breaker.record(success: false) }
+        for _ in 0..<3 {
+            _ = breaker.allow()
+            breaker.record(success: false)
+        }
         #expect(breaker.retryAfter == .seconds(1))
     }
 

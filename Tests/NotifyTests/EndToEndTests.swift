@@ -25,7 +25,9 @@ struct EndToEndTests {
                     "notification_type": "email", "user_id": userID, "template_code": "welcome",
                     "variables": ["name": "Grace", "link": "https://example.com/confirm?t=1", "note": "<script>x</script>"],
                     "request_id": "req-\(UUID().uuidString)", "priority": 5, "metadata": ["campaign": "launch"],
-                ], headers: ["X-Correlation-ID": correlationID])
+                ],
+                headers: ["X-Correlation-ID": correlationID]
+            )
             #expect(accepted.status == 202)
             #expect(accepted.json["success"] as? Bool == true)
             #expect(accepted.data["status"] as? String == "pending")
@@ -69,7 +71,8 @@ struct EndToEndTests {
             let jobID = try await stack.infra.withDatabase(.notifications) { client in
                 var jobID = 0
                 for try await id in try await client.query(
-                    "SELECT id FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)", logger: TestInfrastructure.logger
+                    "SELECT id FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)",
+                    logger: TestInfrastructure.logger
                 ).decode(Int.self) { jobID = id }
                 return jobID
             }
@@ -82,7 +85,9 @@ struct EndToEndTests {
             #expect(properties["message_id"] as? String == String(jobID))
             #expect(properties["correlation_id"] as? String == correlationID)
             #expect(properties["delivery_mode"] as? Int == 2)
-            let payload = try #require((message["payload"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any])
+            let payload = try #require(
+                (message["payload"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]
+            )
             #expect(payload["notification_id"] as? String == id)
             #expect(payload["user_id"] as? String == userID)
             #expect(payload["template_code"] as? String == "ping")
@@ -152,7 +157,8 @@ struct EndToEndTests {
                            (SELECT count(*)::int FROM jobs j JOIN notifications n ON n.id = j.notification_id WHERE n.request_id = 'dup-1'),
                            (SELECT count(*)::int FROM outbox o JOIN jobs j ON o.message_id = j.id::text
                               JOIN notifications n ON n.id = j.notification_id WHERE n.request_id = 'dup-1')
-                    """, logger: TestInfrastructure.logger
+                    """,
+                    logger: TestInfrastructure.logger
                 ).decode((Int, Int, Int).self) { counts = [row.0, row.1, row.2] }
                 return counts
             }
@@ -167,7 +173,11 @@ struct EndToEndTests {
             let second = "device-two-\(UUID().uuidString)"
             let userID = try await stack.createUser(pushToken: first)
             let added = try await stack.call(
-                .POST, "\(stack.url(.users))/api/v1/users/\(userID)/devices/", json: ["platform": "fcm", "token": second], headers: stack.serviceAuth)
+                .POST,
+                "\(stack.url(.users))/api/v1/users/\(userID)/devices/",
+                json: ["platform": "fcm", "token": second],
+                headers: stack.serviceAuth
+            )
             #expect(added.status == 201)
             try await stack.createTemplate(["code": "two", "name": "Two", "channel": "push", "title": "Hi {{name}}", "body": "Both devices"])
             let accepted = try await stack.send([

@@ -1,8 +1,8 @@
 import Broker
 import Foundation
-import NotificationModel
 import NIOConcurrencyHelpers
 import NIOHTTP1
+import NotificationModel
 import NotifyConfig
 import PostgresNIO
 import Testing
@@ -91,7 +91,9 @@ struct FaultTests {
             let recovery = String(format: "%.2f s", (ContinuousClock.now - restarted).inSeconds)
             _ = try await stack.waitForStatus(probe, "sent")
             let fallback: Int? = try await stack.scalar("SELECT count(*)::int FROM jobs WHERE attempted_via = 'fallback'")
-            print("rabbitmq fault: fail-over to PostgreSQL after \(failover), back on the broker \(recovery) after restart; \(fallback ?? 0) of 2000 delivered by the fallback")
+            print(
+                "rabbitmq fault: fail-over to PostgreSQL after \(failover), back on the broker \(recovery) after restart; \(fallback ?? 0) of 2000 delivered by the fallback"
+            )
         }
     }
 
@@ -181,7 +183,8 @@ struct FaultTests {
                 let id = try #require(try await stack.send(body(userID, "451")(1)).data["notification_id"] as? String)
                 _ = try await eventually("two failed attempts") { () -> Int? in
                     let failures: Int? = try await stack.scalar(
-                        "SELECT jsonb_array_length(errors)::int FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)")
+                        "SELECT jsonb_array_length(errors)::int FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)"
+                    )
                     return (failures ?? 0) >= 2 ? failures : nil
                 }
                 let status = try await stack.notification(id)
@@ -191,7 +194,8 @@ struct FaultTests {
                 let sent = try await stack.waitForStatus(id, "sent")
                 #expect((sent["attempts"] as? Int ?? 0) >= 3)
                 let permanent: Bool? = try await stack.scalar(
-                    "SELECT bool_or((e->>'permanent')::bool) FROM jobs, jsonb_array_elements(errors) e WHERE notification_id = \(UUID(uuidString: id)!)")
+                    "SELECT bool_or((e->>'permanent')::bool) FROM jobs, jsonb_array_elements(errors) e WHERE notification_id = \(UUID(uuidString: id)!)"
+                )
                 #expect(permanent == false)
                 _ = try await stack.waitForEmail(id)
             } catch {
@@ -244,7 +248,10 @@ struct FaultTests {
             let management = stack.infra.management(stack.http)
             _ = try await eventually("topology declared") { try await management.queue("email.queue")["name"] as? String }
             let routed = try await management.publish(
-                routingKey: "email", payload: "this is not json", properties: .init(messageID: "garbage-1", correlationID: "c-garbage", priority: 0))
+                routingKey: "email",
+                payload: "this is not json",
+                properties: .init(messageID: "garbage-1", correlationID: "c-garbage", priority: 0)
+            )
             #expect(routed)
             let dead = try await eventually("the garbage on failed.queue") { () -> [String: Any]? in
                 try await management.peek(queue: "failed.queue", count: 10).first { $0["payload"] as? String == "this is not json" }
@@ -265,7 +272,11 @@ struct FaultTests {
                     #expect(reply.status == 200)
                 }
                 let patched = try await stack.call(
-                    .PATCH, "\(stack.url(.users))/api/v1/users/\(id)/", json: ["name": "Without Redis"], headers: stack.serviceAuth)
+                    .PATCH,
+                    "\(stack.url(.users))/api/v1/users/\(id)/",
+                    json: ["name": "Without Redis"],
+                    headers: stack.serviceAuth
+                )
                 #expect(patched.status == 200)
                 let health = try await stack.call(.GET, "\(stack.url(.users))/health")
                 #expect(health.status == 200)

@@ -44,7 +44,11 @@ struct GatewayAPITests {
             let user = try await Self.prepare(stack)
             let readOnly = try await stack.createKey(scopes: ["notifications:read"])
             let reply = try await stack.call(
-                .POST, "\(stack.url(.gateway))/api/v1/notifications/", json: Self.valid(user), headers: ["Authorization": "Bearer \(readOnly)"])
+                .POST,
+                "\(stack.url(.gateway))/api/v1/notifications/",
+                json: Self.valid(user),
+                headers: ["Authorization": "Bearer \(readOnly)"]
+            )
             #expect(reply.status == 403)
             #expect(reply.error == "FORBIDDEN")
         }
@@ -63,7 +67,11 @@ struct GatewayAPITests {
             #expect(fields == ["notification_type", "user_id", "template_code", "variables", "priority", "request_id"])
 
             let notJSON = try await stack.call(
-                .POST, "\(stack.url(.gateway))/api/v1/notifications/", json: ["a"], headers: stack.clientAuth)
+                .POST,
+                "\(stack.url(.gateway))/api/v1/notifications/",
+                json: ["a"],
+                headers: stack.clientAuth
+            )
             #expect(notJSON.status == 400)
             #expect(notJSON.error == "VALIDATION_ERROR")
         }
@@ -86,7 +94,8 @@ struct GatewayAPITests {
                     SELECT n.status, j.state, o.correlation_id, o.routing_key, o.priority
                     FROM notifications n JOIN jobs j ON j.notification_id = n.id JOIN outbox o ON o.message_id = j.id::text
                     WHERE n.id = \(id)
-                    """, logger: TestInfrastructure.logger
+                    """,
+                    logger: TestInfrastructure.logger
                 ).decode((String, String, String, String, Int).self) { found = row }
                 return found
             }
@@ -140,7 +149,11 @@ struct GatewayAPITests {
             let user = try await stack.createUser()
             #expect(try await stack.send(Self.valid(user)).status == 202)
             let off = try await stack.call(
-                .PUT, "\(stack.url(.users))/api/v1/users/\(user)/preferences/", json: ["email": false], headers: stack.serviceAuth)
+                .PUT,
+                "\(stack.url(.users))/api/v1/users/\(user)/preferences/",
+                json: ["email": false],
+                headers: stack.serviceAuth
+            )
             #expect(off.status == 200)
             var second = Self.valid(user)
             second["request_id"] = "r-2"
@@ -163,8 +176,11 @@ struct GatewayAPITests {
             // A category opt-out: marketing email off, transactional email still on.
             let shopper = try await stack.createUser()
             _ = try await stack.call(
-                .PUT, "\(stack.url(.users))/api/v1/users/\(shopper)/preferences/", json: ["categories": ["marketing": ["email": false]]],
-                headers: stack.serviceAuth)
+                .PUT,
+                "\(stack.url(.users))/api/v1/users/\(shopper)/preferences/",
+                json: ["categories": ["marketing": ["email": false]]],
+                headers: stack.serviceAuth
+            )
             var promo = Self.valid(shopper)
             promo["template_code"] = "promo"
             promo["request_id"] = "r-promo"

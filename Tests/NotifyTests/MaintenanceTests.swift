@@ -15,7 +15,9 @@ struct MaintenanceTests {
     func withDatabase(_ body: @Sendable (PostgresClient) async throws -> Void) async throws {
         let infra = try TestInfrastructure()
         try await Migrator(
-            settings: infra.postgres, directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"), logger: TestInfrastructure.logger
+            settings: infra.postgres,
+            directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"),
+            logger: TestInfrastructure.logger
         ).run()
         do {
             try await infra.withDatabase(.notifications, body)
@@ -35,9 +37,18 @@ struct MaintenanceTests {
                 """
                 INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, variables, correlation_id)
                 VALUES (\(id), 'c', \(id.lowercased), 'h', 'email', \(UUID()), 'welcome', '{"name":"Ada"}', 'corr')
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             return try await JobStore.insert(
-                on: connection, notificationID: id, channel: .email, priority: 0, runAt: runAt, maxAttempts: maxAttempts, logger: logger)
+                on: connection,
+                notificationID: id,
+                channel: .email,
+                priority: 0,
+                runAt: runAt,
+                maxAttempts: maxAttempts,
+                logger: logger
+            )
         }
         return (id, jobID)
     }
@@ -72,7 +83,9 @@ struct MaintenanceTests {
             #expect(try await jobState(client, later) == "scheduled")
             #expect(try await outboxCount(client, messageID: String(retrying)) == 2, "the original dispatch and the retry")
             let attempt: Int? = try await scalar(
-                client, "SELECT (payload->>'attempt')::int FROM outbox WHERE message_id = \(String(retrying)) ORDER BY id DESC LIMIT 1")
+                client,
+                "SELECT (payload->>'attempt')::int FROM outbox WHERE message_id = \(String(retrying)) ORDER BY id DESC LIMIT 1"
+            )
             #expect(attempt == 1)
         }
     }
@@ -87,8 +100,13 @@ struct MaintenanceTests {
             _ = try await store.claim(jobID: exhausted, worker: "worker-a", lease: .milliseconds(1))
             let (_, lost) = try await insertJob(client)
             _ = try await client.query(
-                "UPDATE outbox SET published_at = now() - interval '10 minutes' WHERE message_id = \(String(lost))", logger: TestInfrastructure.logger)
-            _ = try await client.query("UPDATE jobs SET updated_at = now() - interval '10 minutes' WHERE id = \(lost)", logger: TestInfrastructure.logger)
+                "UPDATE outbox SET published_at = now() - interval '10 minutes' WHERE message_id = \(String(lost))",
+                logger: TestInfrastructure.logger
+            )
+            _ = try await client.query(
+                "UPDATE jobs SET updated_at = now() - interval '10 minutes' WHERE id = \(lost)",
+                logger: TestInfrastructure.logger
+            )
             let (_, healthy) = try await insertJob(client)
             _ = try await store.claim(jobID: healthy, worker: "worker-b", lease: .seconds(300))
             // Leases of 1 ms: make sure they are in the past.
@@ -105,7 +123,9 @@ struct MaintenanceTests {
             let error: String? = try await scalar(client, "SELECT errors->-1->>'error' FROM jobs WHERE id = \(crashed)")
             #expect(error == "lease expired: worker worker-a is gone")
             let deadLetter: String? = try await scalar(
-                client, "SELECT payload->>'notification_id' FROM outbox WHERE routing_key = 'failed' AND message_id LIKE \("dead-\(exhausted)-%")")
+                client,
+                "SELECT payload->>'notification_id' FROM outbox WHERE routing_key = 'failed' AND message_id LIKE \("dead-\(exhausted)-%")"
+            )
             #expect(deadLetter == exhaustedID.lowercased)
             let status: String? = try await scalar(client, "SELECT status FROM notifications WHERE id = \(exhaustedID)")
             #expect(status == "failed")
@@ -124,10 +144,13 @@ struct MaintenanceTests {
             try await store.complete(jobID: recent)
             let (_, pending) = try await insertJob(client)
             _ = try await client.query(
-                "UPDATE jobs SET finalized_at = now() - interval '30 days' WHERE id = \(old)", logger: TestInfrastructure.logger)
+                "UPDATE jobs SET finalized_at = now() - interval '30 days' WHERE id = \(old)",
+                logger: TestInfrastructure.logger
+            )
             _ = try await client.query(
                 "UPDATE outbox SET published_at = now() - interval '30 days' WHERE message_id IN (\(String(old)), \(String(recent)))",
-                logger: TestInfrastructure.logger)
+                logger: TestInfrastructure.logger
+            )
             let result = try await Cleaner(client: client, logger: TestInfrastructure.logger).runOnce()
             #expect(result == Cleaner.Result(jobs: 1, outbox: 2))
             #expect(try await jobState(client, old) == nil)

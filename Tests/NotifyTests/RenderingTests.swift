@@ -9,8 +9,10 @@ struct RenderingTests {
     @Test("variables are filled in; HTML parts escape them unless asked for raw output")
     func rendersVariables() {
         let variables: [String: JSONValue] = ["name": .string("Ada & <Bob>"), "count": .number(3), "ok": .bool(true)]
-        #expect(TemplateRenderer.render("Hi {{name}}, {{ count }} new, {{ok}}{{missing}}", variables: variables, html: false)
-            == "Hi Ada & <Bob>, 3 new, true")
+        #expect(
+            TemplateRenderer.render("Hi {{name}}, {{ count }} new, {{ok}}{{missing}}", variables: variables, html: false)
+                == "Hi Ada & <Bob>, 3 new, true"
+        )
         #expect(TemplateRenderer.render("<b>{{name}}</b>", variables: variables, html: true) == "<b>Ada &amp; &lt;Bob&gt;</b>")
         #expect(TemplateRenderer.render("{{{name}}}|{{& name}}", variables: variables, html: true) == "Ada & <Bob>|Ada & <Bob>")
         #expect(TemplateRenderer.render("unclosed {{name", variables: variables, html: false) == "unclosed {{name")
@@ -19,9 +21,16 @@ struct RenderingTests {
     @Test("an email is valid MIME: encoded UTF-8 subject, Message-ID, text and HTML parts in base64, no header injection")
     func composesMIME() throws {
         let message = EmailMessage(
-            from: "notifications@notify.local", fromName: "Notify", to: "ada@example.com", toName: "Ada Lövelace",
-            subject: "Grüße\r\nBcc: evil@example.com", text: "Hallo ✓", html: "<p>Hallo ✓</p>", messageID: "abc@notify.local",
-            headers: [("X-Correlation-ID", "c-1")])
+            from: "notifications@notify.local",
+            fromName: "Notify",
+            to: "ada@example.com",
+            toName: "Ada Lövelace",
+            subject: "Grüße\r\nBcc: evil@example.com",
+            text: "Hallo ✓",
+            html: "<p>Hallo ✓</p>",
+            messageID: "abc@notify.local",
+            headers: [("X-Correlation-ID", "c-1")]
+        )
         let raw = message.rendered(date: Date(timeIntervalSince1970: 0))
         let email = ReceivedEmail(raw: raw)
         #expect(email.subject == "Grüße  Bcc: evil@example.com")
@@ -42,7 +51,10 @@ struct RenderingTests {
             let delay = Backoff.delay(attempt: attempt, base: .seconds(2), cap: .seconds(60))
             let ceiling = min(2.0 * pow(2, Double(attempt - 1)), 60)
             let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
-            #expect(seconds >= ceiling / 2 - 0.001 && seconds <= ceiling + 0.001, "attempt \(attempt): \(seconds)s outside [\(ceiling / 2), \(ceiling)]")
+            #expect(
+                seconds >= ceiling / 2 - 0.001 && seconds <= ceiling + 0.001,
+                "attempt \(attempt): \(seconds)s outside [\(ceiling / 2), \(ceiling)]"
+            )
         }
     }
 }

@@ -34,12 +34,19 @@ struct UserServiceTests {
             #expect(conflict.error == "EMAIL_TAKEN")
 
             let bad = try await stack.call(
-                .POST, "\(users(stack))/", json: ["name": "", "email": "not-an-email", "password": "short", "preferences": ["email": "yes"]],
-                headers: stack.serviceAuth)
+                .POST,
+                "\(users(stack))/",
+                json: ["name": "", "email": "not-an-email", "password": "short", "preferences": ["email": "yes"]],
+                headers: stack.serviceAuth
+            )
             #expect(bad.status == 400)
             #expect(Set(bad.details.compactMap { $0["field"] }) == ["name", "email", "password", "preferences.email"])
             let weak = try await stack.call(
-                .POST, "\(users(stack))/", json: ["name": "B", "email": "b@example.com", "password": "onlyletters"], headers: stack.serviceAuth)
+                .POST,
+                "\(users(stack))/",
+                json: ["name": "B", "email": "b@example.com", "password": "onlyletters"],
+                headers: stack.serviceAuth
+            )
             #expect(weak.details.first?["field"] == "password")
 
             let anonymous = try await stack.call(.POST, "\(users(stack))/", json: body)
@@ -100,7 +107,11 @@ struct UserServiceTests {
             #expect(short.data["name"] as? String == "User 0")
 
             let patched = try await stack.call(
-                .PATCH, "\(users(stack))/\(ids[0])/", json: ["name": "Renamed", "preferences": ["email": false]], headers: stack.serviceAuth)
+                .PATCH,
+                "\(users(stack))/\(ids[0])/",
+                json: ["name": "Renamed", "preferences": ["email": false]],
+                headers: stack.serviceAuth
+            )
             #expect(patched.status == 200)
             #expect(patched.data["name"] as? String == "Renamed")
             let read = try await stack.call(.GET, "\(users(stack))/\(ids[0])/", headers: stack.serviceAuth)
@@ -132,15 +143,22 @@ struct UserServiceTests {
         try await Stack.with(services: [.users]) { stack in
             let id = try await stack.createUser()
             let put = try await stack.call(
-                .PUT, "\(users(stack))/\(id)/preferences/", json: ["push": false, "categories": ["marketing": ["email": false]]],
-                headers: stack.serviceAuth)
+                .PUT,
+                "\(users(stack))/\(id)/preferences/",
+                json: ["push": false, "categories": ["marketing": ["email": false]]],
+                headers: stack.serviceAuth
+            )
             #expect(put.status == 200)
             let got = try await stack.call(.GET, "\(users(stack))/\(id)/preferences/", headers: stack.serviceAuth)
             #expect(got.data["email"] as? Bool == true)
             #expect(got.data["push"] as? Bool == false)
             #expect((got.data["categories"] as? [String: [String: Bool]]) == ["marketing": ["email": false]])
             let bad = try await stack.call(
-                .PUT, "\(users(stack))/\(id)/preferences/", json: ["categories": ["marketing": ["sms": true]]], headers: stack.serviceAuth)
+                .PUT,
+                "\(users(stack))/\(id)/preferences/",
+                json: ["categories": ["marketing": ["sms": true]]],
+                headers: stack.serviceAuth
+            )
             #expect(bad.status == 400)
         }
     }
@@ -150,15 +168,30 @@ struct UserServiceTests {
         try await Stack.with(services: [.users]) { stack in
             let id = try await stack.createUser(pushToken: "first-fcm-token-0001")
             let url = "\(users(stack))/\(id)/devices/"
-            let apns = try await stack.call(.POST, url, json: ["platform": "apns", "token": String(repeating: "ab", count: 32)], headers: stack.serviceAuth)
+            let apns = try await stack.call(
+                .POST,
+                url,
+                json: ["platform": "apns", "token": String(repeating: "ab", count: 32)],
+                headers: stack.serviceAuth
+            )
             #expect(apns.status == 201)
             let p256dh = "BN" + String(repeating: "A", count: 85)  // 87 base64url chars = 65 bytes starting 0x04
             let web = try await stack.call(
-                .POST, url,
-                json: ["platform": "webpush", "endpoint": "https://push.example.com/send/abc", "keys": ["p256dh": p256dh, "auth": "AAAAAAAAAAAAAAAAAAAAAA"]],
-                headers: stack.serviceAuth)
+                .POST,
+                url,
+                json: [
+                    "platform": "webpush", "endpoint": "https://push.example.com/send/abc",
+                    "keys": ["p256dh": p256dh, "auth": "AAAAAAAAAAAAAAAAAAAAAA"],
+                ],
+                headers: stack.serviceAuth
+            )
             #expect(web.status == 201, "\(web.json)")
-            let again = try await stack.call(.POST, url, json: ["platform": "apns", "token": String(repeating: "ab", count: 32)], headers: stack.serviceAuth)
+            let again = try await stack.call(
+                .POST,
+                url,
+                json: ["platform": "apns", "token": String(repeating: "ab", count: 32)],
+                headers: stack.serviceAuth
+            )
             #expect(again.status == 200)
             #expect(again.data["device_id"] as? String == apns.data["device_id"] as? String)
 
@@ -166,8 +199,11 @@ struct UserServiceTests {
             #expect(badAPNs.status == 400)
             #expect(badAPNs.details.first?["field"] == "token")
             let badWeb = try await stack.call(
-                .POST, url, json: ["platform": "webpush", "endpoint": "http://insecure.example.com", "keys": ["p256dh": "x", "auth": "y"]],
-                headers: stack.serviceAuth)
+                .POST,
+                url,
+                json: ["platform": "webpush", "endpoint": "http://insecure.example.com", "keys": ["p256dh": "x", "auth": "y"]],
+                headers: stack.serviceAuth
+            )
             #expect(Set(badWeb.details.compactMap { $0["field"] }) == ["endpoint", "keys.p256dh", "keys.auth"])
             let badPlatform = try await stack.call(.POST, url, json: ["platform": "sms", "token": "abc"], headers: stack.serviceAuth)
             #expect(badPlatform.status == 400)

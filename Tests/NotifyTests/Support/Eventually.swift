@@ -3,8 +3,11 @@ import Testing
 
 /// Polls `condition` until it returns a value or the deadline passes (never a fixed sleep in place of a wait).
 func eventually<T>(
-    _ what: String, timeout: Duration = .seconds(30), interval: Duration = .milliseconds(50),
-    sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> T?
+    _ what: String,
+    timeout: Duration = .seconds(30),
+    interval: Duration = .milliseconds(50),
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> T?
 ) async throws -> T {
     let deadline = ContinuousClock.now + timeout
     var lastError: (any Error)?

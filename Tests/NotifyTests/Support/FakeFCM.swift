@@ -23,12 +23,16 @@ final class FakeFCM: Sendable {
             let project = context.parameters.get("project") ?? "unknown"
             let name = "projects/\(project)/messages/\(UInt64.random(in: 1...UInt64.max))"
             return Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: #"{"name":"\#(name)"}"#)))
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"name":"\#(name)"}"#))
+            )
         }
         let port = self.port
         return Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in port.withLockedValue { $0 = channel.localAddress?.port ?? 0 } })
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in port.withLockedValue { $0 = channel.localAddress?.port ?? 0 } }
+        )
     }
 }

@@ -48,7 +48,9 @@ struct ReceivedEmail {
             let boundary = contentType.components(separatedBy: "boundary=")[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
             sections = body.components(separatedBy: "--\(boundary)")
         } else {
-            sections = [(headers.filter { $0.0.lowercased().hasPrefix("content-") }.map { "\($0.0): \($0.1)" }.joined(separator: "\n")) + "\n\n" + body]
+            sections = [
+                (headers.filter { $0.0.lowercased().hasPrefix("content-") }.map { "\($0.0): \($0.1)" }.joined(separator: "\n")) + "\n\n" + body
+            ]
         }
         for section in sections {
             let trimmed = section.trimmingCharacters(in: .newlines)

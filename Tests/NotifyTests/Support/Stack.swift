@@ -17,7 +17,9 @@ import Testing
 /// test's own databases and vhost. `Stack.with` tears everything down, whatever the test did.
 final class Stack: @unchecked Sendable {
     enum Service: String, CaseIterable, Sendable {
-        case users, templates, gateway, relay, emailWorker = "email-worker", pushWorker = "push-worker"
+        case users, templates, gateway, relay
+        case emailWorker = "email-worker"
+        case pushWorker = "push-worker"
 
         var portKey: String {
             switch self {
@@ -51,7 +53,9 @@ final class Stack: @unchecked Sendable {
     private(set) var extra: [String: String] = [:]
 
     static func with<T: Sendable>(
-        services: [Service] = Service.allCases, extra: [String: String] = [:], _ body: @Sendable (Stack) async throws -> T
+        services: [Service] = Service.allCases,
+        extra: [String: String] = [:],
+        _ body: @Sendable (Stack) async throws -> T
     ) async throws -> T {
         let infra = try TestInfrastructure()
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -83,7 +87,9 @@ final class Stack: @unchecked Sendable {
     private func prepare() async throws {
         try await infra.management(http).ensureVhost(user: infra.rabbit.user)
         try await Migrator(
-            settings: infra.postgres, directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"), logger: TestInfrastructure.logger
+            settings: infra.postgres,
+            directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"),
+            logger: TestInfrastructure.logger
         ).run()
         apiKey = try await createKey(scopes: ["notifications:write", "notifications:read"])
     }
@@ -115,7 +121,10 @@ final class Stack: @unchecked Sendable {
         for (key, value) in self.extra { environment[key] = value }
         for (key, value) in extra { environment[key] = value }
         processes[service] = try NotifyProcess(
-            name: service.rawValue, arguments: [service.rawValue], environment: infra.processEnvironment(environment))
+            name: service.rawValue,
+            arguments: [service.rawValue],
+            environment: infra.processEnvironment(environment)
+        )
     }
 
     func stop(_ service: Service) async {
@@ -234,7 +243,10 @@ extension Stack {
     /// Sends `count` notifications with `concurrency` requests in flight; returns the ids of the accepted ones.
     /// Requests refused with 503 (the database away) are tried again, as a client would.
     func sendMany(
-        _ count: Int, concurrency: Int = 8, body: @escaping @Sendable (Int) -> [String: Any], onAccepted: @escaping @Sendable (Int) -> Void = { _ in }
+        _ count: Int,
+        concurrency: Int = 8,
+        body: @escaping @Sendable (Int) -> [String: Any],
+        onAccepted: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> [String] {
         let accepted = NIOLockedValueBox<[String]>([])
         let next = NIOLockedValueBox(0)

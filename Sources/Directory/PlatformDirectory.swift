@@ -1,0 +1,156 @@
+import AsyncHTTPClient
+import Breakers
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// What the platform knows about a recipient: the user service's contact view.
+public struct Recipient: Sendable, Decodable {
+    public struct Preferences: Sendable, Decodable {
+        public var email: Bool
+        public var push: Bool
+        public var categories: [String: [String: Bool]]
+
+        /// Whether the user accepts this channel, for a template of this category.
+        public func allows(channel: String, category: String?) -> Bool {
+            let channelOn = channel == "email" ? email : push
+            if let category, let override = categories[category]?[channel] { return channelOn && override }
+            return channelOn
+        }
+    }
+
+    /// An active push destination.
+    public struct Device: Sendable, Decodable {
+        public var deviceID: String
+        public var platform: String
+        public var token: String
+
+        enum CodingKeys: String, CodingKey {
+            case deviceID = "device_id"
+            case platform, token
+        }
+    }
+
+    public var userID: UUID
+    public var name: String
+    public var email: String
+    public var preferences: Preferences
+    public var devices: [Device]
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id"
+        case name, email, preferences, devices
+    }
+}
+
+/// A template version as the template service returns it.
+public struct TemplateContent: Sendable, Decodable {
+    public var code: String
+    public var channel: String
+    public var category: String?
+    public var version: Int
+    public var language: String
+    public var subject: String?
+    public var body: String
+    public var htmlBody: String?
+    public var title: String?
+    public var imageURL: String?
+    public var link: String?
+
+    enum CodingKeys: String, CodingKey {
+        case code, channel, category, version, language, subject, body
+        case htmlBody = "html_body"
+        case title
+        case imageURL = "image_url"
+        case link
+    }
+}
+
+/// The user or template service could not answer (down, slow, or an unexpected reply).
+public struct DirectoryUnavailable: Error, CustomStringConvertible, Sendable {
+    public var service: String
+    public var description: String { "\(service) service unavailable" }
+}
+
+/// Reads users and templates from their services with the service key, carrying the correlation id. Each service
+/// sits behind its own breaker; a missing user or template is an answer (nil), not a failure of the service.
+public struct PlatformDirectory: Sendable {
+    let http: HTTPClient
+    let usersURL: String
+    let templatesURL: String
+    let serviceKey: String
+    public let usersBreaker: CircuitBreaker
+    public let templatesBreaker: CircuitBreaker
+    /// How long one lookup may take (the HTTP client keeps retrying a refused connection until then).
+    let timeout: TimeAmount
+
+    public init(
+        http: HTTPClient,
+        usersURL: String,
+        templatesURL: String,
+        serviceKey: String,
+        usersBreaker: CircuitBreaker,
+        templatesBreaker: CircuitBreaker,
+        timeout: TimeAmount = .seconds(5)
+    ) {
+        self.timeout = timeout
+        self.http = http
+        self.usersURL = usersURL
+        self.templatesURL = templatesURL
+        self.serviceKey = serviceKey
+        self.usersBreaker = usersBreaker
+        self.templatesBreaker = templatesBreaker
+    }
+
+    /// The user's contact data, or nil when there is no such user. Throws `DirectoryUnavailable` or `BreakerOpenError`.
+    public func recipient(_ userID: UUID, correlationID: String) async throws -> Recipient? {
+        try await fetch(
+            Recipient.self,
+            "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/contact",
+            service: "user",
+            breaker: usersBreaker,
+            correlationID: correlationID
+        )
+    }
+
+    /// The active version of a template (in `language` if it has one), or nil when there is no such template.
+    public func template(_ code: String, language: String?, correlationID: String) async throws -> TemplateContent? {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        var url = "\(templatesURL)/api/v1/templates/\(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)"
+        if let language, let encoded = language.addingPercentEncoding(withAllowedCharacters: allowed) { url += "?language=\(encoded)" }
+        return try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
+    }
+
+    struct Wrapped<T: Decodable>: Decodable {
+        var data: T
+    }
+
+    func fetch<T: Decodable & Sendable>(
+        _ type: T.Type,
+        _ url: String,
+        service: String,
+        breaker: CircuitBreaker,
+        correlationID: String
+    )
+        async throws -> T?
+    {
+        try await breaker.run {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Authorization", value: "Bearer \(serviceKey)")
+            request.headers.add(name: "X-Correlation-ID", value: correlationID)
+            do {
+                let response = try await http.execute(request, timeout: timeout)
+                let body = try await response.body.collect(upTo: 4 << 20)
+                switch response.status.code {
+                case 200: return try JSONDecoder().decode(Wrapped<T>.self, from: Data(buffer: body)).data
+                case 404: return nil
+                default: throw DirectoryUnavailable(service: service)
+                }
+            } catch {
+                throw DirectoryUnavailable(service: service)
+            }
+        }
+    }
+}
