@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NotifyConfig
 import PostgresNIO
 
 /// One version of a template in one language, as the API shows it.
@@ -80,7 +81,7 @@ public struct TemplateRepository: Sendable {
                     logger: logger
                 )
             }
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+        } catch  where error.isUniqueViolation {
             throw TemplateRepositoryError.codeTaken
         }
         guard let created = try await find(code: template.code, language: nil) else { throw TemplateRepositoryError.codeTaken }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NotificationModel
+import NotifyConfig
 import PostgresNIO
 
 /// A user as the API shows it: never the password hash.
@@ -109,12 +110,8 @@ public struct UserRepository: Sendable {
     func uniqueEmail<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+        } catch  where error.isUniqueViolation {
             throw UserRepositoryError.emailTaken
-        } catch let error as PostgresTransactionError {
-            if let closure = error.closureError as? PSQLError, closure.serverInfo?[.sqlState] == "23505" { throw UserRepositoryError.emailTaken }
-            if let closure = error.closureError as? UserRepositoryError { throw closure }
-            throw error
         }
     }
 
@@ -314,7 +311,7 @@ public struct UserRepository: Sendable {
                 return (Self.device((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8)
             }
             return nil
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23503" {
+        } catch  where error.sqlState == "23503" {
             return nil
         }
     }
