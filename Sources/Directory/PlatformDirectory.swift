@@ -50,6 +50,8 @@ public struct TemplateContent: Sendable, Decodable {
     public var channel: String
     public var category: String?
     public var version: Int
+    /// The template's version number when it was read: what a new notification pins.
+    public var activeVersion: Int
     public var language: String
     public var subject: String?
     public var body: String
@@ -57,9 +59,14 @@ public struct TemplateContent: Sendable, Decodable {
     public var title: String?
     public var imageURL: String?
     public var link: String?
+    public var data: [String: String]?
+
+    /// Every text part, for the required-variables check.
+    public var parts: [String] { [subject, body, htmlBody, title, imageURL, link].compactMap { $0 } + (data.map { Array($0.values) } ?? []) }
 
     enum CodingKeys: String, CodingKey {
-        case code, channel, category, version, language, subject, body
+        case code, channel, category, version, language, subject, body, data
+        case activeVersion = "active_version"
         case htmlBody = "html_body"
         case title
         case imageURL = "image_url"
@@ -115,11 +122,14 @@ public struct PlatformDirectory: Sendable {
     }
 
     /// The active version of a template (in `language` if it has one), or nil when there is no such template.
-    public func template(_ code: String, language: String?, correlationID: String) async throws -> TemplateContent? {
+    public func template(_ code: String, language: String?, version: Int? = nil, correlationID: String) async throws -> TemplateContent? {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         var url = "\(templatesURL)/api/v1/templates/\(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)"
-        if let language, let encoded = language.addingPercentEncoding(withAllowedCharacters: allowed) { url += "?language=\(encoded)" }
+        var query: [String] = []
+        if let language, let encoded = language.addingPercentEncoding(withAllowedCharacters: allowed) { query.append("language=\(encoded)") }
+        if let version { query.append("version=\(version)") }
+        if !query.isEmpty { url += "?" + query.joined(separator: "&") }
         return try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
     }
 

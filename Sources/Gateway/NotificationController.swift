@@ -78,7 +78,12 @@ struct NotificationController: Sendable {
         do {
             // If the deadline passes after the commit, the client's retry with the same request_id finds the original.
             outcome = try await withDeadline(.seconds(10)) {
-                try await repository.create(new, client: identity.client, correlationID: context.correlationID)
+                try await repository.create(
+                    new,
+                    templateVersion: template?.activeVersion ?? 1,
+                    client: identity.client,
+                    correlationID: context.correlationID
+                )
             }
         } catch let error as APIError {
             throw error

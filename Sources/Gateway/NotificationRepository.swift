@@ -84,7 +84,7 @@ struct NotificationRepository: Sendable {
     let maxAttempts: Int
     let logger: Logger
 
-    func create(_ new: NewNotification, client clientName: String, correlationID: String) async throws -> CreateOutcome {
+    func create(_ new: NewNotification, templateVersion: Int, client clientName: String, correlationID: String) async throws -> CreateOutcome {
         let hash = new.payloadHash
         let id = UUID()
         let variables = String(decoding: try JSONEncoder.canonical.encode(new.variables), as: UTF8.self)
@@ -94,9 +94,9 @@ struct NotificationRepository: Sendable {
             let rows = try await connection.query(
                 """
                 INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
-                                           variables, metadata, priority, send_at, correlation_id)
+                                           variables, metadata, priority, send_at, correlation_id, template_version)
                 VALUES (\(id), \(clientName), \(new.requestID), \(hash), \(new.channel.rawValue), \(new.userID), \(new.templateCode),
-                        \(new.language), \(variables)::jsonb, \(metadata)::jsonb, \(new.priority), \(new.sendAt), \(correlationID))
+                        \(new.language), \(variables)::jsonb, \(metadata)::jsonb, \(new.priority), \(new.sendAt), \(correlationID), \(templateVersion))
                 ON CONFLICT (client, request_id) DO NOTHING
                 RETURNING created_at
                 """,

@@ -12,6 +12,8 @@ public struct ClaimedJob: Sendable {
     public var maxAttempts: Int
     public var userID: UUID
     public var templateCode: String
+    /// The template version pinned when the notification was accepted.
+    public var templateVersion: Int?
     public var language: String?
     public var variables: [String: JSONValue]
     public var requestID: String
@@ -71,7 +73,7 @@ public struct JobStore: Sendable {
 
     static let claimedColumns = """
         claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
-        n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id
+        n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version
         """
 
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
@@ -133,7 +135,7 @@ public struct JobStore: Sendable {
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String).self) {
+        for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?).self) {
             let variables = (try? JSONValue.parseObject(Data(row.8.utf8))) ?? [:]
             jobs.append(
                 ClaimedJob(
@@ -144,6 +146,7 @@ public struct JobStore: Sendable {
                     maxAttempts: row.4,
                     userID: row.5,
                     templateCode: row.6,
+                    templateVersion: row.11,
                     language: row.7,
                     variables: variables,
                     requestID: row.9,

@@ -27,7 +27,11 @@ public struct EnvelopeMiddleware: RouterMiddleware {
         } catch let error as HTTPError {
             response = Self.map(error).response()
         } catch {
-            context.logger.error("unhandled error", metadata: ["error_type": .string(String(reflecting: type(of: error)))])
+            // The detail goes to the log for operators (bind values are never part of it); the client gets only the code.
+            context.logger.error(
+                "unhandled error",
+                metadata: ["error_type": .string(String(reflecting: type(of: error))), "error": .string(String(reflecting: error))]
+            )
             response = APIError.internalError.response()
         }
         response.headers[.correlationID] = correlationID

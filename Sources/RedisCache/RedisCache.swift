@@ -42,3 +42,15 @@ public struct RedisCache: Sendable {
         _ = try? await breaker.run { try await redis.delete(keys.map { prefix + $0 }) }
     }
 }
+
+extension RedisCache {
+    /// A counter that names the current generation of a family of keys: bumping it invalidates every key built on it
+    /// (for lookups whose keys cannot be listed, like a template in every requested language).
+    public func generation(_ key: String) async -> String {
+        await get(key) ?? "0"
+    }
+
+    public func bump(_ key: String) async {
+        _ = try? await breaker.run { try await redis.command(["INCR", prefix + key]) }
+    }
+}

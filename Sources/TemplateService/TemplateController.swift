@@ -3,17 +3,25 @@ import Hummingbird
 import NotificationModel
 import NotifyHTTP
 import RedisCache
+import Rendering
 
-/// The templates API: create and fetch. Fetches read through the Redis cache; writes invalidate it.
+/// The templates API. Lookups read through the Redis cache under a per-template generation that every write bumps.
 struct TemplateController: Sendable {
     let repository: TemplateRepository
     let cache: RedisCache
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/templates", use: create)
+        router.get("/api/v1/templates", use: list)
         router.get("/api/v1/templates/:code", use: show)
         router.get("/templates/:code", use: show)
+        router.put("/api/v1/templates/:code", use: update)
+        router.get("/api/v1/templates/:code/versions", use: versions)
+        router.post("/api/v1/templates/:code/archive", use: archive)
+        router.post("/api/v1/templates/:code/render", use: render)
     }
+
+    static let notFound = APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this code")
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         var fields = FieldValidator(try await request.jsonObject())
@@ -24,6 +32,145 @@ struct TemplateController: Sendable {
         let name = fields.string("name", maxLength: 200)
         let channel = fields.oneOf("channel", ["email", "push"])
         let category = fields.string("category", required: false, maxLength: 64)
+        let content = Self.content(&fields, channel: channel)
+        try fields.check()
+        guard let code, let name, let channel, let content else { throw APIError.internalError }
+        do {
+            let template = try await repository.create(code: code, name: name, channel: channel, category: category, content: content)
+            await cache.bump("template:\(code):gen")
+            return .envelope(.created, data: template, message: "Template created")
+        } catch TemplateRepositoryError.codeTaken {
+            throw APIError(.conflict, code: "TEMPLATE_EXISTS", message: "A template with this code already exists")
+        }
+    }
+
+    /// A new immutable version of one language variant (the default language unless `language` says otherwise).
+    @Sendable func update(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        guard let code = context.parameters.get("code") else { throw Self.notFound }
+        guard let current = try await repository.find(code: code, language: nil, version: nil) else { throw Self.notFound }
+        let body = try await request.jsonObject()
+        var fields = FieldValidator(body)
+        let name = fields.string("name", required: false, maxLength: 200)
+        let category = body.keys.contains("category") ? .some(fields.string("category", required: false, maxLength: 64)) : String??.none
+        var content = Self.content(&fields, channel: current.channel)
+        if body["language"] == nil { content?.language = current.defaultLanguage }
+        try fields.check()
+        guard let content, let updated = try await repository.update(code: code, name: name, category: category, content: content) else {
+            throw Self.notFound
+        }
+        await cache.bump("template:\(code):gen")
+        return .envelope(data: updated, message: "Template version \(updated.version) created")
+    }
+
+    @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        guard let template = try await lookup(request, context: context) else { throw Self.notFound }
+        return .envelope(data: template, message: "Template retrieved successfully")
+    }
+
+    func lookup(_ request: Request, context: NotifyRequestContext, language: String? = nil, version: Int? = nil) async throws -> TemplateResource? {
+        guard let code = context.parameters.get("code") else { throw Self.notFound }
+        let query = request.uri.queryParameters
+        let language = language ?? query.get("language")
+        var version = version
+        if version == nil, let raw = query.get("version") {
+            guard let value = Int(raw), value > 0 else {
+                throw APIError.validation([FieldError(field: "version", message: "must be a positive integer")])
+            }
+            version = value
+        }
+        let generation = await cache.generation("template:\(code):gen")
+        return try await cache.fetch(
+            "template:\(code):\(generation):\(language ?? ""):\(version.map(String.init) ?? "")",
+            as: TemplateResource.self,
+            load: { try await repository.find(code: code, language: language, version: version) }
+        )
+    }
+
+    @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        var errors: [FieldError] = []
+        let page = query.get("page").map { Int($0) ?? 0 } ?? 1
+        let limit = query.get("limit").map { Int($0) ?? 0 } ?? 20
+        let channel = query.get("channel")
+        if page < 1 { errors.append(FieldError(field: "page", message: "must be a positive integer")) }
+        if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
+        if let channel, !["email", "push"].contains(channel) { errors.append(FieldError(field: "channel", message: "must be email or push")) }
+        if !errors.isEmpty { throw APIError.validation(errors) }
+        let (templates, total) = try await repository.list(channel: channel, page: page, limit: limit)
+        return .envelope(data: templates, message: "Templates retrieved successfully", meta: PageMeta(total: total, limit: limit, page: page))
+    }
+
+    @Sendable func versions(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        guard let code = context.parameters.get("code"), let versions = try await repository.versions(code: code) else { throw Self.notFound }
+        return .envelope(
+            data: versions,
+            message: "Versions retrieved successfully",
+            meta: PageMeta(total: versions.count, limit: max(1, versions.count), page: 1)
+        )
+    }
+
+    @Sendable func archive(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        guard let code = context.parameters.get("code"), try await repository.archive(code: code) else { throw Self.notFound }
+        await cache.bump("template:\(code):gen")
+        return .envelope(data: EmptyPayload(), message: "Template archived: it takes no new notifications")
+    }
+
+    struct Rendered: Encodable, Sendable {
+        var code: String
+        var version: Int
+        var language: String
+        var subject: String?
+        var body: String
+        var htmlBody: String?
+        var title: String?
+        var imageURL: String?
+        var link: String?
+        var data: [String: String]?
+
+        enum CodingKeys: String, CodingKey {
+            case code, version, language, subject, body
+            case htmlBody = "html_body"
+            case title
+            case imageURL = "image_url"
+            case link, data
+        }
+    }
+
+    /// Preview: renders a version with the given variables; 422 lists the variables it needs and did not get.
+    @Sendable func render(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        var fields = FieldValidator(try await request.jsonObject())
+        let variables = fields.object("variables") ?? [:]
+        let language = fields.string("language", required: false, maxLength: 35)
+        let version = fields.int("version", range: 1...1_000_000)
+        try fields.check()
+        guard let template = try await lookup(request, context: context, language: language, version: version) else { throw Self.notFound }
+        let missing = TemplateVariables.missing(in: template.parts, variables: variables)
+        guard missing.isEmpty else {
+            throw APIError(
+                .unprocessableContent,
+                code: "MISSING_VARIABLES",
+                message: "The template needs variables that were not given",
+                details: missing.map { FieldError(field: "variables.\($0)", message: "is required by the template") }
+            )
+        }
+        func text(_ source: String?) throws -> String? { try source.map { try TemplateRenderer.render($0, variables: variables, as: .text) } }
+        let rendered = Rendered(
+            code: template.code,
+            version: template.version,
+            language: template.language,
+            subject: try text(template.subject),
+            body: try TemplateRenderer.render(template.body, variables: variables, as: .text),
+            htmlBody: try template.htmlBody.map { try TemplateRenderer.render($0, variables: variables, as: .html) },
+            title: try text(template.title),
+            imageURL: try text(template.imageURL),
+            link: try text(template.link),
+            data: try template.data?.mapValues { try TemplateRenderer.render($0, variables: variables, as: .text) }
+        )
+        return .envelope(data: rendered, message: "Template rendered")
+    }
+
+    /// The content fields of a create or an edit, validated for the channel (and as Mustache).
+    static func content(_ fields: inout FieldValidator, channel: String?) -> TemplateVariant? {
         let language = fields.string("language", required: false, maxLength: 35) ?? "en"
         let subject = fields.string("subject", required: channel == "email", maxLength: 998)
         let body = fields.string("body", maxLength: 100_000)
@@ -31,41 +178,30 @@ struct TemplateController: Sendable {
         let title = fields.string("title", required: channel == "push", maxLength: 500)
         let imageURL = fields.string("image_url", required: false, maxLength: 2048)
         let link = fields.string("link", required: false, maxLength: 2048)
-        try fields.check()
-        guard let code, let name, let channel, let body else { throw APIError.internalError }
-        do {
-            let template = try await repository.create(
-                NewTemplate(
-                    code: code,
-                    name: name,
-                    channel: channel,
-                    category: category,
-                    language: language,
-                    subject: subject,
-                    body: body,
-                    htmlBody: htmlBody,
-                    title: title,
-                    imageURL: imageURL,
-                    link: link
-                )
-            )
-            await cache.invalidate(["template:\(code):"])
-            return .envelope(.created, data: template, message: "Template created")
-        } catch TemplateRepositoryError.codeTaken {
-            throw APIError(.conflict, code: "TEMPLATE_EXISTS", message: "A template with this code already exists")
+        var data: [String: String]?
+        if let object = fields.object("data") {
+            data = [:]
+            for (key, value) in object {
+                guard case .string(let text) = value else {
+                    fields.fail("data.\(key)", "must be a string")
+                    continue
+                }
+                data?[key] = text
+            }
         }
-    }
-
-    @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        guard let code = context.parameters.get("code") else { throw APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this code") }
-        let language = request.uri.queryParameters.get("language")
-        guard
-            let template = try await cache.fetch(
-                "template:\(code):\(language ?? "")",
-                as: TemplateResource.self,
-                load: { try await repository.find(code: code, language: language) }
-            )
-        else { throw APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this code") }
-        return .envelope(data: template, message: "Template retrieved successfully")
+        for (field, text) in [("subject", subject), ("body", body), ("html_body", htmlBody), ("title", title), ("link", link)] {
+            if let text, !TemplateRenderer.validate(text) { fields.fail(field, "is not a valid Mustache template") }
+        }
+        guard let body else { return nil }
+        return TemplateVariant(
+            language: language,
+            subject: subject,
+            body: body,
+            htmlBody: htmlBody,
+            title: title,
+            imageURL: imageURL,
+            link: link,
+            data: data
+        )
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
 import Logging
+import NotificationModel
 import NotifyConfig
 import PostgresNIO
+import Rendering
 
 /// One version of a template in one language, as the API shows it.
 public struct TemplateResource: Codable, Sendable, Equatable {
@@ -10,31 +12,39 @@ public struct TemplateResource: Codable, Sendable, Equatable {
     public var channel: String
     public var category: String?
     public var version: Int
+    public var activeVersion: Int
     public var language: String
+    public var defaultLanguage: String
     public var subject: String?
     public var body: String
     public var htmlBody: String?
     public var title: String?
     public var imageURL: String?
     public var link: String?
+    public var data: [String: String]?
     public var variables: [String]
+    public var archived: Bool
     public var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case code, name, channel, category, version, language, subject, body
+        case code, name, channel, category, version
+        case activeVersion = "active_version"
+        case language
+        case defaultLanguage = "default_language"
+        case subject, body
         case htmlBody = "html_body"
         case title
         case imageURL = "image_url"
-        case link, variables
+        case link, data, variables, archived
         case createdAt = "created_at"
     }
+
+    /// Every text part, for variable extraction and rendering.
+    var parts: [String] { [subject, body, htmlBody, title, imageURL, link].compactMap { $0 } + (data.map { Array($0.values) } ?? []) }
 }
 
-public struct NewTemplate: Sendable {
-    public var code: String
-    public var name: String
-    public var channel: String
-    public var category: String?
+/// The content of one language variant, as created or edited.
+public struct TemplateVariant: Sendable {
     public var language: String
     public var subject: String?
     public var body: String
@@ -42,6 +52,18 @@ public struct NewTemplate: Sendable {
     public var title: String?
     public var imageURL: String?
     public var link: String?
+    public var data: [String: String]?
+}
+
+public struct VersionSummary: Codable, Sendable, Equatable {
+    public var version: Int
+    public var language: String
+    public var createdAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case version, language
+        case createdAt = "created_at"
+    }
 }
 
 public enum TemplateRepositoryError: Error {
@@ -58,13 +80,17 @@ public struct TemplateRepository: Sendable {
         self.logger = logger
     }
 
-    public func create(_ template: NewTemplate) async throws -> TemplateResource {
+    static func json(_ data: [String: String]?) -> String? {
+        data.flatMap { try? JSONEncoder.canonical.encode($0) }.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    public func create(code: String, name: String, channel: String, category: String?, content: TemplateVariant) async throws -> TemplateResource {
         do {
             try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
                     INSERT INTO templates (code, name, channel, default_language, category)
-                    VALUES (\(template.code), \(template.name), \(template.channel), \(template.language), \(template.category))
+                    VALUES (\(code), \(name), \(channel), \(content.language), \(category))
                     RETURNING id
                     """,
                     logger: logger
@@ -72,79 +98,154 @@ public struct TemplateRepository: Sendable {
                 var templateID: UUID?
                 for try await id in rows.decode(UUID.self) { templateID = id }
                 guard let templateID else { throw TemplateRepositoryError.codeTaken }
-                _ = try await connection.query(
-                    """
-                    INSERT INTO template_versions (template_id, version, language, subject, body, html_body, title, image_url, link)
-                    VALUES (\(templateID), 1, \(template.language), \(template.subject), \(template.body), \(template.htmlBody),
-                            \(template.title), \(template.imageURL), \(template.link))
-                    """,
-                    logger: logger
-                )
+                try await insert(on: connection, templateID: templateID, version: 1, content: content)
             }
         } catch  where error.isUniqueViolation {
             throw TemplateRepositoryError.codeTaken
         }
-        guard let created = try await find(code: template.code, language: nil) else { throw TemplateRepositoryError.codeTaken }
+        guard let created = try await find(code: code, language: nil, version: nil) else { throw TemplateRepositoryError.codeTaken }
         return created
     }
 
-    /// The active version of a template in the wanted language, else in its default language.
-    public func find(code: String, language: String?) async throws -> TemplateResource? {
+    func insert(on connection: PostgresConnection, templateID: UUID, version: Int, content: TemplateVariant) async throws {
+        _ = try await connection.query(
+            """
+            INSERT INTO template_versions (template_id, version, language, subject, body, html_body, title, image_url, link, data)
+            VALUES (\(templateID), \(version), \(content.language), \(content.subject), \(content.body), \(content.htmlBody),
+                    \(content.title), \(content.imageURL), \(content.link), \(Self.json(content.data))::jsonb)
+            """,
+            logger: logger
+        )
+    }
+
+    /// A new immutable version holding this language's content; it becomes the active version. Nil if unknown/archived.
+    public func update(code: String, name: String?, category: String??, content: TemplateVariant) async throws -> TemplateResource? {
+        let updated: Bool = try await client.withTransaction(logger: logger) { connection in
+            let setCategory = category != nil
+            let rows = try await connection.query(
+                """
+                UPDATE templates SET active_version = active_version + 1, name = COALESCE(\(name), name),
+                    category = CASE WHEN \(setCategory) THEN \(category ?? nil) ELSE category END, updated_at = now()
+                WHERE code = \(code) AND archived_at IS NULL
+                RETURNING id, active_version
+                """,
+                logger: logger
+            )
+            var found: (UUID, Int)?
+            for try await row in rows.decode((UUID, Int).self) { found = row }
+            guard let (templateID, version) = found else { return false }
+            try await insert(on: connection, templateID: templateID, version: version, content: content)
+            return true
+        }
+        return updated ? try await find(code: code, language: content.language, version: nil) : nil
+    }
+
+    /// Version `version` (default: the active one) in the best language: `fr-CA` → `fr` → the template's default.
+    /// Archived templates answer only when a version is named (pinned notifications still render).
+    public func find(code: String, language: String?, version: Int?) async throws -> TemplateResource? {
+        let candidates = Self.languageChain(language)
         let rows = try await client.query(
             """
-            SELECT t.code, t.name, t.channel, v.version, v.language, v.subject, v.body, v.html_body, v.title, v.image_url, v.link, v.created_at,
-                   t.category
+            SELECT t.code, t.name, t.channel, t.category, v.version, t.active_version, v.language, t.default_language,
+                   v.subject, v.body, v.html_body, v.title, v.image_url, v.link, v.data::text, t.archived_at IS NOT NULL, v.created_at
             FROM templates t
-            JOIN template_versions v ON v.template_id = t.id AND v.version = t.active_version
-            WHERE t.code = \(code) AND v.language IN (\(language ?? ""), t.default_language)
-            ORDER BY (v.language = \(language ?? "")) DESC
-            LIMIT 1
+            JOIN LATERAL (
+                SELECT * FROM template_versions v
+                WHERE v.template_id = t.id AND v.version <= COALESCE(\(version)::int, t.active_version)
+                  AND v.language = ANY(array_append(\(candidates)::text[], t.default_language))
+                ORDER BY array_position(array_append(\(candidates)::text[], t.default_language), v.language), v.version DESC
+                LIMIT 1
+            ) v ON true
+            WHERE t.code = \(code) AND (t.archived_at IS NULL OR \(version)::int IS NOT NULL)
             """,
             logger: logger
         )
         for try await row in rows.decode(
-            (String, String, String, Int, String, String?, String, String?, String?, String?, String?, Date, String?).self
+            (String, String, String, String?, Int, Int, String, String, String?, String, String?, String?, String?, String?, String?, Bool, Date)
+                .self
         ) {
-            let parts = [row.5, row.6, row.7, row.8, row.9, row.10].compactMap { $0 }
-            return TemplateResource(
+            let data = row.14.flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+            var resource = TemplateResource(
                 code: row.0,
                 name: row.1,
                 channel: row.2,
-                category: row.12,
-                version: row.3,
-                language: row.4,
-                subject: row.5,
-                body: row.6,
-                htmlBody: row.7,
-                title: row.8,
-                imageURL: row.9,
-                link: row.10,
-                variables: TemplateVariables.names(in: parts),
-                createdAt: row.11
+                category: row.3,
+                version: row.4,
+                activeVersion: row.5,
+                language: row.6,
+                defaultLanguage: row.7,
+                subject: row.8,
+                body: row.9,
+                htmlBody: row.10,
+                title: row.11,
+                imageURL: row.12,
+                link: row.13,
+                data: data,
+                variables: [],
+                archived: row.15,
+                createdAt: row.16
             )
+            resource.variables = TemplateVariables.names(in: resource.parts)
+            return resource
         }
         return nil
     }
-}
 
-/// The `{{variable}}` names a template uses, in order of first appearance.
-public enum TemplateVariables {
-    public static func names(in texts: [String]) -> [String] {
-        var names: [String] = []
-        for text in texts {
-            var rest = Substring(text)
-            while let open = rest.range(of: "{{") {
-                rest = rest[open.upperBound...]
-                guard let close = rest.range(of: "}}") else { break }
-                var name = rest[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-                rest = rest[close.upperBound...]
-                if name.hasPrefix("{") { name = String(name.dropFirst()).trimmingCharacters(in: .whitespaces) }
-                if name.hasPrefix("&") { name = String(name.dropFirst()).trimmingCharacters(in: .whitespaces) }
-                if rest.hasPrefix("}") { rest = rest.dropFirst() }
-                guard !name.isEmpty, let first = name.first, first.isLetter || first == "_" else { continue }
-                if !names.contains(name) { names.append(name) }
-            }
+    /// `fr-CA` → [`fr-CA`, `fr`]; the template's default language is appended in SQL.
+    static func languageChain(_ language: String?) -> [String] {
+        guard let language, !language.isEmpty else { return [] }
+        var chain = [language]
+        var current = language
+        while let dash = current.lastIndex(of: "-") {
+            current = String(current[..<dash])
+            chain.append(current)
         }
-        return names
+        return chain
+    }
+
+    public func versions(code: String) async throws -> [VersionSummary]? {
+        var summaries: [VersionSummary] = []
+        var exists = false
+        for try await _ in try await client.query("SELECT 1 FROM templates WHERE code = \(code)", logger: logger).decode(Int.self) { exists = true }
+        guard exists else { return nil }
+        let rows = try await client.query(
+            """
+            SELECT v.version, v.language, v.created_at FROM template_versions v JOIN templates t ON t.id = v.template_id
+            WHERE t.code = \(code) ORDER BY v.version DESC, v.language
+            """,
+            logger: logger
+        )
+        for try await (version, language, createdAt) in rows.decode((Int, String, Date).self) {
+            summaries.append(VersionSummary(version: version, language: language, createdAt: createdAt))
+        }
+        return summaries
+    }
+
+    public func archive(code: String) async throws -> Bool {
+        for try await _ in try await client.query(
+            "UPDATE templates SET archived_at = COALESCE(archived_at, now()), updated_at = now() WHERE code = \(code) RETURNING id",
+            logger: logger
+        ).decode(UUID.self) { return true }
+        return false
+    }
+
+    /// Active templates, newest first, in their default language.
+    public func list(channel: String?, page: Int, limit: Int) async throws -> ([TemplateResource], Int) {
+        var codes: [String] = []
+        for try await code in try await client.query(
+            """
+            SELECT code FROM templates WHERE archived_at IS NULL AND (\(channel)::text IS NULL OR channel = \(channel))
+            ORDER BY created_at DESC, code LIMIT \(limit) OFFSET \((page - 1) * limit)
+            """,
+            logger: logger
+        ).decode(String.self) { codes.append(code) }
+        var total = 0
+        for try await count in try await client.query(
+            "SELECT count(*)::int FROM templates WHERE archived_at IS NULL AND (\(channel)::text IS NULL OR channel = \(channel))",
+            logger: logger
+        ).decode(Int.self) { total = count }
+        var templates: [TemplateResource] = []
+        for code in codes { if let template = try await find(code: code, language: nil, version: nil) { templates.append(template) } }
+        return (templates, total)
     }
 }

@@ -5,6 +5,7 @@ import JobQueue
 import Logging
 import NotificationModel
 import PushTransport
+import Rendering
 import SMTPTransport
 
 /// Turns one claimed job into a message on one channel. Two implementations: email (SMTP) and push (FCM).
@@ -30,9 +31,9 @@ public struct EmailDeliverer: Deliverer {
     }
 
     public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
-        let subject = TemplateRenderer.render(template.subject ?? "", variables: job.variables, html: false)
-        let text = TemplateRenderer.render(template.body, variables: job.variables, html: false)
-        let html = template.htmlBody.map { TemplateRenderer.render($0, variables: job.variables, html: true) }
+        let subject = try TemplateRenderer.render(template.subject ?? "", variables: job.variables, as: .text)
+        let text = try TemplateRenderer.render(template.body, variables: job.variables, as: .text)
+        let html = try template.htmlBody.map { try TemplateRenderer.render($0, variables: job.variables, as: .html) }
         let message = EmailMessage(
             from: from,
             fromName: fromName,
@@ -79,10 +80,10 @@ public struct PushDeliverer: Deliverer {
         for device in devices {
             let message = PushMessage(
                 token: device.token,
-                title: TemplateRenderer.render(template.title ?? "", variables: job.variables, html: false),
-                body: TemplateRenderer.render(template.body, variables: job.variables, html: false),
-                imageURL: template.imageURL.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
-                link: template.link.map { TemplateRenderer.render($0, variables: job.variables, html: false) },
+                title: try TemplateRenderer.render(template.title ?? "", variables: job.variables, as: .text),
+                body: try TemplateRenderer.render(template.body, variables: job.variables, as: .text),
+                imageURL: try template.imageURL.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
+                link: try template.link.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
                 data: ["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID]
             )
             do {

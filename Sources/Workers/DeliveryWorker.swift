@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NotificationModel
 import PostgresNIO
+import Rendering
 import ServiceLifecycle
 
 /// Delivers one channel's jobs. Normally it consumes the channel's queue; while the broker circuit is open it claims
@@ -225,8 +226,17 @@ public struct DeliveryWorker: Service {
             guard let recipient = try await directory.recipient(job.userID, correlationID: job.correlationID) else {
                 throw DeliveryFailure(message: "user not found", permanent: true)
             }
-            guard let template = try await directory.template(job.templateCode, language: job.language, correlationID: job.correlationID) else {
-                throw DeliveryFailure(message: "template not found", permanent: true)
+            guard
+                let template = try await directory.template(
+                    job.templateCode,
+                    language: job.language,
+                    version: job.templateVersion,
+                    correlationID: job.correlationID
+                )
+            else { throw DeliveryFailure(message: "template not found", permanent: true) }
+            let missing = TemplateVariables.missing(in: template.parts, variables: job.variables)
+            guard missing.isEmpty else {
+                throw DeliveryFailure(message: "missing template variables: \(missing.joined(separator: ", "))", permanent: true)
             }
             try await deliverer.deliver(job, to: recipient, template: template, logger: logger)
         } catch {

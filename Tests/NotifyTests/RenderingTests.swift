@@ -1,21 +1,31 @@
 import Foundation
 import NotificationModel
+import Rendering
 import SMTPTransport
 import Testing
 import Workers
 
 @Suite("Rendering")
 struct RenderingTests {
-    @Test("variables are filled in; HTML parts escape them unless asked for raw output")
-    func rendersVariables() {
-        let variables: [String: JSONValue] = ["name": .string("Ada & <Bob>"), "count": .number(3), "ok": .bool(true)]
-        #expect(
-            TemplateRenderer.render("Hi {{name}}, {{ count }} new, {{ok}}{{missing}}", variables: variables, html: false)
-                == "Hi Ada & <Bob>, 3 new, true"
-        )
-        #expect(TemplateRenderer.render("<b>{{name}}</b>", variables: variables, html: true) == "<b>Ada &amp; &lt;Bob&gt;</b>")
-        #expect(TemplateRenderer.render("{{{name}}}|{{& name}}", variables: variables, html: true) == "Ada & <Bob>|Ada & <Bob>")
-        #expect(TemplateRenderer.render("unclosed {{name", variables: variables, html: false) == "unclosed {{name")
+    @Test("Mustache: HTML parts escape values, text parts keep them; raw tags, sections, lists and inverted sections work")
+    func rendersMustache() throws {
+        let variables: [String: JSONValue] = [
+            "name": .string("Ada & <Bob>"), "count": .number(3), "vip": .bool(true),
+            "items": .array([.object(["title": .string("Tea")]), .object(["title": .string("<b>Cake</b>")])]),
+        ]
+        #expect(try TemplateRenderer.render("Hi {{name}}, {{ count }} new{{missing}}", variables: variables, as: .text) == "Hi Ada & <Bob>, 3 new")
+        #expect(try TemplateRenderer.render("<b>{{name}}</b>", variables: variables, as: .html) == "<b>Ada &amp; &lt;Bob&gt;</b>")
+        #expect(try TemplateRenderer.render("{{{name}}}|{{& name}}", variables: variables, as: .html) == "Ada & <Bob>|Ada & <Bob>")
+        #expect(try TemplateRenderer.render("{{#items}}[{{title}}]{{/items}}", variables: variables, as: .html) == "[Tea][&lt;b&gt;Cake&lt;/b&gt;]")
+        #expect(try TemplateRenderer.render("{{#vip}}VIP{{/vip}}{{^none}} none{{/none}}", variables: variables, as: .text) == "VIP none")
+        #expect(throws: TemplateRenderer.InvalidTemplate.self) { try TemplateRenderer.render("{{#open}}", variables: [:], as: .text) }
+    }
+
+    @Test("required variables are the top-level tags and section names, not the fields inside sections")
+    func requiredVariables() {
+        let texts = ["Hi {{name}} {{{raw}}} {{#items}}{{title}}{{/items}} {{^empty}}{{other}}{{/empty}} {{! comment}} {{user.email}}"]
+        #expect(TemplateVariables.names(in: texts) == ["name", "raw", "items", "empty", "user"])
+        #expect(TemplateVariables.missing(in: texts, variables: ["name": .string("x"), "items": .array([])]) == ["raw", "empty", "user"])
     }
 
     @Test("an email is valid MIME: encoded UTF-8 subject, Message-ID, text and HTML parts in base64, no header injection")
