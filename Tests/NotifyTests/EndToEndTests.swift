@@ -166,6 +166,34 @@ struct EndToEndTests {
         }
     }
 
+    @Test("a notification pins the template version accepted with it: an edit while it is queued does not change the email")
+    func templateVersionIsPinned() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay]) { stack in
+            let userID = try await stack.createUser()
+            try await stack.createTemplate(["code": "pinned", "name": "Pinned", "channel": "email", "subject": "Old {{n}}", "body": "old body"])
+            let accepted = try await stack.send([
+                "notification_type": "email", "user_id": userID, "template_code": "pinned", "variables": ["n": 1], "request_id": "pin-1",
+            ])
+            let id = try #require(accepted.data["notification_id"] as? String)
+            let edit = try await stack.call(
+                .PUT,
+                "\(stack.url(.templates))/api/v1/templates/pinned/",
+                json: ["subject": "New {{n}}", "body": "new body"],
+                headers: stack.serviceAuth
+            )
+            #expect(edit.data["version"] as? Int == 2)
+            try stack.start(.emailWorker)
+            let mail = try await stack.waitForEmail(id)
+            #expect(mail.subject == "Old 1")
+            #expect(mail.text == "old body")
+            let later = try await stack.send([
+                "notification_type": "email", "user_id": userID, "template_code": "pinned", "variables": ["n": 2], "request_id": "pin-2",
+            ])
+            let laterMail = try await stack.waitForEmail(try #require(later.data["notification_id"] as? String))
+            #expect(laterMail.subject == "New 2")
+        }
+    }
+
     @Test("a push to a user with two devices reaches both")
     func pushFansOut() async throws {
         try await Stack.with { stack in

@@ -261,12 +261,22 @@ struct FaultTests {
         }
     }
 
-    @Test("Redis stopped: the user service still answers, from PostgreSQL; the cache comes back with Redis")
+    @Test("Redis stopped: the user and template services still answer, from PostgreSQL; the cache comes back with Redis")
     func redisStopped() async throws {
-        try await Stack.with(services: [.users]) { stack in
+        try await Stack.with(services: [.users, .templates]) { stack in
             let id = try await stack.createUser()
+            try await stack.createTemplate(["code": "cached", "name": "C", "channel": "email", "subject": "S", "body": "B"])
             try stack.infraControl("stop", "redis")
             do {
+                let template = try await stack.call(.GET, "\(stack.url(.templates))/api/v1/templates/cached/", headers: stack.serviceAuth)
+                #expect(template.status == 200)
+                let edited = try await stack.call(
+                    .PUT,
+                    "\(stack.url(.templates))/api/v1/templates/cached/",
+                    json: ["subject": "S2", "body": "B2"],
+                    headers: stack.serviceAuth
+                )
+                #expect(edited.data["version"] as? Int == 2)
                 for _ in 0..<3 {
                     let reply = try await stack.call(.GET, "\(stack.url(.users))/api/v1/users/\(id)/contact/", headers: stack.serviceAuth)
                     #expect(reply.status == 200)
