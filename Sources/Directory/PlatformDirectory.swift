@@ -122,11 +122,19 @@ public struct PlatformDirectory: Sendable {
     }
 
     /// The active version of a template (in `language` if it has one), or nil when there is no such template.
-    public func template(_ code: String, language: String?, version: Int? = nil, correlationID: String) async throws -> TemplateContent? {
+    public func template(
+        _ code: String,
+        channel: String,
+        language: String?,
+        version: Int? = nil,
+        correlationID: String
+    ) async throws
+        -> TemplateContent?
+    {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         var url = "\(templatesURL)/api/v1/templates/\(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)"
-        var query: [String] = []
+        var query: [String] = ["channel=\(channel)"]
         if let language, let encoded = language.addingPercentEncoding(withAllowedCharacters: allowed) { query.append("language=\(encoded)") }
         if let version { query.append("version=\(version)") }
         if !query.isEmpty { url += "?" + query.joined(separator: "&") }

@@ -36,7 +36,12 @@ struct NotificationController: Sendable {
         let identity = try context.requireIdentity()
         try identity.require("notifications:write")
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
-        async let lookup = directory.template(new.templateCode, language: new.language, correlationID: context.correlationID)
+        async let lookup = directory.template(
+            new.templateCode,
+            channel: new.channel.rawValue,
+            language: new.language,
+            correlationID: context.correlationID
+        )
         let recipient: Recipient?
         let template: TemplateContent?
         do {
@@ -48,10 +53,7 @@ struct NotificationController: Sendable {
         let preferences = recipient?.preferences
         let refusal: APIError?
         if let template {
-            if template.channel != new.channel.rawValue {
-                refusal = APIError.validation(
-                    [FieldError(field: "template_code", message: "is a \(template.channel) template, not \(new.channel.rawValue)")])
-            } else if let preferences {
+            if let preferences {
                 refusal =
                     preferences.allows(channel: new.channel.rawValue, category: template.category)
                     ? nil
@@ -65,7 +67,7 @@ struct NotificationController: Sendable {
                 refusal = APIError.notFound("USER_NOT_FOUND", "No user with this user_id")
             }
         } else {
-            refusal = APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this template_code")
+            refusal = APIError.notFound("TEMPLATE_NOT_FOUND", "No \(new.channel.rawValue) template with this template_code")
         }
         if let refusal {
             // A replay of a request accepted before the user changed their mind still returns the original.

@@ -40,14 +40,14 @@ struct TemplateController: Sendable {
             await cache.bump("template:\(code):gen")
             return .envelope(.created, data: template, message: "Template created")
         } catch TemplateRepositoryError.codeTaken {
-            throw APIError(.conflict, code: "TEMPLATE_EXISTS", message: "A template with this code already exists")
+            throw APIError(.conflict, code: "TEMPLATE_EXISTS", message: "A template with this code already exists for this channel")
         }
     }
 
     /// A new immutable version of one language variant (the default language unless `language` says otherwise).
     @Sendable func update(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        guard let code = context.parameters.get("code") else { throw Self.notFound }
-        guard let current = try await repository.find(code: code, language: nil, version: nil) else { throw Self.notFound }
+        let (code, channel) = try await identify(request, context: context)
+        guard let current = try await repository.find(code: code, channel: channel, language: nil, version: nil) else { throw Self.notFound }
         let body = try await request.jsonObject()
         var fields = FieldValidator(body)
         let name = fields.string("name", required: false, maxLength: 200)
@@ -55,7 +55,8 @@ struct TemplateController: Sendable {
         var content = Self.content(&fields, channel: current.channel)
         if body["language"] == nil { content?.language = current.defaultLanguage }
         try fields.check()
-        guard let content, let updated = try await repository.update(code: code, name: name, category: category, content: content) else {
+        guard let content, let updated = try await repository.update(code: code, channel: channel, name: name, category: category, content: content)
+        else {
             throw Self.notFound
         }
         await cache.bump("template:\(code):gen")
@@ -68,7 +69,7 @@ struct TemplateController: Sendable {
     }
 
     func lookup(_ request: Request, context: NotifyRequestContext, language: String? = nil, version: Int? = nil) async throws -> TemplateResource? {
-        guard let code = context.parameters.get("code") else { throw Self.notFound }
+        let (code, channel) = try await identify(request, context: context)
         let query = request.uri.queryParameters
         let language = language ?? query.get("language")
         var version = version
@@ -80,9 +81,9 @@ struct TemplateController: Sendable {
         }
         let generation = await cache.generation("template:\(code):gen")
         return try await cache.fetch(
-            "template:\(code):\(generation):\(language ?? ""):\(version.map(String.init) ?? "")",
+            "template:\(code):\(generation):\(channel):\(language ?? ""):\(version.map(String.init) ?? "")",
             as: TemplateResource.self,
-            load: { try await repository.find(code: code, language: language, version: version) }
+            load: { try await repository.find(code: code, channel: channel, language: language, version: version) }
         )
     }
 
@@ -101,7 +102,8 @@ struct TemplateController: Sendable {
     }
 
     @Sendable func versions(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        guard let code = context.parameters.get("code"), let versions = try await repository.versions(code: code) else { throw Self.notFound }
+        let (code, channel) = try await identify(request, context: context)
+        guard let versions = try await repository.versions(code: code, channel: channel) else { throw Self.notFound }
         return .envelope(
             data: versions,
             message: "Versions retrieved successfully",
@@ -110,7 +112,8 @@ struct TemplateController: Sendable {
     }
 
     @Sendable func archive(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        guard let code = context.parameters.get("code"), try await repository.archive(code: code) else { throw Self.notFound }
+        let (code, channel) = try await identify(request, context: context)
+        guard try await repository.archive(code: code, channel: channel) else { throw Self.notFound }
         await cache.bump("template:\(code):gen")
         return .envelope(data: EmptyPayload(), message: "Template archived: it takes no new notifications")
     }
@@ -167,6 +170,25 @@ struct TemplateController: Sendable {
             data: try template.data?.mapValues { try TemplateRenderer.render($0, variables: variables, as: .text) }
         )
         return .envelope(data: rendered, message: "Template rendered")
+    }
+
+    /// The template a path names: its code, and its channel from `?channel=`, or the only channel the code exists on.
+    func identify(_ request: Request, context: NotifyRequestContext) async throws -> (String, String) {
+        guard let code = context.parameters.get("code") else { throw Self.notFound }
+        if let channel = request.uri.queryParameters.get("channel") {
+            guard ["email", "push"].contains(channel) else {
+                throw APIError.validation([FieldError(field: "channel", message: "must be email or push")])
+            }
+            return (code, channel)
+        }
+        let channels = try await repository.channels(code: code)
+        switch channels.count {
+        case 0: throw Self.notFound
+        case 1: return (code, channels[0])
+        default:
+            throw APIError.validation(
+                [FieldError(field: "channel", message: "this code names an email and a push template: add ?channel=email or ?channel=push")])
+        }
     }
 
     /// The content fields of a create or an edit, validated for the channel (and as Mustache).

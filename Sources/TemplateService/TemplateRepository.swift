@@ -103,7 +103,9 @@ public struct TemplateRepository: Sendable {
         } catch  where error.isUniqueViolation {
             throw TemplateRepositoryError.codeTaken
         }
-        guard let created = try await find(code: code, language: nil, version: nil) else { throw TemplateRepositoryError.codeTaken }
+        guard let created = try await find(code: code, channel: channel, language: nil, version: nil) else {
+            throw TemplateRepositoryError.codeTaken
+        }
         return created
     }
 
@@ -119,14 +121,22 @@ public struct TemplateRepository: Sendable {
     }
 
     /// A new immutable version holding this language's content; it becomes the active version. Nil if unknown/archived.
-    public func update(code: String, name: String?, category: String??, content: TemplateVariant) async throws -> TemplateResource? {
+    public func update(
+        code: String,
+        channel: String,
+        name: String?,
+        category: String??,
+        content: TemplateVariant
+    ) async throws
+        -> TemplateResource?
+    {
         let updated: Bool = try await client.withTransaction(logger: logger) { connection in
             let setCategory = category != nil
             let rows = try await connection.query(
                 """
                 UPDATE templates SET active_version = active_version + 1, name = COALESCE(\(name), name),
                     category = CASE WHEN \(setCategory) THEN \(category ?? nil) ELSE category END, updated_at = now()
-                WHERE code = \(code) AND archived_at IS NULL
+                WHERE code = \(code) AND channel = \(channel) AND archived_at IS NULL
                 RETURNING id, active_version
                 """,
                 logger: logger
@@ -137,12 +147,12 @@ public struct TemplateRepository: Sendable {
             try await insert(on: connection, templateID: templateID, version: version, content: content)
             return true
         }
-        return updated ? try await find(code: code, language: content.language, version: nil) : nil
+        return updated ? try await find(code: code, channel: channel, language: content.language, version: nil) : nil
     }
 
     /// Version `version` (default: the active one) in the best language: `fr-CA` → `fr` → the template's default.
     /// Archived templates answer only when a version is named (pinned notifications still render).
-    public func find(code: String, language: String?, version: Int?) async throws -> TemplateResource? {
+    public func find(code: String, channel: String, language: String?, version: Int?) async throws -> TemplateResource? {
         let candidates = Self.languageChain(language)
         let rows = try await client.query(
             """
@@ -156,7 +166,7 @@ public struct TemplateRepository: Sendable {
                 ORDER BY array_position(array_append(\(candidates)::text[], t.default_language), v.language), v.version DESC
                 LIMIT 1
             ) v ON true
-            WHERE t.code = \(code) AND (t.archived_at IS NULL OR \(version)::int IS NOT NULL)
+            WHERE t.code = \(code) AND t.channel = \(channel) AND (t.archived_at IS NULL OR \(version)::int IS NOT NULL)
             """,
             logger: logger
         )
@@ -203,15 +213,27 @@ public struct TemplateRepository: Sendable {
         return chain
     }
 
-    public func versions(code: String) async throws -> [VersionSummary]? {
+    /// The channels a code exists on (archived ones included): a code may name an email and a push template.
+    public func channels(code: String) async throws -> [String] {
+        var channels: [String] = []
+        for try await channel in try await client.query("SELECT channel FROM templates WHERE code = \(code) ORDER BY channel", logger: logger)
+            .decode(String.self)
+        { channels.append(channel) }
+        return channels
+    }
+
+    public func versions(code: String, channel: String) async throws -> [VersionSummary]? {
         var summaries: [VersionSummary] = []
         var exists = false
-        for try await _ in try await client.query("SELECT 1 FROM templates WHERE code = \(code)", logger: logger).decode(Int.self) { exists = true }
+        for try await _ in try await client.query(
+            "SELECT 1 FROM templates WHERE code = \(code) AND channel = \(channel)",
+            logger: logger
+        ).decode(Int.self) { exists = true }
         guard exists else { return nil }
         let rows = try await client.query(
             """
             SELECT v.version, v.language, v.created_at FROM template_versions v JOIN templates t ON t.id = v.template_id
-            WHERE t.code = \(code) ORDER BY v.version DESC, v.language
+            WHERE t.code = \(code) AND t.channel = \(channel) ORDER BY v.version DESC, v.language
             """,
             logger: logger
         )
@@ -221,9 +243,9 @@ public struct TemplateRepository: Sendable {
         return summaries
     }
 
-    public func archive(code: String) async throws -> Bool {
+    public func archive(code: String, channel: String) async throws -> Bool {
         for try await _ in try await client.query(
-            "UPDATE templates SET archived_at = COALESCE(archived_at, now()), updated_at = now() WHERE code = \(code) RETURNING id",
+            "UPDATE templates SET archived_at = COALESCE(archived_at, now()), updated_at = now() WHERE code = \(code) AND channel = \(channel) RETURNING id",
             logger: logger
         ).decode(UUID.self) { return true }
         return false
@@ -231,21 +253,23 @@ public struct TemplateRepository: Sendable {
 
     /// Active templates, newest first, in their default language.
     public func list(channel: String?, page: Int, limit: Int) async throws -> ([TemplateResource], Int) {
-        var codes: [String] = []
+        var codes: [(String, String)] = []
         for try await code in try await client.query(
             """
-            SELECT code FROM templates WHERE archived_at IS NULL AND (\(channel)::text IS NULL OR channel = \(channel))
+            SELECT code, channel FROM templates WHERE archived_at IS NULL AND (\(channel)::text IS NULL OR channel = \(channel))
             ORDER BY created_at DESC, code LIMIT \(limit) OFFSET \((page - 1) * limit)
             """,
             logger: logger
-        ).decode(String.self) { codes.append(code) }
+        ).decode((String, String).self) { codes.append(code) }
         var total = 0
         for try await count in try await client.query(
             "SELECT count(*)::int FROM templates WHERE archived_at IS NULL AND (\(channel)::text IS NULL OR channel = \(channel))",
             logger: logger
         ).decode(Int.self) { total = count }
         var templates: [TemplateResource] = []
-        for code in codes { if let template = try await find(code: code, language: nil, version: nil) { templates.append(template) } }
+        for (code, channel) in codes {
+            if let template = try await find(code: code, channel: channel, language: nil, version: nil) { templates.append(template) }
+        }
         return (templates, total)
     }
 }

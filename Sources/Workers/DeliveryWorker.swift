@@ -229,6 +229,7 @@ public struct DeliveryWorker: Service {
             guard
                 let template = try await directory.template(
                     job.templateCode,
+                    channel: job.channel.rawValue,
                     language: job.language,
                     version: job.templateVersion,
                     correlationID: job.correlationID

@@ -136,6 +136,39 @@ struct TemplateServiceTests {
         }
     }
 
+    @Test("a code can name an email and a push template; lookups pick by channel and ask for it when ambiguous")
+    func codeAndChannel() async throws {
+        try await Stack.with(services: [.templates]) { stack in
+            let email = try await stack.call(
+                .POST,
+                url(stack),
+                json: ["code": "welcome", "name": "W", "channel": "email", "subject": "Mail", "body": "mail body"],
+                headers: stack.serviceAuth
+            )
+            #expect(email.status == 201)
+            #expect(try await stack.call(.GET, "\(url(stack))welcome/", headers: stack.serviceAuth).data["channel"] as? String == "email")
+            let push = try await stack.call(
+                .POST,
+                url(stack),
+                json: ["code": "welcome", "name": "W", "channel": "push", "title": "Push", "body": "push body"],
+                headers: stack.serviceAuth
+            )
+            #expect(push.status == 201)
+            let ambiguous = try await stack.call(.GET, "\(url(stack))welcome/", headers: stack.serviceAuth)
+            #expect(ambiguous.status == 400)
+            #expect(ambiguous.details.first?["field"] == "channel")
+            let pushOne = try await stack.call(.GET, "\(url(stack))welcome/?channel=push", headers: stack.serviceAuth)
+            #expect(pushOne.data["title"] as? String == "Push")
+            let again = try await stack.call(
+                .POST,
+                url(stack),
+                json: ["code": "welcome", "name": "W", "channel": "push", "title": "P", "body": "p"],
+                headers: stack.serviceAuth
+            )
+            #expect(again.status == 409)
+        }
+    }
+
     @Test("list is paginated and filtered by channel; an archived template is gone from lookups but its versions still render")
     func listAndArchive() async throws {
         try await Stack.with(services: [.templates]) { stack in
