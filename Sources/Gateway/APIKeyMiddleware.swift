@@ -11,18 +11,21 @@ struct APIKeyMiddleware: RouterMiddleware {
     typealias Context = NotifyRequestContext
 
     let store: APIKeyStore
+    let serviceKey: ServiceKeyMiddleware
     let cacheSeconds: Double
     private let cache = NIOLockedValueBox([String: (identity: Identity, expires: ContinuousClock.Instant)]())
 
-    init(store: APIKeyStore, cacheSeconds: Double = 10) {
+    init(store: APIKeyStore, serviceKey: ServiceKeyMiddleware, cacheSeconds: Double = 10) {
         self.store = store
+        self.serviceKey = serviceKey
         self.cacheSeconds = cacheSeconds
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let key = request.credential else { throw APIError.unauthorized }
         var context = context
-        context.identity = try await identity(for: key)
+        // The platform's own services (delivery reports) present the service key.
+        context.identity = serviceKey.matches(key) ? Identity(client: "service", keyID: nil, scopes: ["service"]) : try await identity(for: key)
         context.logger[metadataKey: "client"] = .string(context.identity?.client ?? "")
         return try await next(request, context)
     }

@@ -50,7 +50,12 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         service: "gateway",
         checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }, .breaker(usersBreaker), .breaker(templatesBreaker)]
     ).register(on: router)
-    let api = router.group().add(middleware: APIKeyMiddleware(store: APIKeyStore(client: postgres, logger: logger)))
+    let api = router.group().add(
+        middleware: APIKeyMiddleware(
+            store: APIKeyStore(client: postgres, logger: logger),
+            serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key)
+        )
+    )
     NotificationController(
         repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger),
         directory: directory

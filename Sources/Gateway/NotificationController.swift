@@ -15,6 +15,9 @@ struct NotificationController: Sendable {
         router.post("/api/v1/notifications", use: create)
         router.get("/api/v1/notifications/:id", use: show)
         router.post("/api/v1/notifications/:id/retry", use: retry)
+        router.get("/api/v1/notifications", use: list)
+        router.post("/api/v1/email/status", use: { request, context in try await report(request, context: context, channel: "email") })
+        router.post("/api/v1/push/status", use: { request, context in try await report(request, context: context, channel: "push") })
     }
 
     /// Re-queues a failed (dead-lettered) notification with a fresh set of attempts.
@@ -122,10 +125,76 @@ struct NotificationController: Sendable {
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
             throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
         }
-        guard let notification = try await repository.find(id: id, client: identity.client) else {
+        guard let notification = try await repository.find(id: id, client: identity.client, withHistory: true) else {
             throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
         }
         return .envelope(data: notification, message: "Notification retrieved successfully")
+    }
+
+    /// `GET /api/v1/notifications/?request_id=&user_id=&status=&page=&limit=`: this client's notifications, newest first.
+    @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.scopes.contains("notifications:read") || identity.scopes.contains("notifications:write") || identity.scopes.contains("admin")
+        else { throw APIError.forbidden("This credential lacks the scope notifications:read") }
+        let query = request.uri.queryParameters
+        var errors: [FieldError] = []
+        let page = query.get("page").map { Int($0) ?? 0 } ?? 1
+        let limit = query.get("limit").map { Int($0) ?? 0 } ?? 20
+        if page < 1 { errors.append(FieldError(field: "page", message: "must be a positive integer")) }
+        if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
+        var userID: UUID?
+        if let raw = query.get("user_id") {
+            userID = UUID(uuidString: raw)
+            if userID == nil { errors.append(FieldError(field: "user_id", message: "must be a UUID")) }
+        }
+        let status = query.get("status")
+        let statuses = ["pending", "processing", "retrying", "sent", "delivered", "failed", "cancelled"]
+        if let status, !statuses.contains(status) {
+            errors.append(FieldError(field: "status", message: "must be one of: " + statuses.joined(separator: ", ")))
+        }
+        if !errors.isEmpty { throw APIError.validation(errors) }
+        let (items, total) = try await repository.list(
+            client: identity.client,
+            requestID: query.get("request_id"),
+            userID: userID,
+            status: status,
+            page: page,
+            limit: limit
+        )
+        return .envelope(data: items, message: "Notifications retrieved successfully", meta: PageMeta(total: total, limit: limit, page: page))
+    }
+
+    /// `POST /api/v1/{email|push}/status/`: a delivery report, from a service credential.
+    func report(_ request: Request, context: NotifyRequestContext, channel: String) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.scopes.contains("service") || identity.scopes.contains("admin") else {
+            throw APIError.forbidden("Delivery reports need a service credential")
+        }
+        var fields = FieldValidator(try await request.jsonObject())
+        let id = fields.uuid("notification_id")
+        let status = fields.oneOf("status", ["delivered", "pending", "failed"])
+        let error = fields.string("error", required: false, maxLength: 2000)
+        var at: Date?
+        if let raw = fields.string("timestamp", required: false, maxLength: 64) {
+            at = Self.parseTimestamp(raw)
+            if at == nil { fields.fail("timestamp", "must be an RFC 3339 timestamp") }
+        }
+        try fields.check()
+        guard let id, let status else { throw APIError.internalError }
+        switch try await repository.report(id: id, channel: channel, status: status, error: error, at: at) {
+        case .recorded(let notification):
+            return .envelope(data: notification, message: "Delivery report recorded")
+        case .alreadyRecorded(let notification):
+            return .envelope(data: notification, message: "Delivery report already recorded", headers: [.idempotentReplayed: "true"])
+        case .notFound:
+            throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No \(channel) notification with this id")
+        case .invalid(let current):
+            throw APIError(
+                .conflict,
+                code: "INVALID_TRANSITION",
+                message: "A notification that is \(current) cannot become \(status): it has not been sent"
+            )
+        }
     }
 
     static func validate(_ body: [String: JSONValue], idempotencyKey: String?) throws -> NewNotification {

@@ -52,6 +52,10 @@ struct NotificationResource: Codable, Sendable {
     var updatedAt: Date
     var sentAt: Date?
     var sendAt: Date?
+    var deliveredAt: Date?
+    var templateVersion: Int?
+    /// Every status with its time and cause (on the single-notification view).
+    var history: [HistoryEntry]?
 
     enum CodingKeys: String, CodingKey {
         case notificationID = "notification_id"
@@ -68,7 +72,25 @@ struct NotificationResource: Codable, Sendable {
         case updatedAt = "updated_at"
         case sentAt = "sent_at"
         case sendAt = "send_at"
+        case deliveredAt = "delivered_at"
+        case templateVersion = "template_version"
+        case history
     }
+}
+
+struct HistoryEntry: Codable, Sendable {
+    var status: String
+    var previous: String?
+    var cause: String?
+    var at: Date
+}
+
+/// What a delivery report did.
+enum ReportOutcome: Sendable {
+    case recorded(NotificationResource)
+    case alreadyRecorded(NotificationResource)
+    case notFound
+    case invalid(current: String)
 }
 
 enum CreateOutcome: Sendable {
@@ -145,38 +167,122 @@ struct NotificationRepository: Sendable {
         return nil
     }
 
-    func find(id: UUID, client clientName: String) async throws -> NotificationResource? {
+    static let columns = """
+        n.id, n.request_id, n.channel, n.user_id, n.template_code, n.status, n.priority, n.correlation_id,
+        COALESCE(j.attempt, 0), j.state, n.last_error, n.created_at, n.updated_at, n.sent_at, n.send_at, n.delivered_at, n.template_version
+        """
+    typealias Row = (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?, Date?, Int?)
+
+    static func resource(_ row: Row) -> NotificationResource {
+        NotificationResource(
+            notificationID: row.0.lowercased,
+            requestID: row.1,
+            notificationType: row.2,
+            userID: row.3.lowercased,
+            templateCode: row.4,
+            status: row.5,
+            priority: row.6,
+            correlationID: row.7,
+            attempts: row.8,
+            jobState: row.9,
+            lastError: row.10,
+            createdAt: row.11,
+            updatedAt: row.12,
+            sentAt: row.13,
+            sendAt: row.14,
+            deliveredAt: row.15,
+            templateVersion: row.16,
+            history: nil
+        )
+    }
+
+    /// One notification of this client (any client when `clientName` is nil: services reporting deliveries).
+    func find(id: UUID, client clientName: String?, withHistory: Bool = false) async throws -> NotificationResource? {
         let rows = try await client.query(
             """
-            SELECT n.id, n.request_id, n.channel, n.user_id, n.template_code, n.status, n.priority, n.correlation_id,
-                   COALESCE(j.attempt, 0), j.state, n.last_error, n.created_at, n.updated_at, n.sent_at, n.send_at
+            SELECT \(unescaped: Self.columns)
             FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id
-            WHERE n.id = \(id) AND n.client = \(clientName)
+            WHERE n.id = \(id) AND (\(clientName)::text IS NULL OR n.client = \(clientName))
             """,
             logger: logger
         )
-        for try await row in rows.decode(
-            (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?).self
-        ) {
-            return NotificationResource(
-                notificationID: row.0.lowercased,
-                requestID: row.1,
-                notificationType: row.2,
-                userID: row.3.lowercased,
-                templateCode: row.4,
-                status: row.5,
-                priority: row.6,
-                correlationID: row.7,
-                attempts: row.8,
-                jobState: row.9,
-                lastError: row.10,
-                createdAt: row.11,
-                updatedAt: row.12,
-                sentAt: row.13,
-                sendAt: row.14
-            )
+        var found: NotificationResource?
+        for try await row in rows.decode(Row.self) { found = Self.resource(row) }
+        guard var resource = found, withHistory else { return found }
+        resource.history = []
+        for try await (status, previous, cause, at) in try await client.query(
+            "SELECT to_status, from_status, cause, at FROM notification_events WHERE notification_id = \(id) ORDER BY id",
+            logger: logger
+        ).decode((String, String?, String?, Date).self) {
+            resource.history?.append(HistoryEntry(status: status, previous: previous, cause: cause, at: at))
         }
-        return nil
+        return resource
+    }
+
+    /// This client's notifications, newest first, filtered; with the total for pagination.
+    func list(
+        client clientName: String,
+        requestID: String?,
+        userID: UUID?,
+        status: String?,
+        page: Int,
+        limit: Int
+    ) async throws
+        -> ([NotificationResource], Int)
+    {
+        var items: [NotificationResource] = []
+        for try await row in try await client.query(
+            """
+            SELECT \(unescaped: Self.columns)
+            FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id
+            WHERE n.client = \(clientName) AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
+              AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status)::text IS NULL OR n.status = \(status))
+            ORDER BY n.created_at DESC, n.id LIMIT \(limit) OFFSET \((page - 1) * limit)
+            """,
+            logger: logger
+        ).decode(Row.self) { items.append(Self.resource(row)) }
+        var total = 0
+        for try await count in try await client.query(
+            """
+            SELECT count(*)::int FROM notifications n
+            WHERE n.client = \(clientName) AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
+              AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status)::text IS NULL OR n.status = \(status))
+            """,
+            logger: logger
+        ).decode(Int.self) { total = count }
+        return (items, total)
+    }
+
+    /// A delivery report from a provider or service: `delivered` only after `sent`; `failed` after `sent` (a bounce);
+    /// `pending` is recorded in the history. Reporting the same outcome again changes nothing.
+    func report(id: UUID, channel: String, status: String, error: String?, at: Date?) async throws -> ReportOutcome {
+        guard let current = try await find(id: id, client: nil), current.notificationType == channel else { return .notFound }
+        if current.status == status, status != "pending" {
+            return .alreadyRecorded(try await find(id: id, client: nil, withHistory: true) ?? current)
+        }
+        let allowed: Set<String> = status == "pending" ? ["sent", "delivered", "processing", "pending", "retrying"] : ["sent", "delivered"]
+        guard allowed.contains(current.status) else { return .invalid(current: current.status) }
+        let cause = "delivery report: \(status)" + (error.map { " (\($0))" } ?? "")
+        try await client.withTransaction(logger: logger) { connection in
+            _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
+            if status == "pending" {
+                _ = try await connection.query(
+                    "INSERT INTO notification_events (notification_id, from_status, to_status, cause) VALUES (\(id), \(current.status), \(current.status), \(cause))",
+                    logger: logger
+                )
+            } else {
+                _ = try await connection.query(
+                    """
+                    UPDATE notifications SET status = \(status), updated_at = now(),
+                        delivered_at = CASE WHEN \(status) = 'delivered' THEN COALESCE(\(at), now()) ELSE delivered_at END,
+                        last_error = CASE WHEN \(status) = 'failed' THEN \(error ?? "reported failed") ELSE last_error END
+                    WHERE id = \(id) AND status IN ('sent', 'delivered')
+                    """,
+                    logger: logger
+                )
+            }
+        }
+        return .recorded(try await find(id: id, client: nil, withHistory: true) ?? current)
     }
 }
 
