@@ -77,15 +77,19 @@ public struct PushDeliverer: Deliverer {
         }
         var accepted = 0
         var failures: [DeliveryFailure] = []
+        // Rendered once; only the token differs per device.
+        let rendered = PushMessage(
+            token: "",
+            title: try TemplateRenderer.render(template.title ?? "", variables: job.variables, as: .text),
+            body: try TemplateRenderer.render(template.body, variables: job.variables, as: .text),
+            imageURL: try template.imageURL.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
+            link: try template.link.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
+            data: (try template.data?.mapValues { try TemplateRenderer.render($0, variables: job.variables, as: .text) } ?? [:])
+                .merging(["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID]) { $1 }
+        )
         for device in devices {
-            let message = PushMessage(
-                token: device.token,
-                title: try TemplateRenderer.render(template.title ?? "", variables: job.variables, as: .text),
-                body: try TemplateRenderer.render(template.body, variables: job.variables, as: .text),
-                imageURL: try template.imageURL.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
-                link: try template.link.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
-                data: ["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID]
-            )
+            var message = rendered
+            message.token = device.token
             do {
                 let name = try await breaker.run(
                     { try await fcm.send(message, messageID: job.notificationID.lowercased) },

@@ -229,6 +229,7 @@ struct EndToEndTests {
             try await stack.createTemplate([
                 "code": "order_shipped", "name": "Order shipped", "channel": "push", "title": "Order {{order}} shipped",
                 "body": "Hi {{name}}, it is on its way", "link": "https://example.com/orders/{{order}}",
+                "data": ["order_id": "{{order}}", "screen": "orders"],
             ])
             let accepted = try await stack.send([
                 "notification_type": "push", "user_id": userID, "template_code": "order_shipped",
@@ -245,6 +246,8 @@ struct EndToEndTests {
             let data = try #require(message["data"] as? [String: Any])
             #expect(data["notification_id"] as? String == id)
             #expect(data["link"] as? String == "https://example.com/orders/A-17")
+            #expect(data["order_id"] as? String == "A-17", "the template's custom data, rendered")
+            #expect(data["screen"] as? String == "orders")
             _ = try await stack.waitForStatus(id, "sent")
         }
     }
