@@ -138,10 +138,7 @@ struct NotificationController: Sendable {
         else { throw APIError.forbidden("This credential lacks the scope notifications:read") }
         let query = request.uri.queryParameters
         var errors: [FieldError] = []
-        let page = query.get("page").map { Int($0) ?? 0 } ?? 1
-        let limit = query.get("limit").map { Int($0) ?? 0 } ?? 20
-        if page < 1 { errors.append(FieldError(field: "page", message: "must be a positive integer")) }
-        if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
+        let (page, limit) = request.pagination(into: &errors)
         var userID: UUID?
         if let raw = query.get("user_id") {
             userID = UUID(uuidString: raw)

@@ -71,60 +71,54 @@ public struct JobStore: Sendable {
         return jobID
     }
 
-    static let claimedColumns = """
-        claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
-        n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version
-        """
-
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
     /// worker, with a lease.
     public func claim(jobID: Int, worker: String, lease: Duration) async throws -> ClaimedJob? {
-        try await withDeadline(deadline) {
-            let rows = try await client.query(
-                """
-                WITH claimed AS (
-                    UPDATE jobs
-                    SET state = 'running', attempt = attempt + 1, attempted_at = now(), attempted_by = \(worker),
-                        attempted_via = 'broker', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
-                    WHERE id = \(jobID) AND state = 'available'
-                    RETURNING id, notification_id, queue, attempt, max_attempts
-                ), marked AS (
-                    UPDATE notifications n SET status = 'processing', updated_at = now()
-                    FROM claimed WHERE n.id = claimed.notification_id
-                )
-                SELECT \(unescaped: Self.claimedColumns)
-                FROM claimed JOIN notifications n ON n.id = claimed.notification_id
-                """,
-                logger: logger
-            )
-            return try await Self.decode(rows).first
-        }
+        try await claim(jobID: jobID, queue: nil, limit: 1, via: .broker, worker: worker, lease: lease).first
     }
 
     /// The fallback path: claims up to `limit` available jobs of a queue straight from PostgreSQL, highest priority
     /// first. `SKIP LOCKED` lets any number of workers do this at once without taking the same job.
     public func claimAvailable(queue: NotificationChannel, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        return try await claim(jobID: nil, queue: queue, limit: limit, via: .fallback, worker: worker, lease: lease)
+    }
+
+    /// Both claims in one statement: pick `available` jobs (the named one, or the queue's next due ones), make them
+    /// `running` under a lease, mark their notifications `processing`, and return what delivery needs.
+    func claim(
+        jobID: Int?,
+        queue: NotificationChannel?,
+        limit: Int,
+        via: ClaimPath,
+        worker: String,
+        lease: Duration
+    ) async throws
+        -> [ClaimedJob]
+    {
         try await withDeadline(deadline) {
-            guard limit > 0 else { return [] }
             let rows = try await client.query(
                 """
                 WITH next AS (
                     SELECT id FROM jobs
-                    WHERE queue = \(queue.rawValue) AND state = 'available' AND run_at <= now()
+                    WHERE state = 'available'
+                      AND (id = \(jobID)::bigint OR (\(jobID)::bigint IS NULL AND queue = \(queue?.rawValue)::text AND run_at <= now()))
                     ORDER BY priority DESC, run_at, id
                     LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
                 ), claimed AS (
                     UPDATE jobs j
                     SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = \(worker),
-                        attempted_via = 'fallback', lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
+                        attempted_via = \(via.rawValue), lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)),
+                        updated_at = now()
                     FROM next WHERE j.id = next.id
                     RETURNING j.id, j.notification_id, j.queue, j.attempt, j.max_attempts
                 ), marked AS (
                     UPDATE notifications n SET status = 'processing', updated_at = now()
                     FROM claimed WHERE n.id = claimed.notification_id
                 )
-                SELECT \(unescaped: Self.claimedColumns)
+                SELECT claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
+                       n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version
                 FROM claimed JOIN notifications n ON n.id = claimed.notification_id
                 """,
                 logger: logger

@@ -22,6 +22,9 @@ public struct PageMeta: Codable, Sendable, Equatable {
 
     public static let single = PageMeta(total: 1, limit: 1, page: 1)
 
+    /// A list returned whole, on one page.
+    public static func whole(_ count: Int) -> PageMeta { PageMeta(total: count, limit: max(count, 1), page: 1) }
+
     enum CodingKeys: String, CodingKey {
         case total, limit, page
         case totalPages = "total_pages"

@@ -90,11 +90,8 @@ struct TemplateController: Sendable {
     @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var errors: [FieldError] = []
-        let page = query.get("page").map { Int($0) ?? 0 } ?? 1
-        let limit = query.get("limit").map { Int($0) ?? 0 } ?? 20
+        let (page, limit) = request.pagination(into: &errors)
         let channel = query.get("channel")
-        if page < 1 { errors.append(FieldError(field: "page", message: "must be a positive integer")) }
-        if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
         if let channel, !["email", "push"].contains(channel) { errors.append(FieldError(field: "channel", message: "must be email or push")) }
         if !errors.isEmpty { throw APIError.validation(errors) }
         let (templates, total) = try await repository.list(channel: channel, page: page, limit: limit)
@@ -107,7 +104,7 @@ struct TemplateController: Sendable {
         return .envelope(
             data: versions,
             message: "Versions retrieved successfully",
-            meta: PageMeta(total: versions.count, limit: max(1, versions.count), page: 1)
+            meta: .whole(versions.count)
         )
     }
 

@@ -119,7 +119,9 @@ struct UserController: Sendable {
         guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: "users:read") else {
             throw APIError.forbidden("Listing users needs a service credential with the scope users:read")
         }
-        let (page, limit) = try Self.pagination(request)
+        var errors: [FieldError] = []
+        let (page, limit) = request.pagination(into: &errors)
+        if !errors.isEmpty { throw APIError.validation(errors) }
         let (users, total) = try await repository.list(page: page, limit: limit)
         return .envelope(data: users, message: "Users retrieved successfully", meta: PageMeta(total: total, limit: limit, page: page))
     }
@@ -228,7 +230,7 @@ struct UserController: Sendable {
         return .envelope(
             data: devices,
             message: "Devices retrieved successfully",
-            meta: PageMeta(total: devices.count, limit: max(devices.count, 1), page: 1)
+            meta: .whole(devices.count)
         )
     }
 
@@ -321,17 +323,6 @@ struct UserController: Sendable {
             return password
         }
         return nil
-    }
-
-    static func pagination(_ request: Request) throws -> (Int, Int) {
-        let query = request.uri.queryParameters
-        var errors: [FieldError] = []
-        let page = query.get("page").map { Int($0) ?? 0 } ?? 1
-        let limit = query.get("limit").map { Int($0) ?? 0 } ?? 20
-        if page < 1 { errors.append(FieldError(field: "page", message: "must be a positive integer")) }
-        if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
-        if !errors.isEmpty { throw APIError.validation(errors) }
-        return (page, limit)
     }
 
     func hash(_ password: String) async throws -> String {
