@@ -57,7 +57,10 @@ let package = Package(
         .target(
             name: "Credentials",
             dependencies: [
+                "NotifyHTTP",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -144,9 +147,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RateLimiting",
+            dependencies: [
+                "RedisCache", "Breakers", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "APIDocs",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Gateway",
             dependencies: [
-                "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers", "Broker", "Directory",
+                "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers",
+                "Broker", "Directory",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -155,7 +171,7 @@ let package = Package(
         .target(
             name: "UserService",
             dependencies: [
-                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials",
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -164,7 +180,7 @@ let package = Package(
         .target(
             name: "TemplateService",
             dependencies: [
-                "NotifyHTTP", "NotifyConfig", "RedisCache", "Rendering", "NotificationModel",
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "Rendering", "NotificationModel", "APIDocs",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -182,7 +198,8 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -200,7 +217,8 @@ let package = Package(
             name: "NotifyTests",
             dependencies: [
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue", "Broker", "Rendering",
-                "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin", "Breakers",
+                "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin", "Breakers", "RateLimiting",
+                "APIDocs",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

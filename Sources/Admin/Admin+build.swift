@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Broker
+import Credentials
 import Hummingbird
 import Logging
 import NotifyConfig
@@ -10,19 +11,21 @@ public struct AdminConfiguration: Sendable {
     public var listen: ListenSettings
     public var postgres: PostgresSettings
     public var rabbit: RabbitSettings
+    public var serviceKey: ServiceKeySettings
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
         listen = ListenSettings(env, portKey: "NOTIFY_ADMIN_PORT", defaultPort: 8005, problems: &problems)
         postgres = PostgresSettings(env, problems: &problems)
         rabbit = RabbitSettings(env, problems: &problems)
+        serviceKey = ServiceKeySettings(env, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
 
-/// The admin service (port 8005). For now it reports health; key management and the dashboard come with the
-/// operations issue (keys are created with `notify admin create-key`).
-public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) -> some ApplicationProtocol {
+/// The admin service (port 8005): health and API key management (the first admin key comes from
+/// `notify admin create-key --scopes admin`). The dashboard comes with the operations issue.
+public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) async -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     let management = RabbitManagementClient(
@@ -41,6 +44,16 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) -> s
             .timed("rabbitmq", critical: false) { try await management.ping() },
         ]
     ).register(on: router)
+    let store = APIKeyStore(client: postgres, logger: logger)
+    let api = router.group().add(
+        middleware: CredentialMiddleware(
+            serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
+            tokens: nil,
+            store: store,
+            cacheSeconds: 0
+        )
+    )
+    APIKeyController(store: store).register(on: api)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-admin"),

@@ -53,14 +53,52 @@ public struct APIKeyStore: Sendable {
     public func find(key: String) async throws -> APIKeyRecord? {
         let rows = try await client.query(
             """
-            SELECT id, client, name, prefix, scopes, created_at, revoked_at
-            FROM api_keys WHERE key_hash = \(Self.hash(key)) AND revoked_at IS NULL
+            SELECT \(unescaped: Self.columns) FROM api_keys WHERE key_hash = \(Self.hash(key)) AND revoked_at IS NULL
             """,
             logger: logger
         )
-        for try await row in rows.decode((UUID, String, String, String, [String], Date, Date?).self) {
-            return APIKeyRecord(id: row.0, client: row.1, name: row.2, prefix: row.3, scopes: row.4, createdAt: row.5, revokedAt: row.6)
-        }
+        for try await row in rows.decode(Row.self) { return Self.record(row) }
+        return nil
+    }
+
+    static let columns = "id, client, name, prefix, scopes, created_at, revoked_at"
+    typealias Row = (UUID, String, String, String, [String], Date, Date?)
+
+    static func record(_ row: Row) -> APIKeyRecord {
+        APIKeyRecord(id: row.0, client: row.1, name: row.2, prefix: row.3, scopes: row.4, createdAt: row.5, revokedAt: row.6)
+    }
+
+    /// Keys newest first, with the total; revoked keys only when asked for.
+    public func list(includeRevoked: Bool, page: Int, limit: Int) async throws -> (records: [APIKeyRecord], total: Int) {
+        var records: [APIKeyRecord] = []
+        for try await row in try await client.query(
+            """
+            SELECT \(unescaped: Self.columns) FROM api_keys WHERE \(includeRevoked) OR revoked_at IS NULL
+            ORDER BY created_at DESC, id LIMIT \(limit) OFFSET \((page - 1) * limit)
+            """,
+            logger: logger
+        ).decode(Row.self) { records.append(Self.record(row)) }
+        var total = 0
+        for try await count in try await client.query(
+            "SELECT count(*)::int FROM api_keys WHERE \(includeRevoked) OR revoked_at IS NULL",
+            logger: logger
+        ).decode(Int.self) { total = count }
+        return (records, total)
+    }
+
+    public func get(id: UUID) async throws -> APIKeyRecord? {
+        let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM api_keys WHERE id = \(id)", logger: logger)
+        for try await row in rows.decode(Row.self) { return Self.record(row) }
+        return nil
+    }
+
+    /// Revokes a key (once: a second revoke keeps the first time). Nil when there is no such key.
+    public func revoke(id: UUID) async throws -> APIKeyRecord? {
+        let rows = try await client.query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = \(id) RETURNING \(unescaped: Self.columns)",
+            logger: logger
+        )
+        for try await row in rows.decode(Row.self) { return Self.record(row) }
         return nil
     }
 

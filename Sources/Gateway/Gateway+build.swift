@@ -1,3 +1,4 @@
+import APIDocs
 import AsyncHTTPClient
 import Breakers
 import Broker
@@ -8,6 +9,8 @@ import Logging
 import NotifyConfig
 import NotifyHTTP
 import PostgresNIO
+import RateLimiting
+import RedisCache
 
 public struct GatewayConfiguration: Sendable {
     public var listen: ListenSettings
@@ -16,6 +19,11 @@ public struct GatewayConfiguration: Sendable {
     public var usersURL: String
     public var templatesURL: String
     public var serviceKey: ServiceKeySettings
+    public var jwt: JWTSettings
+    public var redis: RedisSettings
+    public var limits: RateLimits
+    /// How long a verified API key is trusted without asking the database again (revocation takes this long).
+    public var keyCacheSeconds: Int
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -25,12 +33,43 @@ public struct GatewayConfiguration: Sendable {
         usersURL = env.string("NOTIFY_USERS_URL", default: "http://127.0.0.1:8001")
         templatesURL = env.string("NOTIFY_TEMPLATES_URL", default: "http://127.0.0.1:8002")
         serviceKey = ServiceKeySettings(env, problems: &problems)
+        jwt = JWTSettings(env, problems: &problems)
+        redis = RedisSettings(env, problems: &problems)
+        limits = RateLimits(env, problems: &problems)
+        keyCacheSeconds = env.int("NOTIFY_KEY_CACHE_SECONDS", default: 10, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
 
+/// The gateway's rate limits: per credential (every call; a bulk call counts its items) and per recipient.
+public struct RateLimits: Sendable {
+    public var perCredential: RateLimit?
+    public var perUser: RateLimit?
+
+    public init(perCredential: RateLimit?, perUser: RateLimit?) {
+        self.perCredential = perCredential
+        self.perUser = perUser
+    }
+
+    init(_ env: EnvironmentReader, problems: inout [String]) {
+        func read(_ key: String, _ burstKey: String, default text: String, burst: Int) -> RateLimit? {
+            let burstText = env.string(burstKey, default: "")
+            let burstValue = burstText.isEmpty ? burst : Int(burstText)
+            if burstValue == nil || burstValue! < 1 { problems.append("\(burstKey) must be a positive integer") }
+            switch RateLimit.parse(env.string(key, default: text), burst: burstValue ?? burst) {
+            case .success(let limit): return limit
+            case .failure(let error):
+                problems.append("\(key): \(error)")
+                return nil
+            }
+        }
+        perCredential = read("NOTIFY_RATE_LIMIT_PER_KEY", "NOTIFY_RATE_LIMIT_KEY_BURST", default: "1000/s", burst: 2000)
+        perUser = read("NOTIFY_RATE_LIMIT_PER_USER", "NOTIFY_RATE_LIMIT_USER_BURST", default: "600/m", burst: 100)
+    }
+}
+
 /// The API gateway (port 8000): accepts notifications durably and answers status queries.
-public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) -> some ApplicationProtocol {
+public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) async -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
@@ -44,21 +83,41 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         templatesBreaker: templatesBreaker,
         timeout: .seconds(2)
     )
+    let limiter = RateLimiter(
+        redis: RedisClient(host: configuration.redis.host, port: configuration.redis.port, timeoutMilliseconds: 200),
+        prefix: configuration.redis.keyPrefix,
+        logger: logger
+    )
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "gateway",
-        checks: [.timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }, .breaker(usersBreaker), .breaker(templatesBreaker)]
+        checks: [
+            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }, .breaker(usersBreaker), .breaker(templatesBreaker),
+            .breaker(limiter.breaker),
+        ]
     ).register(on: router)
-    let api = router.group().add(
-        middleware: APIKeyMiddleware(
-            store: APIKeyStore(client: postgres, logger: logger),
-            serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key)
-        )
+    OpenAPIRoute(document: APIDocument.gateway).register(on: router)
+    let tokens = await AccessTokens.make(
+        secret: configuration.jwt.secret,
+        issuer: configuration.jwt.issuer,
+        lifetime: configuration.jwt.lifetimeSeconds
     )
+    let api = router.group()
+        .add(
+            middleware: CredentialMiddleware(
+                serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
+                tokens: tokens,
+                store: APIKeyStore(client: postgres, logger: logger),
+                cacheSeconds: Double(configuration.keyCacheSeconds)
+            )
+        )
+        .add(middleware: RateLimitMiddleware(limiter: limiter, limit: configuration.limits.perCredential))
     NotificationController(
         repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger),
-        directory: directory
+        directory: directory,
+        limiter: limiter,
+        limits: configuration.limits
     ).register(on: api)
 
     return Application(

@@ -5,14 +5,22 @@ import JobQueue
 import Logging
 import NotificationModel
 import NotifyHTTP
+import RateLimiting
 
-/// `POST /api/v1/notifications/` and `GET /api/v1/notifications/{id}/`.
+/// The gateway's notification endpoints: create (one or in bulk), status, list, retry and delivery reports.
+///
+/// Callers: client API keys (scopes `notifications:write` / `notifications:read`; they see their own
+/// notifications), a user's access token from the user service (may send to and read notifications of that user
+/// only), and the platform's service key (delivery reports).
 struct NotificationController: Sendable {
     let repository: NotificationRepository
     let directory: PlatformDirectory
+    let limiter: RateLimiter
+    let limits: RateLimits
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/notifications", use: create)
+        router.post("/api/v1/notifications/bulk", use: bulk)
         router.get("/api/v1/notifications/:id", use: show)
         router.post("/api/v1/notifications/:id/retry", use: retry)
         router.get("/api/v1/notifications", use: list)
@@ -30,49 +38,33 @@ struct NotificationController: Sendable {
         guard replayed else {
             throw APIError(.conflict, code: "NOT_RETRYABLE", message: "Only a failed notification can be retried")
         }
-        guard let notification = try await repository.find(id: id, client: identity.client) else { throw APIError.internalError }
+        guard let notification = try await repository.find(id: id, owner: .client(identity.client)) else { throw APIError.internalError }
         context.logger.info("notification replayed", metadata: ["notification_id": .string(notification.notificationID)])
         return .envelope(.accepted, data: notification, message: "Notification re-queued")
     }
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        try identity.require("notifications:write")
+        try Self.requireSend(identity)
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
-        async let lookup = directory.template(
-            new.templateCode,
-            channel: new.channel.rawValue,
-            language: new.language,
-            correlationID: context.correlationID
-        )
-        let recipient: Recipient?
-        let template: TemplateContent?
+        if let refusal = Self.refusal(identity, sendingTo: new.userID) { throw refusal }
+        if let limit = limits.perUser {
+            let decision = await limiter.check("user:\(new.userID.lowercased)", limit: limit)
+            if !decision.allowed {
+                // A replay of what was accepted before still answers with the original.
+                if let earlier = try await repository.existing(new, client: identity.client) {
+                    return try Self.respond(earlier, context: context, requestID: new.requestID)
+                }
+                throw APIError.rateLimited(decision, "Too many notifications for this user; try again later")
+            }
+        }
+        let checked: (recipient: Recipient?, template: TemplateContent?)
         do {
-            recipient = try await directory.recipient(new.userID, correlationID: context.correlationID)
-            template = try await lookup
+            checked = try await lookUp(new, correlationID: context.correlationID)
         } catch {
             throw APIError.dependencyUnavailable("The user or template service is unavailable, so the request cannot be checked; try again shortly")
         }
-        let preferences = recipient?.preferences
-        let refusal: APIError?
-        if let template {
-            if let preferences {
-                refusal =
-                    preferences.allows(channel: new.channel.rawValue, category: template.category)
-                    ? nil
-                    : APIError(
-                        .unprocessableContent,
-                        code: "CHANNEL_DISABLED",
-                        message:
-                            "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
-                    )
-            } else {
-                refusal = APIError.notFound("USER_NOT_FOUND", "No user with this user_id")
-            }
-        } else {
-            refusal = APIError.notFound("TEMPLATE_NOT_FOUND", "No \(new.channel.rawValue) template with this template_code")
-        }
-        if let refusal {
+        if let refusal = Self.refusal(new, recipient: checked.recipient, template: checked.template) {
             // A replay of a request accepted before the user changed their mind still returns the original.
             if let earlier = try await repository.existing(new, client: identity.client) {
                 return try Self.respond(earlier, context: context, requestID: new.requestID)
@@ -85,7 +77,7 @@ struct NotificationController: Sendable {
             outcome = try await withDeadline(.seconds(10)) {
                 try await repository.create(
                     new,
-                    templateVersion: template?.activeVersion ?? 1,
+                    templateVersion: checked.template?.activeVersion ?? 1,
                     client: identity.client,
                     correlationID: context.correlationID
                 )
@@ -97,6 +89,47 @@ struct NotificationController: Sendable {
             throw APIError.dependencyUnavailable("The notification could not be stored durably; nothing was accepted")
         }
         return try Self.respond(outcome, context: context, requestID: new.requestID)
+    }
+
+    /// The recipient and the template a notification names (nil when they do not exist); throws when a service is down.
+    func lookUp(_ new: NewNotification, correlationID: String) async throws -> (recipient: Recipient?, template: TemplateContent?) {
+        async let template = directory.template(new.templateCode, channel: new.channel.rawValue, language: new.language, correlationID: correlationID)
+        let recipient = try await directory.recipient(new.userID, correlationID: correlationID)
+        return (recipient, try await template)
+    }
+
+    /// Why this notification may not be sent: no such template or user, or the user turned the channel off.
+    static func refusal(_ new: NewNotification, recipient: Recipient?, template: TemplateContent?) -> APIError? {
+        guard let template else {
+            return APIError.notFound("TEMPLATE_NOT_FOUND", "No \(new.channel.rawValue) template with this template_code")
+        }
+        guard let preferences = recipient?.preferences else { return APIError.notFound("USER_NOT_FOUND", "No user with this user_id") }
+        if preferences.allows(channel: new.channel.rawValue, category: template.category) { return nil }
+        return APIError(
+            .unprocessableContent,
+            code: "CHANNEL_DISABLED",
+            message: "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
+        )
+    }
+
+    /// Client keys need `notifications:write`; a user's token may send (to that user only, checked per notification).
+    static func requireSend(_ identity: Identity) throws {
+        if identity.userID != nil { return }
+        try identity.require("notifications:write")
+    }
+
+    /// A user's token reaches only notifications addressed to that user.
+    static func refusal(_ identity: Identity, sendingTo userID: UUID) -> APIError? {
+        guard let own = identity.userID, own != userID else { return nil }
+        return APIError.forbidden("A user's access token may only send notifications to that user")
+    }
+
+    /// Reading needs `notifications:read` (or write, or admin), or a user's own token.
+    static func readOwner(_ identity: Identity) throws -> Owner {
+        if let userID = identity.userID { return .user(userID) }
+        guard identity.scopes.contains("notifications:read") || identity.scopes.contains("notifications:write") || identity.scopes.contains("admin")
+        else { throw APIError.forbidden("This credential lacks the scope notifications:read") }
+        return .client(identity.client)
     }
 
     static func respond(_ outcome: CreateOutcome, context: NotifyRequestContext, requestID: String) throws -> Response {
@@ -119,23 +152,19 @@ struct NotificationController: Sendable {
     }
 
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
-        guard identity.scopes.contains("notifications:read") || identity.scopes.contains("notifications:write") || identity.scopes.contains("admin")
-        else { throw APIError.forbidden("This credential lacks the scope notifications:read") }
+        let owner = try Self.readOwner(try context.requireIdentity())
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
             throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
         }
-        guard let notification = try await repository.find(id: id, client: identity.client, withHistory: true) else {
+        guard let notification = try await repository.find(id: id, owner: owner, withHistory: true) else {
             throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
         }
         return .envelope(data: notification, message: "Notification retrieved successfully")
     }
 
-    /// `GET /api/v1/notifications/?request_id=&user_id=&status=&page=&limit=`: this client's notifications, newest first.
+    /// `GET /api/v1/notifications/?request_id=&user_id=&status=&page=&limit=`: the caller's notifications, newest first.
     @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
-        guard identity.scopes.contains("notifications:read") || identity.scopes.contains("notifications:write") || identity.scopes.contains("admin")
-        else { throw APIError.forbidden("This credential lacks the scope notifications:read") }
+        let owner = try Self.readOwner(try context.requireIdentity())
         let query = request.uri.queryParameters
         var errors: [FieldError] = []
         let (page, limit) = request.pagination(into: &errors)
@@ -144,6 +173,9 @@ struct NotificationController: Sendable {
             userID = UUID(uuidString: raw)
             if userID == nil { errors.append(FieldError(field: "user_id", message: "must be a UUID")) }
         }
+        if let raw = query.get("request_id"), raw.isEmpty || raw.count > 255 {
+            errors.append(FieldError(field: "request_id", message: "must be 1 to 255 characters"))
+        }
         let status = query.get("status")
         let statuses = ["pending", "processing", "retrying", "sent", "delivered", "failed", "cancelled"]
         if let status, !statuses.contains(status) {
@@ -151,7 +183,7 @@ struct NotificationController: Sendable {
         }
         if !errors.isEmpty { throw APIError.validation(errors) }
         let (items, total) = try await repository.list(
-            client: identity.client,
+            owner: owner,
             requestID: query.get("request_id"),
             userID: userID,
             status: status,

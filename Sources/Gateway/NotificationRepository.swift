@@ -85,6 +85,22 @@ struct HistoryEntry: Codable, Sendable {
     var at: Date
 }
 
+/// Whose notifications a caller sees: a client's own (API keys), those addressed to one user (that user's access
+/// token), or all (the platform's services).
+enum Owner: Sendable {
+    case client(String)
+    case user(UUID)
+    case anyone
+
+    var filter: (client: String?, user: UUID?) {
+        switch self {
+        case .client(let name): return (name, nil)
+        case .user(let id): return (nil, id)
+        case .anyone: return (nil, nil)
+        }
+    }
+}
+
 /// What a delivery report did.
 enum ReportOutcome: Sendable {
     case recorded(NotificationResource)
@@ -107,51 +123,70 @@ struct NotificationRepository: Sendable {
     let logger: Logger
 
     func create(_ new: NewNotification, templateVersion: Int, client clientName: String, correlationID: String) async throws -> CreateOutcome {
-        let hash = new.payloadHash
-        let id = UUID()
-        let variables = String(decoding: try JSONEncoder.canonical.encode(new.variables), as: UTF8.self)
-        let metadata = try new.metadata.map { String(decoding: try JSONEncoder.canonical.encode($0), as: UTF8.self) }
-
-        let inserted: Date? = try await client.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query(
-                """
-                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
-                                           variables, metadata, priority, send_at, correlation_id, template_version)
-                VALUES (\(id), \(clientName), \(new.requestID), \(hash), \(new.channel.rawValue), \(new.userID), \(new.templateCode),
-                        \(new.language), \(variables)::jsonb, \(metadata)::jsonb, \(new.priority), \(new.sendAt), \(correlationID), \(templateVersion))
-                ON CONFLICT (client, request_id) DO NOTHING
-                RETURNING created_at
-                """,
-                logger: logger
-            )
-            var createdAt: Date?
-            for try await value in rows.decode(Date.self) { createdAt = value }
-            guard let createdAt else { return nil }
-            _ = try await JobStore.insert(
-                on: connection,
-                notificationID: id,
-                channel: new.channel,
-                priority: new.priority,
-                runAt: new.sendAt,
-                maxAttempts: maxAttempts,
-                logger: logger
-            )
-            return createdAt
-        }
-        if let createdAt = inserted {
-            return .created(
-                Accepted(
-                    notificationID: id.lowercased,
-                    requestID: new.requestID,
-                    status: "pending",
-                    notificationType: new.channel.rawValue,
-                    createdAt: createdAt
-                )
-            )
-        }
-
+        let accepted = try await createMany([(new, templateVersion)], client: clientName, correlationID: correlationID)
+        if let created = accepted.first ?? nil { return .created(created) }
         guard let earlier = try await existing(new, client: clientName) else { throw NotificationRepositoryError.vanished }
         return earlier
+    }
+
+    /// Writes every notification with its job and outbox message in ONE transaction. Per item: what the client is
+    /// told (status `pending`, as of the commit), or nil when this client already used the request_id.
+    func createMany(
+        _ items: [(new: NewNotification, templateVersion: Int)],
+        client clientName: String,
+        correlationID: String
+    ) async throws -> [Accepted?] {
+        let prepared = try items.map { item in
+            (
+                item: item, id: UUID(), hash: item.new.payloadHash,
+                variables: String(decoding: try JSONEncoder.canonical.encode(item.new.variables), as: UTF8.self),
+                metadata: try item.new.metadata.map { String(decoding: try JSONEncoder.canonical.encode($0), as: UTF8.self) }
+            )
+        }
+        return try await client.withTransaction(logger: logger) { connection in
+            var results: [Accepted?] = []
+            results.reserveCapacity(prepared.count)
+            for entry in prepared {
+                let new = entry.item.new
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
+                                               variables, metadata, priority, send_at, correlation_id, template_version)
+                    VALUES (\(entry.id), \(clientName), \(new.requestID), \(entry.hash), \(new.channel.rawValue), \(new.userID),
+                            \(new.templateCode), \(new.language), \(entry.variables)::jsonb, \(entry.metadata)::jsonb, \(new.priority),
+                            \(new.sendAt), \(correlationID), \(entry.item.templateVersion))
+                    ON CONFLICT (client, request_id) DO NOTHING
+                    RETURNING created_at
+                    """,
+                    logger: logger
+                )
+                var createdAt: Date?
+                for try await value in rows.decode(Date.self) { createdAt = value }
+                guard let createdAt else {
+                    results.append(nil)
+                    continue
+                }
+                _ = try await JobStore.insert(
+                    on: connection,
+                    notificationID: entry.id,
+                    channel: new.channel,
+                    priority: new.priority,
+                    runAt: new.sendAt,
+                    maxAttempts: maxAttempts,
+                    logger: logger
+                )
+                results.append(
+                    Accepted(
+                        notificationID: entry.id.lowercased,
+                        requestID: new.requestID,
+                        status: "pending",
+                        notificationType: new.channel.rawValue,
+                        createdAt: createdAt
+                    )
+                )
+            }
+            return results
+        }
     }
 
     /// The outcome for a request_id this client already used: the original, or a conflict if the payload differs.
@@ -162,7 +197,7 @@ struct NotificationRepository: Sendable {
         )
         for try await (existingID, existingHash) in rows.decode((UUID, String).self) {
             guard existingHash == new.payloadHash else { return .conflict }
-            if let resource = try await find(id: existingID, client: clientName) { return .replayed(resource) }
+            if let resource = try await find(id: existingID, owner: .client(clientName)) { return .replayed(resource) }
         }
         return nil
     }
@@ -196,13 +231,15 @@ struct NotificationRepository: Sendable {
         )
     }
 
-    /// One notification of this client (any client when `clientName` is nil: services reporting deliveries).
-    func find(id: UUID, client clientName: String?, withHistory: Bool = false) async throws -> NotificationResource? {
+    /// One notification visible to `owner`.
+    func find(id: UUID, owner: Owner, withHistory: Bool = false) async throws -> NotificationResource? {
+        let (clientName, userID) = owner.filter
         let rows = try await client.query(
             """
             SELECT \(unescaped: Self.columns)
             FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id
             WHERE n.id = \(id) AND (\(clientName)::text IS NULL OR n.client = \(clientName))
+              AND (\(userID)::uuid IS NULL OR n.user_id = \(userID))
             """,
             logger: logger
         )
@@ -219,9 +256,9 @@ struct NotificationRepository: Sendable {
         return resource
     }
 
-    /// This client's notifications, newest first, filtered; with the total for pagination.
+    /// The notifications visible to `owner`, newest first, filtered; with the total for pagination.
     func list(
-        client clientName: String,
+        owner: Owner,
         requestID: String?,
         userID: UUID?,
         status: String?,
@@ -230,12 +267,14 @@ struct NotificationRepository: Sendable {
     ) async throws
         -> ([NotificationResource], Int)
     {
+        let (clientName, ownerID) = owner.filter
         var items: [NotificationResource] = []
         for try await row in try await client.query(
             """
             SELECT \(unescaped: Self.columns)
             FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id
-            WHERE n.client = \(clientName) AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
+            WHERE (\(clientName)::text IS NULL OR n.client = \(clientName)) AND (\(ownerID)::uuid IS NULL OR n.user_id = \(ownerID))
+              AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
               AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status)::text IS NULL OR n.status = \(status))
             ORDER BY n.created_at DESC, n.id LIMIT \(limit) OFFSET \((page - 1) * limit)
             """,
@@ -245,7 +284,8 @@ struct NotificationRepository: Sendable {
         for try await count in try await client.query(
             """
             SELECT count(*)::int FROM notifications n
-            WHERE n.client = \(clientName) AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
+            WHERE (\(clientName)::text IS NULL OR n.client = \(clientName)) AND (\(ownerID)::uuid IS NULL OR n.user_id = \(ownerID))
+              AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
               AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status)::text IS NULL OR n.status = \(status))
             """,
             logger: logger
@@ -256,9 +296,9 @@ struct NotificationRepository: Sendable {
     /// A delivery report from a provider or service: `delivered` only after `sent`; `failed` after `sent` (a bounce);
     /// `pending` is recorded in the history. Reporting the same outcome again changes nothing.
     func report(id: UUID, channel: String, status: String, error: String?, at: Date?) async throws -> ReportOutcome {
-        guard let current = try await find(id: id, client: nil), current.notificationType == channel else { return .notFound }
+        guard let current = try await find(id: id, owner: .anyone), current.notificationType == channel else { return .notFound }
         if current.status == status, status != "pending" {
-            return .alreadyRecorded(try await find(id: id, client: nil, withHistory: true) ?? current)
+            return .alreadyRecorded(try await find(id: id, owner: .anyone, withHistory: true) ?? current)
         }
         let allowed: Set<String> = status == "pending" ? ["sent", "delivered", "processing", "pending", "retrying"] : ["sent", "delivered"]
         guard allowed.contains(current.status) else { return .invalid(current: current.status) }
@@ -282,7 +322,7 @@ struct NotificationRepository: Sendable {
                 )
             }
         }
-        return .recorded(try await find(id: id, client: nil, withHistory: true) ?? current)
+        return .recorded(try await find(id: id, owner: .anyone, withHistory: true) ?? current)
     }
 }
 
@@ -290,7 +330,7 @@ extension NotificationRepository {
     /// Replays a dead-lettered notification of this client (the SQL function `replay_dead_letter`).
     /// Returns nil when there is no such notification, false when it is not failed.
     func replay(id: UUID, client clientName: String) async throws -> Bool? {
-        guard try await find(id: id, client: clientName) != nil else { return nil }
+        guard try await find(id: id, owner: .client(clientName)) != nil else { return nil }
         let rows = try await client.query("SELECT replay_dead_letter(\(id))", logger: logger)
         for try await replayed in rows.decode(Bool.self) { return replayed }
         return false

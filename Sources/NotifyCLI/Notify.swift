@@ -55,7 +55,7 @@ func serve<App: ApplicationProtocol>(_ component: String, _ build: (EnvironmentR
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gateway", abstract: "The public REST API (port 8000).")
-    func run() async throws { try await serve("gateway") { env, logger in buildGateway(try GatewayConfiguration(env), logger: logger) } }
+    func run() async throws { try await serve("gateway") { env, logger in await buildGateway(try GatewayConfiguration(env), logger: logger) } }
 }
 
 struct UsersCommand: AsyncParsableCommand {
@@ -99,7 +99,7 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the admin service.")
-        func run() async throws { try await serve("admin") { env, logger in buildAdmin(try AdminConfiguration(env), logger: logger) } }
+        func run() async throws { try await serve("admin") { env, logger in await buildAdmin(try AdminConfiguration(env), logger: logger) } }
     }
 
     struct CreateKey: AsyncParsableCommand {

@@ -133,6 +133,20 @@ public struct ServiceKeySettings: Sendable {
     }
 }
 
+/// How user access tokens are signed and checked: the user service issues them, the gateway accepts them.
+public struct JWTSettings: Sendable {
+    public var secret: String
+    public var issuer: String
+    public var lifetimeSeconds: Int
+
+    public init(_ env: EnvironmentReader, problems: inout [String]) {
+        secret = env.required("NOTIFY_JWT_SECRET", problems: &problems)
+        if !secret.isEmpty, secret.utf8.count < 32 { problems.append("NOTIFY_JWT_SECRET must be at least 32 bytes") }
+        issuer = env.string("NOTIFY_JWT_ISSUER", default: "notify-users")
+        lifetimeSeconds = env.int("NOTIFY_JWT_TTL_SECONDS", default: 3600, problems: &problems)
+    }
+}
+
 extension Logger {
     /// The logger every process uses: JSON lines with a `component` field, level from NOTIFY_LOG_LEVEL.
     public static func make(component: String, env: EnvironmentReader = EnvironmentReader()) -> Logger {

@@ -106,3 +106,20 @@ extension HealthCheck {
         }
     }
 }
+
+/// `GET /openapi.json`: the service's OpenAPI document, public like `/health`.
+public struct OpenAPIRoute: Sendable {
+    let document: Data
+
+    public init(document: Data) { self.document = document }
+
+    public func register(on router: Router<NotifyRequestContext>) {
+        router.get("/openapi.json") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: document))
+            )
+        }
+    }
+}

@@ -7,6 +7,7 @@ import NIOPosix
 public struct RedisError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+    public init(message: String) { self.message = message }
 }
 
 /// A Redis connection through hiredis. Calls block, so they run on the `NIOThreadPool`, one at a time on the one

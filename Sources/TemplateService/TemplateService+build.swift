@@ -1,3 +1,4 @@
+import APIDocs
 import Hummingbird
 import Logging
 import NotifyConfig
@@ -50,6 +51,7 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
             .breaker(cache.breaker),
         ]
     ).register(on: router)
+    OpenAPIRoute(document: APIDocument.templates).register(on: router)
     let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))
     TemplateController(repository: TemplateRepository(client: postgres, logger: logger), cache: cache).register(on: api)
 

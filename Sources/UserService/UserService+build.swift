@@ -1,3 +1,4 @@
+import APIDocs
 import Credentials
 import Hummingbird
 import Logging
@@ -11,9 +12,7 @@ public struct UserServiceConfiguration: Sendable {
     public var postgres: PostgresSettings
     public var redis: RedisSettings
     public var serviceKey: ServiceKeySettings
-    public var jwtSecret: String
-    public var jwtIssuer: String
-    public var jwtLifetimeSeconds: Int
+    public var jwt: JWTSettings
     public var bcryptCost: Int
     public var cacheTTLSeconds: Int
 
@@ -23,10 +22,7 @@ public struct UserServiceConfiguration: Sendable {
         postgres = PostgresSettings(env, problems: &problems)
         redis = RedisSettings(env, problems: &problems)
         serviceKey = ServiceKeySettings(env, problems: &problems)
-        jwtSecret = env.required("NOTIFY_JWT_SECRET", problems: &problems)
-        if !jwtSecret.isEmpty, jwtSecret.utf8.count < 32 { problems.append("NOTIFY_JWT_SECRET must be at least 32 bytes") }
-        jwtIssuer = env.string("NOTIFY_JWT_ISSUER", default: "notify-users")
-        jwtLifetimeSeconds = env.int("NOTIFY_JWT_TTL_SECONDS", default: 3600, problems: &problems)
+        jwt = JWTSettings(env, problems: &problems)
         bcryptCost = env.int("NOTIFY_BCRYPT_COST", default: 10, problems: &problems)
         cacheTTLSeconds = env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
@@ -41,9 +37,9 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port)
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
     let tokens = await AccessTokens.make(
-        secret: configuration.jwtSecret,
-        issuer: configuration.jwtIssuer,
-        lifetime: configuration.jwtLifetimeSeconds
+        secret: configuration.jwt.secret,
+        issuer: configuration.jwt.issuer,
+        lifetime: configuration.jwt.lifetimeSeconds
     )
 
     let router = Router(context: NotifyRequestContext.self)
@@ -56,6 +52,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
             .breaker(cache.breaker),
         ]
     ).register(on: router)
+    OpenAPIRoute(document: APIDocument.users).register(on: router)
     let controller = UserController(
         repository: UserRepository(client: postgres, logger: logger),
         cache: cache,
@@ -64,10 +61,10 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     )
     controller.registerPublic(on: router)
     let api = router.group().add(
-        middleware: UserAuthMiddleware(
+        middleware: CredentialMiddleware(
             serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
             tokens: tokens,
-            apiKeys: APIKeyStore(client: keys, logger: logger)
+            store: APIKeyStore(client: keys, logger: logger)
         )
     )
     controller.register(on: api)

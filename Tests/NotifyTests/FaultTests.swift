@@ -304,6 +304,44 @@ struct FaultTests {
         }
     }
 
+    @Test("Redis stopped: the gateway's rate limits keep holding in the process; with Redis back they live in Redis again")
+    func rateLimitsWithoutRedis() async throws {
+        let limits = ["NOTIFY_RATE_LIMIT_PER_KEY": "4/m", "NOTIFY_RATE_LIMIT_KEY_BURST": "4"]
+        try await Stack.with(services: [.users, .templates, .gateway], extra: limits) { stack in
+            try await stack.createTemplate(["code": "welcome", "name": "W", "channel": "email", "subject": "S", "body": "B"])
+            let user = try await stack.createUser()
+            func body(_ requestID: String) -> [String: Any] {
+                ["notification_type": "email", "user_id": user, "template_code": "welcome", "request_id": requestID]
+            }
+            try stack.infraControl("stop", "redis")
+            do {
+                var statuses: [Int] = []
+                for index in 0..<6 {
+                    let start = ContinuousClock.now
+                    let reply = try await stack.send(body("nr-\(index)"))
+                    statuses.append(reply.status)
+                    #expect(ContinuousClock.now - start < .seconds(2), "a dead Redis must not hold requests up")
+                    if reply.status == 429 { #expect(reply.headers.first(name: "Retry-After") != nil) }
+                }
+                #expect(statuses == [202, 202, 202, 202, 429, 429])
+                let health = try await stack.call(.GET, "\(stack.url(.gateway))/health")
+                #expect(health.status == 200)
+                #expect(
+                    ((health.data["checks"] as? [String: Any])?["circuit:redis-rate-limit"] as? [String: Any])?["status"] as? String == "degraded"
+                )
+            } catch {
+                try? stack.infraControl("start", "redis")
+                throw error
+            }
+            try stack.infraControl("start", "redis")
+            _ = try await eventually("limits back in Redis", timeout: .seconds(60), interval: .milliseconds(500)) { () -> Bool? in
+                let key = try await stack.createKey(scopes: ["notifications:write"])
+                _ = try await stack.send(body("back-\(UUID())"), headers: ["Authorization": "Bearer \(key)"])
+                return try await stack.redisKeys(matching: "rl:key:*").isEmpty ? nil : true
+            }
+        }
+    }
+
     @Test("PostgreSQL restarted under load: every process reconnects on its own and every accepted notification is sent")
     func postgresRestarted() async throws {
         try await Stack.with(extra: Self.fast) { stack in
@@ -321,7 +359,7 @@ struct FaultTests {
             let counts = try await waitDelivered(stack, ids)
             #expect(counts.count == 300)
             _ = try await eventually("all 300 sent", timeout: .seconds(120)) { try await countSent(stack) == 300 ? true : nil }
-            for service in Stack.Service.allCases {
+            for service in Stack.Service.core {
                 let health = try await stack.call(.GET, "\(stack.url(service))/health")
                 #expect(health.status == 200, "\(service.rawValue) unhealthy after the restart")
             }

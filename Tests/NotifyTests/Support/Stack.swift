@@ -11,6 +11,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NotifyConfig
 import PostgresNIO
+import RedisCache
 import Testing
 
 /// The processes of the platform, each a real `notify` subprocess, against the real infrastructure, isolated in the
@@ -20,6 +21,10 @@ final class Stack: @unchecked Sendable {
         case users, templates, gateway, relay
         case emailWorker = "email-worker"
         case pushWorker = "push-worker"
+        case admin
+
+        /// Every process that carries notifications (the admin service only when a test asks for it).
+        static let core: [Service] = [.users, .templates, .gateway, .relay, .emailWorker, .pushWorker]
 
         var portKey: String {
             switch self {
@@ -29,6 +34,7 @@ final class Stack: @unchecked Sendable {
             case .relay: return "NOTIFY_RELAY_PORT"
             case .emailWorker: return "NOTIFY_EMAIL_WORKER_PORT"
             case .pushWorker: return "NOTIFY_PUSH_WORKER_PORT"
+            case .admin: return "NOTIFY_ADMIN_PORT"
             }
         }
     }
@@ -53,7 +59,7 @@ final class Stack: @unchecked Sendable {
     private(set) var extra: [String: String] = [:]
 
     static func with<T: Sendable>(
-        services: [Service] = Service.allCases,
+        services: [Service] = Service.core,
         extra: [String: String] = [:],
         _ body: @Sendable (Stack) async throws -> T
     ) async throws -> T {
@@ -325,4 +331,13 @@ struct UnexpectedReply: Error, @unchecked Sendable, CustomStringConvertible {
     var reply: [String: Any]
     var status: Int
     var description: String { "unexpected reply \(status): \(reply)" }
+}
+
+extension Stack {
+    /// This test's Redis keys matching a pattern (the test's key prefix is added and removed).
+    func redisKeys(matching pattern: String) async throws -> [String] {
+        let redis = RedisClient(host: infra.redis.host, port: infra.redis.port)
+        guard case .array(let values) = try await redis.command(["KEYS", infra.redis.keyPrefix + pattern]) else { return [] }
+        return values.compactMap { if case .string(let key) = $0 { String(key.dropFirst(infra.redis.keyPrefix.count)) } else { nil } }
+    }
 }

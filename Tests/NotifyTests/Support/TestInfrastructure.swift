@@ -62,6 +62,11 @@ struct TestInfrastructure: Sendable {
         environment["NOTIFY_JWT_SECRET"] = "test-signing-key-" + runID + "-0123456789abcdef"
         environment["NOTIFY_LOG_LEVEL"] = environment["NOTIFY_TEST_LOG_LEVEL"] ?? "info"
         environment["NOTIFY_BCRYPT_COST"] = "4"
+        // Limits high enough for the load the tests make; the rate-limit tests set their own. The limiter still runs.
+        environment["NOTIFY_RATE_LIMIT_PER_KEY"] = "100000/s"
+        environment["NOTIFY_RATE_LIMIT_PER_USER"] = "100000/s"
+        environment["NOTIFY_RATE_LIMIT_KEY_BURST"] = "100000"
+        environment["NOTIFY_RATE_LIMIT_USER_BURST"] = "100000"
         for (key, value) in extra { environment[key] = value }
         return environment
     }

@@ -2,30 +2,30 @@ import Foundation
 import JWTKit
 
 /// The claims of a user's access token.
-struct AccessTokenPayload: JWTPayload {
+public struct AccessTokenPayload: JWTPayload {
     var sub: SubjectClaim
     var iss: IssuerClaim
     var iat: IssuedAtClaim
     var exp: ExpirationClaim
 
-    func verify(using algorithm: some JWTAlgorithm) async throws {
+    public func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
     }
 }
 
 /// Issues and verifies HS256 access tokens with the signing key from configuration.
-struct AccessTokens: Sendable {
+public struct AccessTokens: Sendable {
     let keys: JWTKeyCollection
-    let issuer: String
-    let lifetime: Int
+    public let issuer: String
+    public let lifetime: Int
 
-    static func make(secret: String, issuer: String, lifetime: Int) async -> AccessTokens {
+    public static func make(secret: String, issuer: String, lifetime: Int) async -> AccessTokens {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         return AccessTokens(keys: keys, issuer: issuer, lifetime: lifetime)
     }
 
-    func issue(userID: UUID) async throws -> String {
+    public func issue(userID: UUID) async throws -> String {
         let now = Date()
         let payload = AccessTokenPayload(
             sub: .init(value: userID.uuidString.lowercased()),
@@ -37,7 +37,7 @@ struct AccessTokens: Sendable {
     }
 
     /// The user a valid token of ours names, or nil (bad signature, expired, foreign issuer).
-    func verify(_ token: String) async -> UUID? {
+    public func verify(_ token: String) async -> UUID? {
         guard let payload = try? await keys.verify(token, as: AccessTokenPayload.self), payload.iss.value == issuer else { return nil }
         return UUID(uuidString: payload.sub.value)
     }

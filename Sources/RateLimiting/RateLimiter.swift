@@ -1,0 +1,164 @@
+import Breakers
+import Crypto
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import RedisCache
+
+/// A limit: `rate` units per second on average, with bursts of up to `burst` at once.
+public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
+    public var perSecond: Double
+    public var burst: Int
+
+    public init(perSecond: Double, burst: Int) {
+        self.perSecond = perSecond
+        self.burst = burst
+    }
+
+    /// `"100/s"`, `"600/m"` or `"10000/h"` with a burst; `"0"` or `"off"` means no limit (nil).
+    public static func parse(_ text: String, burst: Int?) -> Result<RateLimit?, RateLimitParseError> {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if trimmed == "0" || trimmed == "off" { return .success(nil) }
+        let parts = trimmed.split(separator: "/")
+        guard parts.count == 2, let count = Double(parts[0]), count > 0 else { return .failure(RateLimitParseError(text: text)) }
+        let seconds: Double
+        switch parts[1] {
+        case "s", "sec", "second": seconds = 1
+        case "m", "min", "minute": seconds = 60
+        case "h", "hour": seconds = 3600
+        default: return .failure(RateLimitParseError(text: text))
+        }
+        let burst = burst ?? max(1, Int(count.rounded(.up)))
+        guard burst >= 1 else { return .failure(RateLimitParseError(text: text)) }
+        return .success(RateLimit(perSecond: count / seconds, burst: burst))
+    }
+
+    /// Microseconds between two units at the average rate.
+    var intervalMicros: Double { 1_000_000 / perSecond }
+
+    public var description: String { "\(perSecond)/s burst \(burst)" }
+}
+
+public struct RateLimitParseError: Error, CustomStringConvertible {
+    public var text: String
+    public var description: String { "not a rate (use e.g. 100/s, 600/m, 0 for none): \(text)" }
+}
+
+/// What a check decided, with what the `RateLimit-*` headers report.
+public struct RateDecision: Sendable, Equatable {
+    public var allowed: Bool
+    public var limit: Int
+    public var remaining: Int
+    /// Seconds until the burst is whole again.
+    public var resetSeconds: Int
+    /// Seconds until this request would be allowed (0 when it was).
+    public var retryAfterSeconds: Int
+}
+
+/// GCRA (the generic cell rate algorithm) over Redis, shared by every gateway, with one atomic script per check.
+/// When Redis fails, a breaker opens and the same algorithm runs in this process's memory, so limits keep holding
+/// (per process) and no request waits on a dead Redis; the breaker logs each change once.
+public final class RateLimiter: Sendable {
+    let redis: RedisClient?
+    let prefix: String
+    public let breaker: CircuitBreaker
+    private let local = NIOLockedValueBox([String: Double]())
+    private let logger: Logger
+
+    static let script = """
+        local interval = tonumber(ARGV[1])
+        local burst = tonumber(ARGV[2])
+        local cost = tonumber(ARGV[3])
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if tat < now then tat = now end
+        local tolerance = interval * burst
+        local new_tat = tat + interval * cost
+        if new_tat - tolerance > now then
+          local remaining = math.floor((now - (tat - tolerance)) / interval)
+          if remaining < 0 then remaining = 0 end
+          return {0, remaining, math.ceil(new_tat - tolerance - now), math.ceil(tat - now)}
+        end
+        redis.call('SET', KEYS[1], string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+        return {1, math.floor((now - (new_tat - tolerance)) / interval), 0, math.ceil(new_tat - now)}
+        """
+    static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
+
+    public init(redis: RedisClient?, prefix: String, logger: Logger) {
+        self.redis = redis
+        self.prefix = prefix
+        self.logger = logger
+        self.breaker = CircuitBreaker(
+            name: "redis-rate-limit",
+            configuration: .init(consecutiveFailures: 2, maximumOpen: .seconds(30)),
+            logger: logger
+        )
+    }
+
+    /// Takes `cost` units from the bucket `key` under `limit`.
+    public func check(_ key: String, limit: RateLimit, cost: Int = 1) async -> RateDecision {
+        if let redis, let decision = try? await breaker.run({ try await self.checkRedis(redis, key: key, limit: limit, cost: cost) }) {
+            return decision
+        }
+        return checkLocal(key, limit: limit, cost: cost)
+    }
+
+    func checkRedis(_ redis: RedisClient, key: String, limit: RateLimit, cost: Int) async throws -> RateDecision {
+        let arguments = ["1", prefix + "rl:" + key, String(limit.intervalMicros), String(limit.burst), String(cost)]
+        let reply: RedisClient.Reply
+        do {
+            reply = try await redis.command(["EVALSHA", Self.scriptSHA] + arguments)
+        } catch let error as RedisError where error.message.contains("NOSCRIPT") {
+            reply = try await redis.command(["EVAL", Self.script] + arguments)
+        }
+        guard case .array(let values) = reply, values.count == 4,
+            case .integer(let allowed) = values[0], case .integer(let remaining) = values[1],
+            case .integer(let retryMicros) = values[2], case .integer(let resetMicros) = values[3]
+        else { throw RedisError(message: "redis: unexpected reply from the rate-limit script") }
+        return Self.decision(
+            allowed: allowed == 1,
+            limit: limit,
+            remaining: remaining,
+            retryMicros: Double(retryMicros),
+            resetMicros: Double(resetMicros)
+        )
+    }
+
+    /// The same algorithm in memory, for when Redis is unavailable.
+    func checkLocal(_ key: String, limit: RateLimit, cost: Int) -> RateDecision {
+        let elapsed = ContinuousClock.now - Self.origin
+        let now = Double(elapsed.components.seconds) * 1_000_000 + Double(elapsed.components.attoseconds) / 1e12
+        return local.withLockedValue { buckets in
+            if buckets.count > 100_000 { buckets = buckets.filter { $0.value > now } }
+            let tat = max(buckets[key] ?? 0, now)
+            let tolerance = limit.intervalMicros * Double(limit.burst)
+            let newTAT = tat + limit.intervalMicros * Double(cost)
+            if newTAT - tolerance > now {
+                let remaining = max(0, Int(((now - (tat - tolerance)) / limit.intervalMicros).rounded(.down)))
+                return Self.decision(
+                    allowed: false,
+                    limit: limit,
+                    remaining: remaining,
+                    retryMicros: newTAT - tolerance - now,
+                    resetMicros: tat - now
+                )
+            }
+            buckets[key] = newTAT
+            let remaining = Int(((now - (newTAT - tolerance)) / limit.intervalMicros).rounded(.down))
+            return Self.decision(allowed: true, limit: limit, remaining: remaining, retryMicros: 0, resetMicros: newTAT - now)
+        }
+    }
+
+    static let origin = ContinuousClock.now
+
+    static func decision(allowed: Bool, limit: RateLimit, remaining: Int, retryMicros: Double, resetMicros: Double) -> RateDecision {
+        RateDecision(
+            allowed: allowed,
+            limit: limit.burst,
+            remaining: max(0, min(remaining, limit.burst)),
+            resetSeconds: max(0, Int((resetMicros / 1_000_000).rounded(.up))),
+            retryAfterSeconds: allowed ? 0 : max(1, Int((retryMicros / 1_000_000).rounded(.up)))
+        )
+    }
+}

@@ -1,0 +1,159 @@
+import Broker
+import Foundation
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+import Testing
+
+/// Bulk creation, priority and scheduling, against the real stack.
+@Suite("Bulk, priority and scheduling", .serialized)
+struct BulkAndOrderTests {
+    static func prepare(_ stack: Stack) async throws -> String {
+        try await stack.createTemplate(["code": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi {{name}}", "body": "Hi {{name}}"])
+        return try await stack.createUser()
+    }
+
+    static func item(_ userID: String, _ requestID: String, name: String = "Ada", priority: Int = 0) -> [String: Any] {
+        [
+            "notification_type": "email", "user_id": userID, "template_code": "welcome", "variables": ["name": name],
+            "request_id": requestID, "priority": priority,
+        ]
+    }
+
+    func bulk(_ stack: Stack, _ items: Any) async throws -> Stack.Reply {
+        try await stack.call(.POST, "\(stack.url(.gateway))/api/v1/notifications/bulk/", json: ["notifications": items], headers: stack.clientAuth)
+    }
+
+    @Test("bulk: per-item results in order; valid items in one transaction; bad ones refused alone; idempotent per item")
+    func bulkResults() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
+            var bad = Self.item(user, "b-4")
+            bad["user_id"] = "not-a-uuid"
+            let items: [Any] = [
+                Self.item(user, "b-1"), Self.item(user, "b-2"), Self.item(user, "b-3"),
+                bad,
+                Self.item(UUID().uuidString, "b-5"),
+                Self.item(user, "b-1"),
+                Self.item(user, "b-2", name: "Someone else"),
+                "not an object",
+            ]
+            let reply = try await bulk(stack, items)
+            #expect(reply.status == 200)
+            let results = try #require(reply.data["results"] as? [[String: Any]])
+            #expect(results.map { $0["status"] as? Int } == [202, 202, 202, 400, 404, 200, 422, 400])
+            #expect(results.map { $0["index"] as? Int } == Array(0..<8))
+            #expect(results[3]["error"] as? String == "VALIDATION_ERROR")
+            #expect((results[3]["details"] as? [[String: Any]])?.first?["field"] as? String == "user_id")
+            #expect(results[4]["error"] as? String == "USER_NOT_FOUND")
+            #expect(results[6]["error"] as? String == "IDEMPOTENCY_CONFLICT")
+            let first = try #require((results[0]["data"] as? [String: Any])?["notification_id"] as? String)
+            #expect((results[5]["data"] as? [String: Any])?["notification_id"] as? String == first)
+            #expect(reply.data["accepted"] as? Int == 3)
+            #expect(reply.data["replayed"] as? Int == 1)
+            #expect(reply.data["rejected"] as? Int == 4)
+            #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == 3)
+            #expect(try await stack.scalar("SELECT count(*)::int FROM jobs", as: Int.self) == 3)
+            #expect(try await stack.scalar("SELECT count(*)::int FROM outbox", as: Int.self) == 3)
+
+            // The same bulk again: nothing new, the originals.
+            let again = try await bulk(stack, items)
+            let second = try #require(again.data["results"] as? [[String: Any]])
+            #expect(second.map { $0["status"] as? Int } == [200, 200, 200, 400, 404, 200, 422, 400])
+            #expect((second[0]["data"] as? [String: Any])?["notification_id"] as? String == first)
+            #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == 3)
+
+            for invalid: Any in [[Any](), Array(repeating: Self.item(user, "x"), count: 1001), "nope"] {
+                let refused = try await bulk(stack, invalid)
+                #expect(refused.status == 400)
+                #expect(refused.error == "VALIDATION_ERROR")
+            }
+        }
+    }
+
+    @Test("bulk: 1,000 notifications are accepted in one request and one transaction")
+    func bulkThousand() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
+            let items = (0..<1000).map { Self.item(user, "t-\($0)") }
+            let reply = try await bulk(stack, items)
+            #expect(reply.status == 200)
+            #expect(reply.data["accepted"] as? Int == 1000, "\(reply.status) \(reply.json)")
+            #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == 1000)
+            #expect(try await stack.scalar("SELECT count(*)::int FROM jobs WHERE state = 'available'", as: Int.self) == 1000)
+            // now() is the transaction's start time: one value for all 1,000 rows means one transaction.
+            #expect(try await stack.scalar("SELECT count(DISTINCT created_at)::int FROM notifications", as: Int.self) == 1)
+        }
+    }
+
+    @Test("priority: with a backlog on the broker, higher-priority notifications are delivered first")
+    func priorityOrder() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay], extra: ["NOTIFY_WORKER_PREFETCH": "1"]) { stack in
+            let user = try await Self.prepare(stack)
+            let low = (0..<30).map { Self.item(user, "low-\($0)", priority: 0) }
+            let high = (0..<10).map { Self.item(user, "high-\($0)", priority: 9) }
+            #expect(try await bulk(stack, low).data["accepted"] as? Int == 30)
+            #expect(try await bulk(stack, high).data["accepted"] as? Int == 10)
+            // The backlog sits in email.queue before any worker runs.
+            _ = try await eventually("40 messages queued", timeout: .seconds(30)) { () -> Bool? in
+                let queue = try await stack.infra.management(stack.http).queue("email.queue")
+                return queue["messages"] as? Int == 40 ? true : nil
+            }
+            try stack.start(.emailWorker)
+            _ = try await eventually("all 40 sent", timeout: .seconds(60)) { () -> Bool? in
+                try await stack.scalar("SELECT count(*)::int FROM notifications WHERE status = 'sent'", as: Int.self) == 40 ? true : nil
+            }
+            let order = try await stack.infra.withDatabase(.notifications) { client in
+                var priorities: [Int] = []
+                for try await priority in try await client.query(
+                    "SELECT priority FROM notifications ORDER BY sent_at, id",
+                    logger: TestInfrastructure.logger
+                ).decode(Int.self) { priorities.append(priority) }
+                return priorities
+            }
+            #expect(Array(order.prefix(10)) == Array(repeating: 9, count: 10), "sent order: \(order)")
+        }
+    }
+
+    @Test("scheduling: send_at holds the job until then; the notification is sent after it, not before")
+    func scheduled() async throws {
+        try await Stack.with { stack in
+            let user = try await Self.prepare(stack)
+            let sendAt = Date().addingTimeInterval(10)
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            var later = Self.item(user, "later")
+            later["send_at"] = formatter.string(from: sendAt)
+            let held = try await stack.send(later)
+            #expect(held.status == 202)
+            let heldID = try #require(held.data["notification_id"] as? String)
+            #expect(
+                try await stack.scalar("SELECT state FROM jobs WHERE notification_id = \(UUID(uuidString: heldID)!)", as: String.self) == "scheduled"
+            )
+
+            // A notification without send_at, sent after it, is sent first; the scheduled one is still held then.
+            let now = try await stack.send(Self.item(user, "now"))
+            let nowID = try #require(now.data["notification_id"] as? String)
+            _ = try await stack.waitForStatus(nowID, "sent")
+            let heldNow = try await stack.notification(heldID).data
+            try #require(Date() < sendAt, "the unscheduled notification took longer than the schedule; the test proves nothing")
+            #expect(heldNow["status"] as? String == "pending")
+            #expect(heldNow["job_state"] as? String == "scheduled")
+            #expect(heldNow["sent_at"] == nil)
+
+            _ = try await stack.waitForEmail(heldID, timeout: .seconds(30))
+            let sentAt = try #require(
+                try await stack.scalar("SELECT sent_at FROM notifications WHERE id = \(UUID(uuidString: heldID)!)", as: Date.self)
+            )
+            #expect(sentAt >= sendAt.addingTimeInterval(-0.001))
+            let shown = try await stack.notification(heldID)
+            #expect(shown.data["send_at"] is String)
+
+            var bad = Self.item(user, "bad-time")
+            bad["send_at"] = "tomorrow"
+            let refused = try await stack.send(bad)
+            #expect(refused.status == 400)
+            #expect(refused.details.first?["field"] == "send_at")
+        }
+    }
+}
