@@ -146,7 +146,10 @@ enum Common {
           },
           "Unauthorized": {
             "description": "UNAUTHORIZED: no credential, or one that is not valid.",
-            "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+            "headers": {
+              "X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"},
+              "WWW-Authenticate": {"description": "`Bearer` when no valid credential was given.", "schema": {"type": "string"}}
+            },
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
           },
           "Forbidden": {
@@ -195,7 +198,7 @@ enum Common {
 
     static let parameters = #"""
         {
-          "Page": {"name": "page", "in": "query", "description": "Page number, from 1.", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+          "Page": {"name": "page", "in": "query", "description": "Page number, from 1.", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 1}},
           "Limit": {"name": "limit", "in": "query", "description": "Items per page.", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
           "CorrelationID": {
             "name": "X-Correlation-ID", "in": "header",

@@ -9,10 +9,7 @@ enum TemplatesDocument {
               "summary": "Create a template (version 1)",
               "description": "Only the platform's service key is accepted (as bearer or X-API-Key). A code may exist once per channel. Every text part must parse as Mustache. Every problem of the body is reported at once in `details`.",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TemplateCreate"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TemplateCreate"}}}},
               "responses": {
                 "201": {
                   "description": "Created, as version 1 in its language (the template's default language).",
@@ -24,7 +21,10 @@ enum TemplatesDocument {
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "409": {"$ref": "#/components/responses/Conflict", "description": "TEMPLATE_EXISTS: a template with this code exists for this channel."},
+                "409": {
+                  "$ref": "#/components/responses/Conflict",
+                  "description": "TEMPLATE_EXISTS: a template with this code exists for this channel."
+                },
                 "413": {"$ref": "#/components/responses/ContentTooLarge"}
               }
             },
@@ -54,8 +54,19 @@ enum TemplatesDocument {
           },
           "/api/v1/templates/{template_code}/": {
             "parameters": [
-              {"name": "template_code", "in": "path", "required": true, "description": "The template's code.", "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}},
-              {"name": "channel", "in": "query", "description": "Which template, when the code names an email and a push template; needed only then.", "schema": {"enum": ["email", "push"]}},
+              {
+                "name": "template_code",
+                "in": "path",
+                "required": true,
+                "description": "The template's code.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}
+              },
+              {
+                "name": "channel",
+                "in": "query",
+                "description": "Which template, when the code names an email and a push template; needed only then.",
+                "schema": {"enum": ["email", "push"]}
+              },
               {"$ref": "#/components/parameters/CorrelationID"}
             ],
             "get": {
@@ -65,7 +76,12 @@ enum TemplatesDocument {
               "security": [{"bearer": []}, {"apiKey": []}],
               "parameters": [
                 {"name": "language", "in": "query", "description": "The preferred language, e.g. `fr-CA`.", "schema": {"type": "string"}},
-                {"name": "version", "in": "query", "description": "A version number; a language without a row at that version gives its latest row below it.", "schema": {"type": "integer", "minimum": 1}}
+                {
+                  "name": "version",
+                  "in": "query",
+                  "description": "A version number; a language without a row at that version gives its latest row below it.",
+                  "schema": {"type": "integer", "minimum": 1}
+                }
               ],
               "responses": {
                 "200": {
@@ -76,9 +92,15 @@ enum TemplatesDocument {
                     {"properties": {"data": {"$ref": "#/components/schemas/Template"}}}
                   ]}}}
                 },
-                "400": {"$ref": "#/components/responses/BadRequest", "description": "VALIDATION_ERROR: `version` is not a positive integer, `channel` is not email or push, or the code names two templates and `channel` is missing."},
+                "400": {
+                  "$ref": "#/components/responses/BadRequest",
+                  "description": "VALIDATION_ERROR: `version` is not a positive integer, `channel` is not email or push, or the code names two templates and `channel` is missing."
+                },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template (or it is archived and no `version` was given)."}
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "TEMPLATE_NOT_FOUND: no such template (or it is archived and no `version` was given)."
+                }
               }
             },
             "put": {
@@ -86,10 +108,7 @@ enum TemplatesDocument {
               "summary": "Edit a template: a new immutable version",
               "description": "Inserts the content of one language (the template's default language unless `language` is given) as a new version, which becomes the active one; earlier versions never change. The content is checked against the template's stored channel: `subject` is required for email, `title` for push. Only the service key is accepted.",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TemplateUpdate"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TemplateUpdate"}}}},
               "responses": {
                 "200": {
                   "description": "The new version, in the language edited.",
@@ -108,8 +127,19 @@ enum TemplatesDocument {
           },
           "/templates/{template_code}": {
             "parameters": [
-              {"name": "template_code", "in": "path", "required": true, "description": "The template's code.", "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}},
-              {"name": "channel", "in": "query", "description": "Which template, when the code names an email and a push template; needed only then.", "schema": {"enum": ["email", "push"]}},
+              {
+                "name": "template_code",
+                "in": "path",
+                "required": true,
+                "description": "The template's code.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}
+              },
+              {
+                "name": "channel",
+                "in": "query",
+                "description": "Which template, when the code names an email and a push template; needed only then.",
+                "schema": {"enum": ["email", "push"]}
+              },
               {"$ref": "#/components/parameters/CorrelationID"}
             ],
             "get": {
@@ -130,16 +160,33 @@ enum TemplatesDocument {
                     {"properties": {"data": {"$ref": "#/components/schemas/Template"}}}
                   ]}}}
                 },
-                "400": {"$ref": "#/components/responses/BadRequest", "description": "VALIDATION_ERROR: `version` is not a positive integer, `channel` is not email or push, or the code names two templates and `channel` is missing."},
+                "400": {
+                  "$ref": "#/components/responses/BadRequest",
+                  "description": "VALIDATION_ERROR: `version` is not a positive integer, `channel` is not email or push, or the code names two templates and `channel` is missing."
+                },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template (or it is archived and no `version` was given)."}
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "TEMPLATE_NOT_FOUND: no such template (or it is archived and no `version` was given)."
+                }
               }
             }
           },
           "/api/v1/templates/{template_code}/versions/": {
             "parameters": [
-              {"name": "template_code", "in": "path", "required": true, "description": "The template's code.", "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}},
-              {"name": "channel", "in": "query", "description": "Which template, when the code names an email and a push template; needed only then.", "schema": {"enum": ["email", "push"]}},
+              {
+                "name": "template_code",
+                "in": "path",
+                "required": true,
+                "description": "The template's code.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}
+              },
+              {
+                "name": "channel",
+                "in": "query",
+                "description": "Which template, when the code names an email and a push template; needed only then.",
+                "schema": {"enum": ["email", "push"]}
+              },
               {"$ref": "#/components/parameters/CorrelationID"}
             ],
             "get": {
@@ -156,7 +203,10 @@ enum TemplatesDocument {
                     {"properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/TemplateVersion"}}}}
                   ]}}}
                 },
-                "400": {"$ref": "#/components/responses/BadRequest", "description": "VALIDATION_ERROR: `channel` is not email or push, or the code names two templates and `channel` is missing."},
+                "400": {
+                  "$ref": "#/components/responses/BadRequest",
+                  "description": "VALIDATION_ERROR: `channel` is not email or push, or the code names two templates and `channel` is missing."
+                },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template."}
               }
@@ -164,8 +214,19 @@ enum TemplatesDocument {
           },
           "/api/v1/templates/{template_code}/archive/": {
             "parameters": [
-              {"name": "template_code", "in": "path", "required": true, "description": "The template's code.", "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}},
-              {"name": "channel", "in": "query", "description": "Which template, when the code names an email and a push template; needed only then.", "schema": {"enum": ["email", "push"]}},
+              {
+                "name": "template_code",
+                "in": "path",
+                "required": true,
+                "description": "The template's code.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}
+              },
+              {
+                "name": "channel",
+                "in": "query",
+                "description": "Which template, when the code names an email and a push template; needed only then.",
+                "schema": {"enum": ["email", "push"]}
+              },
               {"$ref": "#/components/parameters/CorrelationID"}
             ],
             "post": {
@@ -182,7 +243,10 @@ enum TemplatesDocument {
                     {"properties": {"data": {"$ref": "#/components/schemas/Empty"}}}
                   ]}}}
                 },
-                "400": {"$ref": "#/components/responses/BadRequest", "description": "VALIDATION_ERROR: `channel` is not email or push, or the code names two templates and `channel` is missing."},
+                "400": {
+                  "$ref": "#/components/responses/BadRequest",
+                  "description": "VALIDATION_ERROR: `channel` is not email or push, or the code names two templates and `channel` is missing."
+                },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template."}
               }
@@ -190,8 +254,19 @@ enum TemplatesDocument {
           },
           "/api/v1/templates/{template_code}/render/": {
             "parameters": [
-              {"name": "template_code", "in": "path", "required": true, "description": "The template's code.", "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}},
-              {"name": "channel", "in": "query", "description": "Which template, when the code names an email and a push template; needed only then.", "schema": {"enum": ["email", "push"]}},
+              {
+                "name": "template_code",
+                "in": "path",
+                "required": true,
+                "description": "The template's code.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}
+              },
+              {
+                "name": "channel",
+                "in": "query",
+                "description": "Which template, when the code names an email and a push template; needed only then.",
+                "schema": {"enum": ["email", "push"]}
+              },
               {"$ref": "#/components/parameters/CorrelationID"}
             ],
             "post": {
@@ -199,10 +274,7 @@ enum TemplatesDocument {
               "summary": "Preview: render a version with the given variables",
               "description": "HTML parts escape values; text parts (subject, body, title, image URL, link, data) do not. The body must be a JSON object, `{}` at least. Only the service key is accepted.",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RenderRequest"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RenderRequest"}}}},
               "responses": {
                 "200": {
                   "description": "The rendered parts.",
@@ -214,9 +286,15 @@ enum TemplatesDocument {
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template (or it is archived and no `version` was given)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "TEMPLATE_NOT_FOUND: no such template (or it is archived and no `version` was given)."
+                },
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
-                "422": {"$ref": "#/components/responses/Unprocessable", "description": "MISSING_VARIABLES: the template needs variables that were not given; `details` names each as `variables.<name>`."}
+                "422": {
+                  "$ref": "#/components/responses/Unprocessable",
+                  "description": "MISSING_VARIABLES: the template needs variables that were not given; `details` names each as `variables.<name>`."
+                }
               }
             }
           }
@@ -228,7 +306,9 @@ enum TemplatesDocument {
           "Template": {
             "type": "object",
             "description": "One version of a template in one language. Optional parts are absent when not set.",
-            "required": ["code", "name", "channel", "version", "active_version", "language", "default_language", "body", "variables", "archived", "created_at"],
+            "required": [
+              "code", "name", "channel", "version", "active_version", "language", "default_language", "body", "variables", "archived", "created_at"
+            ],
             "properties": {
               "code": {"type": "string"},
               "name": {"type": "string"},
@@ -285,10 +365,23 @@ enum TemplatesDocument {
               "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
               "channel": {"enum": ["email", "push"]},
               "category": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"},
-              "language": {"type": "string", "minLength": 1, "maxLength": 35, "pattern": "\\S", "default": "en", "description": "The template's default language."},
+              "language": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 35,
+                "pattern": "\\S",
+                "default": "en",
+                "description": "The template's default language."
+              },
               "subject": {"type": "string", "minLength": 1, "maxLength": 998, "pattern": "\\S", "description": "Mustache; required for email."},
               "body": {"type": "string", "minLength": 1, "maxLength": 100000, "pattern": "\\S", "description": "Mustache, plain text."},
-              "html_body": {"type": "string", "minLength": 1, "maxLength": 500000, "pattern": "\\S", "description": "Mustache; values are HTML-escaped."},
+              "html_body": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 500000,
+                "pattern": "\\S",
+                "description": "Mustache; values are HTML-escaped."
+              },
               "title": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S", "description": "Mustache; required for push."},
               "image_url": {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": "\\S"},
               "link": {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": "\\S", "description": "Mustache."},
@@ -305,8 +398,20 @@ enum TemplatesDocument {
             "required": ["body"],
             "properties": {
               "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "Renames the template (all versions)."},
-              "category": {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "\\S", "description": "Sets the template's category; null clears it; absent keeps it."},
-              "language": {"type": "string", "minLength": 1, "maxLength": 35, "pattern": "\\S", "description": "The language edited; the template's default language when absent."},
+              "category": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": 64,
+                "pattern": "\\S",
+                "description": "Sets the template's category; null clears it; absent keeps it."
+              },
+              "language": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 35,
+                "pattern": "\\S",
+                "description": "The language edited; the template's default language when absent."
+              },
               "subject": {"type": "string", "minLength": 1, "maxLength": 998, "pattern": "\\S"},
               "body": {"type": "string", "minLength": 1, "maxLength": 100000, "pattern": "\\S"},
               "html_body": {"type": "string", "minLength": 1, "maxLength": 500000, "pattern": "\\S"},
@@ -320,7 +425,13 @@ enum TemplatesDocument {
             "type": "object",
             "properties": {
               "variables": {"type": "object", "description": "Values for the template's variables; any JSON."},
-              "language": {"type": "string", "minLength": 1, "maxLength": 35, "pattern": "\\S", "description": "The preferred language; falls back like GET."},
+              "language": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 35,
+                "pattern": "\\S",
+                "description": "The preferred language; falls back like GET."
+              },
               "version": {"type": "integer", "minimum": 1, "maximum": 1000000, "description": "A pinned version; the active one when absent."}
             }
           },

@@ -9,10 +9,7 @@ enum UsersDocument {
               "summary": "Register a user",
               "description": "Needs the service key or an API key with the scope `users:write`; a user's own token is refused (403). Every problem of the body is reported at once in `details`. A `push_token` also becomes the user's first `fcm` device.",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserCreate"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserCreate"}}}},
               "responses": {
                 "201": {
                   "description": "Created. The response never holds the password or its hash.",
@@ -25,7 +22,10 @@ enum UsersDocument {
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "409": {"$ref": "#/components/responses/Conflict", "description": "EMAIL_TAKEN: a user with this email (compared case-insensitively) exists."},
+                "409": {
+                  "$ref": "#/components/responses/Conflict",
+                  "description": "EMAIL_TAKEN: a user with this email (compared case-insensitively) exists."
+                },
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
@@ -45,7 +45,10 @@ enum UsersDocument {
                     {"properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}}}
                   ]}}}
                 },
-                "400": {"$ref": "#/components/responses/BadRequest", "description": "VALIDATION_ERROR: `page` is not a positive integer or `limit` is not within 1-100."},
+                "400": {
+                  "$ref": "#/components/responses/BadRequest",
+                  "description": "VALIDATION_ERROR: `page` is not a positive integer or `limit` is not within 1-100."
+                },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
                 "503": {"$ref": "#/components/responses/Unavailable"}
@@ -59,10 +62,7 @@ enum UsersDocument {
               "summary": "Log in with email and password",
               "description": "Public: the email and password are the credential. The email is matched case-insensitively. Returns an HS256 access token for `Authorization: Bearer`, which reaches only this user's own records.",
               "security": [],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}}}},
               "responses": {
                 "200": {
                   "description": "Logged in.",
@@ -73,7 +73,10 @@ enum UsersDocument {
                   ]}}}
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
-                "401": {"$ref": "#/components/responses/Unauthorized", "description": "INVALID_CREDENTIALS: no user has this email, or the password is wrong (the two are not told apart)."},
+                "401": {
+                  "$ref": "#/components/responses/Unauthorized",
+                  "description": "INVALID_CREDENTIALS: no user has this email, or the password is wrong (the two are not told apart)."
+                },
                 "413": {"$ref": "#/components/responses/ContentTooLarge"}
               }
             }
@@ -94,14 +97,26 @@ enum UsersDocument {
                     {"properties": {"data": {"$ref": "#/components/schemas/AccessToken"}}}
                   ]}}}
                 },
-                "401": {"$ref": "#/components/responses/Unauthorized", "description": "UNAUTHORIZED: no credential, one that is not valid, or the token's user no longer exists."},
+                "401": {
+                  "$ref": "#/components/responses/Unauthorized",
+                  "description": "UNAUTHORIZED: no credential, one that is not valid, or the token's user no longer exists."
+                },
                 "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential is not a user's access token."},
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
           "/api/v1/users/{user_id}/": {
-            "parameters": [{"name": "user_id", "in": "path", "required": true, "description": "The user's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}}, {"$ref": "#/components/parameters/CorrelationID"}],
+            "parameters": [
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {"$ref": "#/components/parameters/CorrelationID"}
+            ],
             "get": {
               "operationId": "getUser",
               "summary": "Get a user",
@@ -118,7 +133,10 @@ enum UsersDocument {
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             },
@@ -127,10 +145,7 @@ enum UsersDocument {
               "summary": "Change some of a user's fields",
               "description": "The user's own token, the service key, or an API key with the scope `users:write`. Only the fields given change; a field that is not a field of a user is refused (400).",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserUpdate"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserUpdate"}}}},
               "responses": {
                 "200": {
                   "description": "The user after the change.",
@@ -143,7 +158,10 @@ enum UsersDocument {
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "409": {"$ref": "#/components/responses/Conflict", "description": "EMAIL_TAKEN: another user has this email."},
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
                 "503": {"$ref": "#/components/responses/Unavailable"}
@@ -165,13 +183,25 @@ enum UsersDocument {
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
           "/users/{user_id}": {
-            "parameters": [{"name": "user_id", "in": "path", "required": true, "description": "The user's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}}, {"$ref": "#/components/parameters/CorrelationID"}],
+            "parameters": [
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {"$ref": "#/components/parameters/CorrelationID"}
+            ],
             "get": {
               "operationId": "getUserShort",
               "summary": "Get a user (the seed's short path)",
@@ -188,13 +218,25 @@ enum UsersDocument {
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
           "/api/v1/users/{user_id}/preferences/": {
-            "parameters": [{"name": "user_id", "in": "path", "required": true, "description": "The user's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}}, {"$ref": "#/components/parameters/CorrelationID"}],
+            "parameters": [
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {"$ref": "#/components/parameters/CorrelationID"}
+            ],
             "get": {
               "operationId": "getPreferences",
               "summary": "Get a user's channel and category preferences",
@@ -211,7 +253,10 @@ enum UsersDocument {
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             },
@@ -220,10 +265,7 @@ enum UsersDocument {
               "summary": "Set a user's preferences",
               "description": "The user's own token, the service key, or an API key with the scope `users:write`. Only what is given changes: `email` and `push` when present, and each category given replaces that category's settings; other categories stay.",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PreferencesUpdate"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PreferencesUpdate"}}}},
               "responses": {
                 "200": {
                   "description": "The preferences after the change.",
@@ -236,14 +278,26 @@ enum UsersDocument {
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
           "/api/v1/users/{user_id}/contact/": {
-            "parameters": [{"name": "user_id", "in": "path", "required": true, "description": "The user's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}}, {"$ref": "#/components/parameters/CorrelationID"}],
+            "parameters": [
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {"$ref": "#/components/parameters/CorrelationID"}
+            ],
             "get": {
               "operationId": "getContact",
               "summary": "Everything needed to reach a user: email, active devices, preferences",
@@ -260,13 +314,25 @@ enum UsersDocument {
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
           "/api/v1/users/{user_id}/devices/": {
-            "parameters": [{"name": "user_id", "in": "path", "required": true, "description": "The user's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}}, {"$ref": "#/components/parameters/CorrelationID"}],
+            "parameters": [
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {"$ref": "#/components/parameters/CorrelationID"}
+            ],
             "get": {
               "operationId": "listDevices",
               "summary": "List a user's devices, active and deactivated",
@@ -283,7 +349,10 @@ enum UsersDocument {
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             },
@@ -292,10 +361,7 @@ enum UsersDocument {
               "summary": "Register a push device",
               "description": "The user's own token, the service key, or an API key with the scope `users:write`. The token's format is checked for its platform. Registering the same token again reactivates the existing device and answers 200.",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceCreate"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceCreate"}}}},
               "responses": {
                 "200": {
                   "description": "The device was already registered; it is active again.",
@@ -316,7 +382,10 @@ enum UsersDocument {
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
+                },
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
@@ -324,8 +393,20 @@ enum UsersDocument {
           },
           "/api/v1/users/{user_id}/devices/{device_id}/": {
             "parameters": [
-              {"name": "user_id", "in": "path", "required": true, "description": "The user's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}},
-              {"name": "device_id", "in": "path", "required": true, "description": "The device's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}},
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {
+                "name": "device_id",
+                "in": "path",
+                "required": true,
+                "description": "The device's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
               {"$ref": "#/components/parameters/CorrelationID"}
             ],
             "delete": {
@@ -344,15 +425,30 @@ enum UsersDocument {
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND when `user_id` is not a UUID; DEVICE_NOT_FOUND when this user has no device with this id."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND when `user_id` is not a UUID; DEVICE_NOT_FOUND when this user has no device with this id."
+                },
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
           "/api/v1/users/{user_id}/devices/{device_id}/deactivate/": {
             "parameters": [
-              {"name": "user_id", "in": "path", "required": true, "description": "The user's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}},
-              {"name": "device_id", "in": "path", "required": true, "description": "The device's id, a UUID (anything else is answered 404).", "schema": {"type": "string", "format": "uuid"}},
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {
+                "name": "device_id",
+                "in": "path",
+                "required": true,
+                "description": "The device's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
               {"$ref": "#/components/parameters/CorrelationID"}
             ],
             "post": {
@@ -360,10 +456,7 @@ enum UsersDocument {
               "summary": "Stop pushing to a device the provider rejected",
               "description": "For the push worker: the service key, an API key with the scope `users:write`, or the user's own token. The device stays listed, inactive, with its reason. The body must be a JSON object, `{}` at least.",
               "security": [{"bearer": []}, {"apiKey": []}],
-              "requestBody": {
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceDeactivate"}}}
-              },
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceDeactivate"}}}},
               "responses": {
                 "200": {
                   "description": "The device, now inactive.",
@@ -376,7 +469,10 @@ enum UsersDocument {
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND when `user_id` is not a UUID; DEVICE_NOT_FOUND when this user has no device with this id."},
+                "404": {
+                  "$ref": "#/components/responses/NotFound",
+                  "description": "USER_NOT_FOUND when `user_id` is not a UUID; DEVICE_NOT_FOUND when this user has no device with this id."
+                },
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
@@ -466,16 +562,22 @@ enum UsersDocument {
             "properties": {
               "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "Not blank."},
               "email": {
-                "type": "string", "format": "email", "maxLength": 254,
+                "type": "string",
+                "format": "email",
+                "maxLength": 254,
                 "description": "One `@`, a non-empty local part, a domain with a dot not at either end; no whitespace, `<`, `>` or `,`."
               },
               "password": {
-                "type": "string", "minLength": 8, "maxLength": 72, "writeOnly": true,
+                "type": "string",
+                "minLength": 8,
+                "maxLength": 72,
+                "writeOnly": true,
                 "pattern": "^.*([A-Za-z].*[ -@\\[-`{-~]|[ -@\\[-`{-~].*[A-Za-z]).*$",
                 "description": "At least 8 characters and at most 72 bytes (bcrypt's limit), with a letter and a digit, space or symbol. The pattern says it for ASCII; any Unicode letter counts as a letter."
               },
               "push_token": {
-                "type": "string", "pattern": "^[A-Za-z0-9_:.-]{8,4096}$",
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_:.-]{8,4096}$",
                 "description": "An FCM registration token; it becomes the user's first device."
               },
               "preferences": {
@@ -493,12 +595,16 @@ enum UsersDocument {
               "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
               "email": {"type": "string", "format": "email", "maxLength": 254},
               "password": {
-                "type": "string", "minLength": 8, "maxLength": 72, "writeOnly": true,
+                "type": "string",
+                "minLength": 8,
+                "maxLength": 72,
+                "writeOnly": true,
                 "pattern": "^.*([A-Za-z].*[ -@\\[-`{-~]|[ -@\\[-`{-~].*[A-Za-z]).*$",
                 "description": "As at registration: at least 8 characters and at most 72 bytes, with a letter and a digit, space or symbol."
               },
               "push_token": {
-                "type": ["string", "null"], "pattern": "^[A-Za-z0-9_:.-]{8,4096}$",
+                "type": ["string", "null"],
+                "pattern": "^[A-Za-z0-9_:.-]{8,4096}$",
                 "description": "A new default FCM token (also registered as a device), or null to clear the default."
               },
               "preferences": {
@@ -562,7 +668,11 @@ enum UsersDocument {
             "required": ["platform", "token"],
             "properties": {
               "platform": {"const": "apns"},
-              "token": {"type": "string", "pattern": "^([0-9A-Fa-f]{2}){32,100}$", "description": "An APNs device token: 64 to 200 hexadecimal characters, an even number."}
+              "token": {
+                "type": "string",
+                "pattern": "^([0-9A-Fa-f]{2}){32,100}$",
+                "description": "An APNs device token: 64 to 200 hexadecimal characters, an even number."
+              }
             }
           },
           "WebPushDeviceCreate": {
@@ -570,22 +680,41 @@ enum UsersDocument {
             "required": ["platform", "endpoint", "keys"],
             "properties": {
               "platform": {"const": "webpush"},
-              "endpoint": {"type": "string", "format": "uri", "pattern": "^https://[^/?#]", "maxLength": 2048, "description": "The subscription's https endpoint."},
+              "endpoint": {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^https://[^/?#]",
+                "maxLength": 2048,
+                "description": "The subscription's https endpoint."
+              },
               "keys": {
                 "type": "object",
                 "required": ["p256dh", "auth"],
                 "properties": {
-                  "p256dh": {"type": "string", "pattern": "^B[A-P][A-Za-z0-9_+/-]{84}[AEIMQUYcgkosw048]=?$", "description": "The subscription's uncompressed P-256 public key (65 bytes starting with 0x04), base64url (base64 is accepted too)."},
-                  "auth": {"type": "string", "pattern": "^[A-Za-z0-9_+/-]{21}[AQgw]={0,2}$", "description": "The subscription's 16-byte auth secret, base64url (base64 is accepted too)."}
+                  "p256dh": {
+                    "type": "string",
+                    "pattern": "^B[A-P][A-Za-z0-9_+/-]{84}[AEIMQUYcgkosw048]=?$",
+                    "description": "The subscription's uncompressed P-256 public key (65 bytes starting with 0x04), base64url (base64 is accepted too)."
+                  },
+                  "auth": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_+/-]{21}[AQgw]={0,2}$",
+                    "description": "The subscription's 16-byte auth secret, base64url (base64 is accepted too)."
+                  }
                 }
               }
             }
           },
           "DeviceDeactivate": {
             "type": "object",
-            "properties": {
-              "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S", "default": "deactivated", "description": "Why, e.g. the provider's error; `deactivated` when absent."}
-            }
+            "properties": {"reason": {
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 500,
+              "pattern": "\\S",
+              "default": "deactivated",
+              "description": "Why, e.g. the provider's error; `deactivated` when absent."
+            }}
           },
           "Empty": {"type": "object", "maxProperties": 0}
         }

@@ -163,7 +163,8 @@ public struct PlatformDirectory: Sendable {
                 let body = try await response.body.collect(upTo: 4 << 20)
                 switch response.status.code {
                 case 200: return try JSONDecoder().decode(Wrapped<T>.self, from: Data(buffer: body)).data
-                case 404: return nil
+                // 400: the service refused the code or language as malformed, so there is no such thing.
+                case 400, 404: return nil
                 default: throw DirectoryUnavailable(service: service)
                 }
             } catch {

@@ -173,8 +173,8 @@ struct NotificationController: Sendable {
             userID = UUID(uuidString: raw)
             if userID == nil { errors.append(FieldError(field: "user_id", message: "must be a UUID")) }
         }
-        if let raw = query.get("request_id"), raw.isEmpty || raw.count > 255 {
-            errors.append(FieldError(field: "request_id", message: "must be 1 to 255 characters"))
+        if let raw = query.get("request_id"), raw.isEmpty || raw.count > 255 || raw.unicodeScalars.contains("\u{0}") {
+            errors.append(FieldError(field: "request_id", message: "must be 1 to 255 characters, without NUL"))
         }
         let status = query.get("status")
         let statuses = ["pending", "processing", "retrying", "sent", "delivered", "failed", "cancelled"]
@@ -231,6 +231,9 @@ struct NotificationController: Sendable {
         let channel = fields.oneOf("notification_type", ["email", "push"])
         let userID = fields.uuid("user_id")
         let templateCode = fields.string("template_code", maxLength: 100)
+        if let templateCode, !FieldValidator.isCode(templateCode) {
+            fields.fail("template_code", "may hold only letters, digits, '_', '-' and '.'")
+        }
         let variables = fields.object("variables") ?? [:]
         var requestID = fields.string("request_id", required: idempotencyKey == nil, maxLength: 255)
         if requestID == nil, let idempotencyKey {
@@ -242,7 +245,7 @@ struct NotificationController: Sendable {
         }
         let priority = fields.int("priority", range: 0...10) ?? 0
         let metadata = fields.object("metadata")
-        let language = fields.string("language", required: false, maxLength: 35)
+        let language = fields.languageTag("language")
         var sendAt: Date?
         if let raw = fields.string("send_at", required: false, maxLength: 64) {
             sendAt = Self.parseTimestamp(raw)

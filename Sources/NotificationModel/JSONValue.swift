@@ -85,3 +85,15 @@ extension JSONEncoder {
         return encoder
     }
 }
+
+extension JSONValue {
+    /// Whether any string or key inside holds U+0000 (which PostgreSQL's jsonb and text cannot store).
+    public var containsNUL: Bool {
+        switch self {
+        case .string(let value): return value.unicodeScalars.contains("\u{0}")
+        case .array(let values): return values.contains { $0.containsNUL }
+        case .object(let values): return values.contains { $0.key.unicodeScalars.contains("\u{0}") || $0.value.containsNUL }
+        default: return false
+        }
+    }
+}

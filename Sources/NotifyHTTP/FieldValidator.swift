@@ -18,6 +18,10 @@ public struct FieldValidator {
             if required { fail(field, "is required") }
             return nil
         case .string(let value)?:
+            if value.unicodeScalars.contains("\u{0}") {
+                fail(field, "must not contain NUL characters")
+                return nil
+            }
             if !allowEmpty, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 fail(field, "must not be empty")
                 return nil
@@ -87,11 +91,40 @@ public struct FieldValidator {
         case nil, .null?:
             if required { fail(field, "is required") }
             return nil
-        case .object(let value)?: return value
+        case .object(let value)?:
+            // PostgreSQL's jsonb cannot hold U+0000; refuse it here rather than fail at the database.
+            guard !JSONValue.object(value).containsNUL else {
+                fail(field, "must not contain NUL characters (\\u0000)")
+                return nil
+            }
+            return value
         default:
             fail(field, "must be an object")
             return nil
         }
+    }
+
+    /// An optional BCP 47 language tag such as `en`, `fr-CA` or `zh-Hant-TW`.
+    public mutating func languageTag(_ field: String) -> String? {
+        guard let value = string(field, required: false, maxLength: 35) else { return nil }
+        guard Self.isLanguageTag(value) else {
+            fail(field, "must be a language tag such as en or fr-CA")
+            return nil
+        }
+        return value
+    }
+
+    public static func isLanguageTag(_ value: String) -> Bool {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        guard value.utf8.count <= 35, let first = parts.first, (2...8).contains(first.count),
+            first.allSatisfy({ $0.isASCII && $0.isLetter })
+        else { return false }
+        return parts.dropFirst().allSatisfy { part in (1...8).contains(part.count) && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }
+    }
+
+    /// Codes (templates): ASCII letters, digits, `_`, `-` and `.`.
+    public static func isCode(_ value: String) -> Bool {
+        !value.isEmpty && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
     }
 
     public mutating func email(_ field: String, required: Bool = true) -> String? {

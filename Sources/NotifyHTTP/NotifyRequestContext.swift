@@ -83,13 +83,17 @@ extension Request {
 }
 
 extension Request {
-    /// `page` (from 1) and `limit` (1–100, default 20) from the query; problems are added to `errors` so a list
-    /// endpoint reports them together with its own filters.
+    public static let maximumPage = 1_000_000
+
+    /// `page` (1 to 1,000,000) and `limit` (1–100, default 20) from the query; problems are added to `errors` so a
+    /// list endpoint reports them together with its own filters.
     public func pagination(into errors: inout [FieldError]) -> (page: Int, limit: Int) {
         let query = uri.queryParameters
         let page = query.get("page").map { Int($0) ?? 0 } ?? 1
         let limit = query.get("limit").map { Int($0) ?? 0 } ?? 20
-        if page < 1 { errors.append(FieldError(field: "page", message: "must be a positive integer")) }
+        if !(1...Self.maximumPage).contains(page) {
+            errors.append(FieldError(field: "page", message: "must be an integer from 1 to \(Self.maximumPage)"))
+        }
         if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
         return (page, limit)
     }

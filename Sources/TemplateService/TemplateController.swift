@@ -72,9 +72,12 @@ struct TemplateController: Sendable {
         let (code, channel) = try await identify(request, context: context)
         let query = request.uri.queryParameters
         let language = language ?? query.get("language")
+        if let language, !FieldValidator.isLanguageTag(language) {
+            throw APIError.validation([FieldError(field: "language", message: "must be a language tag such as en or fr-CA")])
+        }
         var version = version
         if version == nil, let raw = query.get("version") {
-            guard let value = Int(raw), value > 0 else {
+            guard let value = Int(raw), (1...Int(Int32.max)).contains(value) else {
                 throw APIError.validation([FieldError(field: "version", message: "must be a positive integer")])
             }
             version = value
@@ -140,7 +143,7 @@ struct TemplateController: Sendable {
     @Sendable func render(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         var fields = FieldValidator(try await request.jsonObject())
         let variables = fields.object("variables") ?? [:]
-        let language = fields.string("language", required: false, maxLength: 35)
+        let language = fields.languageTag("language")
         let version = fields.int("version", range: 1...1_000_000)
         try fields.check()
         guard let template = try await lookup(request, context: context, language: language, version: version) else { throw Self.notFound }
@@ -190,7 +193,7 @@ struct TemplateController: Sendable {
 
     /// The content fields of a create or an edit, validated for the channel (and as Mustache).
     static func content(_ fields: inout FieldValidator, channel: String?) -> TemplateVariant? {
-        let language = fields.string("language", required: false, maxLength: 35) ?? "en"
+        let language = fields.languageTag("language") ?? "en"
         let subject = fields.string("subject", required: channel == "email", maxLength: 998)
         let body = fields.string("body", maxLength: 100_000)
         let htmlBody = fields.string("html_body", required: false, maxLength: 500_000)
@@ -205,10 +208,13 @@ struct TemplateController: Sendable {
                     fields.fail("data.\(key)", "must be a string")
                     continue
                 }
+                // (NUL is refused by `fields.object` already.)
+                if !TemplateRenderer.validate(text) { fields.fail("data.\(key)", "is not a valid Mustache template") }
                 data?[key] = text
             }
         }
-        for (field, text) in [("subject", subject), ("body", body), ("html_body", htmlBody), ("title", title), ("link", link)] {
+        let parts = [("subject", subject), ("body", body), ("html_body", htmlBody), ("title", title), ("image_url", imageURL), ("link", link)]
+        for (field, text) in parts {
             if let text, !TemplateRenderer.validate(text) { fields.fail(field, "is not a valid Mustache template") }
         }
         guard let body else { return nil }

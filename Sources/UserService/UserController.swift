@@ -14,6 +14,9 @@ struct UserController: Sendable {
     let cache: RedisCache
     let tokens: AccessTokens
     let bcryptCost: UInt8
+    /// A hash at the configured cost that no password matches: checked for unknown emails so that a login takes
+    /// as long whether or not the email exists.
+    let decoyHash: String
 
     /// Login is its own credential (email and password); everything else sits behind `UserAuthMiddleware`.
     func registerPublic(on router: some RouterMethods<NotifyRequestContext>) {
@@ -95,7 +98,7 @@ struct UserController: Sendable {
         let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
         guard let (userID, passwordHash) = try await repository.credentials(email: email) else {
             // Spend the same time as a real check, so a response time does not reveal which emails exist.
-            _ = try await verify(password, hash: "$2b$10$abcdefghijklmnopqrstuuFQ8qaTYdDa2ZL2nnZG0p8xXgPMXcM8a")
+            _ = try await verify(password, hash: decoyHash)
             throw invalid
         }
         guard try await verify(password, hash: passwordHash) else { throw invalid }

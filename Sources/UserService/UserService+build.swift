@@ -1,6 +1,8 @@
 import APIDocs
 import Credentials
+import Foundation
 import Hummingbird
+import HummingbirdBcrypt
 import Logging
 import NotifyConfig
 import NotifyHTTP
@@ -57,7 +59,8 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         repository: UserRepository(client: postgres, logger: logger),
         cache: cache,
         tokens: tokens,
-        bcryptCost: UInt8(clamping: configuration.bcryptCost)
+        bcryptCost: UInt8(clamping: configuration.bcryptCost),
+        decoyHash: Bcrypt.hash(UUID().uuidString, cost: UInt8(clamping: configuration.bcryptCost))
     )
     controller.registerPublic(on: router)
     let api = router.group().add(

@@ -1,0 +1,127 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// The OpenAPI 3.1 documents describe what the code does: checked by schemathesis against the live services.
+@Suite("OpenAPI documents", .serialized)
+struct OpenAPITests {
+    static let documented: [Stack.Service] = [.gateway, .users, .templates]
+
+    @Test("gateway, users and templates serve an OpenAPI 3.1 document at /openapi.json; every $ref resolves")
+    func documents() async throws {
+        try await Stack.with(services: Self.documented) { stack in
+            for service in Self.documented {
+                let reply = try await stack.call(.GET, "\(stack.url(service))/openapi.json")
+                #expect(reply.status == 200)
+                let document = reply.json
+                #expect(document["openapi"] as? String == "3.1.0")
+                let paths = try #require(document["paths"] as? [String: Any])
+                #expect(paths["/health"] != nil)
+                var operationIDs: [String] = []
+                for (_, item) in paths {
+                    for (method, operation) in item as? [String: Any] ?? [:] where method != "parameters" {
+                        let operation = try #require(operation as? [String: Any])
+                        operationIDs.append(try #require(operation["operationId"] as? String))
+                        #expect(operation["responses"] is [String: Any])
+                    }
+                }
+                #expect(Set(operationIDs).count == operationIDs.count, "operationIds are unique")
+                var unresolved: [String] = []
+                Self.walk(document) { reference in
+                    if Self.resolve(reference, in: document) == nil { unresolved.append(reference) }
+                }
+                #expect(unresolved.isEmpty, "\(service.rawValue): \(unresolved)")
+            }
+            #expect(
+                ((try await stack.call(.GET, "\(stack.url(.gateway))/openapi.json")).json["paths"] as? [String: Any])?["/api/v1/notifications/bulk/"]
+                    != nil
+            )
+        }
+    }
+
+    @Test("schemathesis against the live gateway, users and templates: no 5xx, no response outside the documents")
+    func schemathesis() async throws {
+        let executable = try Self.schemathesisExecutable()
+        try await Stack.with(services: Self.documented) { stack in
+            try await stack.createTemplate(["code": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi", "body": "Hi {{name}}"])
+            _ = try await stack.createUser()
+            let gatewayKey = try await stack.createKey(scopes: ["notifications:write", "notifications:read", "service"])
+            let runs: [(Stack.Service, String)] = [
+                (.gateway, gatewayKey), (.users, stack.infra.serviceKey), (.templates, stack.infra.serviceKey),
+            ]
+            for (service, credential) in runs {
+                let (status, output) = try Self.run(
+                    executable,
+                    [
+                        "run", "\(stack.url(service))/openapi.json",
+                        "--header", "Authorization: Bearer \(credential)",
+                        "--checks",
+                        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+                        "--max-examples", Self.setting("NOTIFY_SCHEMATHESIS_EXAMPLES", default: "25"),
+                        "--seed", Self.setting("NOTIFY_SCHEMATHESIS_SEED", default: "20261121"),
+                        "--workers", "1",
+                        "--request-timeout", "10",
+                        "--no-color",
+                    ]
+                )
+                #expect(status == 0, "schemathesis against \(service.rawValue):\n\(output.suffix(6000))")
+                #expect(output.contains("passed"), "\(output.suffix(2000))")
+            }
+        }
+    }
+
+    /// CI runs a fixed seed; a longer hunt sets NOTIFY_SCHEMATHESIS_SEED and NOTIFY_SCHEMATHESIS_EXAMPLES.
+    static func setting(_ name: String, default value: String) -> String {
+        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 } ?? value
+    }
+
+    /// `NOTIFY_SCHEMATHESIS`, or the one `deploy/local/test` installs into `.local/venv`.
+    static func schemathesisExecutable() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["NOTIFY_SCHEMATHESIS"], FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        let path = NotifyProcess.repositoryRoot.appendingPathComponent(".local/venv/bin/schemathesis").path
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw SchemathesisMissing(path: path) }
+        return path
+    }
+
+    struct SchemathesisMissing: Error, CustomStringConvertible {
+        var path: String
+        var description: String { "schemathesis not found at \(path): run deploy/local/test, which installs it" }
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["NO_COLOR"] = "1"
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static func walk(_ value: Any, _ visit: (String) -> Void) {
+        if let object = value as? [String: Any] {
+            if let reference = object["$ref"] as? String { visit(reference) }
+            for (_, child) in object { walk(child, visit) }
+        } else if let array = value as? [Any] {
+            for child in array { walk(child, visit) }
+        }
+    }
+
+    static func resolve(_ reference: String, in document: [String: Any]) -> Any? {
+        guard reference.hasPrefix("#/") else { return nil }
+        var current: Any = document
+        for part in reference.dropFirst(2).split(separator: "/") {
+            guard let object = current as? [String: Any], let next = object[String(part)] else { return nil }
+            current = next
+        }
+        return current
+    }
+}
