@@ -267,7 +267,22 @@ enum GatewayDocument {
               "send_at": {"type": ["string", "null"], "format": "date-time"},
               "delivered_at": {"type": ["string", "null"], "format": "date-time"},
               "template_version": {"type": ["integer", "null"], "description": "The template version pinned when the notification was accepted."},
-              "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}, "description": "Every status with its time and cause (on the single-notification view)."}
+              "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}, "description": "Every status with its time and cause (on the single-notification view)."},
+              "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/DeviceDelivery"}, "description": "Push only, on the single-notification view: each device's outcome in each attempt."}
+            }
+          },
+          "DeviceDelivery": {
+            "type": "object",
+            "required": ["attempt", "device_id", "platform", "outcome", "device_deactivated", "at"],
+            "properties": {
+              "attempt": {"type": "integer"},
+              "device_id": {"type": "string"},
+              "platform": {"enum": ["fcm", "webpush", "apns"]},
+              "outcome": {"enum": ["accepted", "rejected", "failed", "skipped"], "description": "accepted by the provider; rejected (permanent: bad or dead token, bad request); failed (transient: 429, 5xx, unreachable); skipped (no provider for the platform)."},
+              "provider_message_id": {"type": ["string", "null"]},
+              "error": {"type": ["string", "null"]},
+              "device_deactivated": {"type": "boolean", "description": "The provider reported the token or subscription dead and the device was deactivated."},
+              "at": {"type": "string", "format": "date-time"}
             }
           },
           "BulkItemResult": {

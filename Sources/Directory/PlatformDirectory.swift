@@ -23,12 +23,25 @@ public struct Recipient: Sendable, Decodable {
     /// An active push destination.
     public struct Device: Sendable, Decodable {
         public var deviceID: String
+        /// fcm, apns or webpush.
         public var platform: String
+        /// The registration token (fcm, apns) or the subscription endpoint (webpush).
         public var token: String
+        /// Web Push subscription keys (base64url).
+        public var p256dh: String?
+        public var auth: String?
+
+        public init(deviceID: String, platform: String, token: String, p256dh: String? = nil, auth: String? = nil) {
+            self.deviceID = deviceID
+            self.platform = platform
+            self.token = token
+            self.p256dh = p256dh
+            self.auth = auth
+        }
 
         enum CodingKeys: String, CodingKey {
             case deviceID = "device_id"
-            case platform, token
+            case platform, token, p256dh, auth
         }
     }
 
@@ -139,6 +152,21 @@ public struct PlatformDirectory: Sendable {
         if let version { query.append("version=\(version)") }
         if !query.isEmpty { url += "?" + query.joined(separator: "&") }
         return try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
+    }
+
+    /// Marks a device inactive in the user service (its token or subscription is dead). True when the user service
+    /// recorded it (or the device is already gone).
+    public func deactivateDevice(userID: UUID, deviceID: String, reason: String, correlationID: String) async -> Bool {
+        var request = HTTPClientRequest(url: "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/devices/\(deviceID)/deactivate")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(serviceKey)")
+        request.headers.add(name: "X-Correlation-ID", value: correlationID)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let body = (try? JSONSerialization.data(withJSONObject: ["reason": String(reason.prefix(500))])) ?? Data("{}".utf8)
+        request.body = .bytes(ByteBuffer(data: body))
+        guard let response = try? await http.execute(request, timeout: timeout) else { return false }
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        return response.status == .ok || response.status == .notFound
     }
 
     struct Wrapped<T: Decodable>: Decodable {

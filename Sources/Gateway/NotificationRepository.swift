@@ -56,6 +56,8 @@ struct NotificationResource: Codable, Sendable {
     var templateVersion: Int?
     /// Every status with its time and cause (on the single-notification view).
     var history: [HistoryEntry]?
+    /// Push only: each device's outcome in each attempt (on the single-notification view).
+    var deliveries: [DeviceDelivery]?
 
     enum CodingKeys: String, CodingKey {
         case notificationID = "notification_id"
@@ -74,7 +76,28 @@ struct NotificationResource: Codable, Sendable {
         case sendAt = "send_at"
         case deliveredAt = "delivered_at"
         case templateVersion = "template_version"
-        case history
+        case history, deliveries
+    }
+}
+
+struct DeviceDelivery: Codable, Sendable {
+    var attempt: Int
+    var deviceID: String
+    var platform: String
+    var outcome: String
+    var providerMessageID: String?
+    var error: String?
+    var deviceDeactivated: Bool
+    var at: Date
+
+    enum CodingKeys: String, CodingKey {
+        case attempt
+        case deviceID = "device_id"
+        case platform, outcome
+        case providerMessageID = "provider_message_id"
+        case error
+        case deviceDeactivated = "device_deactivated"
+        case at
     }
 }
 
@@ -227,7 +250,8 @@ struct NotificationRepository: Sendable {
             sendAt: row.14,
             deliveredAt: row.15,
             templateVersion: row.16,
-            history: nil
+            history: nil,
+            deliveries: nil
         )
     }
 
@@ -252,6 +276,29 @@ struct NotificationRepository: Sendable {
             logger: logger
         ).decode((String, String?, String?, Date).self) {
             resource.history?.append(HistoryEntry(status: status, previous: previous, cause: cause, at: at))
+        }
+        if resource.notificationType == "push" {
+            resource.deliveries = []
+            for try await row in try await client.query(
+                """
+                SELECT attempt, device_id, platform, outcome, provider_message_id, error, device_deactivated, at
+                FROM push_deliveries WHERE notification_id = \(id) ORDER BY id
+                """,
+                logger: logger
+            ).decode((Int, String, String, String, String?, String?, Bool, Date).self) {
+                resource.deliveries?.append(
+                    DeviceDelivery(
+                        attempt: row.0,
+                        deviceID: row.1,
+                        platform: row.2,
+                        outcome: row.3,
+                        providerMessageID: row.4,
+                        error: row.5,
+                        deviceDeactivated: row.6,
+                        at: row.7
+                    )
+                )
+            }
         }
         return resource
     }

@@ -18,6 +18,7 @@ public struct ClaimedJob: Sendable {
     public var variables: [String: JSONValue]
     public var requestID: String
     public var correlationID: String
+    public var priority: Int = 0
 }
 
 /// How a worker came to claim a job.
@@ -118,7 +119,8 @@ public struct JobStore: Sendable {
                     FROM claimed WHERE n.id = claimed.notification_id
                 )
                 SELECT claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
-                       n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version
+                       n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version,
+                       n.priority
                 FROM claimed JOIN notifications n ON n.id = claimed.notification_id
                 """,
                 logger: logger
@@ -129,7 +131,7 @@ public struct JobStore: Sendable {
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?).self) {
+        for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?, Int).self) {
             let variables = (try? JSONValue.parseObject(Data(row.8.utf8))) ?? [:]
             jobs.append(
                 ClaimedJob(
@@ -144,7 +146,8 @@ public struct JobStore: Sendable {
                     language: row.7,
                     variables: variables,
                     requestID: row.9,
-                    correlationID: row.10
+                    correlationID: row.10,
+                    priority: row.12
                 )
             )
         }

@@ -1,6 +1,7 @@
 import Admin
 import ArgumentParser
 import Credentials
+import Crypto
 import Foundation
 import Gateway
 import Hummingbird
@@ -9,6 +10,7 @@ import Migrations
 import NotificationModel
 import NotifyConfig
 import PostgresNIO
+import PushTransport
 import Relay
 import ServiceLifecycle
 import TemplateService
@@ -93,13 +95,26 @@ struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "The operator service (port 8005) and operator tasks.",
-        subcommands: [Serve.self, CreateKey.self],
+        subcommands: [Serve.self, CreateKey.self, VAPIDKeys.self],
         defaultSubcommand: Serve.self
     )
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the admin service.")
         func run() async throws { try await serve("admin") { env, logger in await buildAdmin(try AdminConfiguration(env), logger: logger) } }
+    }
+
+    struct VAPIDKeys: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "vapid-keys",
+            abstract: "Make a VAPID key pair for Web Push: the private key for NOTIFY_VAPID_PRIVATE_KEY, the public key for browsers."
+        )
+
+        func run() throws {
+            let key = P256.Signing.PrivateKey()
+            print("NOTIFY_VAPID_PRIVATE_KEY=\(Base64URL.encode(key.rawRepresentation))")
+            print("VAPID public key (applicationServerKey): \(Base64URL.encode(key.publicKey.x963Representation))")
+        }
     }
 
     struct CreateKey: AsyncParsableCommand {

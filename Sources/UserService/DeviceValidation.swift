@@ -21,9 +21,10 @@ enum DeviceValidation {
     }
 
     /// Web Push: an https endpoint, the subscription's P-256 public key (65 bytes) and auth secret (16 bytes), base64url.
-    static func webpush(endpoint: String, p256dh: String?, auth: String?) -> [FieldError] {
+    static func webpush(endpoint: String, p256dh: String?, auth: String?, allowLoopbackHTTP: Bool = false) -> [FieldError] {
         var errors: [FieldError] = []
-        if let url = URL(string: endpoint), url.scheme == "https", url.host != nil, endpoint.count <= 2048 {
+        let loopback = allowLoopbackHTTP && ["127.0.0.1", "localhost"].contains(URL(string: endpoint)?.host ?? "")
+        if let url = URL(string: endpoint), url.scheme == "https" || (loopback && url.scheme == "http"), url.host != nil, endpoint.count <= 2048 {
         } else {
             errors.append(FieldError(field: "endpoint", message: "must be the subscription's https endpoint"))
         }

@@ -17,6 +17,8 @@ struct UserController: Sendable {
     /// A hash at the configured cost that no password matches: checked for unknown emails so that a login takes
     /// as long whether or not the email exists.
     let decoyHash: String
+    /// Accept `http://127.0.0.1`/`localhost` Web Push endpoints (tests and local development only).
+    var allowLoopbackWebPush = false
 
     /// Login is its own credential (email and password); everything else sits behind `UserAuthMiddleware`.
     func registerPublic(on router: some RouterMethods<NotifyRequestContext>) {
@@ -252,7 +254,9 @@ struct UserController: Sendable {
             p256dh = keys.string("p256dh", maxLength: 200)
             auth = keys.string("auth", maxLength: 100)
             if let token {
-                for error in DeviceValidation.webpush(endpoint: token, p256dh: p256dh, auth: auth) { fields.fail(error.field, error.message) }
+                for error in DeviceValidation.webpush(endpoint: token, p256dh: p256dh, auth: auth, allowLoopbackHTTP: allowLoopbackWebPush) {
+                    fields.fail(error.field, error.message)
+                }
             }
         case "apns":
             token = fields.string("token", maxLength: 200)

@@ -17,6 +17,7 @@ public struct UserServiceConfiguration: Sendable {
     public var jwt: JWTSettings
     public var bcryptCost: Int
     public var cacheTTLSeconds: Int
+    public var allowLoopbackWebPush: Bool
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -27,6 +28,7 @@ public struct UserServiceConfiguration: Sendable {
         jwt = JWTSettings(env, problems: &problems)
         bcryptCost = env.int("NOTIFY_BCRYPT_COST", default: 10, problems: &problems)
         cacheTTLSeconds = env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
+        allowLoopbackWebPush = env.string("NOTIFY_WEBPUSH_ALLOW_LOOPBACK", default: "false") == "true"
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -55,13 +57,14 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         ]
     ).register(on: router)
     OpenAPIRoute(document: APIDocument.users).register(on: router)
-    let controller = UserController(
+    var controller = UserController(
         repository: UserRepository(client: postgres, logger: logger),
         cache: cache,
         tokens: tokens,
         bcryptCost: UInt8(clamping: configuration.bcryptCost),
         decoyHash: Bcrypt.hash(UUID().uuidString, cost: UInt8(clamping: configuration.bcryptCost))
     )
+    controller.allowLoopbackWebPush = configuration.allowLoopbackWebPush
     controller.registerPublic(on: router)
     let api = router.group().add(
         middleware: CredentialMiddleware(

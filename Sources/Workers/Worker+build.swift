@@ -36,9 +36,14 @@ public struct WorkerConfiguration: Sendable {
     public var mailFromName: String
     public var messageIDDomain: String
     // push
+    /// The push providers this worker sends through; each must be fully configured, or the worker does not start.
+    public var pushProviders: Set<String>
     public var fcmURL: String
     public var fcmProject: String
-    public var fcmAccessToken: String?
+    public var fcmTokenURL: String?
+    public var fcmAccount: ServiceAccount?
+    public var vapid: VAPIDKey?
+    public var pushTimeToLive: Int
 
     public init(channel: NotificationChannel, _ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -64,11 +69,60 @@ public struct WorkerConfiguration: Sendable {
         mailFrom = env.string("NOTIFY_MAIL_FROM", default: "notifications@notify.local")
         mailFromName = env.string("NOTIFY_MAIL_FROM_NAME", default: "Notify")
         messageIDDomain = env.string("NOTIFY_MESSAGE_ID_DOMAIN", default: "notify.local")
+        pushProviders = Set(
+            env.string("NOTIFY_PUSH_PROVIDERS", default: "fcm,webpush").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+        )
         fcmURL = env.string("NOTIFY_FCM_URL", default: "https://fcm.googleapis.com")
         fcmProject = env.string("NOTIFY_FCM_PROJECT", default: "")
-        fcmAccessToken = env.optionalString("NOTIFY_FCM_ACCESS_TOKEN")
-        if channel == .push, fcmProject.isEmpty { problems.append("NOTIFY_FCM_PROJECT is required for the push worker") }
+        fcmTokenURL = env.optionalString("NOTIFY_FCM_TOKEN_URL")
+        pushTimeToLive = env.int("NOTIFY_PUSH_TTL_SECONDS", default: 86_400, problems: &problems)
+        if channel == .push {
+            let unknown = pushProviders.subtracting(["fcm", "webpush"])
+            if !unknown.isEmpty {
+                problems.append("NOTIFY_PUSH_PROVIDERS: unknown \(unknown.sorted().joined(separator: ", ")) (known: fcm, webpush)")
+            }
+            if pushProviders.isEmpty { problems.append("NOTIFY_PUSH_PROVIDERS names no provider (fcm, webpush)") }
+            if pushProviders.contains("fcm") {
+                fcmAccount = Self.serviceAccount(env, problems: &problems)
+                if fcmProject.isEmpty { fcmProject = fcmAccount?.projectID ?? "" }
+            }
+            if pushProviders.contains("webpush") {
+                let key = env.optionalString("NOTIFY_VAPID_PRIVATE_KEY")
+                let subject = env.optionalString("NOTIFY_VAPID_SUBJECT")
+                if key == nil { problems.append("NOTIFY_VAPID_PRIVATE_KEY is required for Web Push (make one with `notify admin vapid-keys`)") }
+                if subject == nil { problems.append("NOTIFY_VAPID_SUBJECT is required for Web Push (mailto: or https: contact)") }
+                if let key, let subject {
+                    do { vapid = try VAPIDKey(privateKeyBase64URL: key, subject: subject) } catch { problems.append("NOTIFY_VAPID_*: \(error)") }
+                }
+            }
+        }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+}
+
+extension WorkerConfiguration {
+    /// The FCM service account from NOTIFY_FCM_SERVICE_ACCOUNT (the JSON itself) or NOTIFY_FCM_SERVICE_ACCOUNT_FILE.
+    static func serviceAccount(_ env: EnvironmentReader, problems: inout [String]) -> ServiceAccount? {
+        let data: Data
+        if let json = env.optionalString("NOTIFY_FCM_SERVICE_ACCOUNT") {
+            data = Data(json.utf8)
+        } else if let path = env.optionalString("NOTIFY_FCM_SERVICE_ACCOUNT_FILE") {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                problems.append("NOTIFY_FCM_SERVICE_ACCOUNT_FILE: cannot read \(path)")
+                return nil
+            }
+            data = contents
+        } else {
+            problems.append("FCM needs a service account: NOTIFY_FCM_SERVICE_ACCOUNT_FILE (path) or NOTIFY_FCM_SERVICE_ACCOUNT (JSON)")
+            return nil
+        }
+        do {
+            return try ServiceAccount.parse(data)
+        } catch {
+            problems.append("FCM service account: \(error)")
+            return nil
+        }
     }
 }
 
@@ -96,12 +150,22 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         breaker: brokerBreaker,
         logger: logger
     )
-    let providerBreaker = CircuitBreaker(name: configuration.channel == .email ? "smtp" : "push-provider", logger: logger)
     let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
     let templatesBreaker = CircuitBreaker(name: "templates-service", logger: logger)
+    let directory = PlatformDirectory(
+        http: http,
+        usersURL: configuration.usersURL,
+        templatesURL: configuration.templatesURL,
+        serviceKey: configuration.serviceKey.key,
+        usersBreaker: usersBreaker,
+        templatesBreaker: templatesBreaker
+    )
     let deliverer: any Deliverer
+    let providerBreakers: [CircuitBreaker]
     switch configuration.channel {
     case .email:
+        let smtpBreaker = CircuitBreaker(name: "smtp", logger: logger)
+        providerBreakers = [smtpBreaker]
         let smtp = SMTPTransport(
             configuration: .init(
                 url: configuration.smtpURL,
@@ -112,33 +176,36 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         )
         deliverer = EmailDeliverer(
             smtp: smtp,
-            breaker: providerBreaker,
+            breaker: smtpBreaker,
             from: configuration.mailFrom,
             fromName: configuration.mailFromName,
             messageIDDomain: configuration.messageIDDomain
         )
     case .push:
+        let fcmBreaker = CircuitBreaker(name: "fcm", logger: logger)
+        let webPushBreaker = CircuitBreaker(name: "webpush", logger: logger)
+        providerBreakers = [fcmBreaker, webPushBreaker]
         deliverer = PushDeliverer(
-            fcm: FCMTransport(
-                http: http,
-                baseURL: configuration.fcmURL,
-                projectID: configuration.fcmProject,
-                accessToken: configuration.fcmAccessToken
-            ),
-            breaker: providerBreaker
+            fcm: configuration.fcmAccount.map { account in
+                FCMTransport(
+                    http: http,
+                    baseURL: configuration.fcmURL,
+                    projectID: configuration.fcmProject,
+                    tokens: FCMAccessTokens(account: account, tokenURL: configuration.fcmTokenURL, http: http, logger: logger)
+                )
+            },
+            webPush: configuration.vapid.map { WebPushTransport(http: http, vapid: $0) },
+            fcmBreaker: fcmBreaker,
+            webPushBreaker: webPushBreaker,
+            directory: directory,
+            outcomes: PushOutcomeStore(client: postgres, logger: logger),
+            timeToLive: configuration.pushTimeToLive
         )
     }
     let worker = DeliveryWorker(
         consumer: consumer,
         postgres: postgres,
-        directory: PlatformDirectory(
-            http: http,
-            usersURL: configuration.usersURL,
-            templatesURL: configuration.templatesURL,
-            serviceKey: configuration.serviceKey.key,
-            usersBreaker: usersBreaker,
-            templatesBreaker: templatesBreaker
-        ),
+        directory: directory,
         deliverer: deliverer,
         configuration: .init(
             workerName: configuration.workerName,
@@ -160,8 +227,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
                 consumer.isConnected
                     ? DependencyHealth(status: .up) : DependencyHealth(status: .degraded, detail: "not consuming: delivering from PostgreSQL")
             },
-            .breaker(brokerBreaker), .breaker(providerBreaker), .breaker(usersBreaker), .breaker(templatesBreaker),
-        ]
+            .breaker(brokerBreaker), .breaker(usersBreaker), .breaker(templatesBreaker),
+        ] + providerBreakers.map { .breaker($0) }
     ).register(on: router)
 
     return Application(

@@ -21,7 +21,12 @@ struct AccessAndLimitsTests {
     func adminKeys() async throws {
         try await Stack.with(services: [.users, .templates, .gateway, .admin], extra: ["NOTIFY_KEY_CACHE_SECONDS": "1"]) { stack in
             let user = try await Self.prepare(stack)
-            let admin = try await stack.createKey(scopes: ["admin"])
+            // The first admin key comes from the command line; it prints the key and nothing else.
+            let created = try stack.runCommand(["admin", "create-key", "--client", "operators", "--scopes", "admin"])
+            #expect(created.status == 0)
+            let admin = created.output
+            #expect(admin.hasPrefix("nk_"))
+            #expect(try stack.runCommand(["admin", "create-key", "--client", "x", "--scopes", "root"]).status != 0)
             let keys = "\(stack.url(.admin))/api/v1/admin/api-keys/"
             let adminAuth = ["Authorization": "Bearer \(admin)"]
 
@@ -31,18 +36,18 @@ struct AccessAndLimitsTests {
             #expect(bad.status == 400)
             #expect(Set(bad.details.compactMap { $0["field"] }) == ["client", "scopes"])
 
-            let created = try await stack.call(
+            let made = try await stack.call(
                 .POST,
                 keys,
                 json: ["client": "billing", "name": "billing prod", "scopes": ["notifications:write", "notifications:read"]],
                 headers: adminAuth
             )
-            #expect(created.status == 201)
-            let key = try #require(created.data["key"] as? String)
-            let id = try #require(created.data["id"] as? String)
-            let prefix = try #require(created.data["prefix"] as? String)
+            #expect(made.status == 201)
+            let key = try #require(made.data["key"] as? String)
+            let id = try #require(made.data["id"] as? String)
+            let prefix = try #require(made.data["prefix"] as? String)
             #expect(key.hasPrefix("nk_\(prefix)_"))
-            #expect(created.data["scopes"] as? [String] == ["notifications:write", "notifications:read"])
+            #expect(made.data["scopes"] as? [String] == ["notifications:write", "notifications:read"])
 
             // Only the hash is stored: no column holds the key.
             let stored = try await stack.scalar("SELECT key_hash FROM api_keys WHERE id = \(UUID(uuidString: id)!)", as: String.self)

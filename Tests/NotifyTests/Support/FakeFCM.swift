@@ -1,32 +1,171 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import JWTKit
 import NIOConcurrencyHelpers
+import NIOFoundationCompat
+import _CryptoExtras
 
-/// A local stand-in for FCM HTTP v1 (it lives on the internet, so a double is allowed): accepts
-/// `POST /v1/projects/{project}/messages:send`, records each body and answers with FCM's success shape.
+/// Local stand-ins for the push providers, which live on the internet (so doubles are allowed), speaking their real
+/// protocols:
+/// - FCM HTTP v1's OAuth2 token endpoint (`POST /token`): verifies the RS256 JWT assertion against the service
+///   account's public key, issues short access tokens;
+/// - FCM's `POST /v1/projects/{project}/messages:send`: requires a token it issued; answers by registration token:
+///   `dead-…` 404 UNREGISTERED, `invalid-…` 400 INVALID_ARGUMENT, `flaky-…` 503 UNAVAILABLE once (Retry-After: 1),
+///   `busy-…` always 429 QUOTA_EXCEEDED (Retry-After: 2), anything else 200 `{"name"}`, with FCM's error JSON;
+/// - a Web Push service (`POST /webpush/{id}`): records each request; ids `gone-…` answer 410, others 201.
 final class FakeFCM: Sendable {
+    struct Attempt: Sendable {
+        var token: String
+        var status: Int
+    }
+
+    struct WebPushRequest: Sendable {
+        var id: String
+        var authorization: String
+        var ttl: String?
+        var urgency: String?
+        var contentEncoding: String?
+        var body: Data
+    }
+
+    static let project = "test-project"
+    static let keyID = "test-key-1"
+    static let clientEmail = "notify@test-project.iam.gserviceaccount.com"
+    /// One RSA key for the whole test run (making one takes a moment).
+    static let serviceAccountKey: _RSA.Signing.PrivateKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+
     let received = NIOLockedValueBox<[Data]>([])
+    let attempts = NIOLockedValueBox<[Attempt]>([])
+    let webPushes = NIOLockedValueBox<[WebPushRequest]>([])
+    let issuedTokens = NIOLockedValueBox<Set<String>>([])
+    let tokenRequests = NIOLockedValueBox(0)
+    let failedOnce = NIOLockedValueBox<Set<String>>([])
     let port = NIOLockedValueBox<Int>(0)
+    /// The `expires_in` of issued access tokens.
+    let tokenLifetime = NIOLockedValueBox(3600)
 
     var url: String { "http://127.0.0.1:\(port.withLockedValue { $0 })" }
+
+    /// The service account JSON a push worker is configured with (its token_uri points here).
+    var serviceAccountJSON: String {
+        let object: [String: Any] = [
+            "type": "service_account", "project_id": Self.project, "private_key_id": Self.keyID,
+            "private_key": Self.serviceAccountKey.pemRepresentation, "client_email": Self.clientEmail,
+            "token_uri": "\(url)/token",
+        ]
+        return String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes]), as: UTF8.self)
+    }
 
     func messages() -> [[String: Any]] {
         received.withLockedValue { $0 }.compactMap { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] }
     }
 
+    struct Assertion: JWTPayload {
+        var iss: IssuerClaim
+        var scope: String
+        var aud: AudienceClaim
+        var iat: IssuedAtClaim
+        var exp: ExpirationClaim
+        func verify(using algorithm: some JWTAlgorithm) async throws { try exp.verifyNotExpired() }
+    }
+
+    static func fcmError(_ status: Int, _ state: String, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {
+        let body: [String: Any] = [
+            "error": [
+                "code": status, "message": message, "status": state,
+                "details": [["@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code]],
+            ]
+        ]
+        var fields = headers
+        fields[.contentType] = "application/json; charset=UTF-8"
+        return Response(
+            status: .init(code: status),
+            headers: fields,
+            body: .init(byteBuffer: ByteBuffer(data: try! JSONSerialization.data(withJSONObject: body)))
+        )
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(data: try! JSONSerialization.data(withJSONObject: object)))
+        )
+    }
+
     func makeApplication() -> some ApplicationProtocol {
         let router = Router()
+        let keys = JWTKeyCollection()
+        router.post("/token") { request, _ -> Response in
+            let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
+            var form: [String: String] = [:]
+            for pair in body.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+                if parts.count == 2 { form[parts[0]] = parts[1] }
+            }
+            guard form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer", let assertion = form["assertion"] else {
+                return Self.json(.badRequest, ["error": "unsupported_grant_type"])
+            }
+            await keys.add(
+                rsa: try Insecure.RSA.PublicKey(pem: Self.serviceAccountKey.publicKey.pemRepresentation),
+                digestAlgorithm: .sha256,
+                kid: JWKIdentifier(string: Self.keyID)
+            )
+            guard let claims = try? await keys.verify(assertion, as: Assertion.self), claims.iss.value == Self.clientEmail,
+                claims.scope == "https://www.googleapis.com/auth/firebase.messaging", claims.aud.value.contains("\(self.url)/token")
+            else {
+                return Self.json(.badRequest, ["error": "invalid_grant", "error_description": "Invalid JWT Signature."])
+            }
+            let token = "ya29.fake-\(UUID().uuidString.lowercased())"
+            self.issuedTokens.withLockedValue { _ = $0.insert(token) }
+            self.tokenRequests.withLockedValue { $0 += 1 }
+            return Self.json(.ok, ["access_token": token, "expires_in": self.tokenLifetime.withLockedValue { $0 }, "token_type": "Bearer"])
+        }
         router.post("/v1/projects/:project/**") { request, context -> Response in
             guard request.uri.path.hasSuffix("/messages:send") else { return Response(status: .notFound) }
+            let bearer = request.headers[.authorization].map { String($0.dropFirst("Bearer ".count)) } ?? ""
+            guard self.issuedTokens.withLockedValue({ $0.contains(bearer) }) else {
+                return Self.fcmError(401, "UNAUTHENTICATED", "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+            }
             let body = try await request.body.collect(upTo: 1 << 20)
-            self.received.withLockedValue { $0.append(Data(body.readableBytesView)) }
-            let project = context.parameters.get("project") ?? "unknown"
-            let name = "projects/\(project)/messages/\(UInt64.random(in: 1...UInt64.max))"
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: #"{"name":"\#(name)"}"#))
-            )
+            let data = Data(body.readableBytesView)
+            let message = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["message"] as? [String: Any]
+            let token = message?["token"] as? String ?? ""
+            let response: Response
+            if token.hasPrefix("dead-") {
+                response = Self.fcmError(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.")
+            } else if token.hasPrefix("invalid-") {
+                response = Self.fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token")
+            } else if token.hasPrefix("busy-") {
+                response = Self.fcmError(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded.", headers: [.retryAfter: "2"])
+            } else if token.hasPrefix("flaky-"), self.failedOnce.withLockedValue({ $0.insert(token).inserted }) {
+                response = Self.fcmError(503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable.", headers: [.retryAfter: "1"])
+            } else {
+                self.received.withLockedValue { $0.append(data) }
+                let project = context.parameters.get("project") ?? "unknown"
+                response = Self.json(.ok, ["name": "projects/\(project)/messages/\(UInt64.random(in: 1...UInt64.max))"])
+            }
+            self.attempts.withLockedValue { $0.append(Attempt(token: token, status: Int(response.status.code))) }
+            return response
+        }
+        router.post("/webpush/:id") { request, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            let body = try await request.body.collect(upTo: 1 << 20)
+            self.webPushes.withLockedValue {
+                $0.append(
+                    WebPushRequest(
+                        id: id,
+                        authorization: request.headers[.authorization] ?? "",
+                        ttl: request.headers[HTTPField.Name("TTL")!],
+                        urgency: request.headers[HTTPField.Name("Urgency")!],
+                        contentEncoding: request.headers[.contentEncoding],
+                        body: Data(body.readableBytesView)
+                    )
+                )
+            }
+            if id.hasPrefix("gone-") { return Response(status: .gone) }
+            return Response(status: .created, headers: [.location: "\(self.url)/webpush/messages/\(UUID().uuidString.lowercased())"])
         }
         let port = self.port
         return Application(

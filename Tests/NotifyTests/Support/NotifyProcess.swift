@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// A real `notify` subprocess (the binary built next to the tests), its output in a log file.
 final class NotifyProcess: @unchecked Sendable {
@@ -57,8 +58,19 @@ final class NotifyProcess: @unchecked Sendable {
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// Ports handed out in this test run: never handed out twice, so two stacks running in parallel cannot be given the
+/// same port for processes that start at different times.
+private let handedOutPorts = NIOLockedValueBox<Set<Int>>([])
+
+/// A TCP port on 127.0.0.1 that was free a moment ago and was not handed out before in this run.
 func freePort() -> Int {
+    while true {
+        let port = anyFreePort()
+        if handedOutPorts.withLockedValue({ $0.insert(port).inserted }) { return port }
+    }
+}
+
+private func anyFreePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

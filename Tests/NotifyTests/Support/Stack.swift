@@ -55,6 +55,10 @@ final class Stack: @unchecked Sendable {
         self.ports = ports
     }
 
+    /// The push worker's VAPID key (base64url raw P-256 scalar) and subject.
+    static let vapidPrivateKey = "Gxd7P1xZ4vR8Q6vHn7hJm0Yk2oVqf9xGdWc3sB5tA1E"
+    static let vapidSubject = "mailto:ops@notify.test"
+
     /// Settings every process of this stack gets on top of the defaults.
     private(set) var extra: [String: String] = [:]
 
@@ -120,7 +124,10 @@ final class Stack: @unchecked Sendable {
             "NOTIFY_USERS_URL": url(.users),
             "NOTIFY_TEMPLATES_URL": url(.templates),
             "NOTIFY_FCM_URL": fcm.url,
-            "NOTIFY_FCM_PROJECT": "test-project",
+            "NOTIFY_FCM_SERVICE_ACCOUNT": fcm.serviceAccountJSON,
+            "NOTIFY_VAPID_PRIVATE_KEY": Self.vapidPrivateKey,
+            "NOTIFY_VAPID_SUBJECT": Self.vapidSubject,
+            "NOTIFY_WEBPUSH_ALLOW_LOOPBACK": "true",
             "NOTIFY_RELAY_POLL_MS": "200",
         ]
         for (other, port) in ports { environment[other.portKey] = String(port) }
@@ -143,7 +150,8 @@ final class Stack: @unchecked Sendable {
         _ = try await eventually("\(service.rawValue) healthy", timeout: .seconds(60)) { () -> Bool? in
             guard self.processes[service]?.isRunning == true else { throw ProcessExited(service: service.rawValue) }
             let response = try await self.call(.GET, "\(self.url(service))/health")
-            return response.status == 200 ? true : nil
+            // The service name guards against another process answering on the port.
+            return response.status == 200 && response.data["service"] as? String == service.rawValue ? true : nil
         }
     }
 
@@ -339,5 +347,23 @@ extension Stack {
         let redis = RedisClient(host: infra.redis.host, port: infra.redis.port)
         guard case .array(let values) = try await redis.command(["KEYS", infra.redis.keyPrefix + pattern]) else { return [] }
         return values.compactMap { if case .string(let key) = $0 { String(key.dropFirst(infra.redis.keyPrefix.count)) } else { nil } }
+    }
+}
+
+extension Stack {
+    /// Runs a one-shot `notify` command (e.g. `admin create-key`) with this stack's environment; its stdout and status.
+    func runCommand(_ arguments: [String], environment: [String: String] = [:], withErrors: Bool = false) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = NotifyProcess.binary
+        process.arguments = arguments
+        process.environment = infra.processEnvironment(environment)
+        process.currentDirectoryURL = NotifyProcess.repositoryRoot
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = withErrors ? output : FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
