@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries, installed from Debian packages; variadic functions are wrapped in the headers.
@@ -96,6 +98,7 @@ let package = Package(
         .target(
             name: "RedisCache",
             dependencies: [
+                "Telemetry",
                 "CHiredis", "Breakers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -127,6 +130,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
+                "Telemetry",
                 "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -159,12 +163,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Telemetry",
+            dependencies: [
+                "Breakers", "NotifyHTTP", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "APIDocs",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Gateway",
             dependencies: [
+                "Telemetry",
                 "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers",
                 "Broker", "Directory",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -175,6 +189,7 @@ let package = Package(
         .target(
             name: "UserService",
             dependencies: [
+                "Telemetry",
                 "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -184,6 +199,7 @@ let package = Package(
         .target(
             name: "TemplateService",
             dependencies: [
+                "Telemetry",
                 "NotifyHTTP", "NotifyConfig", "RedisCache", "Rendering", "NotificationModel", "APIDocs",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -192,6 +208,7 @@ let package = Package(
         .target(
             name: "Workers",
             dependencies: [
+                "Telemetry",
                 "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers", "Directory",
                 "Rendering",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -202,17 +219,22 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel",
+                "Telemetry",
+                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "NotifyCLI",
             dependencies: [
+                "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Admin", "Migrations", "NotifyConfig", "PushTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -221,6 +243,7 @@ let package = Package(
         .testTarget(
             name: "NotifyTests",
             dependencies: [
+                "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue", "Broker", "Rendering",
                 "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin", "Breakers", "RateLimiting",
                 "APIDocs",

@@ -230,6 +230,16 @@ enum Common {
 
     static let healthPaths = #"""
         {
+          "/metrics": {
+            "get": {
+              "operationId": "metrics",
+              "summary": "Prometheus metrics of this process (text exposition format)",
+              "security": [],
+              "responses": {
+                "200": {"description": "Counters, gauges and histograms.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+              }
+            }
+          },
           "/health": {
             "get": {
               "operationId": "health",

@@ -6,12 +6,18 @@ import Logging
 import NotifyConfig
 import NotifyHTTP
 import PostgresNIO
+import Telemetry
 
 public struct AdminConfiguration: Sendable {
     public var listen: ListenSettings
     public var postgres: PostgresSettings
     public var rabbit: RabbitSettings
     public var serviceKey: ServiceKeySettings
+    public var jwt: JWTSettings
+    /// The processes whose health the overview shows, by name.
+    public var services: [(name: String, url: String)]
+    /// Lifetime of an operator's session (the dashboard cookie).
+    public var sessionSeconds: Int
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -19,12 +25,28 @@ public struct AdminConfiguration: Sendable {
         postgres = PostgresSettings(env, problems: &problems)
         rabbit = RabbitSettings(env, problems: &problems)
         serviceKey = ServiceKeySettings(env, problems: &problems)
+        jwt = JWTSettings(env, problems: &problems)
+        sessionSeconds = env.int("NOTIFY_ADMIN_SESSION_SECONDS", default: 8 * 3600, problems: &problems)
+        let host = env.string("NOTIFY_SERVICES_HOST", default: "127.0.0.1")
+        func url(_ name: String, _ urlKey: String, _ portKey: String, _ port: Int) -> (String, String) {
+            let port = env.int(portKey, default: port, problems: &problems)
+            return (name, env.string(urlKey, default: "http://\(host):\(port)"))
+        }
+        services = [
+            url("gateway", "NOTIFY_GATEWAY_URL", "NOTIFY_GATEWAY_PORT", 8000),
+            url("users", "NOTIFY_USERS_URL", "NOTIFY_USERS_PORT", 8001),
+            url("templates", "NOTIFY_TEMPLATES_URL", "NOTIFY_TEMPLATES_PORT", 8002),
+            url("email-worker", "NOTIFY_EMAIL_WORKER_URL", "NOTIFY_EMAIL_WORKER_PORT", 8003),
+            url("push-worker", "NOTIFY_PUSH_WORKER_URL", "NOTIFY_PUSH_WORKER_PORT", 8004),
+            url("relay", "NOTIFY_RELAY_URL", "NOTIFY_RELAY_PORT", 8006),
+        ]
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
 
-/// The admin service (port 8005): health and API key management (the first admin key comes from
-/// `notify admin create-key --scopes admin`). The dashboard comes with the operations issue.
+/// The admin service (port 8005): operator login (a session cookie for the dashboard), API key management, an
+/// overview of the platform (health of every process, job states, throughput, backlog, queues, breakers), dead
+/// letters with replay, and the dashboard at `/admin/`. API clients use an API key with the `admin` scope.
 public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) async -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -35,7 +57,14 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         password: configuration.rabbit.password,
         vhost: configuration.rabbit.vhost
     )
+    let sessions = await AccessTokens.make(
+        secret: configuration.jwt.secret,
+        issuer: "notify-admin",
+        lifetime: configuration.sessionSeconds
+    )
+    let admins = AdminUserStore(client: postgres, logger: logger)
     let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "admin",
@@ -44,16 +73,30 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
             .timed("rabbitmq", critical: false) { try await management.ping() },
         ]
     ).register(on: router)
+    MetricsRoute().register(on: router)
+    let session = SessionController(admins: admins, sessions: sessions, lifetime: configuration.sessionSeconds, logger: logger)
+    session.registerPublic(on: router)
     let store = APIKeyStore(client: postgres, logger: logger)
     let api = router.group().add(
-        middleware: CredentialMiddleware(
-            serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
-            tokens: nil,
-            store: store,
-            cacheSeconds: 0
+        middleware: AdminAuthMiddleware(
+            sessions: sessions,
+            credentials: CredentialMiddleware(
+                serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
+                tokens: nil,
+                store: store,
+                cacheSeconds: 0
+            )
         )
     )
     APIKeyController(store: store).register(on: api)
+    OverviewController(
+        postgres: postgres,
+        management: management,
+        http: http,
+        services: configuration.services.map { ServiceEndpoint(name: $0.name, url: $0.url) },
+        logger: logger
+    ).register(on: api)
+    session.register(on: api)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-admin"),

@@ -83,7 +83,17 @@ public final class CircuitBreaker: Sendable {
         self.configuration = configuration
         self.clock = clock
         self.onTransition = onTransition
+        let entry = WeakBreaker(self)
+        Self.registry.withLockedValue { entries in
+            entries.removeAll { $0.breaker == nil }
+            entries.append(entry)
+        }
     }
+
+    private static let registry = NIOLockedValueBox<[WeakBreaker]>([])
+
+    /// Every breaker alive in this process (for metrics).
+    public static var all: [CircuitBreaker] { registry.withLockedValue { $0.compactMap(\.breaker) } }
 
     /// The current state; an open breaker whose time is up reads as half-open.
     public var state: State {
@@ -209,4 +219,9 @@ extension CircuitBreaker {
             if to == .open { logger.warning("circuit opened", metadata: metadata) } else { logger.info("circuit changed", metadata: metadata) }
         }
     }
+}
+
+private final class WeakBreaker: @unchecked Sendable {
+    weak var breaker: CircuitBreaker?
+    init(_ breaker: CircuitBreaker) { self.breaker = breaker }
 }

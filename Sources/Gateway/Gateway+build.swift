@@ -11,6 +11,7 @@ import NotifyHTTP
 import PostgresNIO
 import RateLimiting
 import RedisCache
+import Telemetry
 
 public struct GatewayConfiguration: Sendable {
     public var listen: ListenSettings
@@ -89,6 +90,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         logger: logger
     )
     let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "gateway",
@@ -97,6 +99,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
             .breaker(limiter.breaker),
         ]
     ).register(on: router)
+    MetricsRoute().register(on: router)
     OpenAPIRoute(document: APIDocument.gateway).register(on: router)
     let tokens = await AccessTokens.make(
         secret: configuration.jwt.secret,

@@ -6,6 +6,7 @@ import Logging
 import NotificationModel
 import NotifyHTTP
 import RateLimiting
+import Telemetry
 
 /// One item's outcome in a bulk response, in the order of the request.
 struct BulkItemResult: Encodable, Sendable {
@@ -193,6 +194,9 @@ extension NotificationController {
             }
         }
 
+        for result in results where result?.status == 202 {
+            Telemetry.accepted(channel: result?.data?.notificationType ?? "email")
+        }
         let final = results.enumerated().map {
             $0.element ?? BulkItemResult(index: $0.offset, requestID: nil, error: APIError.internalError)
         }

@@ -6,6 +6,7 @@ import Logging
 import NotificationModel
 import NotifyHTTP
 import RateLimiting
+import Telemetry
 
 /// The gateway's notification endpoints: create (one or in bulk), status, list, retry and delivery reports.
 ///
@@ -55,6 +56,7 @@ struct NotificationController: Sendable {
                 if let earlier = try await repository.existing(new, client: identity.client) {
                     return try Self.respond(earlier, context: context, requestID: new.requestID)
                 }
+                Telemetry.rateLimited(scope: "user")
                 throw APIError.rateLimited(decision, "Too many notifications for this user; try again later")
             }
         }
@@ -135,9 +137,13 @@ struct NotificationController: Sendable {
     static func respond(_ outcome: CreateOutcome, context: NotifyRequestContext, requestID: String) throws -> Response {
         switch outcome {
         case .created(let notification):
+            Telemetry.accepted(channel: notification.notificationType)
             context.logger.info(
                 "notification accepted",
-                metadata: ["notification_id": .string(notification.notificationID), "request_id": .string(requestID)]
+                metadata: [
+                    "notification_id": .string(notification.notificationID), "request_id": .string(requestID),
+                    "job_id": .string(notification.jobID.map(String.init) ?? ""),
+                ]
             )
             return .envelope(.accepted, data: notification, message: "Notification accepted")
         case .replayed(let notification):
@@ -282,13 +288,16 @@ struct Accepted: Encodable, Sendable {
     var status: String
     var notificationType: String
     var createdAt: Date
+    /// For the log line of the acceptance (not part of the response).
+    var jobID: Int?
 
-    init(notificationID: String, requestID: String, status: String, notificationType: String, createdAt: Date) {
+    init(notificationID: String, requestID: String, status: String, notificationType: String, createdAt: Date, jobID: Int? = nil) {
         self.notificationID = notificationID
         self.requestID = requestID
         self.status = status
         self.notificationType = notificationType
         self.createdAt = createdAt
+        self.jobID = jobID
     }
 
     init(_ resource: NotificationResource) {

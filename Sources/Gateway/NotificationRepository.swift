@@ -189,7 +189,7 @@ struct NotificationRepository: Sendable {
                     results.append(nil)
                     continue
                 }
-                _ = try await JobStore.insert(
+                let jobID = try await JobStore.insert(
                     on: connection,
                     notificationID: entry.id,
                     channel: new.channel,
@@ -204,7 +204,8 @@ struct NotificationRepository: Sendable {
                         requestID: new.requestID,
                         status: "pending",
                         notificationType: new.channel.rawValue,
-                        createdAt: createdAt
+                        createdAt: createdAt,
+                        jobID: jobID
                     )
                 )
             }

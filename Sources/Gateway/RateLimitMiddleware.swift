@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NotifyHTTP
 import RateLimiting
+import Telemetry
 
 /// Charges every authenticated call to its credential's bucket (the platform's own services are not limited) and
 /// reports the bucket in `RateLimit-*` headers; over the limit, 429 with `Retry-After`.
@@ -17,7 +18,10 @@ struct RateLimitMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         let decision = await limiter.check(Self.bucket(identity), limit: limit)
-        guard decision.allowed else { throw APIError.rateLimited(decision, "Too many requests for this credential; try again later") }
+        guard decision.allowed else {
+            Telemetry.rateLimited(scope: "key")
+            throw APIError.rateLimited(decision, "Too many requests for this credential; try again later")
+        }
         var response = try await next(request, context)
         for field in decision.headers where response.headers[field.name] == nil { response.headers.append(field) }
         return response

@@ -5,6 +5,7 @@ import Crypto
 import Foundation
 import Gateway
 import Hummingbird
+import HummingbirdBcrypt
 import Logging
 import Migrations
 import NotificationModel
@@ -13,6 +14,7 @@ import PostgresNIO
 import PushTransport
 import Relay
 import ServiceLifecycle
+import Telemetry
 import TemplateService
 import UnixSignals
 import UserService
@@ -39,6 +41,7 @@ func bootstrap(_ component: String) -> Logger {
 /// Runs an application, turning a configuration problem into a clear message and exit code 2.
 func serve<App: ApplicationProtocol>(_ component: String, _ build: (EnvironmentReader, Logger) async throws -> App) async throws {
     let logger = bootstrap(component)
+    Telemetry.bootstrap()
     let app: App
     do {
         app = try await build(EnvironmentReader(), logger)
@@ -95,13 +98,44 @@ struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "The operator service (port 8005) and operator tasks.",
-        subcommands: [Serve.self, CreateKey.self, VAPIDKeys.self],
+        subcommands: [Serve.self, CreateKey.self, CreateAdmin.self, VAPIDKeys.self],
         defaultSubcommand: Serve.self
     )
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the admin service.")
         func run() async throws { try await serve("admin") { env, logger in await buildAdmin(try AdminConfiguration(env), logger: logger) } }
+    }
+
+    struct CreateAdmin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create-admin",
+            abstract: "Create an operator for the admin service and dashboard (or set a new password for one)."
+        )
+
+        @Option(help: "The operator's email (the login).") var email: String
+
+        func run() async throws {
+            let logger = bootstrap("admin")
+            var problems: [String] = []
+            let env = EnvironmentReader()
+            let settings = PostgresSettings(env, problems: &problems)
+            guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+            // The password comes from NOTIFY_ADMIN_PASSWORD, never from the command line (it would show in `ps`);
+            // without it one is made and printed once.
+            let given = env.optionalString("NOTIFY_ADMIN_PASSWORD")
+            let password = given ?? (0..<18).map { _ in String("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789".randomElement()!) }.joined()
+            guard password.count >= 12 else { throw ValidationError("NOTIFY_ADMIN_PASSWORD must be at least 12 characters") }
+            let hash = Bcrypt.hash(password, cost: UInt8(clamping: Int(env.string("NOTIFY_BCRYPT_COST", default: "10")) ?? 10))
+            let client = PostgresClient(configuration: settings.clientConfiguration(.notifications), backgroundLogger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                let created = try await AdminUserStore(client: client, logger: logger).upsert(email: email, passwordHash: hash)
+                if given == nil { print(password) }
+                logger.info(created ? "admin created" : "admin password changed", metadata: ["email": .string(email)])
+                group.cancelAll()
+            }
+        }
     }
 
     struct VAPIDKeys: ParsableCommand {

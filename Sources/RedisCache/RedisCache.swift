@@ -2,6 +2,7 @@ import Breakers
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import Telemetry
 
 /// A read-through cache in Redis. Redis is an optimisation, never a dependency: when it fails the breaker opens,
 /// lookups go straight to the source without waiting on Redis, and the breaker logs each change of state once.
@@ -30,7 +31,11 @@ public struct RedisCache: Sendable {
     public func fetch<Value: Codable & Sendable>(_ key: String, as type: Value.Type, load: () async throws -> Value?) async throws -> Value? {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        if let cached = await get(key), let value = try? decoder.decode(Value.self, from: Data(cached.utf8)) { return value }
+        if let cached = await get(key), let value = try? decoder.decode(Value.self, from: Data(cached.utf8)) {
+            Telemetry.cache(String(key.prefix { $0 != ":" }), hit: true)
+            return value
+        }
+        Telemetry.cache(String(key.prefix { $0 != ":" }), hit: false)
         guard let value = try await load() else { return nil }
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601

@@ -6,6 +6,7 @@ import Logging
 import NIOConcurrencyHelpers
 import PostgresNIO
 import ServiceLifecycle
+import Telemetry
 
 /// Publishes outbox rows to RabbitMQ. Woken by `LISTEN outbox` and by a safety poll; claims unpublished rows with
 /// `FOR UPDATE SKIP LOCKED` (so several relays share the work), publishes each through the management API, and marks
@@ -128,6 +129,7 @@ public struct OutboxRelay: Service {
                 await withTaskGroup(of: (Int, String?).self) { group in
                     for message in chunk {
                         group.addTask {
+                            let start = ContinuousClock.now
                             do {
                                 let routed = try await breaker.run {
                                     try await management.publish(
@@ -140,8 +142,20 @@ public struct OutboxRelay: Service {
                                         )
                                     )
                                 }
+                                Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: routed ? "ok" : "not_routed")
+                                if routed {
+                                    logger.info(
+                                        "published",
+                                        metadata: [
+                                            "job_id": .string(message.messageID), "correlation_id": .string(message.correlationID),
+                                            "notification_id": .string(Self.notificationID(in: message.payload) ?? ""),
+                                            "routing_key": .string(message.routingKey),
+                                        ]
+                                    )
+                                }
                                 return (message.id, routed ? nil : "not routed")
                             } catch {
+                                Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: "error")
                                 return (message.id, String(describing: error))
                             }
                         }
@@ -158,6 +172,7 @@ public struct OutboxRelay: Service {
             }
             try await OutboxStore.markPublished(on: connection, ids: published, logger: logger)
             try await OutboxStore.markFailed(on: connection, ids: failed, error: lastError, logger: logger)
+            Telemetry.published(count: published.count)
             counters.withLockedValue {
                 $0.published += published.count
                 $0.failed += failed.count
@@ -173,5 +188,12 @@ public struct OutboxRelay: Service {
 extension Array {
     func chunked(_ size: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: Swift.max(1, size)).map { self[$0..<Swift.min($0 + Swift.max(1, size), count)] }
+    }
+}
+
+extension OutboxRelay {
+    /// The notification id inside a queue message, for the log line of its publish.
+    static func notificationID(in payload: String) -> String? {
+        (try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any])?["notification_id"] as? String
     }
 }

@@ -9,6 +9,7 @@ import NotifyConfig
 import NotifyHTTP
 import PostgresNIO
 import ServiceLifecycle
+import Telemetry
 
 public struct RelayConfiguration: Sendable {
     public var listen: ListenSettings
@@ -59,6 +60,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     let maintenance = MaintenanceService(client: postgres, configuration: maintenanceConfiguration, logger: logger)
 
     let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "relay",
@@ -71,6 +73,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
             },
         ]
     ).register(on: router)
+    MetricsRoute(collectors: RelayMetrics.collectors(postgres: postgres, management: management, logger: logger)).register(on: router)
 
     return Application(
         router: router,

@@ -5,6 +5,7 @@ import NotifyConfig
 import NotifyHTTP
 import PostgresNIO
 import RedisCache
+import Telemetry
 
 public struct TemplateServiceConfiguration: Sendable {
     public var listen: ListenSettings
@@ -42,6 +43,7 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
 
     let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "templates",
@@ -51,6 +53,7 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
             .breaker(cache.breaker),
         ]
     ).register(on: router)
+    MetricsRoute().register(on: router)
     OpenAPIRoute(document: APIDocument.templates).register(on: router)
     let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))
     TemplateController(repository: TemplateRepository(client: postgres, logger: logger), cache: cache).register(on: api)

@@ -8,6 +8,7 @@ import NotifyConfig
 import NotifyHTTP
 import PostgresNIO
 import RedisCache
+import Telemetry
 
 public struct UserServiceConfiguration: Sendable {
     public var listen: ListenSettings
@@ -47,6 +48,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     )
 
     let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "users",
@@ -56,6 +58,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
             .breaker(cache.breaker),
         ]
     ).register(on: router)
+    MetricsRoute().register(on: router)
     OpenAPIRoute(document: APIDocument.users).register(on: router)
     var controller = UserController(
         repository: UserRepository(client: postgres, logger: logger),

@@ -8,6 +8,7 @@ import PostgresNIO
 import PushTransport
 import Rendering
 import SMTPTransport
+import Telemetry
 
 /// Turns one claimed job into a message on one channel. Two implementations: email (SMTP) and push (FCM).
 public protocol Deliverer: Sendable {
@@ -52,7 +53,14 @@ public struct EmailDeliverer: Deliverer {
         )
         do {
             // A mailbox the server rejects (5xx) says nothing about the server's health; 4xx and timeouts do.
-            try await breaker.run({ try await smtp.send(message) }, isFailure: { ($0 as? SMTPError)?.permanent != true })
+            let start = ContinuousClock.now
+            do {
+                try await breaker.run({ try await smtp.send(message) }, isFailure: { ($0 as? SMTPError)?.permanent != true })
+                Telemetry.providerLatency("smtp", since: start, outcome: "ok")
+            } catch {
+                if !(error is BreakerOpenError) { Telemetry.providerLatency("smtp", since: start, outcome: "error") }
+                throw error
+            }
         } catch let error as SMTPError {
             throw DeliveryFailure(message: error.message, permanent: error.permanent)
         }
@@ -120,7 +128,9 @@ public struct PushDeliverer: Deliverer {
         var results: [DeviceOutcome] = []
         var retryAfter: [Int] = []
         for device in recipient.devices {
+            let start = ContinuousClock.now
             var (outcome, wait) = await send(message, to: device, job: job)
+            if outcome.kind != .skipped { Telemetry.providerLatency(device.platform, since: start, outcome: outcome.kind.rawValue) }
             if let wait { retryAfter.append(wait) }
             if outcome.kind == .rejected, outcome.deviceDeactivated, let gone = outcome.error {
                 outcome.deviceDeactivated = await directory.deactivateDevice(

@@ -9,6 +9,7 @@ import NotificationModel
 import PostgresNIO
 import Rendering
 import ServiceLifecycle
+import Telemetry
 
 /// Delivers one channel's jobs. Normally it consumes the channel's queue; while the broker circuit is open it claims
 /// `available` jobs straight from PostgreSQL (`FOR UPDATE SKIP LOCKED`), woken by `LISTEN outbox` and a safety poll.
@@ -246,6 +247,7 @@ public struct DeliveryWorker: Service {
         do {
             try await jobs.complete(jobID: job.jobID)
             counters.withLockedValue { $0.delivered += 1 }
+            Telemetry.sent(channel: job.channel.rawValue)
             logger.info("notification sent")
             return true
         } catch {
@@ -267,6 +269,8 @@ public struct DeliveryWorker: Service {
             let delay = failure.retryAfter ?? Backoff.delay(attempt: job.attempt, base: configuration.retryBase, cap: configuration.retryCap)
             let state = try await jobs.fail(jobID: job.jobID, error: failure.message, permanent: failure.permanent, retryAfter: delay)
             counters.withLockedValue { $0.failed += 1 }
+            if state == .discarded { Telemetry.failed(channel: job.channel.rawValue) }
+            if state == .retryable { Telemetry.retried(channel: job.channel.rawValue) }
             logger.warning(
                 "delivery failed",
                 metadata: [

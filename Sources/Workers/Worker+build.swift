@@ -13,6 +13,7 @@ import PostgresNIO
 import PushTransport
 import SMTPTransport
 import ServiceLifecycle
+import Telemetry
 
 public struct WorkerConfiguration: Sendable {
     public var channel: NotificationChannel
@@ -218,6 +219,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
     )
 
     let router = Router(context: NotifyRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "\(configuration.channel.rawValue)-worker",
@@ -230,6 +232,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             .breaker(brokerBreaker), .breaker(usersBreaker), .breaker(templatesBreaker),
         ] + providerBreakers.map { .breaker($0) }
     ).register(on: router)
+    MetricsRoute().register(on: router)
 
     return Application(
         router: router,

@@ -1,0 +1,126 @@
+import Credentials
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdBcrypt
+import Logging
+import NIOPosix
+import NotifyHTTP
+
+/// Operator sessions: `POST /api/v1/admin/login/` checks an operator's email and password and answers with a session
+/// token, also set as the HttpOnly, SameSite=Strict cookie `notify_admin` that the dashboard runs on; logout clears it.
+/// Also serves the dashboard's two pages.
+struct SessionController: Sendable {
+    static let cookie = "notify_admin"
+    static let csrfHeader = HTTPField.Name("X-Requested-With")!
+    static let csrfValue = "notify-dashboard"
+
+    let admins: AdminUserStore
+    let sessions: AccessTokens
+    let lifetime: Int
+    let logger: Logger
+    /// Checked for unknown emails, so a login takes as long whether or not the operator exists.
+    let decoyHash = Bcrypt.hash(UUID().uuidString, cost: 10)
+
+    func registerPublic(on router: Router<NotifyRequestContext>) {
+        router.post("/api/v1/admin/login", use: login)
+        router.get("/admin/login") { _, _ in Self.html(DashboardPages.login(error: nil)) }
+        router.get("/admin") { request, _ in await dashboard(request) }
+    }
+
+    func register(on router: some RouterMethods<NotifyRequestContext>) {
+        router.post("/api/v1/admin/logout", use: logout)
+    }
+
+    @Sendable func login(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        var fields = FieldValidator(try await request.jsonObject(limit: 16 << 10))
+        let email = fields.string("email", maxLength: 254)
+        let password = fields.string("password", maxLength: 1024, allowEmpty: true)
+        try fields.check()
+        guard let email, let password else { throw APIError.internalError }
+        let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
+        let admin: AdminUserStore.Record?
+        do { admin = try await admins.find(email: email) } catch {
+            throw APIError.dependencyUnavailable("The operator store is unavailable; try again shortly")
+        }
+        let hash = admin?.passwordHash ?? decoyHash
+        let matches = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        guard let admin, matches else {
+            context.logger.warning("admin login refused")
+            throw invalid
+        }
+        try? await admins.touch(id: admin.id)
+        let token = try await sessions.issue(userID: admin.id)
+        context.logger.info("admin logged in", metadata: ["admin_id": .string(admin.id.uuidString.lowercased())])
+        var response = Response.envelope(
+            data: ["access_token": token, "token_type": "bearer", "expires_in": String(lifetime)],
+            message: "Logged in"
+        )
+        response.headers.append(
+            HTTPField(name: .setCookie, value: "\(Self.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(lifetime)")
+        )
+        return response
+    }
+
+    @Sendable func logout(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        var response = Response.envelope(data: EmptyPayload(), message: "Logged out")
+        response.headers.append(HTTPField(name: .setCookie, value: "\(Self.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
+        return response
+    }
+
+    /// The dashboard for a logged-in operator; anyone else is sent to the login page.
+    func dashboard(_ request: Request) async -> Response {
+        guard let token = request.cookies[Self.cookie]?.value, await sessions.verify(token) != nil else {
+            return Response(status: .seeOther, headers: [.location: "/admin/login"])
+        }
+        return Self.html(DashboardPages.dashboard)
+    }
+
+    static func html(_ page: String) -> Response {
+        Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/html; charset=utf-8",
+                .cacheControl: "no-store",
+                HTTPField.Name("Content-Security-Policy")!:
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+                HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: page))
+        )
+    }
+}
+
+/// Who may use the admin API: an operator's session (the dashboard cookie, or its token as a bearer) or an API key
+/// with the `admin` scope (checked by each handler). State changes made with the cookie must carry
+/// `X-Requested-With: notify-dashboard`, which a cross-site form cannot send.
+struct AdminAuthMiddleware: RouterMiddleware {
+    typealias Context = NotifyRequestContext
+
+    let sessions: AccessTokens
+    let credentials: CredentialMiddleware
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if let bearer = request.credential {
+            if bearer.utf8.split(separator: UInt8(ascii: ".")).count == 3 {
+                guard let adminID = await sessions.verify(bearer) else { throw APIError.unauthorized }
+                context.identity = Self.operator(adminID)
+                return try await next(request, context)
+            }
+            return try await credentials.handle(request, context: context, next: next)
+        }
+        guard let cookie = request.cookies[SessionController.cookie]?.value, let adminID = await sessions.verify(cookie) else {
+            throw APIError.unauthorized
+        }
+        if request.method != .get, request.method != .head, request.headers[SessionController.csrfHeader] != SessionController.csrfValue {
+            throw APIError.forbidden("A change made with the dashboard's session must come from the dashboard")
+        }
+        context.identity = Self.operator(adminID)
+        return try await next(request, context)
+    }
+
+    static func `operator`(_ id: UUID) -> Identity {
+        Identity(client: "admin:\(id.uuidString.lowercased())", keyID: nil, scopes: ["admin"])
+    }
+}

@@ -1,0 +1,107 @@
+import Breakers
+import Foundation
+import Hummingbird
+import Metrics
+import NIOConcurrencyHelpers
+import NotifyHTTP
+import Prometheus
+
+/// Metrics for every process: swift-metrics backed by a Prometheus registry, served at `GET /metrics` in the
+/// Prometheus text format. Counters and timers are recorded where things happen; gauges that describe shared state
+/// (job states, backlogs, queue depths, breakers) are refreshed by collectors when `/metrics` is scraped.
+public enum Telemetry {
+    public static let registry = PrometheusCollectorRegistry()
+    private static let bootstrapped = NIOLockedValueBox(false)
+
+    /// Installs the Prometheus backend once per process.
+    public static func bootstrap() {
+        let first = bootstrapped.withLockedValue { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        ]
+        MetricsSystem.bootstrap(factory)
+    }
+
+    // MARK: the platform's own metrics (names follow Prometheus conventions)
+
+    public static func accepted(channel: String, count: Int = 1) {
+        Counter(label: "notify_notifications_accepted_total", dimensions: [("channel", channel)]).increment(by: count)
+    }
+
+    public static func sent(channel: String) {
+        Counter(label: "notify_notifications_sent_total", dimensions: [("channel", channel)]).increment()
+    }
+
+    public static func failed(channel: String) {
+        Counter(label: "notify_notifications_failed_total", dimensions: [("channel", channel)]).increment()
+    }
+
+    public static func retried(channel: String) {
+        Counter(label: "notify_notifications_retried_total", dimensions: [("channel", channel)]).increment()
+    }
+
+    public static func rateLimited(scope: String) {
+        Counter(label: "notify_rate_limited_total", dimensions: [("scope", scope)]).increment()
+    }
+
+    public static func published(count: Int) {
+        Counter(label: "notify_outbox_published_total").increment(by: count)
+    }
+
+    /// Time spent in one call to a provider (SMTP, FCM, Web Push, the RabbitMQ publish).
+    public static func providerLatency(_ provider: String, since start: ContinuousClock.Instant, outcome: String) {
+        let elapsed = ContinuousClock.now - start
+        Timer(label: "notify_provider_request_duration_seconds", dimensions: [("provider", provider), ("outcome", outcome)])
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+
+    public static func cache(_ name: String, hit: Bool) {
+        Counter(label: "notify_cache_requests_total", dimensions: [("cache", name), ("result", hit ? "hit" : "miss")]).increment()
+    }
+
+    public static func gauge(_ label: String, _ value: Double, _ dimensions: [(String, String)] = []) {
+        Gauge(label: label, dimensions: dimensions).record(value)
+    }
+
+    /// Every circuit breaker of this process: 0 closed, 1 half-open, 2 open.
+    public static func recordBreakers() {
+        for breaker in CircuitBreaker.all {
+            let value: Double
+            switch breaker.state {
+            case .closed: value = 0
+            case .halfOpen: value = 1
+            case .open: value = 2
+            }
+            gauge("notify_circuit_breaker_state", value, [("breaker", breaker.name)])
+        }
+    }
+}
+
+/// `GET /metrics` (public, like `/health`): runs the collectors, then emits the registry.
+public struct MetricsRoute: Sendable {
+    let collectors: [@Sendable () async -> Void]
+
+    public init(collectors: [@Sendable () async -> Void] = []) {
+        self.collectors = collectors
+    }
+
+    public func register(on router: Router<NotifyRequestContext>) {
+        router.get("/metrics") { _, _ -> Response in
+            Telemetry.recordBreakers()
+            await withTaskGroup(of: Void.self) { group in
+                for collector in collectors { group.addTask { await collector() } }
+            }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: Telemetry.registry.emitToBuffer()))
+            )
+        }
+    }
+}

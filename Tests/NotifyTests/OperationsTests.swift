@@ -1,0 +1,308 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+import Testing
+
+/// Metrics, logs and the admin service, against the real stack.
+@Suite("Operations", .serialized)
+struct OperationsTests {
+    /// One Prometheus sample: the value of `name` with exactly these labels (nil when absent).
+    static func sample(_ text: String, _ name: String, _ labels: [String: String] = [:]) -> Double? {
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " ") else { continue }
+            let series = line[..<space]
+            let value = Double(line[line.index(after: space)...])
+            var seriesName = String(series)
+            var seriesLabels: [String: String] = [:]
+            if let brace = series.firstIndex(of: "{") {
+                seriesName = String(series[..<brace])
+                let inner = series[series.index(after: brace)..<series.index(before: series.endIndex)]
+                for pair in inner.split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    if parts.count == 2 { seriesLabels[String(parts[0])] = String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+                }
+            }
+            if seriesName == name, seriesLabels == labels { return value }
+        }
+        return nil
+    }
+
+    static func metrics(_ stack: Stack, _ service: Stack.Service) async throws -> String {
+        var request = HTTPClientRequestShim(url: "\(stack.url(service))/metrics")
+        return try await request.text(stack)
+    }
+
+    @Test("after N notifications the counters say N: accepted, sent, published, jobs completed, provider latency, HTTP requests")
+    func metricsCount() async throws {
+        try await Stack.with { stack in
+            try await stack.createTemplate(["code": "m", "name": "M", "channel": "email", "subject": "S", "body": "B"])
+            let user = try await stack.createUser()
+            let ids = try await stack.sendMany(7, concurrency: 3) { index in
+                ["notification_type": "email", "user_id": user, "template_code": "m", "request_id": "m-\(index)"]
+            }
+            for id in ids { _ = try await stack.waitForStatus(id, "sent") }
+            let gateway = try await Self.metrics(stack, .gateway)
+            #expect(Self.sample(gateway, "notify_notifications_accepted_total", ["channel": "email"]) == 7)
+            #expect(
+                Self.sample(
+                    gateway,
+                    "hb_requests",
+                    ["http_route": "/api/v1/notifications", "http_request_method": "POST", "http_response_status_code": "202"]
+                )
+                    == 7,
+                "\(gateway.split(separator: "\n").filter { $0.contains("hb_requests") })"
+            )
+            #expect(gateway.contains("http_server_request_duration_bucket"))
+            let worker = try await Self.metrics(stack, .emailWorker)
+            #expect(Self.sample(worker, "notify_notifications_sent_total", ["channel": "email"]) == 7)
+            #expect(Self.sample(worker, "notify_provider_request_duration_seconds_count", ["provider": "smtp", "outcome": "ok"]) == 7)
+            #expect(Self.sample(worker, "notify_circuit_breaker_state", ["breaker": "smtp"]) == 0)
+            let relay = try await Self.metrics(stack, .relay)
+            #expect(Self.sample(relay, "notify_outbox_published_total") == 7)
+            #expect(Self.sample(relay, "notify_jobs", ["queue": "email", "state": "completed"]) == 7)
+            #expect(Self.sample(relay, "notify_jobs", ["queue": "email", "state": "available"]) == 0)
+            #expect(Self.sample(relay, "notify_outbox_backlog") == 0)
+            #expect(Self.sample(relay, "notify_rabbitmq_queue_messages", ["queue": "email.queue"]) != nil)
+            #expect(Self.sample(relay, "notify_queue_lag_seconds", ["queue": "email"]) == 0)
+            let users = try await Self.metrics(stack, .users)
+            let hits = Self.sample(users, "notify_cache_requests_total", ["cache": "contact", "result": "hit"]) ?? 0
+            let misses = Self.sample(users, "notify_cache_requests_total", ["cache": "contact", "result": "miss"]) ?? 0
+            #expect(hits + misses >= 7, "the workers' and gateway's contact lookups went through the cache")
+            #expect(misses >= 1)
+        }
+    }
+
+    @Test("one grep of the correlation id reconstructs a notification's life, each line with notification_id and job_id")
+    func logsCarryIDs() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay, .emailWorker]) { stack in
+            try await stack.createTemplate(["code": "l", "name": "L", "channel": "email", "subject": "S", "body": "B"])
+            let user = try await stack.createUser()
+            let correlation = "trace-\(UUID().uuidString.lowercased())"
+            let reply = try await stack.send(
+                ["notification_type": "email", "user_id": user, "template_code": "l", "request_id": "log-1"],
+                headers: ["X-Correlation-ID": correlation]
+            )
+            let id = try #require(reply.data["notification_id"] as? String)
+            _ = try await stack.waitForStatus(id, "sent")
+            let jobID = try #require(try await stack.scalar("SELECT id FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)", as: Int.self))
+            var messages: [String: [String]] = [:]
+            try await eventually("the worker's last line is written") { () -> Bool? in
+                stack.process(.emailWorker)?.log.contains("notification sent") == true ? true : nil
+            }
+            for service in [Stack.Service.gateway, .relay, .emailWorker] {
+                let lines = (stack.process(service)?.log ?? "").split(separator: "\n").filter { $0.contains(correlation) }
+                for line in lines {
+                    let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+                    #expect(object["correlation_id"] as? String == correlation)
+                    #expect(object["notification_id"] as? String == id, "\(service.rawValue): \(line)")
+                    #expect(object["job_id"] as? String == String(jobID), "\(service.rawValue): \(line)")
+                    messages[service.rawValue, default: []].append(object["message"] as? String ?? "")
+                }
+            }
+            #expect(messages["gateway"]?.contains("notification accepted") == true)
+            #expect(messages["relay"]?.contains("published") == true)
+            #expect(messages["email-worker"]?.contains("notification sent") == true)
+        }
+    }
+
+    static func fetchWithoutRedirects(_ url: String, cookie: String?) async throws -> (status: HTTPResponseStatus, headers: HTTPHeaders) {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        do {
+            var request = HTTPClientRequest(url: url)
+            if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+            let response = try await client.execute(request, timeout: .seconds(10))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            try await client.shutdown()
+            return (response.status, response.headers)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    /// An operator made with `notify admin create-admin`; returns (email, password).
+    static func createOperator(_ stack: Stack) throws -> (String, String) {
+        let email = "ops-\(UUID().uuidString.prefix(8))@example.com"
+        let password = "correct horse battery staple"
+        let made = try stack.runCommand(
+            ["admin", "create-admin", "--email", email],
+            environment: ["NOTIFY_ADMIN_PASSWORD": password],
+            withErrors: true
+        )
+        guard made.status == 0 else { throw UnexpectedReply(reply: ["output": made.output], status: Int(made.status)) }
+        return (email, password)
+    }
+
+    /// A push notification to a device whose token the provider refuses: a dead letter.
+    static func deadLetter(_ stack: Stack) async throws -> String {
+        try await stack.createTemplate(["code": "p", "name": "P", "channel": "push", "title": "T", "body": "B"])
+        let user = try await stack.createUser(pushToken: "invalid-\(UUID().uuidString)")
+        let reply = try await stack.send(["notification_type": "push", "user_id": user, "template_code": "p", "request_id": "dead-1"])
+        let id = try #require(reply.data["notification_id"] as? String)
+        _ = try await stack.waitForStatus(id, "failed")
+        return id
+    }
+
+    @Test("admin API: operator login sets a strict HttpOnly cookie; overview, dead letters and replay; CSRF header required")
+    func adminAPI() async throws {
+        try await Stack.with(services: Stack.Service.core + [.admin]) { stack in
+            let (email, password) = try Self.createOperator(stack)
+            let admin = stack.url(.admin)
+            let wrong = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": "nope nope nope"])
+            #expect(wrong.status == 401)
+            #expect(wrong.error == "INVALID_CREDENTIALS")
+            let login = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": password])
+            #expect(login.status == 200)
+            let setCookie = try #require(login.headers.first(name: "Set-Cookie"))
+            #expect(setCookie.hasPrefix("notify_admin="))
+            #expect(setCookie.contains("HttpOnly"))
+            #expect(setCookie.contains("SameSite=Strict"))
+            let token = String(setCookie.dropFirst("notify_admin=".count).prefix { $0 != ";" })
+            let cookie = ["Cookie": "notify_admin=\(token)"]
+
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/overview/").status == 401)
+            let dead = try await Self.deadLetter(stack)
+            try await stack.createTemplate(["code": "o", "name": "O", "channel": "email", "subject": "S", "body": "B"])
+            let user = try await stack.createUser()
+            let sent = try await stack.send(["notification_type": "email", "user_id": user, "template_code": "o", "request_id": "o-1"])
+            _ = try await stack.waitForStatus(try #require(sent.data["notification_id"] as? String), "sent")
+
+            // RabbitMQ's management API reports a new queue's figures after its first statistics interval.
+            let overview = try await eventually("overview with every service up and queue figures") { () -> [String: Any]? in
+                let reply = try await stack.call(.GET, "\(admin)/api/v1/admin/overview/", headers: cookie)
+                let services = reply.data["services"] as? [[String: Any]] ?? []
+                let queues = reply.data["queues"] as? [[String: Any]] ?? []
+                return services.count == 6 && services.allSatisfy({ $0["status"] as? String == "up" })
+                    && queues.contains(where: { $0["consumers"] != nil }) ? reply.data : nil
+            }
+            let totals = try #require(overview["totals"] as? [String: Int])
+            #expect(totals["sent"] == 1)
+            #expect(totals["failed"] == 1)
+            #expect(totals["accepted"] == 2)
+            #expect(overview["dead_letters"] as? Int == 1)
+            let minutes = try #require(overview["throughput"] as? [[String: Any]])
+            #expect(minutes.count == 30)
+            #expect(minutes.reduce(0) { $0 + ($1["sent"] as? Int ?? 0) } == 1)
+            #expect(
+                (overview["breakers"] as? [[String: Any]] ?? []).contains {
+                    $0["service"] as? String == "email-worker" && $0["name"] as? String == "smtp"
+                }
+            )
+            #expect(
+                (overview["queues"] as? [[String: Any]] ?? []).contains { $0["name"] as? String == "email.queue" && $0["consumers"] as? Int == 1 },
+                "\(overview["queues"] ?? "")"
+            )
+            #expect(
+                (overview["job_states"] as? [[String: Any]] ?? []).contains {
+                    $0["queue"] as? String == "push" && $0["state"] as? String == "discarded"
+                }
+            )
+
+            let letters = try await stack.call(.GET, "\(admin)/api/v1/admin/dead-letters/", headers: cookie)
+            #expect((letters.json["data"] as? [[String: Any]])?.first?["notification_id"] as? String == dead)
+            let inspected = try await stack.call(.GET, "\(admin)/api/v1/admin/dead-letters/\(dead)/", headers: cookie)
+            #expect(((inspected.data["errors"] as? [[String: Any]])?.first?["error"] as? String)?.contains("INVALID_ARGUMENT") == true)
+
+            // With the cookie, a change needs the dashboard's header; with an admin API key it does not.
+            let forged = try await stack.call(.POST, "\(admin)/api/v1/admin/dead-letters/\(dead)/replay/", headers: cookie)
+            #expect(forged.status == 403)
+            let replayed = try await stack.call(
+                .POST,
+                "\(admin)/api/v1/admin/dead-letters/\(dead)/replay/",
+                headers: cookie.merging(["X-Requested-With": "notify-dashboard"]) { $1 }
+            )
+            #expect(replayed.status == 200)
+            #expect(replayed.data["replayed"] as? Bool == true)
+            let state = try await stack.scalar("SELECT state FROM jobs WHERE notification_id = \(UUID(uuidString: dead)!)", as: String.self)
+            #expect(state != "discarded")
+            let adminKey = try await stack.createKey(scopes: ["admin"])
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/dead-letters/", headers: ["Authorization": "Bearer \(adminKey)"]).status == 200)
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/dead-letters/", headers: stack.clientAuth).status == 403)
+
+            // The dashboard page needs the session; logout ends it.
+            let page = try await Self.fetchWithoutRedirects("\(admin)/admin/", cookie: nil)
+            #expect(page.status == .seeOther)
+            #expect(page.headers.first(name: "Location") == "/admin/login")
+            let dashboard = try await Self.fetchWithoutRedirects("\(admin)/admin/", cookie: "notify_admin=\(token)")
+            #expect(dashboard.status == .ok)
+            #expect(dashboard.headers.first(name: "Content-Security-Policy")?.contains("default-src 'none'") == true)
+            let logout = try await stack.call(
+                .POST,
+                "\(admin)/api/v1/admin/logout/",
+                headers: cookie.merging(["X-Requested-With": "notify-dashboard"]) { $1 }
+            )
+            #expect(logout.status == 200)
+            #expect(logout.headers.first(name: "Set-Cookie")?.contains("Max-Age=0") == true)
+        }
+    }
+
+    @Test("the dashboard in headless Chromium: live numbers after notifications, a dead letter replayed with its button, a screenshot")
+    func dashboardInBrowser() async throws {
+        try await Stack.with(services: Stack.Service.core + [.admin]) { stack in
+            let (email, password) = try Self.createOperator(stack)
+            // A dead letter whose cause is then fixed: the user gets a working device, so the replay delivers it.
+            try await stack.createTemplate(["code": "p", "name": "P", "channel": "push", "title": "T", "body": "B"])
+            let pushUser = try await stack.createUser(pushToken: "invalid-\(UUID().uuidString)")
+            let failed = try await stack.send(["notification_type": "push", "user_id": pushUser, "template_code": "p", "request_id": "dead-1"])
+            let dead = try #require(failed.data["notification_id"] as? String)
+            _ = try await stack.waitForStatus(dead, "failed")
+            let fixed = try await stack.call(
+                .POST,
+                "\(stack.url(.users))/api/v1/users/\(pushUser)/devices/",
+                json: ["platform": "fcm", "token": "good-\(UUID().uuidString)"],
+                headers: stack.serviceAuth
+            )
+            #expect(fixed.status == 201)
+            try await stack.createTemplate(["code": "d", "name": "D", "channel": "email", "subject": "S", "body": "B"])
+            let user = try await stack.createUser()
+            let ids = try await stack.sendMany(5, concurrency: 2) { index in
+                ["notification_type": "email", "user_id": user, "template_code": "d", "request_id": "d-\(index)"]
+            }
+            for id in ids { _ = try await stack.waitForStatus(id, "sent") }
+
+            let directory = ProcessInfo.processInfo.environment["NOTIFY_SCREENSHOT_DIR"] ?? FileManager.default.temporaryDirectory.path
+            let screenshot = "\(directory)/notify-dashboard-\(Int(Date().timeIntervalSince1970)).png"
+            let python = NotifyProcess.repositoryRoot.appendingPathComponent(".local/venv/bin/python").path
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = [
+                NotifyProcess.repositoryRoot.appendingPathComponent("Tests/NotifyTests/Support/dashboard_check.py").path,
+                "--base", stack.url(.admin), "--email", email, "--password", password, "--expect-sent", "5", "--replay", dead,
+                "--screenshot", screenshot,
+            ]
+            let stdout = Pipe()
+            let stderr = Pipe()
+            process.standardOutput = stdout
+            process.standardError = stderr
+            try process.run()
+            let output = stdout.fileHandleForReading.readDataToEndOfFile()
+            let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "dashboard_check.py: \(errors.suffix(4000))")
+            let observed = (try? JSONSerialization.jsonObject(with: output)) as? [String: Any] ?? [:]
+            #expect(observed["logged_in"] as? Bool == true)
+            #expect(observed["sent"] as? Int == 5)
+            #expect((observed["chart_points"] as? Int ?? 0) >= 1)
+            #expect(observed["replayed"] as? Bool == true)
+            let png = FileManager.default.contents(atPath: screenshot) ?? Data()
+            #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "a PNG screenshot at \(screenshot)")
+            print("dashboard screenshot: \(screenshot)")
+            // The button's replay reached the platform: the notification is delivered to the working device.
+            _ = try await stack.waitForStatus(dead, "sent")
+        }
+    }
+}
+
+/// A GET that returns the body as text.
+struct HTTPClientRequestShim {
+    var url: String
+    mutating func text(_ stack: Stack) async throws -> String {
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        let response = try await stack.http.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 8 << 20)
+        return String(buffer: body)
+    }
+}
