@@ -32,6 +32,12 @@ public enum APIDocument {
     static func build(title: String, summary: String, port: Int, paths: String, schemas: String) -> Data {
         var paths = parse(paths, "paths of \(title)")
         for (path, item) in parse(Common.healthPaths, "health paths") { paths[path] = item }
+        // The same report under the API prefix.
+        if var health = paths["/health"] as? [String: Any], var get = health["get"] as? [String: Any] {
+            get["operationId"] = "healthV1"
+            health["get"] = get
+            paths["/api/v1/health/"] = health
+        }
         var allSchemas = parse(Common.schemas, "common schemas")
         for (name, schema) in parse(schemas, "schemas of \(title)") { allSchemas[name] = schema }
         let document: [String: Any] = [
@@ -244,27 +250,6 @@ enum Common {
             "get": {
               "operationId": "health",
               "summary": "Health of this process and its dependencies",
-              "security": [],
-              "responses": {
-                "200": {
-                  "description": "Up or degraded.",
-                  "content": {"application/json": {"schema": {"allOf": [
-                    {"$ref": "#/components/schemas/Envelope"},
-                    {"properties": {"data": {"$ref": "#/components/schemas/Health"}}}
-                  ]}}}
-                },
-                "503": {
-                  "description": "A critical dependency is down.",
-                  "content": {"application/json": {"schema": {"type": "object", "required": ["success", "data", "error"],
-                    "properties": {"success": {"const": false}, "data": {"$ref": "#/components/schemas/Health"}, "error": {"const": "DEPENDENCY_UNAVAILABLE"}}}}}
-                }
-              }
-            }
-          },
-          "/api/v1/health/": {
-            "get": {
-              "operationId": "healthV1",
-              "summary": "Health (the same report under the API prefix)",
               "security": [],
               "responses": {
                 "200": {
