@@ -172,6 +172,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Bench",
+            dependencies: [
+                "Credentials", "NotifyConfig",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "APIDocs",
             swiftSettings: swiftSettings
         ),
@@ -231,7 +241,7 @@ let package = Package(
             name: "NotifyCLI",
             dependencies: [
                 "Telemetry",
-                "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Admin", "Migrations", "NotifyConfig", "PushTransport",
+                "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Admin", "Migrations", "NotifyConfig", "PushTransport", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),

@@ -152,64 +152,89 @@ struct NotificationRepository: Sendable {
         return earlier
     }
 
-    /// Writes every notification with its job and outbox message in ONE transaction. Per item: what the client is
-    /// told (status `pending`, as of the commit), or nil when this client already used the request_id.
+    /// Writes every notification with its job and outbox message in ONE transaction, set-based: one insert of the
+    /// notifications, one of their jobs, one of their outbox messages, whatever the count. Per item: what the client
+    /// is told (status `pending`, as of the commit), or nil when this client already used the request_id.
     func createMany(
         _ items: [(new: NewNotification, templateVersion: Int)],
         client clientName: String,
         correlationID: String
     ) async throws -> [Accepted?] {
-        let prepared = try items.map { item in
-            (
-                item: item, id: UUID(), hash: item.new.payloadHash,
-                variables: String(decoding: try JSONEncoder.canonical.encode(item.new.variables), as: UTF8.self),
-                metadata: try item.new.metadata.map { String(decoding: try JSONEncoder.canonical.encode($0), as: UTF8.self) }
-            )
-        }
-        return try await client.withTransaction(logger: logger) { connection in
-            var results: [Accepted?] = []
-            results.reserveCapacity(prepared.count)
-            for entry in prepared {
-                let new = entry.item.new
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
-                                               variables, metadata, priority, send_at, correlation_id, template_version)
-                    VALUES (\(entry.id), \(clientName), \(new.requestID), \(entry.hash), \(new.channel.rawValue), \(new.userID),
-                            \(new.templateCode), \(new.language), \(entry.variables)::jsonb, \(entry.metadata)::jsonb, \(new.priority),
-                            \(new.sendAt), \(correlationID), \(entry.item.templateVersion))
-                    ON CONFLICT (client, request_id) DO NOTHING
-                    RETURNING created_at
-                    """,
-                    logger: logger
-                )
-                var createdAt: Date?
-                for try await value in rows.decode(Date.self) { createdAt = value }
-                guard let createdAt else {
-                    results.append(nil)
-                    continue
-                }
-                let jobID = try await JobStore.insert(
-                    on: connection,
-                    notificationID: entry.id,
-                    channel: new.channel,
-                    priority: new.priority,
-                    runAt: new.sendAt,
-                    maxAttempts: maxAttempts,
-                    logger: logger
-                )
-                results.append(
-                    Accepted(
-                        notificationID: entry.id.lowercased,
-                        requestID: new.requestID,
-                        status: "pending",
-                        notificationType: new.channel.rawValue,
-                        createdAt: createdAt,
-                        jobID: jobID
-                    )
-                )
+        guard !items.isEmpty else { return [] }
+        let ids = items.map { _ in UUID() }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let encoder = JSONEncoder.canonical
+        let variables = try items.map { String(decoding: try encoder.encode($0.new.variables), as: UTF8.self) }
+        // Absent optional values travel as '' and become NULL in SQL (NULLIF).
+        let metadata = try items.map { item in try item.new.metadata.map { String(decoding: try encoder.encode($0), as: UTF8.self) } ?? "" }
+        let requestIDs = items.map(\.new.requestID)
+        let hashes = items.map(\.new.payloadHash)
+        let channels = items.map(\.new.channel.rawValue)
+        let userIDs = items.map(\.new.userID)
+        let codes = items.map(\.new.templateCode)
+        let languages = items.map { $0.new.language ?? "" }
+        let priorities = items.map(\.new.priority)
+        let sendAts = items.map { $0.new.sendAt.map { formatter.string(from: $0) } ?? "" }
+        let versions = items.map(\.templateVersion)
+        let ordinals = Array(0..<items.count)
+        let maxAttempts = self.maxAttempts
+
+        let written: [UUID: (createdAt: Date, jobID: Int)] = try await client.withTransaction(logger: logger) { connection in
+            var created: [UUID: Date] = [:]
+            for try await (id, createdAt) in try await connection.query(
+                """
+                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
+                                           variables, metadata, priority, send_at, correlation_id, template_version)
+                SELECT t.id, \(clientName), t.request_id, t.payload_hash, t.channel, t.user_id, t.template_code, NULLIF(t.language, ''),
+                       t.variables::jsonb, NULLIF(t.metadata, '')::jsonb, t.priority, NULLIF(t.send_at, '')::timestamptz,
+                       \(correlationID), t.template_version
+                FROM unnest(\(ids)::uuid[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
+                            \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
+                            \(sendAts)::text[], \(versions)::int[], \(ordinals)::int[])
+                     AS t(id, request_id, payload_hash, channel, user_id, template_code, language, variables, metadata, priority,
+                          send_at, template_version, ordinal)
+                ORDER BY t.ordinal
+                ON CONFLICT (client, request_id) DO NOTHING
+                RETURNING id, created_at
+                """,
+                logger: logger
+            ).decode((UUID, Date).self) { created[id] = createdAt }
+            guard !created.isEmpty else { return [:] }
+            let insertedIDs = Array(created.keys)
+            var jobs: [UUID: Int] = [:]
+            var available: [Int] = []
+            for try await (jobID, notificationID, state) in try await connection.query(
+                """
+                INSERT INTO jobs (notification_id, queue, state, priority, run_at, max_attempts)
+                SELECT n.id, n.channel, CASE WHEN n.send_at > now() THEN 'scheduled' ELSE 'available' END, n.priority,
+                       COALESCE(n.send_at, now()), \(maxAttempts)
+                FROM notifications n WHERE n.id = ANY (\(insertedIDs)::uuid[])
+                ORDER BY n.priority DESC, n.id
+                RETURNING id, notification_id, state
+                """,
+                logger: logger
+            ).decode((Int, UUID, String).self) {
+                jobs[notificationID] = jobID
+                if state == JobState.available.rawValue { available.append(jobID) }
             }
-            return results
+            if !available.isEmpty {
+                _ = try await connection.query("SELECT dispatch_jobs(\(available)::bigint[])", logger: logger)
+            }
+            var result: [UUID: (createdAt: Date, jobID: Int)] = [:]
+            for (id, createdAt) in created { result[id] = (createdAt, jobs[id] ?? 0) }
+            return result
+        }
+        return zip(items, ids).map { item, id in
+            guard let row = written[id] else { return nil }
+            return Accepted(
+                notificationID: id.lowercased,
+                requestID: item.new.requestID,
+                status: "pending",
+                notificationType: item.new.channel.rawValue,
+                createdAt: row.createdAt,
+                jobID: row.jobID
+            )
         }
     }
 

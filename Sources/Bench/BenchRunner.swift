@@ -1,0 +1,358 @@
+import AsyncHTTPClient
+import Credentials
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NotifyConfig
+import PostgresNIO
+
+/// What to run: the load shape and where the platform is.
+public struct BenchOptions: Sendable {
+    public enum Mode: String, Sendable { case open, closed }
+    public var gatewayURL = "http://127.0.0.1:8000"
+    public var templatesURL = "http://127.0.0.1:8002"
+    public var serviceKey = ""
+    public var postgres: PostgresSettings
+    /// open: requests start at a fixed rate whatever the answers (latency counted from the scheduled start);
+    /// closed: `concurrency` clients each send the next request when the last one answered.
+    public var mode = Mode.closed
+    public var rate = 500.0
+    public var concurrency = 32
+    public var count = 10_000
+    public var durationSeconds = 60.0
+    /// Recipients and API keys the load is spread over (so per-user and per-key rate limits are not what is measured).
+    public var users = 200
+    public var keys = 8
+    /// Notifications per request: 1 for the single create, more for the bulk endpoint.
+    public var batch = 1
+    public var waitForDelivery = true
+    public var deliveryTimeoutSeconds = 300.0
+    /// Processes whose memory is reported: name → pid.
+    public var processes: [(name: String, pid: Int32)] = []
+
+    public init(postgres: PostgresSettings) { self.postgres = postgres }
+}
+
+public struct LatencySummary: Codable, Sendable {
+    public var count: Int
+    public var p50: Double
+    public var p95: Double
+    public var p99: Double
+    public var max: Double
+
+    /// From seconds; reported in milliseconds.
+    init(_ seconds: [Double]) {
+        let sorted = seconds.sorted()
+        // Nearest rank: the smallest value with at least q of the samples at or below it.
+        func at(_ q: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            let rank = Int((Double(sorted.count) * q).rounded(.up))
+            return sorted[Swift.min(sorted.count - 1, Swift.max(0, rank - 1))] * 1000
+        }
+        count = sorted.count
+        p50 = at(0.50)
+        p95 = at(0.95)
+        p99 = at(0.99)
+        max = (sorted.last ?? 0) * 1000
+    }
+
+    init(count: Int, p50: Double, p95: Double, p99: Double, max: Double) {
+        self.count = count
+        self.p50 = p50
+        self.p95 = p95
+        self.p99 = p99
+        self.max = max
+    }
+}
+
+public struct BenchReport: Codable, Sendable {
+    public var mode: String
+    public var requested: Int
+    public var accepted: Int
+    public var errors: [String: Int]
+    public var acceptSeconds: Double
+    public var acceptedPerSecond: Double
+    public var acceptLatencyMs: LatencySummary
+    public var delivered: Int?
+    public var failed: Int?
+    public var deliverySeconds: Double?
+    public var deliveredPerSecond: Double?
+    public var endToEndMs: LatencySummary?
+    public var memoryMB: [String: Double]
+    public var peakMemoryMB: [String: Double]
+
+    enum CodingKeys: String, CodingKey {
+        case mode, requested, accepted, errors
+        case acceptSeconds = "accept_seconds"
+        case acceptedPerSecond = "accepted_per_second"
+        case acceptLatencyMs = "accept_latency_ms"
+        case delivered, failed
+        case deliverySeconds = "delivery_seconds"
+        case deliveredPerSecond = "delivered_per_second"
+        case endToEndMs = "end_to_end_ms"
+        case memoryMB = "rss_mb"
+        case peakMemoryMB = "peak_rss_mb"
+    }
+}
+
+/// The benchmark: prepares recipients, a template and API keys, drives the gateway open- or closed-loop, then waits
+/// until every accepted notification is sent and reads the end-to-end latencies from the database's own timestamps.
+public struct BenchRunner: Sendable {
+    let options: BenchOptions
+    let logger: Logger
+    let run = String(UUID().uuidString.prefix(8)).lowercased()
+
+    public init(options: BenchOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    var client: String { "bench-\(run)" }
+
+    public func execute(progress: @escaping @Sendable (String) -> Void) async throws -> BenchReport {
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(30),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: max(options.concurrency, 8)
+        )
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        let users = PostgresClient(configuration: options.postgres.clientConfiguration(.users), backgroundLogger: logger)
+        let notifications = PostgresClient(configuration: options.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+        do {
+            let report = try await withThrowingTaskGroup(of: BenchReport?.self) { group in
+                group.addTask {
+                    await users.run()
+                    return nil
+                }
+                group.addTask {
+                    await notifications.run()
+                    return nil
+                }
+                let (recipients, keys) = try await prepare(http: http, users: users, notifications: notifications)
+                progress("prepared \(recipients.count) recipients and \(keys.count) API keys (client \(client))")
+                var report = try await load(http: http, recipients: recipients, keys: keys, progress: progress)
+                if options.waitForDelivery, report.accepted > 0 {
+                    try await delivery(into: &report, notifications: notifications, progress: progress)
+                }
+                report.memoryMB = Self.memory(options.processes, field: "VmRSS")
+                report.peakMemoryMB = Self.memory(options.processes, field: "VmHWM")
+                group.cancelAll()
+                return report
+            }
+            try await http.shutdown()
+            return report
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
+    /// Recipients straight into the users database (registering hundreds through bcrypt would take minutes), the
+    /// email template through the template service, API keys in the notifications database.
+    func prepare(http: HTTPClient, users: PostgresClient, notifications: PostgresClient) async throws -> ([String], [String]) {
+        var ids: [String] = []
+        // A bcrypt hash of nothing anyone types: bench users cannot log in.
+        let hash = "$2b$04$benchbenchbenchbenchbeuQ1mQ6m2m9Kx7wVt8Y3z1f0r5bVn3sG6"
+        for index in 0..<options.users {
+            let rows = try await users.query(
+                """
+                INSERT INTO users (name, email, password_hash) VALUES (\("Bench \(index)"), \("bench-\(run)-\(index)@bench.invalid"), \(hash))
+                RETURNING id
+                """,
+                logger: logger
+            )
+            for try await id in rows.decode(UUID.self) { ids.append(id.uuidString.lowercased()) }
+        }
+        var request = HTTPClientRequest(url: "\(options.templatesURL)/api/v1/templates/")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(options.serviceKey)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let template: [String: Any] = [
+            "code": "bench_email", "name": "Benchmark", "channel": "email", "subject": "Benchmark for {{name}}",
+            "body": "Hello {{name}}, this is message {{n}}.",
+        ]
+        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: template)))
+        let response = try await http.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .created || response.status == .conflict else {
+            throw BenchError("creating the template answered \(response.status.code)")
+        }
+        let store = APIKeyStore(client: notifications, logger: logger)
+        var keys: [String] = []
+        for index in 0..<max(1, options.keys) {
+            keys.append(try await store.create(client: client, name: "bench \(index)", scopes: ["notifications:write"]).key)
+        }
+        return (ids, keys)
+    }
+
+    struct Sample: Sendable {
+        var status: Int
+        var seconds: Double
+        var accepted: Int
+    }
+
+    func send(_ index: Int, http: HTTPClient, recipients: [String], keys: [String]) async -> (Int, Int) {
+        func item(_ n: Int) -> [String: Any] {
+            [
+                "notification_type": "email", "user_id": recipients[n % recipients.count], "template_code": "bench_email",
+                "variables": ["name": "Reader \(n)", "n": "\(n)"], "request_id": "\(client)-\(n)",
+            ]
+        }
+        let batch = max(1, options.batch)
+        let body: Any
+        if batch == 1 {
+            body = item(index)
+        } else {
+            let items: [[String: Any]] = (0..<batch).map { item(index * batch + $0) }
+            body = ["notifications": items]
+        }
+        var request = HTTPClientRequest(url: options.gatewayURL + (batch == 1 ? "/api/v1/notifications/" : "/api/v1/notifications/bulk/"))
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(keys[index % keys.count])")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        guard let data = try? JSONSerialization.data(withJSONObject: body) else { return (0, 0) }
+        request.body = .bytes(ByteBuffer(data: data))
+        do {
+            let response = try await http.execute(request, timeout: .seconds(30))
+            let bytes = try await response.body.collect(upTo: 16 << 20)
+            let code = Int(response.status.code)
+            if batch == 1 { return (code, code == 202 ? 1 : 0) }
+            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any]
+            return (code, ((object?["data"] as? [String: Any])?["accepted"] as? Int) ?? 0)
+        } catch {
+            return (0, 0)
+        }
+    }
+
+    func load(http: HTTPClient, recipients: [String], keys: [String], progress: @escaping @Sendable (String) -> Void) async throws -> BenchReport {
+        let samples = NIOLockedValueBox<[Sample]>([])
+        samples.withLockedValue { $0.reserveCapacity(options.count) }
+        let start = ContinuousClock.now
+        let deadline = start + .seconds(options.durationSeconds)
+        func record(_ status: Int, _ accepted: Int, since: ContinuousClock.Instant) {
+            let elapsed = ContinuousClock.now - since
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            samples.withLockedValue { $0.append(Sample(status: status, seconds: seconds, accepted: accepted)) }
+        }
+        switch options.mode {
+        case .closed:
+            let next = NIOLockedValueBox(0)
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<max(1, options.concurrency) {
+                    group.addTask {
+                        while ContinuousClock.now < deadline {
+                            let index = next.withLockedValue { value -> Int in
+                                defer { value += 1 }
+                                return value
+                            }
+                            guard index < options.count else { return }
+                            let began = ContinuousClock.now
+                            let (status, accepted) = await send(index, http: http, recipients: recipients, keys: keys)
+                            record(status, accepted, since: began)
+                        }
+                    }
+                }
+            }
+        case .open:
+            // Each request starts at its scheduled instant; its latency counts from that instant, so a slow answer
+            // is not hidden by the load generator waiting for it (no coordinated omission).
+            let interval = 1.0 / max(options.rate, 0.001)
+            let maxInFlight = 4096
+            await withTaskGroup(of: Void.self) { group in
+                var inFlight = 0
+                for index in 0..<options.count {
+                    let due = start + .nanoseconds(Int64(Double(index) * interval * 1e9))
+                    guard due < deadline else { break }
+                    if due > .now { try? await Task.sleep(until: due, clock: .continuous) }
+                    if inFlight >= maxInFlight {
+                        await group.next()
+                        inFlight -= 1
+                    }
+                    group.addTask {
+                        let (status, accepted) = await send(index, http: http, recipients: recipients, keys: keys)
+                        record(status, accepted, since: due)
+                    }
+                    inFlight += 1
+                }
+            }
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let all = samples.withLockedValue { $0 }
+        let accepted = all.reduce(0) { $0 + $1.accepted }
+        var errors: [String: Int] = [:]
+        for sample in all where sample.status != 202 && sample.status != 200 {
+            errors[sample.status == 0 ? "transport" : String(sample.status), default: 0] += 1
+        }
+        progress(String(format: "load done: %d accepted in %.2f s", accepted, seconds))
+        return BenchReport(
+            mode: options.mode.rawValue,
+            requested: all.count * max(1, options.batch),
+            accepted: accepted,
+            errors: errors,
+            acceptSeconds: seconds,
+            acceptedPerSecond: Double(accepted) / max(seconds, 0.001),
+            acceptLatencyMs: LatencySummary(all.map(\.seconds)),
+            memoryMB: [:],
+            peakMemoryMB: [:]
+        )
+    }
+
+    /// Waits (polling the database, bounded) until every accepted notification is sent or failed, then reads
+    /// throughput and end-to-end latency (accepted → handed to SMTP) from the rows' own timestamps.
+    func delivery(into report: inout BenchReport, notifications: PostgresClient, progress: @escaping @Sendable (String) -> Void) async throws {
+        let deadline = ContinuousClock.now + .seconds(options.deliveryTimeoutSeconds)
+        var done = (sent: 0, failed: 0)
+        while ContinuousClock.now < deadline {
+            for try await row in try await notifications.query(
+                """
+                SELECT count(*) FILTER (WHERE status IN ('sent', 'delivered'))::int, count(*) FILTER (WHERE status = 'failed')::int
+                FROM notifications WHERE client = \(client)
+                """,
+                logger: logger
+            ).decode((Int, Int).self) { done = row }
+            if done.sent + done.failed >= report.accepted { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        progress("delivery: \(done.sent) sent, \(done.failed) failed")
+        report.delivered = done.sent
+        report.failed = done.failed
+        for try await row in try await notifications.query(
+            """
+            SELECT count(*)::int,
+                   COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)), 0)::float8,
+                   COALESCE(percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)), 0)::float8,
+                   COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)), 0)::float8,
+                   COALESCE(max(extract(epoch FROM sent_at - created_at)), 0)::float8,
+                   COALESCE(extract(epoch FROM max(sent_at) - min(created_at)), 0)::float8
+            FROM notifications WHERE client = \(client) AND sent_at IS NOT NULL
+            """,
+            logger: logger
+        ).decode((Int, Double, Double, Double, Double, Double).self) {
+            report.endToEndMs = LatencySummary(count: row.0, p50: row.1 * 1000, p95: row.2 * 1000, p99: row.3 * 1000, max: row.4 * 1000)
+            report.deliverySeconds = row.5
+            report.deliveredPerSecond = row.5 > 0 ? Double(row.0) / row.5 : nil
+        }
+    }
+
+    /// A process's resident memory (or its peak) in MB, from /proc.
+    static func memory(_ processes: [(name: String, pid: Int32)], field: String) -> [String: Double] {
+        var result: [String: Double] = [:]
+        for (name, pid) in processes {
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { continue }
+            for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
+                let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+                result[name] = (kilobytes / 1024 * 10).rounded() / 10
+            }
+        }
+        return result
+    }
+}
+
+public struct BenchError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
