@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Breakers
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
@@ -104,6 +105,9 @@ public struct PlatformDirectory: Sendable {
     public let templatesBreaker: CircuitBreaker
     /// How long one lookup may take (the HTTP client keeps retrying a refused connection until then).
     let timeout: TimeAmount
+    /// Template versions are immutable (every edit is a new version), so a lookup pinned to a version can be kept;
+    /// the workers, which always render the pinned version, turn this on.
+    let pinnedTemplates: NIOLockedValueBox<[String: TemplateContent]>?
 
     public init(
         http: HTTPClient,
@@ -112,9 +116,11 @@ public struct PlatformDirectory: Sendable {
         serviceKey: String,
         usersBreaker: CircuitBreaker,
         templatesBreaker: CircuitBreaker,
-        timeout: TimeAmount = .seconds(5)
+        timeout: TimeAmount = .seconds(5),
+        cachePinnedTemplates: Bool = false
     ) {
         self.timeout = timeout
+        self.pinnedTemplates = cachePinnedTemplates ? NIOLockedValueBox([:]) : nil
         self.http = http
         self.usersURL = usersURL
         self.templatesURL = templatesURL
@@ -144,6 +150,8 @@ public struct PlatformDirectory: Sendable {
     ) async throws
         -> TemplateContent?
     {
+        let pinnedKey = version.map { "\(code)|\(channel)|\(language ?? "")|\($0)" }
+        if let pinnedKey, let cached = pinnedTemplates?.withLockedValue({ $0[pinnedKey] }) { return cached }
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         var url = "\(templatesURL)/api/v1/templates/\(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)"
@@ -151,7 +159,14 @@ public struct PlatformDirectory: Sendable {
         if let language, let encoded = language.addingPercentEncoding(withAllowedCharacters: allowed) { query.append("language=\(encoded)") }
         if let version { query.append("version=\(version)") }
         if !query.isEmpty { url += "?" + query.joined(separator: "&") }
-        return try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
+        let template = try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
+        if let pinnedKey, let template, let pinnedTemplates {
+            pinnedTemplates.withLockedValue { cache in
+                if cache.count >= 10_000 { cache.removeAll() }
+                cache[pinnedKey] = template
+            }
+        }
+        return template
     }
 
     /// Marks a device inactive in the user service (its token or subscription is dead). True when the user service

@@ -159,7 +159,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         templatesURL: configuration.templatesURL,
         serviceKey: configuration.serviceKey.key,
         usersBreaker: usersBreaker,
-        templatesBreaker: templatesBreaker
+        templatesBreaker: templatesBreaker,
+        cachePinnedTemplates: true
     )
     let deliverer: any Deliverer
     let providerBreakers: [CircuitBreaker]

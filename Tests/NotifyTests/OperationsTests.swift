@@ -66,6 +66,18 @@ struct OperationsTests {
             #expect(Self.sample(relay, "notify_outbox_backlog") == 0)
             #expect(Self.sample(relay, "notify_rabbitmq_queue_messages", ["queue": "email.queue"]) != nil)
             #expect(Self.sample(relay, "notify_queue_lag_seconds", ["queue": "email"]) == 0)
+            // Template lookups: the gateway asks for the active version of every request; the worker renders the
+            // pinned version, which it keeps after the first lookup (versions are immutable). A second round of
+            // seven therefore costs the template service exactly the gateway's seven lookups.
+            let route = ["http_route": "/api/v1/templates/{code}", "http_request_method": "GET", "http_response_status_code": "200"]
+            let before = Self.sample(try await Self.metrics(stack, .templates), "hb_requests", route) ?? 0
+            let more = try await stack.sendMany(7, concurrency: 3) { index in
+                ["notification_type": "email", "user_id": user, "template_code": "m", "request_id": "m2-\(index)"]
+            }
+            for id in more { _ = try await stack.waitForStatus(id, "sent") }
+            let after = Self.sample(try await Self.metrics(stack, .templates), "hb_requests", route) ?? 0
+            #expect(before >= 8)
+            #expect(after - before == 7)
             let users = try await Self.metrics(stack, .users)
             let hits = Self.sample(users, "notify_cache_requests_total", ["cache": "contact", "result": "hit"]) ?? 0
             let misses = Self.sample(users, "notify_cache_requests_total", ["cache": "contact", "result": "miss"]) ?? 0
