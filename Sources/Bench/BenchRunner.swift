@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NotificationModel
 import NotifyConfig
 import PostgresNIO
 
@@ -234,7 +235,7 @@ public struct BenchRunner: Sendable {
         let deadline = start + .seconds(options.durationSeconds)
         func record(_ status: Int, _ accepted: Int, since: ContinuousClock.Instant) {
             let elapsed = ContinuousClock.now - since
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             samples.withLockedValue { $0.append(Sample(status: status, seconds: seconds, accepted: accepted)) }
         }
         switch options.mode {
@@ -280,7 +281,7 @@ public struct BenchRunner: Sendable {
             }
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         let all = samples.withLockedValue { $0 }
         let accepted = all.reduce(0) { $0 + $1.accepted }
         var errors: [String: Int] = [:]

@@ -112,14 +112,14 @@ extension NotificationController {
         }
 
         // Repeated request_ids inside the request: the first one counts, later ones are replays or conflicts of it.
-        var firstByRequestID: [String: Int] = [:]
-        var repeats: [(index: Int, new: NewNotification, first: Int)] = []
+        var firstByRequestID: [String: (index: Int, new: NewNotification)] = [:]
+        var repeats: [(index: Int, new: NewNotification, first: (index: Int, new: NewNotification))] = []
         var unique: [(index: Int, new: NewNotification)] = []
         for candidate in candidates {
             if let first = firstByRequestID[candidate.new.requestID] {
                 repeats.append((candidate.index, candidate.new, first))
             } else {
-                firstByRequestID[candidate.new.requestID] = candidate.index
+                firstByRequestID[candidate.new.requestID] = candidate
                 unique.append(candidate)
             }
         }
@@ -180,10 +180,10 @@ extension NotificationController {
             }
         }
         for entry in repeats {
-            let first = rawItems.indices.contains(entry.first) ? results[entry.first] : nil
-            if let first, first.success, let data = first.data, let original = candidates.first(where: { $0.index == entry.first }) {
+            let first = results[entry.first.index]
+            if let first, first.success, let data = first.data {
                 results[entry.index] =
-                    original.new.payloadHash == entry.new.payloadHash
+                    entry.first.new.payloadHash == entry.new.payloadHash
                     ? BulkItemResult(index: entry.index, requestID: entry.new.requestID, accepted: data, replayed: true)
                     : BulkItemResult(index: entry.index, requestID: entry.new.requestID, error: Self.idempotencyConflict)
             } else if let first {

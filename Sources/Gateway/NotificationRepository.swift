@@ -201,26 +201,12 @@ struct NotificationRepository: Sendable {
                 logger: logger
             ).decode((UUID, Date).self) { created[id] = createdAt }
             guard !created.isEmpty else { return [:] }
-            let insertedIDs = Array(created.keys)
-            var jobs: [UUID: Int] = [:]
-            var available: [Int] = []
-            for try await (jobID, notificationID, state) in try await connection.query(
-                """
-                INSERT INTO jobs (notification_id, queue, state, priority, run_at, max_attempts)
-                SELECT n.id, n.channel, CASE WHEN n.send_at > now() THEN 'scheduled' ELSE 'available' END, n.priority,
-                       COALESCE(n.send_at, now()), \(maxAttempts)
-                FROM notifications n WHERE n.id = ANY (\(insertedIDs)::uuid[])
-                ORDER BY n.priority DESC, n.id
-                RETURNING id, notification_id, state
-                """,
+            let jobs = try await JobStore.insertJobs(
+                on: connection,
+                notificationIDs: Array(created.keys),
+                maxAttempts: maxAttempts,
                 logger: logger
-            ).decode((Int, UUID, String).self) {
-                jobs[notificationID] = jobID
-                if state == JobState.available.rawValue { available.append(jobID) }
-            }
-            if !available.isEmpty {
-                _ = try await connection.query("SELECT dispatch_jobs(\(available)::bigint[])", logger: logger)
-            }
+            )
             var result: [UUID: (createdAt: Date, jobID: Int)] = [:]
             for (id, createdAt) in created { result[id] = (createdAt, jobs[id] ?? 0) }
             return result

@@ -42,34 +42,36 @@ public struct JobStore: Sendable {
         self.deadline = deadline
     }
 
-    /// Inserts the job of a new notification inside the caller's transaction and, unless it is scheduled for later,
-    /// dispatches it through the outbox. Returns the job id.
-    public static func insert(
+    /// Inserts the jobs of newly written notifications inside the caller's transaction, set-based: queue, priority
+    /// and run time come from each notification's channel, priority and `send_at` (later → `scheduled`). The jobs due
+    /// now are dispatched through the outbox in one statement (`dispatch_jobs`). Returns each notification's job id.
+    public static func insertJobs(
         on connection: PostgresConnection,
-        notificationID: UUID,
-        channel: NotificationChannel,
-        priority: Int,
-        runAt: Date?,
+        notificationIDs: [UUID],
         maxAttempts: Int,
         logger: Logger
-    ) async throws -> Int {
-        let scheduled = runAt.map { $0 > Date() } ?? false
-        let state = scheduled ? JobState.scheduled : .available
-        let rows = try await connection.query(
+    ) async throws -> [UUID: Int] {
+        guard !notificationIDs.isEmpty else { return [:] }
+        var jobs: [UUID: Int] = [:]
+        var due: [Int] = []
+        for try await (jobID, notificationID, state) in try await connection.query(
             """
             INSERT INTO jobs (notification_id, queue, state, priority, run_at, max_attempts)
-            VALUES (\(notificationID), \(channel.rawValue), \(state.rawValue), \(priority), COALESCE(\(runAt), now()), \(maxAttempts))
-            RETURNING id
+            SELECT n.id, n.channel, CASE WHEN n.send_at > now() THEN 'scheduled' ELSE 'available' END, n.priority,
+                   COALESCE(n.send_at, now()), \(maxAttempts)
+            FROM notifications n WHERE n.id = ANY (\(notificationIDs)::uuid[])
+            ORDER BY n.priority DESC, n.id
+            RETURNING id, notification_id, state
             """,
             logger: logger
-        )
-        var jobID: Int?
-        for try await id in rows.decode(Int.self) { jobID = id }
-        guard let jobID else { throw JobStoreError.noRowReturned }
-        if !scheduled {
-            _ = try await connection.query("SELECT dispatch_job(\(jobID))", logger: logger)
+        ).decode((Int, UUID, String).self) {
+            jobs[notificationID] = jobID
+            if state == JobState.available.rawValue { due.append(jobID) }
         }
-        return jobID
+        if !due.isEmpty {
+            _ = try await connection.query("SELECT dispatch_jobs(\(due)::bigint[])", logger: logger)
+        }
+        return jobs
     }
 
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one

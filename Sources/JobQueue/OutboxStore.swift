@@ -10,6 +10,8 @@ public struct OutboxMessage: Sendable {
     public var correlationID: String
     public var priority: Int
     public var payload: String
+    /// The notification the message is about (for the log line of its publish); none for some events.
+    public var notificationID: String?
 }
 
 /// The transactional outbox: rows are written in the transaction of the state change that causes them (by the SQL
@@ -21,7 +23,7 @@ public enum OutboxStore {
     public static func claimUnpublished(on connection: PostgresConnection, limit: Int, logger: Logger) async throws -> [OutboxMessage] {
         let rows = try await connection.query(
             """
-            SELECT id, routing_key, message_id, correlation_id, priority, payload::text
+            SELECT id, routing_key, message_id, correlation_id, priority, payload::text, payload->>'notification_id'
             FROM outbox WHERE published_at IS NULL
             ORDER BY id LIMIT \(limit)
             FOR UPDATE SKIP LOCKED
@@ -29,9 +31,17 @@ public enum OutboxStore {
             logger: logger
         )
         var messages: [OutboxMessage] = []
-        for try await row in rows.decode((Int, String, String, String, Int, String).self) {
+        for try await row in rows.decode((Int, String, String, String, Int, String, String?).self) {
             messages.append(
-                OutboxMessage(id: row.0, routingKey: row.1, messageID: row.2, correlationID: row.3, priority: row.4, payload: row.5)
+                OutboxMessage(
+                    id: row.0,
+                    routingKey: row.1,
+                    messageID: row.2,
+                    correlationID: row.3,
+                    priority: row.4,
+                    payload: row.5,
+                    notificationID: row.6
+                )
             )
         }
         return messages

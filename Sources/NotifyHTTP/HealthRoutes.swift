@@ -1,6 +1,7 @@
 import Breakers
 import Foundation
 import Hummingbird
+import NotificationModel
 
 /// The state of one dependency as `/health` reports it.
 public struct DependencyHealth: Codable, Sendable {
@@ -42,7 +43,7 @@ public struct HealthCheck: Sendable {
                 let elapsed = ContinuousClock.now - start
                 return DependencyHealth(
                     status: .up,
-                    latencyMs: Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+                    latencyMs: elapsed.inSeconds * 1000
                 )
             } catch {
                 return DependencyHealth(status: .down, detail: String(describing: type(of: error)))

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NotificationModel
 import RedisCache
 
 /// A limit: `rate` units per second on average, with bursts of up to `burst` at once.
@@ -128,7 +129,7 @@ public final class RateLimiter: Sendable {
     /// The same algorithm in memory, for when Redis is unavailable.
     func checkLocal(_ key: String, limit: RateLimit, cost: Int) -> RateDecision {
         let elapsed = ContinuousClock.now - Self.origin
-        let now = Double(elapsed.components.seconds) * 1_000_000 + Double(elapsed.components.attoseconds) / 1e12
+        let now = elapsed.inSeconds * 1_000_000
         return local.withLockedValue { buckets in
             if buckets.count > 100_000 { buckets = buckets.filter { $0.value > now } }
             let tat = max(buckets[key] ?? 0, now)

@@ -148,7 +148,7 @@ public struct OutboxRelay: Service {
                                         "published",
                                         metadata: [
                                             "job_id": .string(message.messageID), "correlation_id": .string(message.correlationID),
-                                            "notification_id": .string(Self.notificationID(in: message.payload) ?? ""),
+                                            "notification_id": .string(message.notificationID ?? ""),
                                             "routing_key": .string(message.routingKey),
                                         ]
                                     )
@@ -188,12 +188,5 @@ public struct OutboxRelay: Service {
 extension Array {
     func chunked(_ size: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: Swift.max(1, size)).map { self[$0..<Swift.min($0 + Swift.max(1, size), count)] }
-    }
-}
-
-extension OutboxRelay {
-    /// The notification id inside a queue message, for the log line of its publish.
-    static func notificationID(in payload: String) -> String? {
-        (try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any])?["notification_id"] as? String
     }
 }

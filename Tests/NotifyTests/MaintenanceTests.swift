@@ -35,20 +35,15 @@ struct MaintenanceTests {
         let jobID = try await client.withTransaction(logger: logger) { connection in
             _ = try await connection.query(
                 """
-                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, variables, correlation_id)
-                VALUES (\(id), 'c', \(id.lowercased), 'h', 'email', \(UUID()), 'welcome', '{"name":"Ada"}', 'corr')
+                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, variables,
+                                           correlation_id, send_at)
+                VALUES (\(id), 'c', \(id.lowercased), 'h', 'email', \(UUID()), 'welcome', '{"name":"Ada"}', 'corr', \(runAt))
                 """,
                 logger: logger
             )
-            return try await JobStore.insert(
-                on: connection,
-                notificationID: id,
-                channel: .email,
-                priority: 0,
-                runAt: runAt,
-                maxAttempts: maxAttempts,
-                logger: logger
-            )
+            let jobs = try await JobStore.insertJobs(on: connection, notificationIDs: [id], maxAttempts: maxAttempts, logger: logger)
+            guard let jobID = jobs[id] else { throw JobStoreError.noRowReturned }
+            return jobID
         }
         return (id, jobID)
     }
