@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "Directory",
             dependencies: [
-                "Breakers",
+                "Breakers", "Telemetry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -13,7 +13,8 @@ import PostgresNIO
 /// What to run: the load shape and where the platform is.
 public struct BenchOptions: Sendable {
     public enum Mode: String, Sendable { case open, closed }
-    public var gatewayURL = "http://127.0.0.1:8000"
+    /// Gateways to spread the requests over (round robin).
+    public var gatewayURLs = ["http://127.0.0.1:8000"]
     public var templatesURL = "http://127.0.0.1:8002"
     public var serviceKey = ""
     public var postgres: PostgresSettings
@@ -84,6 +85,9 @@ public struct BenchReport: Codable, Sendable {
     public var endToEndMs: LatencySummary?
     public var memoryMB: [String: Double]
     public var peakMemoryMB: [String: Double]
+    /// CPU used by each process (with its child processes) from the first request until delivery ended, in % of
+    /// one core; "bench" is this load generator.
+    public var cpuPercent: [String: Double] = [:]
 
     enum CodingKeys: String, CodingKey {
         case mode, requested, accepted, errors
@@ -96,6 +100,7 @@ public struct BenchReport: Codable, Sendable {
         case endToEndMs = "end_to_end_ms"
         case memoryMB = "rss_mb"
         case peakMemoryMB = "peak_rss_mb"
+        case cpuPercent = "cpu_percent"
     }
 }
 
@@ -134,9 +139,16 @@ public struct BenchRunner: Sendable {
                 }
                 let (recipients, keys) = try await prepare(http: http, users: users, notifications: notifications)
                 progress("prepared \(recipients.count) recipients and \(keys.count) API keys (client \(client))")
+                let watched = options.processes + [("bench", getpid())]
+                let cpuBefore = Self.cpuSeconds(watched)
+                let began = ContinuousClock.now
                 var report = try await load(http: http, recipients: recipients, keys: keys, progress: progress)
                 if options.waitForDelivery, report.accepted > 0 {
                     try await delivery(into: &report, notifications: notifications, progress: progress)
+                }
+                let wall = (ContinuousClock.now - began).inSeconds
+                for (name, seconds) in Self.cpuSeconds(watched) {
+                    report.cpuPercent[name] = ((seconds - (cpuBefore[name] ?? 0)) / max(wall, 0.001) * 1000).rounded() / 10
                 }
                 report.memoryMB = Self.memory(options.processes, field: "VmRSS")
                 report.peakMemoryMB = Self.memory(options.processes, field: "VmHWM")
@@ -210,7 +222,8 @@ public struct BenchRunner: Sendable {
             let items: [[String: Any]] = (0..<batch).map { item(index * batch + $0) }
             body = ["notifications": items]
         }
-        var request = HTTPClientRequest(url: options.gatewayURL + (batch == 1 ? "/api/v1/notifications/" : "/api/v1/notifications/bulk/"))
+        let gateway = options.gatewayURLs[index % options.gatewayURLs.count]
+        var request = HTTPClientRequest(url: gateway + (batch == 1 ? "/api/v1/notifications/" : "/api/v1/notifications/bulk/"))
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(keys[index % keys.count])")
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -337,6 +350,39 @@ public struct BenchRunner: Sendable {
             report.deliverySeconds = row.5
             report.deliveredPerSecond = row.5 > 0 ? Double(row.0) / row.5 : nil
         }
+    }
+
+    /// CPU seconds (user + system) of each process and all its descendants, from /proc.
+    static func cpuSeconds(_ processes: [(name: String, pid: Int32)]) -> [String: Double] {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var parent: [Int32: Int32] = [:]
+        var used: [Int32: Double] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            // After "pid (comm)": state (3rd field), ppid (4th) … utime (14th), stime (15th).
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 12, let ppid = Int32(fields[1]), let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            parent[pid] = ppid
+            used[pid] = (user + system) / ticks
+        }
+        // Each process counts toward the nearest listed process above it (so a wrapper does not count its child twice).
+        let names = Dictionary(processes.map { ($0.pid, $0.name) }, uniquingKeysWith: { first, _ in first })
+        var result: [String: Double] = Dictionary(processes.map { ($0.name, 0.0) }, uniquingKeysWith: { first, _ in first })
+        for (pid, seconds) in used {
+            var current: Int32? = pid
+            var depth = 0
+            while let node = current, depth < 64 {
+                if let name = names[node] {
+                    result[name, default: 0] += seconds
+                    break
+                }
+                current = parent[node]
+                depth += 1
+            }
+        }
+        return result
     }
 
     /// A process's resident memory (or its peak) in MB, from /proc.

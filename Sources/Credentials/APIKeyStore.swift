@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import NotifyConfig
 import PostgresNIO
 
 /// A client credential as stored: never the key itself, only its SHA-256 and a visible prefix.
@@ -27,7 +28,7 @@ public struct APIKeyStore: Sendable {
     }
 
     public static func hash(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(key.utf8)).hexString
     }
 
     /// Makes a new key; the plain key is returned once and never stored.

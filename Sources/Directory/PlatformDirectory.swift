@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import Telemetry
 
 /// What the platform knows about a recipient: the user service's contact view.
 public struct Recipient: Sendable, Decodable {
@@ -88,6 +89,45 @@ public struct TemplateContent: Sendable, Decodable {
     }
 }
 
+/// Answers of the user and template services kept for a few seconds, bounded in size (cleared when full).
+final class RecentAnswers: Sendable {
+    struct Entry<Value: Sendable>: Sendable {
+        var value: Value
+        var expires: ContinuousClock.Instant
+    }
+    let lifetime: Duration
+    let recipients = NIOLockedValueBox<[String: Entry<Recipient>]>([:])
+    let templates = NIOLockedValueBox<[String: Entry<TemplateContent>]>([:])
+    static let capacity = 100_000
+
+    init(seconds: Double) { lifetime = .milliseconds(Int64(seconds * 1000)) }
+
+    func recipient(_ key: String) -> Recipient? { Self.read(recipients, key, cache: "directory_user") }
+    func template(_ key: String) -> TemplateContent? { Self.read(templates, key, cache: "directory_template") }
+    func keep(_ recipient: Recipient, _ key: String) { Self.write(recipients, key, recipient, lifetime) }
+    func keep(_ template: TemplateContent, _ key: String) { Self.write(templates, key, template, lifetime) }
+
+    static func read<Value>(_ box: NIOLockedValueBox<[String: Entry<Value>]>, _ key: String, cache: String) -> Value? {
+        let now = ContinuousClock.now
+        let value = box.withLockedValue { entries -> Value? in
+            guard let entry = entries[key] else { return nil }
+            if entry.expires > now { return entry.value }
+            entries[key] = nil
+            return nil
+        }
+        Telemetry.cache(cache, hit: value != nil)
+        return value
+    }
+
+    static func write<Value>(_ box: NIOLockedValueBox<[String: Entry<Value>]>, _ key: String, _ value: Value, _ lifetime: Duration) {
+        let entry = Entry(value: value, expires: .now + lifetime)
+        box.withLockedValue { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = entry
+        }
+    }
+}
+
 /// The user or template service could not answer (down, slow, or an unexpected reply).
 public struct DirectoryUnavailable: Error, CustomStringConvertible, Sendable {
     public var service: String
@@ -108,6 +148,9 @@ public struct PlatformDirectory: Sendable {
     /// Template versions are immutable (every edit is a new version), so a lookup pinned to a version can be kept;
     /// the workers, which always render the pinned version, turn this on.
     let pinnedTemplates: NIOLockedValueBox<[String: TemplateContent]>?
+    /// Recent answers kept in the process for `cacheSeconds` (0: none): a user's or template's change takes that long
+    /// to reach this process. Only found things are kept, so a user or template created a moment ago is seen at once.
+    let recent: RecentAnswers?
 
     public init(
         http: HTTPClient,
@@ -117,9 +160,11 @@ public struct PlatformDirectory: Sendable {
         usersBreaker: CircuitBreaker,
         templatesBreaker: CircuitBreaker,
         timeout: TimeAmount = .seconds(5),
-        cachePinnedTemplates: Bool = false
+        cachePinnedTemplates: Bool = false,
+        cacheSeconds: Double = 0
     ) {
         self.timeout = timeout
+        self.recent = cacheSeconds > 0 ? RecentAnswers(seconds: cacheSeconds) : nil
         self.pinnedTemplates = cachePinnedTemplates ? NIOLockedValueBox([:]) : nil
         self.http = http
         self.usersURL = usersURL
@@ -131,13 +176,17 @@ public struct PlatformDirectory: Sendable {
 
     /// The user's contact data, or nil when there is no such user. Throws `DirectoryUnavailable` or `BreakerOpenError`.
     public func recipient(_ userID: UUID, correlationID: String) async throws -> Recipient? {
-        try await fetch(
+        let key = userID.uuidString
+        if let recent, let cached = recent.recipient(key) { return cached }
+        let recipient = try await fetch(
             Recipient.self,
             "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/contact",
             service: "user",
             breaker: usersBreaker,
             correlationID: correlationID
         )
+        if let recent, let recipient { recent.keep(recipient, key) }
+        return recipient
     }
 
     /// The active version of a template (in `language` if it has one), or nil when there is no such template.
@@ -152,6 +201,8 @@ public struct PlatformDirectory: Sendable {
     {
         let pinnedKey = version.map { "\(code)|\(channel)|\(language ?? "")|\($0)" }
         if let pinnedKey, let cached = pinnedTemplates?.withLockedValue({ $0[pinnedKey] }) { return cached }
+        let recentKey = "\(code)|\(channel)|\(language ?? "")|\(version.map(String.init) ?? "active")"
+        if let recent, let cached = recent.template(recentKey) { return cached }
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         var url = "\(templatesURL)/api/v1/templates/\(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)"
@@ -160,6 +211,7 @@ public struct PlatformDirectory: Sendable {
         if let version { query.append("version=\(version)") }
         if !query.isEmpty { url += "?" + query.joined(separator: "&") }
         let template = try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
+        if let recent, let template { recent.keep(template, recentKey) }
         if let pinnedKey, let template, let pinnedTemplates {
             pinnedTemplates.withLockedValue { cache in
                 if cache.count >= 10_000 { cache.removeAll() }

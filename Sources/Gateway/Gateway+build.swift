@@ -25,6 +25,12 @@ public struct GatewayConfiguration: Sendable {
     public var limits: RateLimits
     /// How long a verified API key is trusted without asking the database again (revocation takes this long).
     public var keyCacheSeconds: Int
+    /// How long answers of the user and template services are kept in the process (0: not kept).
+    public var directoryCacheSeconds: Double
+    /// Group commit of single creates: at most this many in one transaction (1: every create alone) …
+    public var commitBatch: Int
+    /// … and at most this many such transactions at once.
+    public var commitsInFlight: Int
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -38,6 +44,12 @@ public struct GatewayConfiguration: Sendable {
         redis = RedisSettings(env, problems: &problems)
         limits = RateLimits(env, problems: &problems)
         keyCacheSeconds = env.int("NOTIFY_KEY_CACHE_SECONDS", default: 10, problems: &problems)
+        directoryCacheSeconds = Double(env.int("NOTIFY_DIRECTORY_CACHE_SECONDS", default: 5, problems: &problems))
+        commitBatch = env.int("NOTIFY_GATEWAY_COMMIT_BATCH", default: 256, problems: &problems)
+        commitsInFlight = env.int("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT", default: 4, problems: &problems)
+        if commitBatch < 1 { problems.append("NOTIFY_GATEWAY_COMMIT_BATCH must be at least 1") }
+        if commitsInFlight < 1 { problems.append("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT must be at least 1") }
+        if directoryCacheSeconds < 0 { problems.append("NOTIFY_DIRECTORY_CACHE_SECONDS must not be negative") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -82,7 +94,8 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         serviceKey: configuration.serviceKey.key,
         usersBreaker: usersBreaker,
         templatesBreaker: templatesBreaker,
-        timeout: .seconds(2)
+        timeout: .seconds(2),
+        cacheSeconds: configuration.directoryCacheSeconds
     )
     let limiter = RateLimiter(
         redis: RedisClient(host: configuration.redis.host, port: configuration.redis.port, timeoutMilliseconds: 200),
@@ -117,7 +130,12 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         )
         .add(middleware: RateLimitMiddleware(limiter: limiter, limit: configuration.limits.perCredential))
     NotificationController(
-        repository: NotificationRepository(client: postgres, maxAttempts: configuration.maxAttempts, logger: logger),
+        repository: NotificationRepository(
+            client: postgres,
+            maxAttempts: configuration.maxAttempts,
+            logger: logger,
+            groupCommit: .init(maxBatch: configuration.commitBatch, maxInFlight: configuration.commitsInFlight)
+        ),
         directory: directory,
         limiter: limiter,
         limits: configuration.limits

@@ -151,14 +151,12 @@ extension NotificationController {
         }
 
         let inserted: [Accepted?]
-        let rows = toInsert.map { ($0.new, $0.version) }
+        let rows = toInsert.map {
+            PendingCreate(new: $0.new, templateVersion: $0.version, client: identity.client, correlationID: context.correlationID)
+        }
         do {
             inserted = try await withDeadline(.seconds(30)) {
-                try await repository.createMany(
-                    rows,
-                    client: identity.client,
-                    correlationID: context.correlationID
-                )
+                try await repository.createMany(rows)
             }
         } catch {
             context.logger.error("bulk not stored", metadata: ["error_type": .string(String(describing: type(of: error)))])

@@ -3,6 +3,7 @@ import Foundation
 import JobQueue
 import Logging
 import NotificationModel
+import NotifyConfig
 import PostgresNIO
 
 /// A validated create request, normalised (the hash of this is what idempotency compares).
@@ -31,7 +32,7 @@ struct NewNotification: Sendable, Encodable {
         let encoder = JSONEncoder.canonical
         encoder.dateEncodingStrategy = .iso8601
         let data = (try? encoder.encode(self)) ?? Data()
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: data).hexString
     }
 }
 
@@ -144,10 +145,26 @@ struct NotificationRepository: Sendable {
     let client: PostgresClient
     let maxAttempts: Int
     let logger: Logger
+    /// Groups concurrent single creates into shared transactions (nil: one transaction each).
+    var committer: GroupCommitter?
+
+    init(client: PostgresClient, maxAttempts: Int, logger: Logger, groupCommit: GroupCommitter.Limits? = nil) {
+        self.client = client
+        self.maxAttempts = maxAttempts
+        self.logger = logger
+        self.committer = nil
+        if let groupCommit { committer = GroupCommitter(limits: groupCommit, repository: self, logger: logger) }
+    }
 
     func create(_ new: NewNotification, templateVersion: Int, client clientName: String, correlationID: String) async throws -> CreateOutcome {
-        let accepted = try await createMany([(new, templateVersion)], client: clientName, correlationID: correlationID)
-        if let created = accepted.first ?? nil { return .created(created) }
+        let item = PendingCreate(new: new, templateVersion: templateVersion, client: clientName, correlationID: correlationID)
+        let accepted: Accepted?
+        if let committer {
+            accepted = try await committer.write(item)
+        } else {
+            accepted = try await createMany([item]).first ?? nil
+        }
+        if let accepted { return .created(accepted) }
         guard let earlier = try await existing(new, client: clientName) else { throw NotificationRepositoryError.vanished }
         return earlier
     }
@@ -155,11 +172,7 @@ struct NotificationRepository: Sendable {
     /// Writes every notification with its job and outbox message in ONE transaction, set-based: one insert of the
     /// notifications, one of their jobs, one of their outbox messages, whatever the count. Per item: what the client
     /// is told (status `pending`, as of the commit), or nil when this client already used the request_id.
-    func createMany(
-        _ items: [(new: NewNotification, templateVersion: Int)],
-        client clientName: String,
-        correlationID: String
-    ) async throws -> [Accepted?] {
+    func createMany(_ items: [PendingCreate]) async throws -> [Accepted?] {
         guard !items.isEmpty else { return [] }
         let ids = items.map { _ in UUID() }
         let formatter = ISO8601DateFormatter()
@@ -177,6 +190,8 @@ struct NotificationRepository: Sendable {
         let priorities = items.map(\.new.priority)
         let sendAts = items.map { $0.new.sendAt.map { formatter.string(from: $0) } ?? "" }
         let versions = items.map(\.templateVersion)
+        let clients = items.map(\.client)
+        let correlationIDs = items.map(\.correlationID)
         let ordinals = Array(0..<items.count)
         let maxAttempts = self.maxAttempts
 
@@ -186,14 +201,14 @@ struct NotificationRepository: Sendable {
                 """
                 INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
                                            variables, metadata, priority, send_at, correlation_id, template_version)
-                SELECT t.id, \(clientName), t.request_id, t.payload_hash, t.channel, t.user_id, t.template_code, NULLIF(t.language, ''),
+                SELECT t.id, t.client, t.request_id, t.payload_hash, t.channel, t.user_id, t.template_code, NULLIF(t.language, ''),
                        t.variables::jsonb, NULLIF(t.metadata, '')::jsonb, t.priority, NULLIF(t.send_at, '')::timestamptz,
-                       \(correlationID), t.template_version
+                       t.correlation_id, t.template_version
                 FROM unnest(\(ids)::uuid[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
                             \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                            \(sendAts)::text[], \(versions)::int[], \(ordinals)::int[])
+                            \(sendAts)::text[], \(versions)::int[], \(ordinals)::int[], \(clients)::text[], \(correlationIDs)::text[])
                      AS t(id, request_id, payload_hash, channel, user_id, template_code, language, variables, metadata, priority,
-                          send_at, template_version, ordinal)
+                          send_at, template_version, ordinal, client, correlation_id)
                 ORDER BY t.ordinal
                 ON CONFLICT (client, request_id) DO NOTHING
                 RETURNING id, created_at

@@ -77,20 +77,26 @@ public struct JobStore: Sendable {
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
     /// worker, with a lease.
     public func claim(jobID: Int, worker: String, lease: Duration) async throws -> ClaimedJob? {
-        try await claim(jobID: jobID, queue: nil, limit: 1, via: .broker, worker: worker, lease: lease).first
+        try await claim(jobIDs: [jobID], queue: nil, limit: 1, via: .broker, worker: worker, lease: lease).first
+    }
+
+    /// The claim of several jobs named by broker messages, in one statement: those that are `available` are taken.
+    public func claim(jobIDs: [Int], worker: String, lease: Duration) async throws -> [ClaimedJob] {
+        guard !jobIDs.isEmpty else { return [] }
+        return try await claim(jobIDs: jobIDs, queue: nil, limit: jobIDs.count, via: .broker, worker: worker, lease: lease)
     }
 
     /// The fallback path: claims up to `limit` available jobs of a queue straight from PostgreSQL, highest priority
     /// first. `SKIP LOCKED` lets any number of workers do this at once without taking the same job.
     public func claimAvailable(queue: NotificationChannel, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
-        return try await claim(jobID: nil, queue: queue, limit: limit, via: .fallback, worker: worker, lease: lease)
+        return try await claim(jobIDs: nil, queue: queue, limit: limit, via: .fallback, worker: worker, lease: lease)
     }
 
     /// Both claims in one statement: pick `available` jobs (the named one, or the queue's next due ones), make them
     /// `running` under a lease, mark their notifications `processing`, and return what delivery needs.
     func claim(
-        jobID: Int?,
+        jobIDs: [Int]?,
         queue: NotificationChannel?,
         limit: Int,
         via: ClaimPath,
@@ -105,7 +111,8 @@ public struct JobStore: Sendable {
                 WITH next AS (
                     SELECT id FROM jobs
                     WHERE state = 'available'
-                      AND (id = \(jobID)::bigint OR (\(jobID)::bigint IS NULL AND queue = \(queue?.rawValue)::text AND run_at <= now()))
+                      AND (id = ANY (\(jobIDs)::bigint[])
+                           OR (\(jobIDs)::bigint[] IS NULL AND queue = \(queue?.rawValue)::text AND run_at <= now()))
                     ORDER BY priority DESC, run_at, id
                     LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
@@ -158,12 +165,18 @@ public struct JobStore: Sendable {
 
     /// The job is done: the notification was handed to the SMTP server or push provider.
     public func complete(jobID: Int) async throws {
+        try await complete(jobIDs: [jobID])
+    }
+
+    /// Several jobs done, in one statement.
+    public func complete(jobIDs: [Int]) async throws {
+        guard !jobIDs.isEmpty else { return }
         try await withDeadline(deadline) {
             _ = try await client.query(
                 """
                 WITH done AS (
                     UPDATE jobs SET state = 'completed', finalized_at = now(), lease_expires_at = NULL, updated_at = now()
-                    WHERE id = \(jobID) AND state = 'running'
+                    WHERE id = ANY (\(jobIDs)::bigint[]) AND state = 'running'
                     RETURNING notification_id
                 )
                 UPDATE notifications n SET status = 'sent', sent_at = now(), updated_at = now(), last_error = NULL

@@ -231,7 +231,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Notifications per request (1: single create; more: the bulk endpoint).") var batch: Int = 1
     @Option(help: "Recipients to spread the load over.") var users: Int = 200
     @Option(help: "API keys to spread the load over.") var keys: Int = 8
-    @Option(help: "Gateway base URL.") var gateway: String = "http://127.0.0.1:8000"
+    @Option(help: "Gateway base URL; several, comma-separated, share the requests round robin.") var gateway: String = "http://127.0.0.1:8000"
     @Option(help: "Template service base URL.") var templates: String = "http://127.0.0.1:8002"
     @Option(help: "Seconds to wait for delivery (0: do not wait).") var deliveryTimeout: Double = 300
     @Option(help: "A process to report memory for, name=pid (repeatable).") var process: [String] = []
@@ -255,7 +255,8 @@ struct BenchCommand: AsyncParsableCommand {
         options.batch = batch
         options.users = users
         options.keys = keys
-        options.gatewayURL = gateway
+        options.gatewayURLs = gateway.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !options.gatewayURLs.isEmpty else { throw ValidationError("--gateway needs a URL") }
         options.templatesURL = templates
         options.waitForDelivery = deliveryTimeout > 0
         options.deliveryTimeoutSeconds = deliveryTimeout
@@ -338,6 +339,12 @@ struct BenchCommand: AsyncParsableCommand {
                     + report.memoryMB.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) (\(report.peakMemoryMB[$0.key] ?? 0))" }.joined(
                         separator: ", "
                     )
+            )
+        }
+        if !report.cpuPercent.isEmpty {
+            lines.append(
+                "CPU % of one core (from the first request until delivery ended): "
+                    + report.cpuPercent.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             )
         }
         return lines.joined(separator: "\n")

@@ -14,46 +14,101 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Writes the line directly (keys sorted, strings escaped by hand): JSONSerialization with sorted keys cost about
+    /// a tenth of the gateway's CPU at a few hundred requests per second, for one log line per request.
     public func log(event: LogEvent) {
-        var fields: [String: Any] = [
-            "time": Self.timestamp(),
-            "level": event.level.rawValue,
-            "message": event.message.description,
-            "logger": label,
-        ]
-        for (key, value) in metadata { fields[key] = Self.plain(value) }
+        var fields: [String: Logger.Metadata.Value] = metadata
         if let extra = event.metadata {
-            for (key, value) in extra { fields[key] = Self.plain(value) }
+            for (key, value) in extra { fields[key] = value }
         }
-        guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
-        data.append(0x0A)
-        FileHandle.standardError.write(data)
+        fields["time"] = .string(Self.timestamp())
+        fields["level"] = .string(event.level.rawValue)
+        fields["message"] = .string(event.message.description)
+        fields["logger"] = .string(label)
+        var line = ""
+        line.reserveCapacity(256)
+        Self.write(.dictionary(fields), into: &line)
+        line.append("\n")
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Foundation.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
     }
 
-    private static func plain(_ value: Logger.Metadata.Value) -> Any {
+    static func write(_ value: Logger.Metadata.Value, into line: inout String) {
         switch value {
-        case .string(let string): return string
-        case .stringConvertible(let convertible): return convertible.description
-        case .array(let array): return array.map(plain)
-        case .dictionary(let dictionary): return dictionary.mapValues(plain)
+        case .string(let string): escape(string, into: &line)
+        case .stringConvertible(let convertible): escape(convertible.description, into: &line)
+        case .array(let array):
+            line.append("[")
+            for (index, element) in array.enumerated() {
+                if index > 0 { line.append(",") }
+                write(element, into: &line)
+            }
+            line.append("]")
+        case .dictionary(let dictionary):
+            line.append("{")
+            for (index, key) in dictionary.keys.sorted().enumerated() {
+                if index > 0 { line.append(",") }
+                escape(key, into: &line)
+                line.append(":")
+                write(dictionary[key]!, into: &line)
+            }
+            line.append("}")
         }
     }
 
-    private static func timestamp() -> String {
+    static let hexDigits = Array("0123456789abcdef")
+
+    /// A JSON string literal (RFC 8259): quote, backslash and control characters escaped.
+    static func escape(_ string: String, into line: inout String) {
+        line.append("\"")
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": line.append("\\\"")
+            case "\\": line.append("\\\\")
+            case "\n": line.append("\\n")
+            case "\r": line.append("\\r")
+            case "\t": line.append("\\t")
+            case _ where scalar.value < 0x20:
+                line.append("\\u00")
+                line.append(hexDigits[Int(scalar.value >> 4)])
+                line.append(hexDigits[Int(scalar.value & 0xF)])
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        line.append("\"")
+    }
+
+    static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = time_t(now.tv_sec)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-            Int(parts.tm_year) + 1900,
-            Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday),
-            Int(parts.tm_hour),
-            Int(parts.tm_min),
-            Int(parts.tm_sec),
-            Int(now.tv_nsec / 1_000_000)
-        )
+        func pad(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2) + "T"
+            + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2) + "."
+            + pad(Int(now.tv_nsec / 1_000_000), 3) + "Z"
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hexadecimal, two digits a byte (without String(format:), which is slow).
+    public var hexString: String {
+        var text = ""
+        for byte in self {
+            text.append(JSONLogHandler.hexDigits[Int(byte >> 4)])
+            text.append(JSONLogHandler.hexDigits[Int(byte & 0xF)])
+        }
+        return text
     }
 }

@@ -9,8 +9,9 @@ import ServiceLifecycle
 import Telemetry
 
 /// Publishes outbox rows to RabbitMQ. Woken by `LISTEN outbox` and by a safety poll; claims unpublished rows with
-/// `FOR UPDATE SKIP LOCKED` (so several relays share the work), publishes each through the management API, and marks
-/// as published only what RabbitMQ routed. A crash mid-batch rolls the marks back: those rows are published again,
+/// `FOR UPDATE SKIP LOCKED` (so several relays share the work), publishes them through the management API (each its
+/// own HTTP request, `concurrency` at once) or over AMQP with publisher confirms (the whole batch, then its confirms),
+/// and marks as published only what RabbitMQ routed (and, over AMQP, confirmed). A crash mid-batch rolls the marks back: those rows are published again,
 /// and the workers' job claim makes the duplicate harmless. While the publish circuit is open nothing is claimed:
 /// rows wait in the outbox (and the workers deliver from PostgreSQL) until a probe gets through.
 public struct OutboxRelay: Service {
@@ -33,6 +34,9 @@ public struct OutboxRelay: Service {
 
     let postgres: PostgresClient
     let management: RabbitManagementClient
+    /// When set, messages go out over AMQP with confirms instead of the management API (which still declares the
+    /// topology).
+    let amqp: AMQPPublisher?
     public let breaker: CircuitBreaker
     let configuration: Configuration
     let logger: Logger
@@ -42,12 +46,14 @@ public struct OutboxRelay: Service {
     public init(
         postgres: PostgresClient,
         management: RabbitManagementClient,
+        amqp: AMQPPublisher? = nil,
         breaker: CircuitBreaker,
         configuration: Configuration,
         logger: Logger
     ) {
         self.postgres = postgres
         self.management = management
+        self.amqp = amqp
         self.breaker = breaker
         self.configuration = configuration
         self.logger = logger
@@ -122,52 +128,23 @@ public struct OutboxRelay: Service {
         return try await postgres.withTransaction(logger: logger) { connection in
             let messages = try await OutboxStore.claimUnpublished(on: connection, limit: configuration.batchSize, logger: logger)
             guard !messages.isEmpty else { return (0, 0) }
+            let errors: [String?] = if let amqp { await publish(messages, over: amqp) } else { await publishOverHTTP(messages) }
             var published: [Int] = []
             var failed: [Int] = []
             var lastError = ""
-            for chunk in messages.chunked(configuration.concurrency) {
-                await withTaskGroup(of: (Int, String?).self) { group in
-                    for message in chunk {
-                        group.addTask {
-                            let start = ContinuousClock.now
-                            do {
-                                let routed = try await breaker.run {
-                                    try await management.publish(
-                                        routingKey: message.routingKey,
-                                        payload: message.payload,
-                                        properties: .init(
-                                            messageID: message.messageID,
-                                            correlationID: message.correlationID,
-                                            priority: message.priority
-                                        )
-                                    )
-                                }
-                                Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: routed ? "ok" : "not_routed")
-                                if routed {
-                                    logger.info(
-                                        "published",
-                                        metadata: [
-                                            "job_id": .string(message.messageID), "correlation_id": .string(message.correlationID),
-                                            "notification_id": .string(message.notificationID ?? ""),
-                                            "routing_key": .string(message.routingKey),
-                                        ]
-                                    )
-                                }
-                                return (message.id, routed ? nil : "not routed")
-                            } catch {
-                                Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: "error")
-                                return (message.id, String(describing: error))
-                            }
-                        }
-                    }
-                    for await (id, error) in group {
-                        if let error {
-                            failed.append(id)
-                            lastError = error
-                        } else {
-                            published.append(id)
-                        }
-                    }
+            for (message, error) in zip(messages, errors) {
+                if let error {
+                    failed.append(message.id)
+                    lastError = error
+                } else {
+                    published.append(message.id)
+                    logger.info(
+                        "published",
+                        metadata: [
+                            "job_id": .string(message.messageID), "correlation_id": .string(message.correlationID),
+                            "notification_id": .string(message.notificationID ?? ""), "routing_key": .string(message.routingKey),
+                        ]
+                    )
                 }
             }
             try await OutboxStore.markPublished(on: connection, ids: published, logger: logger)
@@ -181,6 +158,70 @@ public struct OutboxRelay: Service {
                 logger.warning("publish failed", metadata: ["count": .stringConvertible(failed.count), "error": .string(lastError)])
             }
             return (messages.count, published.count)
+        }
+    }
+}
+
+extension OutboxRelay {
+    /// One HTTP request per message, `concurrency` at once. Per message: nil when routed, otherwise why not.
+    func publishOverHTTP(_ messages: [OutboxMessage]) async -> [String?] {
+        var errors: [Int: String?] = [:]
+        for chunk in messages.chunked(configuration.concurrency) {
+            await withTaskGroup(of: (Int, String?).self) { group in
+                for message in chunk {
+                    group.addTask {
+                        let start = ContinuousClock.now
+                        do {
+                            let routed = try await breaker.run {
+                                try await management.publish(
+                                    routingKey: message.routingKey,
+                                    payload: message.payload,
+                                    properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority)
+                                )
+                            }
+                            Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: routed ? "ok" : "not_routed")
+                            return (message.id, routed ? nil : "not routed")
+                        } catch {
+                            Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: "error")
+                            return (message.id, String(describing: error))
+                        }
+                    }
+                }
+                for await (id, error) in group { errors[id] = error }
+            }
+        }
+        return messages.map { errors[$0.id] ?? "not published" }
+    }
+
+    /// The whole batch over AMQP, then its confirms. Per message: nil when confirmed, otherwise why not.
+    func publish(_ messages: [OutboxMessage], over amqp: AMQPPublisher) async -> [String?] {
+        let start = ContinuousClock.now
+        do {
+            let outcomes = try await breaker.run {
+                try await amqp.publish(
+                    messages.map {
+                        AMQPOutgoing(
+                            routingKey: $0.routingKey,
+                            payload: $0.payload,
+                            messageID: $0.messageID,
+                            correlationID: $0.correlationID,
+                            priority: $0.priority
+                        )
+                    }
+                )
+            }
+            Telemetry.providerLatency("rabbitmq-publish-batch", since: start, outcome: "ok")
+            return outcomes.map { outcome in
+                switch outcome {
+                case .confirmed: return nil
+                case .unroutable: return "not routed"
+                case .refused: return "refused by the broker (nack)"
+                }
+            }
+        } catch {
+            Telemetry.providerLatency("rabbitmq-publish-batch", since: start, outcome: "error")
+            let reason = String(describing: error)
+            return messages.map { _ in reason }
         }
     }
 }

@@ -17,6 +17,8 @@ public struct RelayConfiguration: Sendable {
     public var rabbit: RabbitSettings
     public var relay: OutboxRelay.Configuration
     public var redispatchAfterSeconds: Int
+    /// How messages reach RabbitMQ: `http` (the management API) or `amqp` (AMQP 0-9-1 with publisher confirms).
+    public var publisher: String
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -29,6 +31,8 @@ public struct RelayConfiguration: Sendable {
             pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems))
         )
         redispatchAfterSeconds = env.int("NOTIFY_REDISPATCH_AFTER_SECONDS", default: 120, problems: &problems)
+        publisher = env.string("NOTIFY_RELAY_PUBLISHER", default: "http")
+        if !["http", "amqp"].contains(publisher) { problems.append("NOTIFY_RELAY_PUBLISHER must be http or amqp") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -54,7 +58,26 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
         configuration: .init(consecutiveFailures: 3, baseOpen: .milliseconds(500), maximumOpen: .seconds(5)),
         logger: logger
     )
-    let relay = OutboxRelay(postgres: postgres, management: management, breaker: breaker, configuration: configuration.relay, logger: logger)
+    let amqp =
+        configuration.publisher == "amqp"
+        ? AMQPPublisher(
+            configuration: .init(
+                host: configuration.rabbit.amqpHost,
+                port: configuration.rabbit.amqpPort,
+                user: configuration.rabbit.user,
+                password: configuration.rabbit.password,
+                vhost: configuration.rabbit.vhost
+            ),
+            logger: logger
+        ) : nil
+    let relay = OutboxRelay(
+        postgres: postgres,
+        management: management,
+        amqp: amqp,
+        breaker: breaker,
+        configuration: configuration.relay,
+        logger: logger
+    )
     var maintenanceConfiguration = MaintenanceService.Configuration()
     maintenanceConfiguration.rescuer.redispatchAfter = .seconds(configuration.redispatchAfterSeconds)
     let maintenance = MaintenanceService(client: postgres, configuration: maintenanceConfiguration, logger: logger)

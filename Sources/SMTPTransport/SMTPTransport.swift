@@ -37,10 +37,18 @@ public final class SMTPTransport: Sendable {
     private let handles: NIOLockedValueBox<[CurlHandle]>
     private let slots: AsyncSemaphore
 
-    public init(configuration: Configuration, threadPool: NIOThreadPool = .singleton) {
+    /// Each pooled connection gets a thread of its own (a send blocks its thread for the whole SMTP dialogue; the
+    /// shared blocking pool has only as many threads as cores, which capped sends at two at a time here).
+    public init(configuration: Configuration, threadPool: NIOThreadPool? = nil) {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         self.configuration = configuration
-        self.threadPool = threadPool
+        if let threadPool {
+            self.threadPool = threadPool
+        } else {
+            let own = NIOThreadPool(numberOfThreads: max(1, configuration.connections))
+            own.start()
+            self.threadPool = own
+        }
         self.handles = NIOLockedValueBox([])
         self.slots = AsyncSemaphore(count: max(1, configuration.connections))
     }

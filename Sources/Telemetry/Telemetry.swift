@@ -61,6 +61,11 @@ public enum Telemetry {
             .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 
+    /// How many single creates shared one gateway transaction.
+    public static func commitBatch(size: Int) {
+        Recorder(label: "notify_gateway_commit_batch_size", aggregate: true).record(size)
+    }
+
     public static func cache(_ name: String, hit: Bool) {
         Counter(label: "notify_cache_requests_total", dimensions: [("cache", name), ("result", hit ? "hit" : "miss")]).increment()
     }

@@ -58,6 +58,9 @@ public struct DeliveryWorker: Service {
     let deliverer: any Deliverer
     let configuration: Configuration
     let logger: Logger
+    /// Claims of broker deliveries and completions, each grouped into one statement under load.
+    let claims: BatchExecutor<Int, ClaimedJob?>
+    let completions: BatchExecutor<Int, Void>
     public let counters = NIOLockedValueBox(Counters())
     let inFlight = NIOLockedValueBox<Set<Int>>([])
     let stopping = NIOLockedValueBox(false)
@@ -72,7 +75,21 @@ public struct DeliveryWorker: Service {
     ) {
         self.consumer = consumer
         self.postgres = postgres
-        self.jobs = JobStore(client: postgres, logger: logger)
+        let jobs = JobStore(client: postgres, logger: logger)
+        self.jobs = jobs
+        let worker = configuration.workerName
+        let lease = configuration.lease
+        let batch = max(8, configuration.slots)
+        claims = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
+            let claimed = try await jobs.claim(jobIDs: ids, worker: worker, lease: lease)
+            var byID = Dictionary(claimed.map { ($0.jobID, $0) }, uniquingKeysWith: { first, _ in first })
+            // A job named twice in one group (a redelivered message) is won by the first delivery only.
+            return ids.map { byID.removeValue(forKey: $0) }
+        }
+        completions = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
+            try await jobs.complete(jobIDs: ids)
+            return ids.map { _ in () }
+        }
         self.directory = directory
         self.deliverer = deliverer
         self.configuration = configuration
@@ -191,7 +208,7 @@ public struct DeliveryWorker: Service {
         if let correlationID = delivery.correlationID { logger[metadataKey: "correlation_id"] = .string(correlationID) }
         let job: ClaimedJob?
         do {
-            job = try await jobs.claim(jobID: jobID, worker: configuration.workerName, lease: configuration.lease)
+            job = try await claims.submit(jobID)
         } catch {
             // The database is unreachable: leave the message for another try rather than lose it.
             logger.error("claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
@@ -245,7 +262,7 @@ public struct DeliveryWorker: Service {
             return await record(error, for: job, logger: logger)
         }
         do {
-            try await jobs.complete(jobID: job.jobID)
+            try await completions.submit(job.jobID)
             counters.withLockedValue { $0.delivered += 1 }
             Telemetry.sent(channel: job.channel.rawValue)
             logger.info("notification sent")

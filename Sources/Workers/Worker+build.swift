@@ -24,6 +24,8 @@ public struct WorkerConfiguration: Sendable {
     public var usersURL: String
     public var templatesURL: String
     public var prefetch: Int
+    /// How long answers of the user service are kept in the process (0: not kept).
+    public var directoryCacheSeconds: Double
     public var workerName: String
     public var leaseSeconds: Int
     public var retryBaseMilliseconds: Int
@@ -56,17 +58,23 @@ public struct WorkerConfiguration: Sendable {
         serviceKey = ServiceKeySettings(env, problems: &problems)
         usersURL = env.string("NOTIFY_USERS_URL", default: "http://127.0.0.1:8001")
         templatesURL = env.string("NOTIFY_TEMPLATES_URL", default: "http://127.0.0.1:8002")
-        prefetch = env.int("NOTIFY_WORKER_PREFETCH", default: 16, problems: &problems)
+        prefetch = env.int("NOTIFY_WORKER_PREFETCH", default: 64, problems: &problems)
+        directoryCacheSeconds = Double(env.int("NOTIFY_DIRECTORY_CACHE_SECONDS", default: 5, problems: &problems))
+        if directoryCacheSeconds < 0 { problems.append("NOTIFY_DIRECTORY_CACHE_SECONDS must not be negative") }
         leaseSeconds = env.int("NOTIFY_JOB_LEASE_SECONDS", default: 60, problems: &problems)
         retryBaseMilliseconds = env.int("NOTIFY_RETRY_BASE_MS", default: 5000, problems: &problems)
         retryCapSeconds = env.int("NOTIFY_RETRY_CAP_SECONDS", default: 3600, problems: &problems)
-        workerName = env.string("NOTIFY_WORKER_NAME", default: "\(channel.rawValue)-worker-\(ProcessInfo.processInfo.processIdentifier)")
+        // Host and pid: unique across machines and containers (where every pid is 1), and readable in `attempted_by`.
+        workerName = env.string(
+            "NOTIFY_WORKER_NAME",
+            default: "\(channel.rawValue)-worker-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        )
         let smtpHost = env.string("NOTIFY_SMTP_HOST", default: "127.0.0.1")
         let smtpPort = env.int("NOTIFY_SMTP_PORT", default: 2525, problems: &problems)
         smtpURL = env.string("NOTIFY_SMTP_URL", default: "smtp://\(smtpHost):\(smtpPort)")
         smtpUsername = env.optionalString("NOTIFY_SMTP_USERNAME")
         smtpPassword = env.optionalString("NOTIFY_SMTP_PASSWORD")
-        smtpConnections = env.int("NOTIFY_SMTP_CONNECTIONS", default: 4, problems: &problems)
+        smtpConnections = env.int("NOTIFY_SMTP_CONNECTIONS", default: 8, problems: &problems)
         mailFrom = env.string("NOTIFY_MAIL_FROM", default: "notifications@notify.local")
         mailFromName = env.string("NOTIFY_MAIL_FROM_NAME", default: "Notify")
         messageIDDomain = env.string("NOTIFY_MESSAGE_ID_DOMAIN", default: "notify.local")
@@ -160,7 +168,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         serviceKey: configuration.serviceKey.key,
         usersBreaker: usersBreaker,
         templatesBreaker: templatesBreaker,
-        cachePinnedTemplates: true
+        cachePinnedTemplates: true,
+        cacheSeconds: configuration.directoryCacheSeconds
     )
     let deliverer: any Deliverer
     let providerBreakers: [CircuitBreaker]

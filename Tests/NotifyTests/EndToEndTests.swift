@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
@@ -57,9 +58,12 @@ struct EndToEndTests {
         }
     }
 
-    @Test("the message really passes through RabbitMQ, persistent, with message_id = job id and the correlation id")
-    func messagePassesThroughRabbitMQ() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway, .relay]) { stack in
+    @Test(
+        "the message really passes through RabbitMQ, persistent, with message_id = job id and the correlation id (management HTTP and AMQP publishers)",
+        arguments: ["http", "amqp"]
+    )
+    func messagePassesThroughRabbitMQ(publisher: String) async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay], extra: ["NOTIFY_RELAY_PUBLISHER": publisher]) { stack in
             let userID = try await stack.createUser()
             try await stack.createTemplate(["code": "ping", "name": "Ping", "channel": "email", "subject": "Ping", "body": "Hi {{name}}"])
             let accepted = try await stack.send([
@@ -114,6 +118,50 @@ struct EndToEndTests {
             _ = try await eventually("email.queue empty") { () -> Bool? in
                 try await management.peek(queue: "email.queue", count: 1).isEmpty ? true : nil
             }
+        }
+    }
+
+    @Test("over AMQP with confirms, a message no queue takes stays unpublished in the outbox, and goes out once the binding is back")
+    func amqpUnroutableStaysInOutbox() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay, .emailWorker], extra: ["NOTIFY_RELAY_PUBLISHER": "amqp"]) { stack in
+            let userID = try await stack.createUser()
+            try await stack.createTemplate(["code": "ret", "name": "Ret", "channel": "email", "subject": "Ret", "body": "Back, {{name}}"])
+            // The relay declared the topology at start; take email.queue's binding away.
+            let rabbit = stack.infra.rabbit
+            var unbind = HTTPClientRequest(url: "\(rabbit.managementURL)/api/bindings/\(rabbit.vhost)/e/notifications.direct/q/email.queue/email")
+            unbind.method = .DELETE
+            unbind.headers.add(name: "Authorization", value: "Basic " + Data("\(rabbit.user):\(rabbit.password)".utf8).base64EncodedString())
+            let response = try await stack.http.execute(unbind, timeout: .seconds(10))
+            #expect(response.status == .noContent)
+
+            let accepted = try await stack.send([
+                "notification_type": "email", "user_id": userID, "template_code": "ret", "variables": ["name": "Ada"], "request_id": "unroutable",
+            ])
+            let id = try #require(accepted.data["notification_id"] as? String)
+            let error = try await eventually("the outbox row refused as not routed") { () -> String? in
+                try await stack.infra.withDatabase(.notifications) { client in
+                    var found: String?
+                    for try await (error, published) in try await client.query(
+                        "SELECT last_error, published_at IS NOT NULL FROM outbox WHERE payload->>'notification_id' = \(id)",
+                        logger: TestInfrastructure.logger
+                    ).decode((String?, Bool).self) {
+                        #expect(!published)
+                        found = error
+                    }
+                    return found
+                }
+            }
+            #expect(error == "not routed")
+
+            try await stack.infra.management(stack.http).declareTopology()
+            let mail = try await stack.waitForEmail(id)
+            #expect(mail.text == "Back, Ada")
+            #expect(
+                try await stack.scalar(
+                    "SELECT count(*)::int FROM outbox WHERE payload->>'notification_id' = \(id) AND published_at IS NOT NULL",
+                    as: Int.self
+                ) == 1
+            )
         }
     }
 

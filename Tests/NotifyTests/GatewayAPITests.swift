@@ -128,6 +128,41 @@ struct GatewayAPITests {
         }
     }
 
+    @Test("with the directory cache on, repeated sends reuse the user and template lookups, and a preference change is honoured within its lifetime")
+    func directoryCache() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway], extra: ["NOTIFY_DIRECTORY_CACHE_SECONDS": "2"]) { stack in
+            _ = try await Self.prepare(stack)
+            let user = try await stack.createUser()
+            for index in 0..<5 {
+                var body = Self.valid(user)
+                body["request_id"] = "cached-\(index)"
+                #expect(try await stack.send(body).status == 202)
+            }
+            let metrics = try await OperationsTests.metrics(stack, .gateway)
+            #expect(OperationsTests.sample(metrics, "notify_cache_requests_total", ["cache": "directory_user", "result": "hit"]) == 4)
+            #expect(OperationsTests.sample(metrics, "notify_cache_requests_total", ["cache": "directory_template", "result": "hit"]) == 4)
+
+            let off = try await stack.call(
+                .PUT,
+                "\(stack.url(.users))/api/v1/users/\(user)/preferences/",
+                json: ["email": false],
+                headers: stack.serviceAuth
+            )
+            #expect(off.status == 200)
+            let changed = ContinuousClock.now
+            var attempt = 0
+            let refused = try await eventually("the gateway sees the change", timeout: .seconds(10)) { () -> Stack.Reply? in
+                attempt += 1
+                var body = Self.valid(user)
+                body["request_id"] = "after-\(attempt)"
+                let reply = try await stack.send(body)
+                return reply.status == 422 ? reply : nil
+            }
+            #expect(refused.error == "CHANNEL_DISABLED")
+            #expect(ContinuousClock.now - changed < .seconds(4), "within the cache lifetime (2 s) and a poll")
+        }
+    }
+
     @Test("unknown user or template is 404; a user who turns a channel or category off gets 422 CHANNEL_DISABLED")
     func recipientChecks() async throws {
         try await Stack.with(services: [.users, .templates, .gateway]) { stack in

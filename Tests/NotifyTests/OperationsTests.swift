@@ -30,7 +30,11 @@ struct OperationsTests {
     }
 
     static func metrics(_ stack: Stack, _ service: Stack.Service) async throws -> String {
-        var request = HTTPClientRequestShim(url: "\(stack.url(service))/metrics")
+        try await metrics(stack, url: stack.url(service))
+    }
+
+    static func metrics(_ stack: Stack, url: String) async throws -> String {
+        var request = HTTPClientRequestShim(url: "\(url)/metrics")
         return try await request.text(stack)
     }
 

@@ -112,6 +112,7 @@ final class Stack: @unchecked Sendable {
 
     private func teardown() async {
         for process in processes.values { await process.stop() }
+        for process in replicas { await process.stop() }
         try? await infra.management(http).deleteVhost()
         await infra.dropDatabases()
         try? await http.shutdown()
@@ -120,6 +121,14 @@ final class Stack: @unchecked Sendable {
     func url(_ service: Service) -> String { "http://127.0.0.1:\(ports[service]!)" }
 
     func start(_ service: Service, extra: [String: String] = [:]) throws {
+        processes[service] = try NotifyProcess(
+            name: service.rawValue,
+            arguments: [service.rawValue],
+            environment: infra.processEnvironment(environment(extra))
+        )
+    }
+
+    private func environment(_ extra: [String: String]) -> [String: String] {
         var environment: [String: String] = [
             "NOTIFY_USERS_URL": url(.users),
             "NOTIFY_TEMPLATES_URL": url(.templates),
@@ -133,11 +142,26 @@ final class Stack: @unchecked Sendable {
         for (other, port) in ports { environment[other.portKey] = String(port) }
         for (key, value) in self.extra { environment[key] = value }
         for (key, value) in extra { environment[key] = value }
-        processes[service] = try NotifyProcess(
-            name: service.rawValue,
-            arguments: [service.rawValue],
-            environment: infra.processEnvironment(environment)
-        )
+        return environment
+    }
+
+    /// More copies of a service (scale-out), each on its own port; stopped with the stack. Returns its base URL.
+    private(set) var replicas: [NotifyProcess] = []
+
+    func startReplica(_ service: Service, name: String, extra: [String: String] = [:]) async throws -> String {
+        let port = freePort()
+        var settings = extra
+        settings[service.portKey] = String(port)
+        settings["NOTIFY_WORKER_NAME"] = name
+        let process = try NotifyProcess(name: name, arguments: [service.rawValue], environment: infra.processEnvironment(environment(settings)))
+        replicas.append(process)
+        let url = "http://127.0.0.1:\(port)"
+        _ = try await eventually("\(name) healthy", timeout: .seconds(60)) { () -> Bool? in
+            guard process.isRunning else { throw ProcessExited(service: name) }
+            let response = try await self.call(.GET, "\(url)/health")
+            return response.status == 200 && response.data["service"] as? String == service.rawValue ? true : nil
+        }
+        return url
     }
 
     func stop(_ service: Service) async {

@@ -67,6 +67,8 @@ struct TestInfrastructure: Sendable {
         environment["NOTIFY_RATE_LIMIT_PER_USER"] = "100000/s"
         environment["NOTIFY_RATE_LIMIT_KEY_BURST"] = "100000"
         environment["NOTIFY_RATE_LIMIT_USER_BURST"] = "100000"
+        // The tests change users and templates and expect the very next call to see it; the cache test turns it on.
+        environment["NOTIFY_DIRECTORY_CACHE_SECONDS"] = "0"
         for (key, value) in extra { environment[key] = value }
         return environment
     }

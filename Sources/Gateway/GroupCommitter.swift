@@ -1,0 +1,56 @@
+import Foundation
+import JobQueue
+import Logging
+import PostgresNIO
+import Telemetry
+
+/// One single create on its way to the database.
+struct PendingCreate: Sendable {
+    var new: NewNotification
+    var templateVersion: Int
+    var client: String
+    var correlationID: String
+}
+
+/// Group commit of single creates: those that arrive while the database is busy share one transaction (the
+/// set-based insert of a bulk), so one commit and its round trips serve many requests. Every request is answered
+/// only after its own transaction committed: nothing is acknowledged that is not durable.
+final class GroupCommitter: Sendable {
+    struct Limits: Sendable {
+        /// At most this many creates in one transaction.
+        var maxBatch: Int
+        /// At most this many of these transactions at once.
+        var maxInFlight: Int
+    }
+
+    let executor: BatchExecutor<PendingCreate, Result<Accepted?, any Error>>
+
+    init(limits: Limits, repository: NotificationRepository, logger: Logger) {
+        var writer = repository
+        writer.committer = nil
+        executor = BatchExecutor(maxBatch: limits.maxBatch, maxInFlight: limits.maxInFlight) { [writer] items in
+            Telemetry.commitBatch(size: items.count)
+            do {
+                return try await writer.createMany(items).map { .success($0) }
+            } catch let error as PSQLError where error.code == .server && items.count > 1 {
+                // The server refused the statement: one request must not sink the others, so each is written alone
+                // and a request that fails alone gets its own error.
+                logger.warning("group commit refused; writing its requests one by one", metadata: ["count": .stringConvertible(items.count)])
+                var results: [Result<Accepted?, any Error>] = []
+                for item in items {
+                    do {
+                        results.append(.success(try await writer.createMany([item]).first ?? nil))
+                    } catch {
+                        results.append(.failure(error))
+                    }
+                }
+                return results
+            }
+        }
+    }
+
+    /// What the client is told (nil: this client already used the request_id), after the commit.
+    func write(_ item: PendingCreate) async throws -> Accepted? {
+        try await executor.submit(item).get()
+    }
+}
