@@ -163,31 +163,36 @@ public struct OutboxRelay: Service {
 }
 
 extension OutboxRelay {
-    /// One HTTP request per message, `concurrency` at once. Per message: nil when routed, otherwise why not.
+    /// One HTTP request per message, `concurrency` at once (a sliding window: the next starts as soon as one ends).
+    /// Per message: nil when routed, otherwise why not.
     func publishOverHTTP(_ messages: [OutboxMessage]) async -> [String?] {
         var errors: [Int: String?] = [:]
-        for chunk in messages.chunked(configuration.concurrency) {
-            await withTaskGroup(of: (Int, String?).self) { group in
-                for message in chunk {
-                    group.addTask {
-                        let start = ContinuousClock.now
-                        do {
-                            let routed = try await breaker.run {
-                                try await management.publish(
-                                    routingKey: message.routingKey,
-                                    payload: message.payload,
-                                    properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority)
-                                )
-                            }
-                            Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: routed ? "ok" : "not_routed")
-                            return (message.id, routed ? nil : "not routed")
-                        } catch {
-                            Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: "error")
-                            return (message.id, String(describing: error))
+        await withTaskGroup(of: (Int, String?).self) { group in
+            var pending = messages[...]
+            func startNext() {
+                guard let message = pending.popFirst() else { return }
+                group.addTask {
+                    let start = ContinuousClock.now
+                    do {
+                        let routed = try await breaker.run {
+                            try await management.publish(
+                                routingKey: message.routingKey,
+                                payload: message.payload,
+                                properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority)
+                            )
                         }
+                        Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: routed ? "ok" : "not_routed")
+                        return (message.id, routed ? nil : "not routed")
+                    } catch {
+                        Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: "error")
+                        return (message.id, String(describing: error))
                     }
                 }
-                for await (id, error) in group { errors[id] = error }
+            }
+            for _ in 0..<max(1, configuration.concurrency) { startNext() }
+            for await (id, error) in group {
+                errors[id] = error
+                startNext()
             }
         }
         return messages.map { errors[$0.id] ?? "not published" }
@@ -223,11 +228,5 @@ extension OutboxRelay {
             let reason = String(describing: error)
             return messages.map { _ in reason }
         }
-    }
-}
-
-extension Array {
-    func chunked(_ size: Int) -> [ArraySlice<Element>] {
-        stride(from: 0, to: count, by: Swift.max(1, size)).map { self[$0..<Swift.min($0 + Swift.max(1, size), count)] }
     }
 }

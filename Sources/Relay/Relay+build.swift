@@ -26,8 +26,8 @@ public struct RelayConfiguration: Sendable {
         postgres = PostgresSettings(env, problems: &problems)
         rabbit = RabbitSettings(env, problems: &problems)
         relay = OutboxRelay.Configuration(
-            batchSize: env.int("NOTIFY_RELAY_BATCH", default: 100, problems: &problems),
-            concurrency: env.int("NOTIFY_RELAY_CONCURRENCY", default: 8, problems: &problems),
+            batchSize: env.int("NOTIFY_RELAY_BATCH", default: 400, problems: &problems),
+            concurrency: env.int("NOTIFY_RELAY_CONCURRENCY", default: 16, problems: &problems),
             pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems))
         )
         redispatchAfterSeconds = env.int("NOTIFY_REDISPATCH_AFTER_SECONDS", default: 120, problems: &problems)

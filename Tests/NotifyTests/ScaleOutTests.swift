@@ -13,37 +13,34 @@ struct ScaleOutTests {
     )
     func twoGatewaysThreeWorkersTwoRelays() async throws {
         try await Stack.with(services: [.users, .templates, .gateway, .relay, .emailWorker]) { stack in
+            // First one of each, for the comparison.
+            let single = try stack.runCommand(Self.bench(gateways: [stack.url(.gateway)], templates: stack.url(.templates)))
+            #expect(single.status == 0, "\(single.output)")
+            let singleReport = try #require(try JSONSerialization.jsonObject(with: Data(single.output.utf8)) as? [String: Any])
+            #expect(singleReport["delivered"] as? Int == 5000)
+            let earlier = Set(try await Self.benchNotifications(stack).keys)
+
             let gateway2 = try await stack.startReplica(.gateway, name: "gateway-2")
             let relay2 = try await stack.startReplica(.relay, name: "relay-2", extra: ["NOTIFY_RELAY_PUBLISHER": "amqp"])
             let worker2 = try await stack.startReplica(.emailWorker, name: "email-worker-2")
             let worker3 = try await stack.startReplica(.emailWorker, name: "email-worker-3")
 
-            let result = try stack.runCommand(
-                [
-                    "bench", "--json", "--mode", "closed", "--concurrency", "32", "--count", "5000", "--users", "50", "--keys", "4",
-                    "--duration", "300", "--delivery-timeout", "300", "--gateway", "\(stack.url(.gateway)),\(gateway2)",
-                    "--templates", stack.url(.templates),
-                ]
-            )
+            let result = try stack.runCommand(Self.bench(gateways: [stack.url(.gateway), gateway2], templates: stack.url(.templates)))
             #expect(result.status == 0, "\(result.output)")
             let report = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any], "\(result.output)")
             #expect(report["accepted"] as? Int == 5000)
             #expect(report["delivered"] as? Int == 5000)
             #expect(report["failed"] as? Int == 0)
             #expect((report["errors"] as? [String: Any])?.isEmpty == true)
+            print(
+                "scale-out comparison (debug build, shared CI machine): one of each \(Self.rates(singleReport)); "
+                    + "two gateways, three workers, two relays \(Self.rates(report))"
+            )
 
             // None lost, none twice: every accepted notification is one email in the sink.
-            let ids = try await stack.infra.withDatabase(.notifications) { client in
-                var ids: [String] = []
-                for try await (id, status) in try await client.query(
-                    "SELECT id, status FROM notifications WHERE client LIKE 'bench-%'",
-                    logger: TestInfrastructure.logger
-                ).decode((UUID, String).self) {
-                    #expect(status == "sent")
-                    ids.append(id.uuidString.lowercased())
-                }
-                return ids
-            }
+            let statuses = try await Self.benchNotifications(stack).filter { !earlier.contains($0.key) }
+            #expect(statuses.values.allSatisfy { $0 == "sent" })
+            let ids = Array(statuses.keys)
             #expect(ids.count == 5000)
             let counts = try await eventually("5,000 emails in the sink", timeout: .seconds(60)) { () -> [String: Int]? in
                 let counts = stack.emailCounts(for: ids)
@@ -51,6 +48,7 @@ struct ScaleOutTests {
             }
             #expect(counts.values.allSatisfy { $0 == 1 }, "duplicates: \(counts.filter { $0.value > 1 }.count)")
             #expect(try await stack.scalar("SELECT count(*)::int FROM jobs WHERE attempt > 1", as: Int.self) == 0)
+            #expect(stack.emailCounts(for: Array(earlier)).values.allSatisfy { $0 == 1 })
 
             // Every copy did part of the work.
             let workers = try await stack.infra.withDatabase(.notifications) { client in
@@ -75,6 +73,31 @@ struct ScaleOutTests {
                 let metrics = try await OperationsTests.metrics(stack, url: url)
                 #expect((OperationsTests.sample(metrics, "notify_notifications_sent_total", ["channel": "email"]) ?? 0) > 0, "\(url)")
             }
+        }
+    }
+
+    static func bench(gateways: [String], templates: String) -> [String] {
+        [
+            "bench", "--json", "--mode", "closed", "--concurrency", "32", "--count", "5000", "--users", "50", "--keys", "4", "--duration", "300",
+            "--delivery-timeout", "300", "--gateway", gateways.joined(separator: ","), "--templates", templates,
+        ]
+    }
+
+    static func rates(_ report: [String: Any]) -> String {
+        let accepted = (report["accepted_per_second"] as? Double) ?? 0
+        let delivered = (report["delivered_per_second"] as? Double) ?? 0
+        return "\(Int(accepted)) accepted/s, \(Int(delivered)) delivered/s"
+    }
+
+    /// Every notification the bench runs created: id → status.
+    static func benchNotifications(_ stack: Stack) async throws -> [String: String] {
+        try await stack.infra.withDatabase(.notifications) { client in
+            var statuses: [String: String] = [:]
+            for try await (id, status) in try await client.query(
+                "SELECT id, status FROM notifications WHERE client LIKE 'bench-%'",
+                logger: TestInfrastructure.logger
+            ).decode((UUID, String).self) { statuses[id.uuidString.lowercased()] = status }
+            return statuses
         }
     }
 }
