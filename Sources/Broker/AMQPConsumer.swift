@@ -202,32 +202,19 @@ public final class AMQPConsumer: @unchecked Sendable {
     }
 
     private func connect() -> ConnectResult {
-        guard let connection = amqp_new_connection() else { return .failure("cannot allocate connection") }
-        guard let socket = amqp_tcp_socket_new(connection) else {
-            amqp_destroy_connection(connection)
-            return .failure("cannot allocate socket")
+        let connection: amqp_connection_state_t
+        switch AMQPConnect.open(
+            host: configuration.host,
+            port: configuration.port,
+            user: configuration.user,
+            password: configuration.password,
+            vhost: configuration.vhost,
+            heartbeatSeconds: configuration.heartbeatSeconds
+        ) {
+        case .success(let opened): connection = opened
+        case .failure(let failure): return .failure(failure.description)
         }
-        let opened = camqp_socket_open_timeout(socket, configuration.host, Int32(configuration.port), 3000)
-        guard opened == AMQP_STATUS_OK.rawValue else {
-            amqp_destroy_connection(connection)
-            return .failure("connect: \(String(cString: amqp_error_string2(opened)))")
-        }
-        let login = camqp_login_plain(
-            connection,
-            configuration.vhost,
-            0,
-            131_072,
-            Int32(configuration.heartbeatSeconds),
-            configuration.user,
-            configuration.password
-        )
-        guard login.reply_type == AMQP_RESPONSE_NORMAL else {
-            amqp_destroy_connection(connection)
-            return .failure("login: \(Self.describe(login))")
-        }
-        amqp_channel_open(connection, 1)
-        var reply = amqp_get_rpc_reply(connection)
-        guard reply.reply_type == AMQP_RESPONSE_NORMAL else { return fail(connection, "channel: \(Self.describe(reply))") }
+        var reply: amqp_rpc_reply_t
         amqp_basic_qos(connection, 1, 0, UInt16(clamping: configuration.prefetch), 0)
         reply = amqp_get_rpc_reply(connection)
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else { return fail(connection, "qos: \(Self.describe(reply))") }
@@ -240,8 +227,7 @@ public final class AMQPConsumer: @unchecked Sendable {
     }
 
     private func fail(_ connection: amqp_connection_state_t, _ reason: String) -> ConnectResult {
-        amqp_connection_close(connection, Int32(AMQP_REPLY_SUCCESS))
-        amqp_destroy_connection(connection)
+        AMQPConnect.close(connection)
         return .failure(reason)
     }
 

@@ -222,31 +222,22 @@ public final class AMQPPublisher: @unchecked Sendable {
     }
 
     func open() throws -> amqp_connection_state_t {
-        guard let connection = amqp_new_connection() else { throw AMQPPublishError(description: "cannot allocate a connection") }
-        guard let socket = amqp_tcp_socket_new(connection) else {
-            amqp_destroy_connection(connection)
-            throw AMQPPublishError(description: "cannot allocate a socket")
-        }
-        let opened = camqp_socket_open_timeout(socket, configuration.host, Int32(configuration.port), 3000)
-        guard opened == AMQP_STATUS_OK.rawValue else {
-            amqp_destroy_connection(connection)
-            throw AMQPPublishError(description: "connect: \(String(cString: amqp_error_string2(opened)))")
-        }
         // No heartbeats: librabbitmq services them only while publishing, and an idle relay would be dropped. A dead
         // connection shows as a failed write or a confirm timeout instead.
-        let login = camqp_login_plain(connection, configuration.vhost, 0, 131_072, 0, configuration.user, configuration.password)
-        guard login.reply_type == AMQP_RESPONSE_NORMAL else {
-            amqp_destroy_connection(connection)
-            throw AMQPPublishError(description: "login: \(AMQPConsumer.describe(login))")
-        }
-        amqp_channel_open(connection, 1)
-        var reply = amqp_get_rpc_reply(connection)
-        guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
-            Self.close(connection)
-            throw AMQPPublishError(description: "channel: \(AMQPConsumer.describe(reply))")
+        let connection: amqp_connection_state_t
+        switch AMQPConnect.open(
+            host: configuration.host,
+            port: configuration.port,
+            user: configuration.user,
+            password: configuration.password,
+            vhost: configuration.vhost,
+            heartbeatSeconds: 0
+        ) {
+        case .success(let opened): connection = opened
+        case .failure(let failure): throw AMQPPublishError(description: failure.description)
         }
         amqp_confirm_select(connection, 1)
-        reply = amqp_get_rpc_reply(connection)
+        let reply = amqp_get_rpc_reply(connection)
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
             Self.close(connection)
             throw AMQPPublishError(description: "confirm.select: \(AMQPConsumer.describe(reply))")
@@ -256,8 +247,5 @@ public final class AMQPPublisher: @unchecked Sendable {
         return connection
     }
 
-    static func close(_ connection: amqp_connection_state_t) {
-        amqp_connection_close(connection, Int32(AMQP_REPLY_SUCCESS))
-        amqp_destroy_connection(connection)
-    }
+    static func close(_ connection: amqp_connection_state_t) { AMQPConnect.close(connection) }
 }

@@ -105,7 +105,7 @@ public struct APIKeyStore: Sendable {
 
     static func randomToken(bytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
     }
 }
 

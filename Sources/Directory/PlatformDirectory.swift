@@ -201,8 +201,9 @@ public struct PlatformDirectory: Sendable {
     {
         let pinnedKey = version.map { "\(code)|\(channel)|\(language ?? "")|\($0)" }
         if let pinnedKey, let cached = pinnedTemplates?.withLockedValue({ $0[pinnedKey] }) { return cached }
-        let recentKey = "\(code)|\(channel)|\(language ?? "")|\(version.map(String.init) ?? "active")"
-        if let recent, let cached = recent.template(recentKey) { return cached }
+        // The active version can change: it is kept only for the cache's lifetime. A pinned version never changes.
+        let recentKey = version == nil ? "\(code)|\(channel)|\(language ?? "")" : nil
+        if let recent, let recentKey, let cached = recent.template(recentKey) { return cached }
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         var url = "\(templatesURL)/api/v1/templates/\(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)"
@@ -211,7 +212,7 @@ public struct PlatformDirectory: Sendable {
         if let version { query.append("version=\(version)") }
         if !query.isEmpty { url += "?" + query.joined(separator: "&") }
         let template = try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
-        if let recent, let template { recent.keep(template, recentKey) }
+        if let recent, let recentKey, let template { recent.keep(template, recentKey) }
         if let pinnedKey, let template, let pinnedTemplates {
             pinnedTemplates.withLockedValue { cache in
                 if cache.count >= 10_000 { cache.removeAll() }

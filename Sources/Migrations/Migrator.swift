@@ -119,7 +119,7 @@ public struct Migrator: Sendable {
                 }
                 seen.insert(version)
                 let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
-                let checksum = SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+                let checksum = SHA256.hash(data: Data(text.utf8)).hexString
                 if let (_, recordedChecksum) = recorded[version] {
                     guard recordedChecksum == checksum else { throw MigrationError.edited(database: database, file: file) }
                     continue
