@@ -22,11 +22,11 @@ struct AccessAndLimitsTests {
         try await Stack.with(services: [.users, .templates, .gateway, .admin], extra: ["NOTIFY_KEY_CACHE_SECONDS": "1"]) { stack in
             let user = try await Self.prepare(stack)
             // The first admin key comes from the command line; it prints the key and nothing else.
-            let created = try stack.runCommand(["admin", "create-key", "--client", "operators", "--scopes", "admin"])
+            let created = try await stack.runCommand(["admin", "create-key", "--client", "operators", "--scopes", "admin"])
             #expect(created.status == 0)
             let admin = created.output
             #expect(admin.hasPrefix("nk_"))
-            #expect(try stack.runCommand(["admin", "create-key", "--client", "x", "--scopes", "root"]).status != 0)
+            #expect(try await stack.runCommand(["admin", "create-key", "--client", "x", "--scopes", "root"]).status != 0)
             let keys = "\(stack.url(.admin))/api/v1/admin/api-keys/"
             let adminAuth = ["Authorization": "Bearer \(admin)"]
 

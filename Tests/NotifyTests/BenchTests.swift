@@ -12,7 +12,7 @@ struct BenchTests {
             let pids = Stack.Service.core.compactMap { service in
                 stack.process(service).map { "\(service.rawValue)=\($0.process.processIdentifier)" }
             }
-            let result = try stack.runCommand(
+            let result = try await stack.runCommand(
                 ["bench", "--smoke", "--json", "--gateway", stack.url(.gateway), "--templates", stack.url(.templates)]
                     + pids.flatMap { ["--process", $0] }
             )

@@ -139,10 +139,10 @@ struct OperationsTests {
     }
 
     /// An operator made with `notify admin create-admin`; returns (email, password).
-    static func createOperator(_ stack: Stack) throws -> (String, String) {
+    static func createOperator(_ stack: Stack) async throws -> (String, String) {
         let email = "ops-\(UUID().uuidString.prefix(8))@example.com"
         let password = "correct horse battery staple"
-        let made = try stack.runCommand(
+        let made = try await stack.runCommand(
             ["admin", "create-admin", "--email", email],
             environment: ["NOTIFY_ADMIN_PASSWORD": password],
             withErrors: true
@@ -164,7 +164,7 @@ struct OperationsTests {
     @Test("admin API: operator login sets a strict HttpOnly cookie; overview, dead letters and replay; CSRF header required")
     func adminAPI() async throws {
         try await Stack.with(services: Stack.Service.core + [.admin]) { stack in
-            let (email, password) = try Self.createOperator(stack)
+            let (email, password) = try await Self.createOperator(stack)
             let admin = stack.url(.admin)
             let wrong = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": "nope nope nope"])
             #expect(wrong.status == 401)
@@ -271,7 +271,7 @@ struct OperationsTests {
     @Test("the dashboard in headless Chromium: live numbers after notifications, a dead letter replayed with its button, a screenshot")
     func dashboardInBrowser() async throws {
         try await Stack.with(services: Stack.Service.core + [.admin]) { stack in
-            let (email, password) = try Self.createOperator(stack)
+            let (email, password) = try await Self.createOperator(stack)
             // A dead letter whose cause is then fixed: the user gets a working device, so the replay delivers it.
             try await stack.createTemplate(["code": "p", "name": "P", "channel": "push", "title": "T", "body": "B"])
             let pushUser = try await stack.createUser(pushToken: "invalid-\(UUID().uuidString)")

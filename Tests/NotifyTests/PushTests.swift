@@ -191,7 +191,7 @@ struct PushTests {
     @Test("a push worker without its providers' credentials does not start, and says what is missing")
     func startupRefusesMissingCredentials() async throws {
         try await Stack.with(services: []) { stack in
-            let noVAPID = try stack.runCommand(
+            let noVAPID = try await stack.runCommand(
                 ["push-worker"],
                 environment: ["NOTIFY_FCM_SERVICE_ACCOUNT": stack.fcm.serviceAccountJSON],
                 withErrors: true
@@ -199,10 +199,10 @@ struct PushTests {
             #expect(noVAPID.status == 2)
             #expect(noVAPID.output.contains("NOTIFY_VAPID_PRIVATE_KEY"))
             #expect(noVAPID.output.contains("NOTIFY_VAPID_SUBJECT"))
-            let noFCM = try stack.runCommand(["push-worker"], environment: ["NOTIFY_PUSH_PROVIDERS": "fcm"], withErrors: true)
+            let noFCM = try await stack.runCommand(["push-worker"], environment: ["NOTIFY_PUSH_PROVIDERS": "fcm"], withErrors: true)
             #expect(noFCM.status == 2)
             #expect(noFCM.output.contains("NOTIFY_FCM_SERVICE_ACCOUNT"))
-            let badAccount = try stack.runCommand(
+            let badAccount = try await stack.runCommand(
                 ["push-worker"],
                 environment: ["NOTIFY_PUSH_PROVIDERS": "fcm", "NOTIFY_FCM_SERVICE_ACCOUNT": #"{"project_id": "p"}"#],
                 withErrors: true

@@ -376,7 +376,22 @@ extension Stack {
 
 extension Stack {
     /// Runs a one-shot `notify` command (e.g. `admin create-key`) with this stack's environment; its stdout and status.
-    func runCommand(_ arguments: [String], environment: [String: String] = [:], withErrors: Bool = false) throws -> (status: Int32, output: String) {
+    /// Runs `notify` with these arguments and waits for it on a thread of its own: a long command (a benchmark) must
+    /// not hold one of the few cooperative threads the in-process fakes (FCM) answer on.
+    func runCommand(
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        withErrors: Bool = false
+    ) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try self.runCommandBlocking(arguments, environment: environment, withErrors: withErrors) })
+            }
+        }
+    }
+
+    private func runCommandBlocking(_ arguments: [String], environment: [String: String], withErrors: Bool) throws -> (status: Int32, output: String)
+    {
         let process = Process()
         process.executableURL = NotifyProcess.binary
         process.arguments = arguments
