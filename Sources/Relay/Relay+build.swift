@@ -91,6 +91,10 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
             .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
             .timed("rabbitmq", critical: false) { try await management.ping() },
             .breaker(breaker),
+            HealthCheck("topology", critical: false) {
+                relay.isTopologyDeclared
+                    ? DependencyHealth(status: .up, detail: "declared") : DependencyHealth(status: .down, detail: "not declared yet")
+            },
             HealthCheck("maintenance", critical: false) {
                 DependencyHealth(status: .up, detail: maintenance.isLeader.withLockedValue { $0 } ? "leader" : "standby")
             },

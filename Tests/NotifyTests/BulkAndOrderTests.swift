@@ -119,7 +119,8 @@ struct BulkAndOrderTests {
     func scheduled() async throws {
         try await Stack.with { stack in
             let user = try await Self.prepare(stack)
-            let sendAt = Date().addingTimeInterval(10)
+            // Far enough ahead that an unscheduled notification sent after it is out before it, even on a loaded machine.
+            let sendAt = Date().addingTimeInterval(25)
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             var later = Self.item(user, "later")
@@ -141,7 +142,7 @@ struct BulkAndOrderTests {
             #expect(heldNow["job_state"] as? String == "scheduled")
             #expect(heldNow["sent_at"] == nil)
 
-            _ = try await stack.waitForEmail(heldID, timeout: .seconds(30))
+            _ = try await stack.waitForEmail(heldID, timeout: .seconds(60))
             let sentAt = try #require(
                 try await stack.scalar("SELECT sent_at FROM notifications WHERE id = \(UUID(uuidString: heldID)!)", as: Date.self)
             )
