@@ -10,6 +10,9 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 /// and is cancelled on timeout, so that even an await that ignores cancellation cannot hold the caller.
 public func withDeadline<T: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     let settled = NIOLockedValueBox(false)
+    // The timer is cancelled as soon as the work settles: otherwise every call would leave a sleeping task (and a
+    // dispatch timer) behind for the whole duration, thousands of them under load.
+    let timer = NIOLockedValueBox<Task<Void, Never>?>(nil)
     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
         let work = Task {
             let result: Result<T, any Error>
@@ -18,11 +21,12 @@ public func withDeadline<T: Sendable>(_ duration: Duration, _ operation: @escapi
                 defer { done = true }
                 return !done
             }) {
+                timer.withLockedValue { $0?.cancel() }
                 continuation.resume(with: result)
             }
         }
-        Task {
-            try? await Task.sleep(for: duration)
+        let sleeper = Task {
+            do { try await Task.sleep(for: duration) } catch { return }
             if settled.withLockedValue({ done in
                 defer { done = true }
                 return !done
@@ -31,5 +35,7 @@ public func withDeadline<T: Sendable>(_ duration: Duration, _ operation: @escapi
                 continuation.resume(throwing: DeadlineExceeded())
             }
         }
+        timer.withLockedValue { $0 = sleeper }
+        if settled.withLockedValue({ $0 }) { sleeper.cancel() }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Mustache
 import NotificationModel
+import Synchronization
 
 /// Renders Mustache templates (swift-mustache) with a notification's variables: HTML parts escape values, text parts
 /// (subjects, plain bodies, push titles) do not; sections and lists work as Mustache defines them.
@@ -15,11 +16,27 @@ public enum TemplateRenderer {
 
     public static func render(_ template: String, variables: [String: JSONValue], as part: Part) throws -> String {
         let source = part == .text ? "{{% CONTENT_TYPE: TEXT}}" + template : template
+        return try parsed(source).render(context(variables))
+    }
+
+    /// Parsed templates by source text: a worker renders the same few templates over and over, and parsing was
+    /// its largest rendering cost. Bounded: emptied when it holds `parsedLimit` entries.
+    static let parsedTemplates = Mutex<[String: MustacheTemplate]>([:])
+    static let parsedLimit = 512
+
+    static func parsed(_ source: String) throws -> MustacheTemplate {
+        if let template = parsedTemplates.withLock({ $0[source] }) { return template }
+        let template: MustacheTemplate
         do {
-            return try MustacheTemplate(string: source).render(context(variables))
+            template = try MustacheTemplate(string: source)
         } catch {
             throw InvalidTemplate(description: "the template does not parse as Mustache")
         }
+        parsedTemplates.withLock { cache in
+            if cache.count >= parsedLimit { cache.removeAll(keepingCapacity: true) }
+            cache[source] = template
+        }
+        return template
     }
 
     /// Checks that the text parses as a Mustache template.

@@ -64,6 +64,8 @@ public struct DeliveryWorker: Service {
     public let counters = NIOLockedValueBox(Counters())
     let inFlight = NIOLockedValueBox<Set<Int>>([])
     let stopping = NIOLockedValueBox(false)
+    /// The last fallback claim filled every free slot, so more jobs may be waiting.
+    let fallbackBacklog = NIOLockedValueBox(false)
 
     public init(
         consumer: AMQPConsumer,
@@ -106,7 +108,7 @@ public struct DeliveryWorker: Service {
             group.addTask {
                 await withDiscardingTaskGroup { fallbackJobs in
                     for await _ in wakeups where !self.stopping.withLockedValue({ $0 }) {
-                        await self.fallbackRound(group: &fallbackJobs)
+                        await self.fallbackRound(group: &fallbackJobs, wake: wake)
                     }
                 }
             }
@@ -121,13 +123,18 @@ public struct DeliveryWorker: Service {
                 }
                 // Ends on graceful shutdown; the inner group then waits for the deliveries in flight.
                 await withDiscardingTaskGroup { deliveries in
+                    // The fallback is woken once when the broker goes away, not by every failed reconnect after that
+                    // (NOTIFY, finished jobs and the safety poll keep it going).
+                    var wokeForOutage = false
                     for await event in consumer.events.cancelOnGracefulShutdown() {
                         switch event {
                         case .connected:
                             logger.info("consuming", metadata: ["queue": .string(queue)])
+                            wokeForOutage = false
                         case .disconnected(let reason):
                             logger.warning("broker unavailable", metadata: ["queue": .string(queue), "reason": .string(reason)])
-                            wake.yield()
+                            if !wokeForOutage { wake.yield() }
+                            wokeForOutage = true
                         case .delivery(let delivery):
                             deliveries.addTask { await self.handle(delivery) }
                         }
@@ -144,8 +151,10 @@ public struct DeliveryWorker: Service {
         logger.info("worker stopped", metadata: ["queue": .string(queue)])
     }
 
-    /// While the broker circuit is not closed, claims as many available jobs as there are free slots.
-    func fallbackRound(group: inout DiscardingTaskGroup) async {
+    /// While the broker circuit is not closed, claims as many available jobs as there are free slots. While the last
+    /// claim came back full, each job that ends wakes the loop again (wakes coalesce), so a backlog drains at the speed
+    /// of delivery, not of the safety poll.
+    func fallbackRound(group: inout DiscardingTaskGroup, wake: AsyncStream<Void>.Continuation) async {
         guard consumer.breaker.state != .closed else { return }
         let free = configuration.slots - inFlight.withLockedValue { $0.count }
         guard free > 0 else { return }
@@ -161,12 +170,14 @@ public struct DeliveryWorker: Service {
             logger.warning("fallback claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
             return
         }
+        fallbackBacklog.withLockedValue { $0 = claimed.count == free }
         for job in claimed {
             inFlight.withLockedValue { _ = $0.insert(job.jobID) }
             counters.withLockedValue { $0.viaFallback += 1 }
             group.addTask {
                 _ = await self.process(job, logger: self.logger(for: job))
                 self.inFlight.withLockedValue { _ = $0.remove(job.jobID) }
+                if self.fallbackBacklog.withLockedValue({ $0 }) { wake.yield() }
             }
         }
     }

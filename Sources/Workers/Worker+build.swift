@@ -30,6 +30,7 @@ public struct WorkerConfiguration: Sendable {
     public var leaseSeconds: Int
     public var retryBaseMilliseconds: Int
     public var retryCapSeconds: Int
+    public var fallbackPollMilliseconds: Int
     // email
     public var smtpURL: String
     public var smtpUsername: String?
@@ -64,6 +65,8 @@ public struct WorkerConfiguration: Sendable {
         leaseSeconds = env.int("NOTIFY_JOB_LEASE_SECONDS", default: 60, problems: &problems)
         retryBaseMilliseconds = env.int("NOTIFY_RETRY_BASE_MS", default: 5000, problems: &problems)
         retryCapSeconds = env.int("NOTIFY_RETRY_CAP_SECONDS", default: 3600, problems: &problems)
+        fallbackPollMilliseconds = env.int("NOTIFY_WORKER_FALLBACK_POLL_MS", default: 1000, problems: &problems)
+        if fallbackPollMilliseconds < 1 { problems.append("NOTIFY_WORKER_FALLBACK_POLL_MS must be positive") }
         // Host and pid: unique across machines and containers (where every pid is 1), and readable in `attempted_by`.
         workerName = env.string(
             "NOTIFY_WORKER_NAME",
@@ -223,7 +226,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             slots: configuration.prefetch,
             lease: .seconds(configuration.leaseSeconds),
             retryBase: .milliseconds(configuration.retryBaseMilliseconds),
-            retryCap: .seconds(configuration.retryCapSeconds)
+            retryCap: .seconds(configuration.retryCapSeconds),
+            fallbackPoll: .milliseconds(configuration.fallbackPollMilliseconds)
         ),
         logger: logger
     )

@@ -47,6 +47,9 @@ struct RenderingTests {
         #expect(email.header("Bcc") == nil)
         #expect(email.messageID == "<abc@notify.local>")
         #expect(email.header("Date") == "Thu, 01 Jan 1970 00:00:00 +0000")
+        for (seconds, expected) in [(1_795_300_805.9, "Sat, 21 Nov 2026 22:40:05 +0000"), (1_928_387_039, "Sun, 09 Feb 2031 07:03:59 +0000")] {
+            #expect(ReceivedEmail(raw: message.rendered(date: Date(timeIntervalSince1970: seconds))).header("Date") == expected)
+        }
         #expect(email.header("To") == "=?UTF-8?B?\(Data("Ada Lövelace".utf8).base64EncodedString())?= <ada@example.com>")
         #expect(email.header("X-Correlation-ID") == "c-1")
         #expect(email.text == "Hallo ✓")
