@@ -81,9 +81,13 @@ public struct JobStore: Sendable {
     }
 
     /// The claim of several jobs named by broker messages, in one statement: those that are `available` are taken.
-    public func claim(jobIDs: [Int], worker: String, lease: Duration) async throws -> [ClaimedJob] {
+    /// One answer per id named, in order: the job, or nil when it was not available. A job named twice (a redelivered
+    /// message in the same group) goes to its first naming only.
+    public func claim(jobIDs: [Int], worker: String, lease: Duration) async throws -> [ClaimedJob?] {
         guard !jobIDs.isEmpty else { return [] }
-        return try await claim(jobIDs: jobIDs, queue: nil, limit: jobIDs.count, via: .broker, worker: worker, lease: lease)
+        let claimed = try await claim(jobIDs: jobIDs, queue: nil, limit: jobIDs.count, via: .broker, worker: worker, lease: lease)
+        var byID = Dictionary(claimed.map { ($0.jobID, $0) }, uniquingKeysWith: { first, _ in first })
+        return jobIDs.map { byID.removeValue(forKey: $0) }
     }
 
     /// The fallback path: claims up to `limit` available jobs of a queue straight from PostgreSQL, highest priority

@@ -83,10 +83,7 @@ public struct DeliveryWorker: Service {
         let lease = configuration.lease
         let batch = max(8, configuration.slots)
         claims = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
-            let claimed = try await jobs.claim(jobIDs: ids, worker: worker, lease: lease)
-            var byID = Dictionary(claimed.map { ($0.jobID, $0) }, uniquingKeysWith: { first, _ in first })
-            // A job named twice in one group (a redelivered message) is won by the first delivery only.
-            return ids.map { byID.removeValue(forKey: $0) }
+            try await jobs.claim(jobIDs: ids, worker: worker, lease: lease)
         }
         completions = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
             try await jobs.complete(jobIDs: ids)

@@ -192,6 +192,22 @@ struct MaintenanceTests {
         }
     }
 
+    @Test("a grouped claim of broker-named jobs answers each naming in order; a job named twice goes to the first naming only")
+    func groupedClaimAnswersInOrder() async throws {
+        try await withDatabase { client in
+            let store = JobStore(client: client, logger: TestInfrastructure.logger)
+            let (_, first) = try await insertJob(client)
+            let (_, second) = try await insertJob(client)
+            let answers = try await store.claim(jobIDs: [second, first, second, 987_654_321], worker: "w", lease: .seconds(60))
+            #expect(answers.map { $0?.jobID } == [second, first, nil, nil])
+            #expect(answers.compactMap { $0?.attempt } == [1, 1])
+            // Running now: a later naming of either gets nothing, and neither was claimed twice.
+            #expect(try await store.claim(jobIDs: [first], worker: "other", lease: .seconds(60)).map { $0?.jobID } == [nil])
+            let attempts: Int? = try await scalar(client, "SELECT sum(attempt)::int FROM jobs")
+            #expect(attempts == 2)
+        }
+    }
+
     @Test("the fallback claim takes each available job once, highest priority first, no more than asked")
     func fallbackClaimsWithSkipLocked() async throws {
         try await withDatabase { client in

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A message the SMTP sink stored in its Maildir, parsed just enough to check what we sent.
 struct ReceivedEmail {
@@ -81,7 +82,25 @@ struct ReceivedEmail {
         return emails
     }
 
+    /// Message-ID of every file seen so far, by path. A stored message never changes, so each poll reads only the
+    /// files that arrived since the last one (the Maildir holds every test's mail, tens of thousands after scale-out).
+    static let seen = Mutex<[String: String]>([:])
+
     static func with(messageID: String, in maildir: URL) -> [ReceivedEmail] {
-        all(in: maildir).filter { $0.messageID == "<\(messageID)>" }
+        let wanted = "<\(messageID)>"
+        var found: [ReceivedEmail] = []
+        for folder in ["new", "cur"] {
+            let directory = maildir.appendingPathComponent(folder)
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+            for file in files {
+                let path = directory.appendingPathComponent(file).path
+                if let known = seen.withLock({ $0[path] }), known != wanted { continue }
+                guard let raw = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+                let email = ReceivedEmail(raw: raw)
+                seen.withLock { $0[path] = email.messageID ?? "" }
+                if email.messageID == wanted { found.append(email) }
+            }
+        }
+        return found
     }
 }
