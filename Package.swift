@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "CAMQP", "Breakers",
+                "CAMQP", "Breakers", "NotifyConfig",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -22,22 +22,13 @@ public struct AMQPDelivery: Sendable {
 /// the job claim makes harmless.
 public final class AMQPConsumer: @unchecked Sendable {
     public struct Configuration: Sendable {
-        public var host: String
-        public var port: Int
-        public var user: String
-        public var password: String
-        public var vhost: String
+        public var server: AMQPServer
         public var queue: String
         public var prefetch: Int
         public var heartbeatSeconds: Int
 
-        public init(host: String, port: Int, user: String, password: String, vhost: String, queue: String, prefetch: Int, heartbeatSeconds: Int = 10)
-        {
-            self.host = host
-            self.port = port
-            self.user = user
-            self.password = password
-            self.vhost = vhost
+        public init(server: AMQPServer, queue: String, prefetch: Int, heartbeatSeconds: Int = 10) {
+            self.server = server
             self.queue = queue
             self.prefetch = prefetch
             self.heartbeatSeconds = heartbeatSeconds
@@ -203,14 +194,7 @@ public final class AMQPConsumer: @unchecked Sendable {
 
     private func connect() -> ConnectResult {
         let connection: amqp_connection_state_t
-        switch AMQPConnect.open(
-            host: configuration.host,
-            port: configuration.port,
-            user: configuration.user,
-            password: configuration.password,
-            vhost: configuration.vhost,
-            heartbeatSeconds: configuration.heartbeatSeconds
-        ) {
+        switch AMQPConnect.open(configuration.server, heartbeatSeconds: configuration.heartbeatSeconds) {
         case .success(let opened): connection = opened
         case .failure(let failure): return .failure(failure.description)
         }

@@ -41,29 +41,13 @@ public struct AMQPPublishError: Error, CustomStringConvertible, Sendable {
 /// first use and again after any failure (a failed batch throws, and its messages count as not published).
 public final class AMQPPublisher: @unchecked Sendable {
     public struct Configuration: Sendable {
-        public var host: String
-        public var port: Int
-        public var user: String
-        public var password: String
-        public var vhost: String
+        public var server: AMQPServer
         public var exchange: String
         /// How long a batch may wait for its confirms before the connection is given up.
         public var confirmTimeout: Duration
 
-        public init(
-            host: String,
-            port: Int,
-            user: String,
-            password: String,
-            vhost: String,
-            exchange: String = RabbitManagementClient.exchange,
-            confirmTimeout: Duration = .seconds(10)
-        ) {
-            self.host = host
-            self.port = port
-            self.user = user
-            self.password = password
-            self.vhost = vhost
+        public init(server: AMQPServer, exchange: String = RabbitManagementClient.exchange, confirmTimeout: Duration = .seconds(10)) {
+            self.server = server
             self.exchange = exchange
             self.confirmTimeout = confirmTimeout
         }
@@ -225,14 +209,7 @@ public final class AMQPPublisher: @unchecked Sendable {
         // No heartbeats: librabbitmq services them only while publishing, and an idle relay would be dropped. A dead
         // connection shows as a failed write or a confirm timeout instead.
         let connection: amqp_connection_state_t
-        switch AMQPConnect.open(
-            host: configuration.host,
-            port: configuration.port,
-            user: configuration.user,
-            password: configuration.password,
-            vhost: configuration.vhost,
-            heartbeatSeconds: 0
-        ) {
+        switch AMQPConnect.open(configuration.server, heartbeatSeconds: 0) {
         case .success(let opened): connection = opened
         case .failure(let failure): throw AMQPPublishError(description: failure.description)
         }
@@ -243,7 +220,10 @@ public final class AMQPPublisher: @unchecked Sendable {
             throw AMQPPublishError(description: "confirm.select: \(AMQPConsumer.describe(reply))")
         }
         nextTag = 1
-        logger.info("amqp publisher connected", metadata: ["host": .string(configuration.host), "port": .stringConvertible(configuration.port)])
+        logger.info(
+            "amqp publisher connected",
+            metadata: ["host": .string(configuration.server.host), "port": .stringConvertible(configuration.server.port)]
+        )
         return connection
     }
 

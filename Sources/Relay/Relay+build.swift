@@ -60,16 +60,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     )
     let amqp =
         configuration.publisher == "amqp"
-        ? AMQPPublisher(
-            configuration: .init(
-                host: configuration.rabbit.amqpHost,
-                port: configuration.rabbit.amqpPort,
-                user: configuration.rabbit.user,
-                password: configuration.rabbit.password,
-                vhost: configuration.rabbit.vhost
-            ),
-            logger: logger
-        ) : nil
+        ? AMQPPublisher(configuration: .init(server: AMQPServer(configuration.rabbit)), logger: logger) : nil
     let relay = OutboxRelay(
         postgres: postgres,
         management: management,

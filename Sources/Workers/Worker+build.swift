@@ -150,15 +150,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         logger: logger
     )
     let consumer = AMQPConsumer(
-        configuration: .init(
-            host: configuration.rabbit.amqpHost,
-            port: configuration.rabbit.amqpPort,
-            user: configuration.rabbit.user,
-            password: configuration.rabbit.password,
-            vhost: configuration.rabbit.vhost,
-            queue: configuration.channel.queueName,
-            prefetch: configuration.prefetch
-        ),
+        configuration: .init(server: AMQPServer(configuration.rabbit), queue: configuration.channel.queueName, prefetch: configuration.prefetch),
         breaker: brokerBreaker,
         logger: logger
     )

@@ -142,12 +142,7 @@ struct GatewayAPITests {
             #expect(OperationsTests.sample(metrics, "notify_cache_requests_total", ["cache": "directory_user", "result": "hit"]) == 4)
             #expect(OperationsTests.sample(metrics, "notify_cache_requests_total", ["cache": "directory_template", "result": "hit"]) == 4)
 
-            let off = try await stack.call(
-                .PUT,
-                "\(stack.url(.users))/api/v1/users/\(user)/preferences/",
-                json: ["email": false],
-                headers: stack.serviceAuth
-            )
+            let off = try await stack.setPreferences(user, ["email": false])
             #expect(off.status == 200)
             let missesBefore = OperationsTests.sample(metrics, "notify_cache_requests_total", ["cache": "directory_user", "result": "miss"]) ?? 0
             var attempt = 0
@@ -187,12 +182,7 @@ struct GatewayAPITests {
             // The user turns email off: the next email is refused, a push is still accepted.
             let user = try await stack.createUser()
             #expect(try await stack.send(Self.valid(user)).status == 202)
-            let off = try await stack.call(
-                .PUT,
-                "\(stack.url(.users))/api/v1/users/\(user)/preferences/",
-                json: ["email": false],
-                headers: stack.serviceAuth
-            )
+            let off = try await stack.setPreferences(user, ["email": false])
             #expect(off.status == 200)
             var second = Self.valid(user)
             second["request_id"] = "r-2"
@@ -214,12 +204,7 @@ struct GatewayAPITests {
 
             // A category opt-out: marketing email off, transactional email still on.
             let shopper = try await stack.createUser()
-            _ = try await stack.call(
-                .PUT,
-                "\(stack.url(.users))/api/v1/users/\(shopper)/preferences/",
-                json: ["categories": ["marketing": ["email": false]]],
-                headers: stack.serviceAuth
-            )
+            _ = try await stack.setPreferences(shopper, ["categories": ["marketing": ["email": false]]])
             var promo = Self.valid(shopper)
             promo["template_code"] = "promo"
             promo["request_id"] = "r-promo"

@@ -219,6 +219,11 @@ final class Stack: @unchecked Sendable {
         return id
     }
 
+    /// Changes a user's preferences through the user service (as the user's own backend would).
+    func setPreferences(_ userID: String, _ preferences: [String: Any]) async throws -> Reply {
+        try await call(.PUT, "\(url(.users))/api/v1/users/\(userID)/preferences/", json: preferences, headers: serviceAuth)
+    }
+
     func createTemplate(_ fields: [String: Any]) async throws {
         let reply = try await call(.POST, "\(url(.templates))/api/v1/templates/", json: fields, headers: serviceAuth)
         guard reply.status == 201 else { throw UnexpectedReply(reply: reply.json, status: reply.status) }
