@@ -58,27 +58,30 @@ final class NotifyProcess: @unchecked Sendable {
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 }
 
-/// Ports handed out in this test run: never handed out twice, so two stacks running in parallel cannot be given the
-/// same port for processes that start at different times.
-private let handedOutPorts = NIOLockedValueBox<Set<Int>>([])
+/// The next port to try. Ports come from below the kernel's ephemeral range (32768–60999 here): a port picked there
+/// can be taken by any outgoing connection (every test talks to PostgreSQL, Redis and HTTP services) between the pick
+/// and the service's bind, which once made a gateway fail with "Address already in use". Below that range only
+/// listeners bind, and ours are never handed the same port twice.
+private let nextPort = NIOLockedValueBox(20_000 + Int(getpid() % 500) * 10)
 
 /// A TCP port on 127.0.0.1 that was free a moment ago and was not handed out before in this run.
 func freePort() -> Int {
     while true {
-        let port = anyFreePort()
-        if handedOutPorts.withLockedValue({ $0.insert(port).inserted }) { return port }
+        let port = nextPort.withLockedValue { port in
+            defer { port = port >= 32_000 ? 20_000 : port + 1 }
+            return port
+        }
+        if canBind(port) { return port }
     }
 }
 
-private func anyFreePort() -> Int {
+private func canBind(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+    let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } } == 0
 }

@@ -34,7 +34,7 @@ os.environ["SE_OFFLINE"] = "true"
 os.environ.setdefault("SE_AVOID_STATS", "true")
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException, WebDriverException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -206,12 +206,23 @@ class Check:
             "return Array.from(document.querySelectorAll('#dead-letters tr[data-notification-id]'))"
             ".find(r => r.getAttribute('data-notification-id') === arguments[0]) || null;"
         )
-        row = self.wait(f"the #dead-letters row of {args.replay}", lambda d: self.js(find_row, args.replay) or False)
-        buttons = row.find_elements(By.CSS_SELECTOR, "button.replay")
-        if len(buttons) != 1:
-            raise Failure(f"the row of {args.replay} has {len(buttons)} button.replay")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", buttons[0])
-        buttons[0].click()
+        # The dashboard re-renders its tables on every refresh: a row found just before one is gone ("stale") by the
+        # time it is clicked. Find the row and click its button again until a click lands.
+        def click_replay(d):
+            try:
+                row = self.js(find_row, args.replay)
+                if not row:
+                    return False
+                buttons = row.find_elements(By.CSS_SELECTOR, "button.replay")
+                if len(buttons) != 1:
+                    raise Failure(f"the row of {args.replay} has {len(buttons)} button.replay")
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", buttons[0])
+                buttons[0].click()
+                return True
+            except StaleElementReferenceException:
+                return False
+
+        self.wait(f"the #dead-letters row of {args.replay} and a click on its button.replay", click_replay)
         self.wait(f"the row of {args.replay} to leave #dead-letters", lambda d: self.js(find_row, args.replay) is None)
         self.assert_not_reloaded(marker, "after the replay")
 
