@@ -61,4 +61,19 @@ struct FallbackTests {
             #expect(ids.allSatisfy { copies["<\($0)@notify.local>"] == 1 })
         }
     }
+
+    @Test("bad fallback settings stop a worker at start, exit code 2, with a message naming each setting")
+    func badSettings() async throws {
+        try await Stack.with(services: []) { stack in
+            let (status, output) = try await stack.runCommand(
+                ["email-worker"],
+                environment: ["NOTIFY_WORKER_FALLBACK_POLL_MS": "0", "NOTIFY_WORKER_PREFETCH": "lots"],
+                withErrors: true
+            )
+            #expect(status == 2)
+            #expect(output.contains("NOTIFY_WORKER_FALLBACK_POLL_MS must be positive"), "\(output)")
+            #expect(output.contains("NOTIFY_WORKER_PREFETCH must be an integer"), "\(output)")
+            #expect(!output.contains("lots"), "a setting's value is not echoed")
+        }
+    }
 }
