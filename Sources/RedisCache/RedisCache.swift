@@ -6,17 +6,25 @@ import Telemetry
 
 /// A read-through cache in Redis. Redis is an optimisation, never a dependency: when it fails the breaker opens,
 /// lookups go straight to the source without waiting on Redis, and the breaker logs each change of state once.
+///
+/// A write that could not invalidate its keys (Redis slow, unreachable, or the breaker open) is never followed by a
+/// stale read from this process: the keys are held as pending, reads of them go to the source, and a background task
+/// retries the invalidation until Redis takes it. Other replicas see the change within the cache lifetime at worst.
 public struct RedisCache: Sendable {
     let redis: RedisClient
     let prefix: String
     let ttlSeconds: Int
     public let breaker: CircuitBreaker
+    let pending: PendingInvalidations
+    let logger: Logger
 
     public init(redis: RedisClient, prefix: String, ttlSeconds: Int, logger: Logger) {
         self.redis = redis
         self.prefix = prefix
         self.ttlSeconds = ttlSeconds
+        self.logger = logger
         self.breaker = CircuitBreaker(name: "redis", configuration: .init(consecutiveFailures: 2, maximumOpen: .seconds(30)), logger: logger)
+        self.pending = PendingInvalidations()
     }
 
     public func get(_ key: String) async -> String? {
@@ -28,15 +36,23 @@ public struct RedisCache: Sendable {
     }
 
     /// Read-through: the cached value if there is one, else `load()`'s, which is cached for next time (nil is not).
+    /// A key whose invalidation is still pending is neither read from nor written to Redis.
     public func fetch<Value: Codable & Sendable>(_ key: String, as type: Value.Type, load: () async throws -> Value?) async throws -> Value? {
+        let family = String(key.prefix { $0 != ":" })
+        if pending.holds(delete: key) {
+            Telemetry.cache(family, hit: false)
+            return try await load()
+        }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         if let cached = await get(key), let value = try? decoder.decode(Value.self, from: Data(cached.utf8)) {
-            Telemetry.cache(String(key.prefix { $0 != ":" }), hit: true)
+            Telemetry.cache(family, hit: true)
             return value
         }
-        Telemetry.cache(String(key.prefix { $0 != ":" }), hit: false)
+        Telemetry.cache(family, hit: false)
         guard let value = try await load() else { return nil }
+        // A write that failed to invalidate while this read was loading: its value may be the old one.
+        guard !pending.holds(delete: key) else { return value }
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         if let data = try? encoder.encode(value) { await set(key, String(decoding: data, as: UTF8.self)) }
@@ -44,18 +60,98 @@ public struct RedisCache: Sendable {
     }
 
     public func invalidate(_ keys: [String]) async {
-        _ = try? await breaker.run { try await redis.delete(keys.map { prefix + $0 }) }
+        guard !keys.isEmpty else { return }
+        if (try? await breaker.run { try await redis.delete(keys.map { prefix + $0 }) }) != nil { return }
+        hold(deletes: keys, bumps: [])
+    }
+
+    private func hold(deletes: [String], bumps: [String]) {
+        logger.warning(
+            "cache invalidation did not reach Redis: reads of these keys bypass the cache until a retry succeeds",
+            metadata: ["keys": .string((deletes + bumps).joined(separator: ","))]
+        )
+        guard pending.add(deletes: deletes, bumps: bumps) else { return }
+        let retry = self
+        Task.detached { await retry.retryPending() }
+    }
+
+    /// Runs while invalidations are pending (one task at a time), with a growing pause between tries.
+    private func retryPending() async {
+        var pause = Duration.milliseconds(200)
+        while true {
+            try? await Task.sleep(for: pause)
+            let (deletes, bumps) = pending.snapshot()
+            var doneDeletes: [String: Int] = [:]
+            var doneBumps: [String: Int] = [:]
+            if !deletes.isEmpty, (try? await breaker.run { try await redis.delete(deletes.keys.map { prefix + $0 }) }) != nil {
+                doneDeletes = deletes
+            }
+            for (key, failure) in bumps where (try? await breaker.run { try await redis.command(["INCR", prefix + key]) }) != nil {
+                doneBumps[key] = failure
+            }
+            if pending.remove(deletes: doneDeletes, bumps: doneBumps) {
+                logger.info("pending cache invalidations reached Redis")
+                return
+            }
+            pause = min(pause * 2, .seconds(5))
+        }
     }
 }
 
 extension RedisCache {
     /// A counter that names the current generation of a family of keys: bumping it invalidates every key built on it
-    /// (for lookups whose keys cannot be listed, like a template in every requested language).
-    public func generation(_ key: String) async -> String {
-        await get(key) ?? "0"
+    /// (for lookups whose keys cannot be listed, like a template in every requested language). Nil when the current
+    /// generation is not known (Redis failed, or a bump is pending): the family must not be read from the cache then.
+    public func generation(_ key: String) async -> String? {
+        guard !pending.holds(bump: key) else { return nil }
+        guard let value = try? await breaker.run({ try await redis.get(prefix + key) }) else { return nil }
+        return value ?? "0"
     }
 
     public func bump(_ key: String) async {
-        _ = try? await breaker.run { try await redis.command(["INCR", prefix + key]) }
+        if (try? await breaker.run { try await redis.command(["INCR", prefix + key]) }) != nil { return }
+        hold(deletes: [], bumps: [key])
+    }
+}
+
+/// Invalidations that have not reached Redis yet. Each key carries the number of the last failed try that named it, so
+/// a retry that read the set before a newer failure does not clear the newer one.
+final class PendingInvalidations: Sendable {
+    struct State {
+        var deletes: [String: Int] = [:]
+        var bumps: [String: Int] = [:]
+        var failures = 0
+        var retrying = false
+    }
+
+    let state = NIOLockedValueBox(State())
+
+    func holds(delete key: String) -> Bool { state.withLockedValue { $0.deletes[key] != nil } }
+    func holds(bump key: String) -> Bool { state.withLockedValue { $0.bumps[key] != nil } }
+
+    /// Records the keys; true when no retry task is running yet (the caller starts one).
+    func add(deletes: [String], bumps: [String]) -> Bool {
+        state.withLockedValue { state in
+            state.failures += 1
+            for key in deletes { state.deletes[key] = state.failures }
+            for key in bumps { state.bumps[key] = state.failures }
+            defer { state.retrying = true }
+            return !state.retrying
+        }
+    }
+
+    func snapshot() -> (deletes: [String: Int], bumps: [String: Int]) {
+        state.withLockedValue { ($0.deletes, $0.bumps) }
+    }
+
+    /// Forgets what reached Redis (unless a newer failure named it again); true when nothing is left (the retry
+    /// task ends).
+    func remove(deletes: [String: Int], bumps: [String: Int]) -> Bool {
+        state.withLockedValue { state in
+            for (key, failure) in deletes where state.deletes[key] == failure { state.deletes[key] = nil }
+            for (key, failure) in bumps where state.bumps[key] == failure { state.bumps[key] = nil }
+            if state.deletes.isEmpty && state.bumps.isEmpty { state.retrying = false }
+            return !state.retrying
+        }
     }
 }

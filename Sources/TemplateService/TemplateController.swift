@@ -82,11 +82,13 @@ struct TemplateController: Sendable {
             }
             version = value
         }
-        let generation = await cache.generation("template:\(code):gen")
+        let load = { try await repository.find(code: code, channel: channel, language: language, version: version) }
+        // Without the current generation any cached entry could be an old one: the source answers.
+        guard let generation = await cache.generation("template:\(code):gen") else { return try await load() }
         return try await cache.fetch(
             "template:\(code):\(generation):\(channel):\(language ?? ""):\(version.map(String.init) ?? "")",
             as: TemplateResource.self,
-            load: { try await repository.find(code: code, channel: channel, language: language, version: version) }
+            load: load
         )
     }
 

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NotificationModel
 import NotifyConfig
 import PostgresNIO
+import RedisCache
 import Testing
 
 /// Faults on the real infrastructure: processes and servers are really killed (SIGKILL) or stalled (SIGSTOP).
@@ -301,6 +302,69 @@ struct FaultTests {
                 return reply.status == 200 ? reply : nil
             }
             #expect(after.data["name"] as? String == "Without Redis")
+        }
+    }
+
+    @Test(
+        "Redis refusing writes (CLIENT PAUSE WRITE): a user edit and a template edit whose invalidations time out are never followed by a stale read; the invalidations land when Redis takes writes again"
+    )
+    func redisWritesStalled() async throws {
+        try await Stack.with(services: [.users, .templates]) { stack in
+            let id = try await stack.createUser(name: "Before")
+            try await stack.createTemplate(["code": "stall", "name": "S", "channel": "email", "subject": "Old subject", "body": "B"])
+            let userURL = "\(stack.url(.users))/api/v1/users/\(id)/"
+            let templateURL = "\(stack.url(.templates))/api/v1/templates/stall/"
+            // Both lookups are cached before the stall.
+            let (user, template) = try await eventually("user and template cached") { () -> (Stack.Reply, Stack.Reply)? in
+                let user = try await stack.call(.GET, userURL, headers: stack.serviceAuth)
+                let template = try await stack.call(.GET, templateURL, headers: stack.serviceAuth)
+                let cachedUser = try await stack.redisKeys(matching: "user:\(id.lowercased())")
+                let cachedTemplate = try await stack.redisKeys(matching: "template:stall:*:email:*")
+                return !cachedUser.isEmpty && !cachedTemplate.isEmpty ? (user, template) : nil
+            }
+            #expect(user.data["name"] as? String == "Before")
+            #expect(template.data["subject"] as? String == "Old subject")
+
+            let redis = RedisClient(host: stack.infra.redis.host, port: stack.infra.redis.port, timeoutMilliseconds: 5000)
+            _ = try await redis.command(["CLIENT", "PAUSE", "120000", "WRITE"])
+            do {
+                let patched = try await stack.call(.PATCH, userURL, json: ["name": "After"], headers: stack.serviceAuth)
+                #expect(patched.status == 200)
+                let edited = try await stack.call(.PUT, templateURL, json: ["subject": "New subject", "body": "B2"], headers: stack.serviceAuth)
+                #expect(edited.data["version"] as? Int == 2)
+                // Redis still answers reads (the old entries are there), so a cache that lost its invalidation would serve them.
+                for _ in 0..<3 {
+                    #expect(try await stack.call(.GET, userURL, headers: stack.serviceAuth).data["name"] as? String == "After")
+                    #expect(try await stack.call(.GET, templateURL, headers: stack.serviceAuth).data["subject"] as? String == "New subject")
+                }
+                #expect(
+                    try await redis.get("\(stack.infra.redis.keyPrefix)user:\(id.lowercased())")?.contains("Before") == true,
+                    "the stale entry is still in Redis"
+                )
+                // The reads above ran while Redis was still refusing writes.
+                let probe = RedisClient(host: stack.infra.redis.host, port: stack.infra.redis.port, timeoutMilliseconds: 300)
+                await #expect(throws: (any Error).self) { try await probe.set("\(stack.infra.redis.keyPrefix)probe", "x", ttlSeconds: 5) }
+            } catch {
+                _ = try? await redis.command(["CLIENT", "UNPAUSE"])
+                throw error
+            }
+            _ = try await redis.command(["CLIENT", "UNPAUSE"])
+
+            // The retried invalidations land: the stale entry goes and the cache fills again with the new values.
+            let (userAfter, templateAfter) = try await eventually(
+                "the invalidations reached Redis",
+                timeout: .seconds(60),
+                interval: .milliseconds(500)
+            ) { () -> (Stack.Reply, Stack.Reply)? in
+                let user = try await stack.call(.GET, userURL, headers: stack.serviceAuth)
+                let template = try await stack.call(.GET, templateURL, headers: stack.serviceAuth)
+                let cachedUser = try await redis.get("\(stack.infra.redis.keyPrefix)user:\(id.lowercased())")
+                return cachedUser?.contains("After") == true ? (user, template) : nil
+            }
+            #expect(userAfter.data["name"] as? String == "After")
+            #expect(templateAfter.data["subject"] as? String == "New subject")
+            let generation = try await redis.get("\(stack.infra.redis.keyPrefix)template:stall:gen")
+            #expect(generation.flatMap(Int.init) ?? 0 >= 2, "the creation's bump and the edit's retried bump")
         }
     }
 
