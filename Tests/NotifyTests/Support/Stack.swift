@@ -373,7 +373,7 @@ struct UnexpectedReply: Error, @unchecked Sendable, CustomStringConvertible {
 extension Stack {
     /// This test's Redis keys matching a pattern (the test's key prefix is added and removed).
     func redisKeys(matching pattern: String) async throws -> [String] {
-        let redis = RedisClient(host: infra.redis.host, port: infra.redis.port)
+        let redis = RedisClient(host: infra.redis.host, port: infra.redis.port, timeoutMilliseconds: 5000)
         guard case .array(let values) = try await redis.command(["KEYS", infra.redis.keyPrefix + pattern]) else { return [] }
         return values.compactMap { if case .string(let key) = $0 { String(key.dropFirst(infra.redis.keyPrefix.count)) } else { nil } }
     }
