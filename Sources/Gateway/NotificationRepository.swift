@@ -169,9 +169,10 @@ struct NotificationRepository: Sendable {
         return earlier
     }
 
-    /// Writes every notification with its job and outbox message in ONE transaction, set-based: one insert of the
-    /// notifications, one of their jobs, one of their outbox messages, whatever the count. Per item: what the client
-    /// is told (status `pending`, as of the commit), or nil when this client already used the request_id.
+    /// Writes every notification with its job and outbox message in ONE statement, hence one transaction, set-based:
+    /// one insert of the notifications, one of their jobs, one of their outbox messages, whatever the count. Per item:
+    /// what the client is told (status `pending`, as of the commit), or nil when this client already used the
+    /// request_id.
     func createMany(_ items: [PendingCreate]) async throws -> [Accepted?] {
         guard !items.isEmpty else { return [] }
         let ids = items.map { _ in UUID() }
@@ -192,39 +193,21 @@ struct NotificationRepository: Sendable {
         let versions = items.map(\.templateVersion)
         let clients = items.map(\.client)
         let correlationIDs = items.map(\.correlationID)
-        let ordinals = Array(0..<items.count)
         let maxAttempts = self.maxAttempts
 
-        let written: [UUID: (createdAt: Date, jobID: Int)] = try await client.withTransaction(logger: logger) { connection in
-            var created: [UUID: Date] = [:]
-            for try await (id, createdAt) in try await connection.query(
-                """
-                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
-                                           variables, metadata, priority, send_at, correlation_id, template_version)
-                SELECT t.id, t.client, t.request_id, t.payload_hash, t.channel, t.user_id, t.template_code, NULLIF(t.language, ''),
-                       t.variables::jsonb, NULLIF(t.metadata, '')::jsonb, t.priority, NULLIF(t.send_at, '')::timestamptz,
-                       t.correlation_id, t.template_version
-                FROM unnest(\(ids)::uuid[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
-                            \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                            \(sendAts)::text[], \(versions)::int[], \(ordinals)::int[], \(clients)::text[], \(correlationIDs)::text[])
-                     AS t(id, request_id, payload_hash, channel, user_id, template_code, language, variables, metadata, priority,
-                          send_at, template_version, ordinal, client, correlation_id)
-                ORDER BY t.ordinal
-                ON CONFLICT (client, request_id) DO NOTHING
-                RETURNING id, created_at
-                """,
-                logger: logger
-            ).decode((UUID, Date).self) { created[id] = createdAt }
-            guard !created.isEmpty else { return [:] }
-            let jobs = try await JobStore.insertJobs(
-                on: connection,
-                notificationIDs: Array(created.keys),
-                maxAttempts: maxAttempts,
-                logger: logger
-            )
-            var result: [UUID: (createdAt: Date, jobID: Int)] = [:]
-            for (id, createdAt) in created { result[id] = (createdAt, jobs[id] ?? 0) }
-            return result
+        // One statement (sql/notifications/0008): notifications, jobs and outbox messages in one round trip and one
+        // transaction; PL/pgSQL keeps its plans between calls.
+        var written: [UUID: (createdAt: Date, jobID: Int)] = [:]
+        for try await (id, createdAt, jobID) in try await client.query(
+            """
+            SELECT notification_id, created_at, job_id FROM accept_notifications(
+                \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
+                \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
+                \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(maxAttempts)::int)
+            """,
+            logger: logger
+        ).decode((UUID, Date, Int).self) {
+            written[id] = (createdAt, jobID)
         }
         return zip(items, ids).map { item, id in
             guard let row = written[id] else { return nil }

@@ -42,38 +42,6 @@ public struct JobStore: Sendable {
         self.deadline = deadline
     }
 
-    /// Inserts the jobs of newly written notifications inside the caller's transaction, set-based: queue, priority
-    /// and run time come from each notification's channel, priority and `send_at` (later → `scheduled`). The jobs due
-    /// now are dispatched through the outbox in one statement (`dispatch_jobs`). Returns each notification's job id.
-    public static func insertJobs(
-        on connection: PostgresConnection,
-        notificationIDs: [UUID],
-        maxAttempts: Int,
-        logger: Logger
-    ) async throws -> [UUID: Int] {
-        guard !notificationIDs.isEmpty else { return [:] }
-        var jobs: [UUID: Int] = [:]
-        var due: [Int] = []
-        for try await (jobID, notificationID, state) in try await connection.query(
-            """
-            INSERT INTO jobs (notification_id, queue, state, priority, run_at, max_attempts)
-            SELECT n.id, n.channel, CASE WHEN n.send_at > now() THEN 'scheduled' ELSE 'available' END, n.priority,
-                   COALESCE(n.send_at, now()), \(maxAttempts)
-            FROM notifications n WHERE n.id = ANY (\(notificationIDs)::uuid[])
-            ORDER BY n.priority DESC, n.id
-            RETURNING id, notification_id, state
-            """,
-            logger: logger
-        ).decode((Int, UUID, String).self) {
-            jobs[notificationID] = jobID
-            if state == JobState.available.rawValue { due.append(jobID) }
-        }
-        if !due.isEmpty {
-            _ = try await connection.query("SELECT dispatch_jobs(\(due)::bigint[])", logger: logger)
-        }
-        return jobs
-    }
-
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
     /// worker, with a lease.
     public func claim(jobID: Int, worker: String, lease: Duration) async throws -> ClaimedJob? {

@@ -32,19 +32,20 @@ struct MaintenanceTests {
     func insertJob(_ client: PostgresClient, runAt: Date? = nil, maxAttempts: Int = 3) async throws -> (UUID, Int) {
         let id = UUID()
         let logger = TestInfrastructure.logger
-        let jobID = try await client.withTransaction(logger: logger) { connection in
-            _ = try await connection.query(
-                """
-                INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, variables,
-                                           correlation_id, send_at)
-                VALUES (\(id), 'c', \(id.lowercased), 'h', 'email', \(UUID()), 'welcome', '{"name":"Ada"}', 'corr', \(runAt))
-                """,
-                logger: logger
-            )
-            let jobs = try await JobStore.insertJobs(on: connection, notificationIDs: [id], maxAttempts: maxAttempts, logger: logger)
-            guard let jobID = jobs[id] else { throw JobStoreError.noRowReturned }
-            return jobID
-        }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let sendAt = runAt.map { formatter.string(from: $0) } ?? ""
+        var jobID: Int?
+        for try await value in try await client.query(
+            """
+            SELECT job_id FROM accept_notifications(
+                \([id])::uuid[], ARRAY['c'], \([id.lowercased])::text[], ARRAY['h'], ARRAY['email'], \([UUID()])::uuid[],
+                ARRAY['welcome'], ARRAY[''], ARRAY['{"name":"Ada"}'], ARRAY[''], ARRAY[0], \([sendAt])::text[], ARRAY['corr'],
+                ARRAY[1], \(maxAttempts)::int)
+            """,
+            logger: logger
+        ).decode(Int.self) { jobID = value }
+        guard let jobID else { throw JobStoreError.noRowReturned }
         return (id, jobID)
     }
 
