@@ -1,4 +1,4 @@
-# Sourced by up, down, relay-bench and worker-bench: the processes deploy/local/up started, each known by its PID
+# Sourced by up, down, gateway-bench, relay-bench and worker-bench: the processes deploy/local/up started, each known by its PID
 # file in $DIR/pids (DIR must be set).
 
 # alive NAME: its process is running.
