@@ -41,7 +41,7 @@ public struct GatewayConfiguration: Sendable {
         templatesURL = env.string("NOTIFY_TEMPLATES_URL", default: "http://127.0.0.1:8002")
         serviceKey = ServiceKeySettings(env, problems: &problems)
         jwt = JWTSettings(env, problems: &problems)
-        redis = RedisSettings(env, problems: &problems)
+        redis = RedisSettings(env, defaultTimeoutMilliseconds: 200, problems: &problems)
         limits = RateLimits(env, problems: &problems)
         keyCacheSeconds = env.int("NOTIFY_KEY_CACHE_SECONDS", default: 10, problems: &problems)
         directoryCacheSeconds = Double(env.int("NOTIFY_DIRECTORY_CACHE_SECONDS", default: 5, problems: &problems))
@@ -98,7 +98,11 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         cacheSeconds: configuration.directoryCacheSeconds
     )
     let limiter = RateLimiter(
-        redis: RedisClient(host: configuration.redis.host, port: configuration.redis.port, timeoutMilliseconds: 200),
+        redis: RedisClient(
+            host: configuration.redis.host,
+            port: configuration.redis.port,
+            timeoutMilliseconds: configuration.redis.timeoutMilliseconds
+        ),
         prefix: configuration.redis.keyPrefix,
         logger: logger
     )

@@ -90,19 +90,26 @@ public struct RedisSettings: Sendable {
     public var host: String
     public var port: Int
     public var keyPrefix: String
+    /// How long a command waits for Redis's answer before the caller treats Redis as unavailable.
+    public var timeoutMilliseconds: Int
 
-    public init(host: String, port: Int, keyPrefix: String) {
+    public init(host: String, port: Int, keyPrefix: String, timeoutMilliseconds: Int = 500) {
         self.host = host
         self.port = port
         self.keyPrefix = keyPrefix
+        self.timeoutMilliseconds = timeoutMilliseconds
     }
 
-    public init(_ env: EnvironmentReader, problems: inout [String]) {
+    /// `defaultTimeoutMilliseconds`: the gateway asks Redis on every request (rate limits) and waits less than the
+    /// caches of the user and template services do.
+    public init(_ env: EnvironmentReader, defaultTimeoutMilliseconds: Int = 500, problems: inout [String]) {
         self.init(
             host: env.string("NOTIFY_REDIS_HOST", default: "127.0.0.1"),
             port: env.int("NOTIFY_REDIS_PORT", default: 6379, problems: &problems),
-            keyPrefix: env.string("NOTIFY_REDIS_PREFIX", default: "notify:")
+            keyPrefix: env.string("NOTIFY_REDIS_PREFIX", default: "notify:"),
+            timeoutMilliseconds: env.int("NOTIFY_REDIS_TIMEOUT_MS", default: defaultTimeoutMilliseconds, problems: &problems)
         )
+        if timeoutMilliseconds < 1 { problems.append("NOTIFY_REDIS_TIMEOUT_MS must be at least 1") }
     }
 }
 

@@ -39,7 +39,11 @@ public struct TemplateServiceConfiguration: Sendable {
 /// The template service (port 8002): templates and their versions in the `templates` database.
 public func buildTemplateService(_ configuration: TemplateServiceConfiguration, logger: Logger) -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.templates), backgroundLogger: logger)
-    let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port)
+    let redis = RedisClient(
+        host: configuration.redis.host,
+        port: configuration.redis.port,
+        timeoutMilliseconds: configuration.redis.timeoutMilliseconds
+    )
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
 
     let router = Router(context: NotifyRequestContext.self)

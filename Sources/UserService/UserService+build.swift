@@ -39,7 +39,11 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.users), backgroundLogger: logger)
     // Client API keys live with the gateway's data; the user service only reads them.
     let keys = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
-    let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port)
+    let redis = RedisClient(
+        host: configuration.redis.host,
+        port: configuration.redis.port,
+        timeoutMilliseconds: configuration.redis.timeoutMilliseconds
+    )
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
     let tokens = await AccessTokens.make(
         secret: configuration.jwt.secret,

@@ -143,6 +143,8 @@ struct BulkAndOrderTests {
             #expect(heldNow["sent_at"] == nil)
 
             _ = try await stack.waitForEmail(heldID, timeout: .seconds(60))
+            // sent_at is set when the worker commits the completion, a moment after the sink stored the email.
+            _ = try await stack.waitForStatus(heldID, "sent")
             let sentAt = try #require(
                 try await stack.scalar("SELECT sent_at FROM notifications WHERE id = \(UUID(uuidString: heldID)!)", as: Date.self)
             )

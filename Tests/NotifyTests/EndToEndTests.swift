@@ -51,9 +51,11 @@ struct EndToEndTests {
             #expect(status["sent_at"] is String)
 
             // The correlation id follows the notification into every process's log lines.
+            // The worker logs "notification sent" after the completion is committed: wait for the line.
             for service in [Stack.Service.gateway, .emailWorker] {
-                let log = try #require(stack.process(service)?.log)
-                #expect(log.contains(correlationID), "no log line of \(service.rawValue) carries the correlation id")
+                _ = try await eventually("a log line of \(service.rawValue) with the correlation id") { () -> Bool? in
+                    stack.process(service)?.log.contains(correlationID) == true ? true : nil
+                }
             }
         }
     }
@@ -98,16 +100,22 @@ struct EndToEndTests {
             #expect((payload["variables"] as? [String: Any])?["name"] as? String == "Ada")
             #expect(payload["request_id"] as? String == "via-broker")
             #expect(payload["attempt"] as? Int == 0)
-            // The outbox row is marked published only because RabbitMQ routed it.
-            let published = try await stack.infra.withDatabase(.notifications) { client in
-                var count = 0
-                for try await n in try await client.query(
-                    "SELECT count(*)::int FROM outbox WHERE message_id = \(String(jobID)) AND published_at IS NOT NULL",
-                    logger: TestInfrastructure.logger
-                ).decode(Int.self) { count = n }
-                return count
+            // The outbox row is marked published because RabbitMQ routed it. The message can be on the queue a moment
+            // before the relay has the confirm (AMQP) or the answer (HTTP) and marks the row: wait for the mark.
+            let published = try await eventually("the outbox row marked published") { () -> Int? in
+                try await stack.infra.withDatabase(.notifications) { client in
+                    var count = 0
+                    for try await n in try await client.query(
+                        "SELECT count(*)::int FROM outbox WHERE message_id = \(String(jobID)) AND published_at IS NOT NULL",
+                        logger: TestInfrastructure.logger
+                    ).decode(Int.self) { count = n }
+                    return count == 1 ? count : nil
+                }
             }
             #expect(published == 1)
+            // Exactly one copy was published: a late confirm must not make the relay publish the row again.
+            let queued = try await management.peek(queue: "email.queue", count: 10)
+            #expect(queued.count == 1)
 
             // A worker started now consumes it from the queue and the email goes out.
             try stack.start(.emailWorker)
@@ -161,12 +169,13 @@ struct EndToEndTests {
             try await stack.infra.management(stack.http).declareTopology()
             let mail = try await stack.waitForEmail(id)
             #expect(mail.text == "Back, Ada")
-            #expect(
-                try await stack.scalar(
-                    "SELECT count(*)::int FROM outbox WHERE payload->>'notification_id' = \(id) AND published_at IS NOT NULL",
-                    as: Int.self
-                ) == 1
-            )
+            // The mark follows the confirm, which can come after the worker already sent the email.
+            _ = try await eventually("the outbox row marked published") { () -> Bool? in
+                let published: Int? = try await stack.scalar(
+                    "SELECT count(*)::int FROM outbox WHERE payload->>'notification_id' = \(id) AND published_at IS NOT NULL"
+                )
+                return published == 1 ? true : nil
+            }
         }
     }
 

@@ -56,8 +56,7 @@ struct FallbackTests {
             )
             #expect(try await stack.scalar("SELECT max(attempt) FROM jobs", as: Int.self) == 1)
             // One pass over the Maildir (it holds every test's mail): each of the forty exactly once.
-            var copies: [String: Int] = [:]
-            for email in ReceivedEmail.all(in: stack.infra.maildir) { copies[email.messageID ?? "", default: 0] += 1 }
+            let copies = stack.emailCounts(for: ids)
             #expect(ids.allSatisfy { copies["<\($0)@notify.local>"] == 1 })
         }
     }

@@ -59,11 +59,23 @@ struct OperationsTests {
                 "\(gateway.split(separator: "\n").filter { $0.contains("hb_requests") })"
             )
             #expect(gateway.contains("http_server_request_duration_bucket"))
-            let worker = try await Self.metrics(stack, .emailWorker)
+            // The worker counts a send after committing its completion, and the relay computes its gauges at scrape
+            // time under a deadline: scrape until the counts are in, then check every figure of that scrape.
+            let worker = try await eventually("the worker counted 7 sends") { () -> String? in
+                let text = try await Self.metrics(stack, .emailWorker)
+                return Self.sample(text, "notify_notifications_sent_total", ["channel": "email"]) == 7 ? text : nil
+            }
             #expect(Self.sample(worker, "notify_notifications_sent_total", ["channel": "email"]) == 7)
             #expect(Self.sample(worker, "notify_provider_request_duration_seconds_count", ["provider": "smtp", "outcome": "ok"]) == 7)
             #expect(Self.sample(worker, "notify_circuit_breaker_state", ["breaker": "smtp"]) == 0)
-            let relay = try await Self.metrics(stack, .relay)
+            let relay = try await eventually("the relay's gauges") { () -> String? in
+                let text = try await Self.metrics(stack, .relay)
+                let settled =
+                    Self.sample(text, "notify_jobs", ["queue": "email", "state": "completed"]) == 7
+                    && Self.sample(text, "notify_outbox_backlog") == 0
+                    && Self.sample(text, "notify_rabbitmq_queue_messages", ["queue": "email.queue"]) != nil
+                return settled ? text : nil
+            }
             #expect(Self.sample(relay, "notify_outbox_published_total") == 7)
             #expect(Self.sample(relay, "notify_jobs", ["queue": "email", "state": "completed"]) == 7)
             #expect(Self.sample(relay, "notify_jobs", ["queue": "email", "state": "available"]) == 0)

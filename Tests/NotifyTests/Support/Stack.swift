@@ -332,12 +332,7 @@ extension Stack {
         for folder in ["new", "cur"] {
             let directory = infra.maildir.appendingPathComponent(folder)
             for file in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] {
-                guard let handle = FileHandle(forReadingAtPath: directory.appendingPathComponent(file).path) else { continue }
-                // "\r\n" is one Character in Swift: normalise before splitting lines.
-                let head = String(decoding: handle.readData(ofLength: 4096), as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
-                try? handle.close()
-                guard let line = head.split(separator: "\n").first(where: { $0.lowercased().hasPrefix("message-id:") }) else { continue }
-                let messageID = line.dropFirst("message-id:".count).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard let messageID = ReceivedEmail.messageID(atPath: directory.appendingPathComponent(file).path) else { continue }
                 if wanted.contains(messageID) { counts[messageID, default: 0] += 1 }
             }
         }
