@@ -44,7 +44,7 @@ struct SessionController: Sendable {
             throw APIError.dependencyUnavailable("The operator store is unavailable; try again shortly")
         }
         let hash = admin?.passwordHash ?? decoyHash
-        let matches = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        let matches = try await PasswordHasher.shared.verify(password, hash: hash)
         guard let admin, matches else {
             context.logger.warning("admin login refused")
             throw invalid

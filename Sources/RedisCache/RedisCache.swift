@@ -104,7 +104,9 @@ extension RedisCache {
     /// generation is not known (Redis failed, or a bump is pending): the family must not be read from the cache then.
     public func generation(_ key: String) async -> String? {
         guard !pending.holds(bump: key) else { return nil }
-        guard let value = try? await breaker.run({ try await redis.get(prefix + key) }) else { return nil }
+        // Not `try?`: it would flatten "no such key" (generation 0) into "Redis failed".
+        let value: String?
+        do { value = try await breaker.run { try await redis.get(prefix + key) } } catch { return nil }
         return value ?? "0"
     }
 

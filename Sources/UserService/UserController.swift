@@ -335,10 +335,10 @@ struct UserController: Sendable {
 
     func hash(_ password: String) async throws -> String {
         let cost = bcryptCost
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+        return try await PasswordHasher.shared.hash(password, cost: cost)
     }
 
     func verify(_ password: String, hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        try await PasswordHasher.shared.verify(password, hash: hash)
     }
 }

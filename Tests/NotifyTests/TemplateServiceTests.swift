@@ -1,5 +1,7 @@
 import Foundation
 import NIOHTTP1
+import NotifyConfig
+import RedisCache
 import Testing
 
 /// The template service against real PostgreSQL and Redis.
@@ -39,6 +41,29 @@ struct TemplateServiceTests {
     }
 
     func url(_ stack: Stack) -> String { "\(stack.url(.templates))/api/v1/templates/" }
+
+    @Test("a template whose generation key is gone from Redis (flushed, or never bumped) is cached under generation 0")
+    func cacheWithoutGeneration() async throws {
+        try await Stack.with(services: [.templates]) { stack in
+            let created = try await stack.call(
+                .POST,
+                url(stack),
+                json: ["code": "nogen", "name": "No gen", "channel": "email", "subject": "S", "body": "B"],
+                headers: stack.serviceAuth
+            )
+            #expect(created.status == 201)
+            let redis = RedisClient(host: stack.infra.redis.host, port: stack.infra.redis.port, timeoutMilliseconds: 5000)
+            _ = try await redis.command(["DEL", "\(stack.infra.redis.keyPrefix)template:nogen:gen"])
+            // A missing key is generation 0, not an unknown generation: lookups keep using the cache.
+            let cached = try await eventually("the lookup cached under generation 0") { () -> [String]? in
+                let fetched = try await stack.call(.GET, "\(url(stack))nogen/", headers: stack.serviceAuth)
+                #expect(fetched.data["subject"] as? String == "S")
+                let keys = try await stack.redisKeys(matching: "template:nogen:0:*")
+                return keys.isEmpty ? nil : keys
+            }
+            #expect(cached.count == 1)
+        }
+    }
 
     @Test("every edit is a new immutable version; history lists them; an older version is still readable")
     func versioning() async throws {

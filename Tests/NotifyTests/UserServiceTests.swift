@@ -5,6 +5,8 @@ import PostgresNIO
 import RedisCache
 import Testing
 
+@testable import Credentials
+
 /// The user service against real PostgreSQL and Redis: every endpoint, with its error paths.
 @Suite("User service", .serialized)
 struct UserServiceTests {
@@ -252,6 +254,19 @@ struct UserServiceTests {
                 return (object?["preferences"] as? [String: Any])?["email"] as? Bool == false ? true : nil
             }
         }
+    }
+
+    @Test("passwords are hashed on threads of their own at a lower priority; a hash verifies, a wrong password does not")
+    func passwordHashing() async throws {
+        let hasher = PasswordHasher.shared
+        let callerNiceness = PasswordHasher.currentNiceness()
+        let hash = try await hasher.hash("correct horse battery", cost: 4)
+        #expect(hash.hasPrefix("$2"))
+        #expect(try await hasher.verify("correct horse battery", hash: hash))
+        #expect(try await hasher.verify("correct horse battery!", hash: hash) == false)
+        // Contact lookups must not wait behind a burst of sign-ups (deploy/local/lookup_bench.py measures it).
+        #expect(try await hasher.onHashingThread { PasswordHasher.currentNiceness() } == PasswordHasher.niceness)
+        #expect(PasswordHasher.currentNiceness() == callerNiceness, "the caller's thread keeps its priority")
     }
 
     @Test("client API keys with users scopes are accepted; without them 403")
