@@ -4,7 +4,6 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdBcrypt
 import Logging
-import NIOPosix
 import NotifyHTTP
 
 /// Operator sessions: `POST /api/v1/admin/login/` checks an operator's email and password and answers with a session

@@ -1,9 +1,7 @@
 import Credentials
 import Foundation
 import Hummingbird
-import HummingbirdBcrypt
 import Logging
-import NIOPosix
 import NotificationModel
 import NotifyHTTP
 import RedisCache
