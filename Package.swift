@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "Credentials",
             dependencies: [
-                "NotifyHTTP",
+                "NotifyHTTP", "NotifyConfig",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -91,7 +91,9 @@ let package = Package(
         .target(
             name: "Migrations",
             dependencies: [
+                "NotifyConfig",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -199,4 +199,25 @@ struct AccessAndLimitsTests {
             #expect(replay.status == 200)
         }
     }
+
+    @Test("a bad Redis timeout stops the gateway, the user service and the template service at start, exit code 2, naming it")
+    func badRedisTimeout() async throws {
+        try await Stack.with(services: []) { stack in
+            // Each also gets a port that is no port, so that a missing check fails the test at once instead of
+            // leaving a server running.
+            for (command, port, timeout, problem) in [
+                ("gateway", "NOTIFY_GATEWAY_PORT", "0", "NOTIFY_REDIS_TIMEOUT_MS must be at least 1"),
+                ("users", "NOTIFY_USERS_PORT", "0", "NOTIFY_REDIS_TIMEOUT_MS must be at least 1"),
+                ("templates", "NOTIFY_TEMPLATES_PORT", "soon", "NOTIFY_REDIS_TIMEOUT_MS must be an integer"),
+            ] {
+                let (status, output) = try await stack.runCommand(
+                    [command],
+                    environment: ["NOTIFY_REDIS_TIMEOUT_MS": timeout, port: "none"],
+                    withErrors: true
+                )
+                #expect(status == 2, "\(command): \(output)")
+                #expect(output.contains(problem), "\(command): \(output)")
+            }
+        }
+    }
 }
