@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NotifyConfig
 import NotifyHTTP
 import PostgresNIO
 
@@ -311,8 +312,13 @@ struct OverviewController: Sendable {
         var exists = false
         for try await _ in try await postgres.query("SELECT 1 FROM notifications WHERE id = \(id)", logger: logger).decode(Int.self) { exists = true }
         guard exists else { throw Self.notFound }
-        var replayed = false
-        for try await value in try await postgres.query("SELECT replay_dead_letter(\(id))", logger: logger).decode(Bool.self) { replayed = value }
+        let replayed = try await postgres.committing(logger: logger) { connection in
+            var replayed = false
+            for try await value in try await connection.query("SELECT replay_dead_letter(\(id))", logger: logger).decode(Bool.self) {
+                replayed = value
+            }
+            return replayed
+        }
         guard replayed else { throw APIError(.conflict, code: "NOT_RETRYABLE", message: "Only a failed notification can be replayed") }
         context.logger.info(
             "dead letter replayed",

@@ -36,18 +36,22 @@ public struct APIKeyStore: Sendable {
         let prefix = Self.randomToken(bytes: 4)
         let key = "nk_\(prefix)_\(Self.randomToken(bytes: 24))"
         let hash = Self.hash(key)
-        let rows = try await client.query(
-            """
-            INSERT INTO api_keys (client, name, prefix, key_hash, scopes)
-            VALUES (\(clientName), \(name), \(prefix), \(hash), \(scopes))
-            RETURNING id, created_at
-            """,
-            logger: logger
-        )
-        for try await (id, createdAt) in rows.decode((UUID, Date).self) {
-            return (key, APIKeyRecord(id: id, client: clientName, name: name, prefix: prefix, scopes: scopes, createdAt: createdAt, revokedAt: nil))
+        let record = try await client.committing(logger: logger) { connection -> APIKeyRecord? in
+            let rows = try await connection.query(
+                """
+                INSERT INTO api_keys (client, name, prefix, key_hash, scopes)
+                VALUES (\(clientName), \(name), \(prefix), \(hash), \(scopes))
+                RETURNING id, created_at
+                """,
+                logger: logger
+            )
+            for try await (id, createdAt) in rows.decode((UUID, Date).self) {
+                return APIKeyRecord(id: id, client: clientName, name: name, prefix: prefix, scopes: scopes, createdAt: createdAt, revokedAt: nil)
+            }
+            return nil
         }
-        throw APIKeyError.notCreated
+        guard let record else { throw APIKeyError.notCreated }
+        return (key, record)
     }
 
     /// The active key with this plain value, if any.
@@ -95,12 +99,14 @@ public struct APIKeyStore: Sendable {
 
     /// Revokes a key (once: a second revoke keeps the first time). Nil when there is no such key.
     public func revoke(id: UUID) async throws -> APIKeyRecord? {
-        let rows = try await client.query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = \(id) RETURNING \(unescaped: Self.columns)",
-            logger: logger
-        )
-        for try await row in rows.decode(Row.self) { return Self.record(row) }
-        return nil
+        try await client.committing(logger: logger) { connection in
+            let rows = try await connection.query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = \(id) RETURNING \(unescaped: Self.columns)",
+                logger: logger
+            )
+            for try await row in rows.decode(Row.self) { return Self.record(row) }
+            return nil
+        }
     }
 
     static func randomToken(bytes count: Int) -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NotifyConfig
 import PostgresNIO
 
 /// Operators of the admin service, in the notifications database; passwords are kept as bcrypt hashes (hashed by
@@ -21,16 +22,18 @@ public struct AdminUserStore: Sendable {
 
     /// Creates the operator, or sets a new password when the email exists. True when created.
     public func upsert(email: String, passwordHash: String) async throws -> Bool {
-        let rows = try await client.query(
-            """
-            INSERT INTO admin_users (email, password_hash) VALUES (\(email), \(passwordHash))
-            ON CONFLICT ((lower(email))) DO UPDATE SET password_hash = EXCLUDED.password_hash
-            RETURNING (xmax = 0)
-            """,
-            logger: logger
-        )
-        for try await created in rows.decode(Bool.self) { return created }
-        return false
+        try await client.committing(logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO admin_users (email, password_hash) VALUES (\(email), \(passwordHash))
+                ON CONFLICT ((lower(email))) DO UPDATE SET password_hash = EXCLUDED.password_hash
+                RETURNING (xmax = 0)
+                """,
+                logger: logger
+            )
+            for try await created in rows.decode(Bool.self) { return created }
+            return false
+        }
     }
 
     public func find(email: String) async throws -> Record? {

@@ -1,6 +1,7 @@
 import Foundation
 import JobQueue
 import Logging
+import NotifyConfig
 import PostgresNIO
 import Telemetry
 
@@ -32,8 +33,8 @@ final class GroupCommitter: Sendable {
             Telemetry.commitBatch(size: items.count)
             do {
                 return try await writer.createMany(items).map { .success($0) }
-            } catch let error as PSQLError where error.code == .server && items.count > 1 {
-                // The server refused the statement: one request must not sink the others, so each is written alone
+            } catch  where error.sqlState != nil && items.count > 1 {
+                // The server refused the statement or its commit: one request must not sink the others, so each is written alone
                 // and a request that fails alone gets its own error.
                 logger.warning("group commit refused; writing its requests one by one", metadata: ["count": .stringConvertible(items.count)])
                 var results: [Result<Accepted?, any Error>] = []

@@ -195,19 +195,23 @@ struct NotificationRepository: Sendable {
         let correlationIDs = items.map(\.correlationID)
         let maxAttempts = self.maxAttempts
 
-        // One statement (sql/notifications/0008): notifications, jobs and outbox messages in one round trip and one
-        // transaction; PL/pgSQL keeps its plans between calls.
-        var written: [UUID: (createdAt: Date, jobID: Int)] = [:]
-        for try await (id, createdAt, jobID) in try await client.query(
-            """
-            SELECT notification_id, created_at, job_id FROM accept_notifications(
-                \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
-                \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(maxAttempts)::int)
-            """,
-            logger: logger
-        ).decode((UUID, Date, Int).self) {
-            written[id] = (createdAt, jobID)
+        // One statement (sql/notifications/0008): notifications, jobs and outbox messages in one round trip;
+        // PL/pgSQL keeps its plans between calls. It runs between BEGIN and COMMIT, and nothing is answered before
+        // COMMIT did (see `committing`): a lone statement's rows arrive before its commit.
+        let written = try await client.committing(logger: logger) { connection in
+            var written: [UUID: (createdAt: Date, jobID: Int)] = [:]
+            for try await (id, createdAt, jobID) in try await connection.query(
+                """
+                SELECT notification_id, created_at, job_id FROM accept_notifications(
+                    \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
+                    \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
+                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(maxAttempts)::int)
+                """,
+                logger: logger
+            ).decode((UUID, Date, Int).self) {
+                written[id] = (createdAt, jobID)
+            }
+            return written
         }
         return zip(items, ids).map { item, id in
             guard let row = written[id] else { return nil }
@@ -388,9 +392,12 @@ extension NotificationRepository {
     /// Returns nil when there is no such notification, false when it is not failed.
     func replay(id: UUID, client clientName: String) async throws -> Bool? {
         guard try await find(id: id, owner: .client(clientName)) != nil else { return nil }
-        let rows = try await client.query("SELECT replay_dead_letter(\(id))", logger: logger)
-        for try await replayed in rows.decode(Bool.self) { return replayed }
-        return false
+        return try await client.committing(logger: logger) { connection in
+            for try await replayed in try await connection.query("SELECT replay_dead_letter(\(id))", logger: logger).decode(Bool.self) {
+                return replayed
+            }
+            return false
+        }
     }
 }
 

@@ -244,11 +244,13 @@ public struct TemplateRepository: Sendable {
     }
 
     public func archive(code: String, channel: String) async throws -> Bool {
-        for try await _ in try await client.query(
-            "UPDATE templates SET archived_at = COALESCE(archived_at, now()), updated_at = now() WHERE code = \(code) AND channel = \(channel) RETURNING id",
-            logger: logger
-        ).decode(UUID.self) { return true }
-        return false
+        try await client.committing(logger: logger) { connection in
+            for try await _ in try await connection.query(
+                "UPDATE templates SET archived_at = COALESCE(archived_at, now()), updated_at = now() WHERE code = \(code) AND channel = \(channel) RETURNING id",
+                logger: logger
+            ).decode(UUID.self) { return true }
+            return false
+        }
     }
 
     /// Active templates, newest first, in their default language.

@@ -214,9 +214,12 @@ public struct UserRepository: Sendable {
 
     /// Deletes the user and, by cascade, every device and preference: no personal data remains.
     public func delete(id: UUID) async throws -> Bool {
-        let rows = try await client.query("DELETE FROM users WHERE id = \(id) RETURNING id", logger: logger)
-        for try await _ in rows.decode(UUID.self) { return true }
-        return false
+        try await client.committing(logger: logger) { connection in
+            for try await _ in try await connection.query("DELETE FROM users WHERE id = \(id) RETURNING id", logger: logger).decode(UUID.self) {
+                return true
+            }
+            return false
+        }
     }
 
     public func preferences(id: UUID) async throws -> PreferencesResource? {
@@ -297,45 +300,51 @@ public struct UserRepository: Sendable {
     /// Adds a device; the same token again returns the existing device (reactivated). Nil when the user is unknown.
     public func addDevice(userID: UUID, platform: String, token: String, p256dh: String?, auth: String?) async throws -> (DeviceResource, Bool)? {
         do {
-            let rows = try await client.query(
-                """
-                INSERT INTO devices (user_id, platform, token, p256dh, auth) VALUES (\(userID), \(platform), \(token), \(p256dh), \(auth))
-                ON CONFLICT (user_id, platform, token) DO UPDATE
-                    SET active = true, deactivated_at = NULL, deactivation_reason = NULL, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
-                        updated_at = now()
-                RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at, (xmax = 0)
-                """,
-                logger: logger
-            )
-            for try await row in rows.decode((UUID, String, String, String?, String?, Bool, String?, Date, Bool).self) {
-                return (Self.device((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8)
+            return try await client.committing(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO devices (user_id, platform, token, p256dh, auth) VALUES (\(userID), \(platform), \(token), \(p256dh), \(auth))
+                    ON CONFLICT (user_id, platform, token) DO UPDATE
+                        SET active = true, deactivated_at = NULL, deactivation_reason = NULL, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
+                            updated_at = now()
+                    RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at, (xmax = 0)
+                    """,
+                    logger: logger
+                )
+                for try await row in rows.decode((UUID, String, String, String?, String?, Bool, String?, Date, Bool).self) {
+                    return (Self.device((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8)
+                }
+                return nil
             }
-            return nil
         } catch  where error.sqlState == "23503" {
             return nil
         }
     }
 
     public func deleteDevice(userID: UUID, deviceID: UUID) async throws -> Bool {
-        for try await _ in try await client.query(
-            "DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID) RETURNING id",
-            logger: logger
-        ).decode(UUID.self) { return true }
-        return false
+        try await client.committing(logger: logger) { connection in
+            for try await _ in try await connection.query(
+                "DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID) RETURNING id",
+                logger: logger
+            ).decode(UUID.self) { return true }
+            return false
+        }
     }
 
     /// Marks a device the provider rejected: it gets no more pushes.
     public func deactivateDevice(userID: UUID, deviceID: UUID, reason: String) async throws -> DeviceResource? {
-        let rows = try await client.query(
-            """
-            UPDATE devices SET active = false, deactivated_at = now(), deactivation_reason = \(reason), updated_at = now()
-            WHERE id = \(deviceID) AND user_id = \(userID)
-            RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at
-            """,
-            logger: logger
-        )
-        for try await row in rows.decode(DeviceRow.self) { return Self.device(row) }
-        return nil
+        try await client.committing(logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE devices SET active = false, deactivated_at = now(), deactivation_reason = \(reason), updated_at = now()
+                WHERE id = \(deviceID) AND user_id = \(userID)
+                RETURNING id, platform, token, p256dh, auth, active, deactivation_reason, created_at
+                """,
+                logger: logger
+            )
+            for try await row in rows.decode(DeviceRow.self) { return Self.device(row) }
+            return nil
+        }
     }
 
     public func contact(id: UUID) async throws -> ContactResource? {

@@ -232,9 +232,11 @@ public struct DeliveryWorker: Service {
         }
         inFlight.withLockedValue { _ = $0.insert(job.jobID) }
         defer { inFlight.withLockedValue { _ = $0.remove(job.jobID) } }
-        if await process(job, logger: self.logger(for: job)) {
-            consumer.ack(delivery)
-        }
+        // Acked even when the outcome could not be recorded: the job then stays `running` in PostgreSQL and the
+        // rescuer returns it after its lease, with a new message. Left unacked, the message would hold one of the
+        // prefetch slots until the connection closes: one PostgreSQL outage under load could leave the worker none.
+        _ = await process(job, logger: self.logger(for: job))
+        consumer.ack(delivery)
     }
 
     func logger(for job: ClaimedJob) -> Logger {
@@ -246,7 +248,7 @@ public struct DeliveryWorker: Service {
     }
 
     /// Delivers a claimed job and records the outcome. Returns false when the outcome could not be recorded: the job
-    /// then stays `running` until its lease expires and is rescued, and its message is not acked.
+    /// then stays `running` until its lease expires and is rescued.
     func process(_ job: ClaimedJob, logger: Logger) async -> Bool {
         do {
             guard let recipient = try await directory.recipient(job.userID, correlationID: job.correlationID) else {

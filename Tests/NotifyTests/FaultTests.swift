@@ -30,9 +30,33 @@ struct FaultTests {
 
     /// Waits until every id has exactly one email (at-least-once may legitimately give more; see the callers).
     func waitDelivered(_ stack: Stack, _ ids: [String], timeout: Duration = .seconds(180)) async throws -> [String: Int] {
-        try await eventually("\(ids.count) emails", timeout: timeout, interval: .milliseconds(500)) { () -> [String: Int]? in
+        do {
+            return try await eventually("\(ids.count) emails", timeout: timeout, interval: .milliseconds(500)) { () -> [String: Int]? in
+                let counts = stack.emailCounts(for: ids)
+                return counts.count == ids.count ? counts : nil
+            }
+        } catch {
+            // Say where each missing one stands, so a failure in CI can be understood from its output alone.
             let counts = stack.emailCounts(for: ids)
-            return counts.count == ids.count ? counts : nil
+            let missing = ids.filter { counts["<\($0)@notify.local>"] == nil }.compactMap(UUID.init(uuidString:))
+            let rows = try await stack.infra.withDatabase(.notifications) { client in
+                var rows: [String] = []
+                for try await (id, status, state, published) in try await client.query(
+                    """
+                    SELECT DISTINCT ON (n.id) n.id::text, n.status, j.state, o.published_at IS NOT NULL
+                    FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id LEFT JOIN outbox o ON o.message_id = j.id::text
+                    WHERE n.id = ANY(\(missing)) ORDER BY n.id, o.published_at IS NOT NULL DESC
+                    """,
+                    logger: TestInfrastructure.logger
+                ).decode((String, String, String?, Bool?).self) {
+                    rows.append("\(id): status \(status), job \(state ?? "none"), outbox published \(published.map(String.init) ?? "no row")")
+                }
+                return rows
+            }
+            Issue.record(
+                "\(missing.count) of \(ids.count) accepted notifications never arrived; \(missing.count - rows.count) of them are not in the database at all. \(rows.prefix(20).joined(separator: "; "))"
+            )
+            throw error
         }
     }
 

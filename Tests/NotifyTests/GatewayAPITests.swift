@@ -113,6 +113,66 @@ struct GatewayAPITests {
         }
     }
 
+    @Test("a write that fails at COMMIT is never answered 202: alone or grouped with others, only its own request fails and nothing of it stays")
+    func failedCommitIsNotAccepted() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+            let user = try await Self.prepare(stack)
+            // A deferred constraint trigger fails at COMMIT, after the statement returned its rows, like a server
+            // terminated between the two (which a fast shutdown does): the rows alone must not count as accepted.
+            try await stack.infra.withDatabase(.notifications) { client in
+                _ = try await client.query(
+                    """
+                    CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF NEW.request_id LIKE 'refused-%' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+                        RETURN NULL;
+                    END $$
+                    """,
+                    logger: TestInfrastructure.logger
+                )
+                _ = try await client.query(
+                    """
+                    CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON notifications
+                    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()
+                    """,
+                    logger: TestInfrastructure.logger
+                )
+            }
+            func body(_ requestID: String) -> [String: Any] {
+                var body = Self.valid(user)
+                body["request_id"] = requestID
+                return body
+            }
+            let alone = try await stack.send(body("refused-alone"))
+            #expect(alone.status == 503)
+            #expect(alone.error == "DEPENDENCY_UNAVAILABLE")
+
+            // Sent together they may share one group commit: the refused one must not sink the others.
+            let statuses = try await withThrowingTaskGroup(of: (String, Int).self) { group in
+                for index in 0..<12 {
+                    let requestID = index % 4 == 0 ? "refused-\(index)" : "fine-\(index)"
+                    group.addTask { (requestID, try await stack.send(body(requestID)).status) }
+                }
+                return try await group.reduce(into: [String: Int]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(statuses.filter { $0.key.hasPrefix("refused-") }.allSatisfy { $0.value == 503 })
+            #expect(statuses.filter { $0.key.hasPrefix("fine-") }.allSatisfy { $0.value == 202 })
+            #expect(statuses.count == 12)
+            let stored = try await stack.scalar("SELECT count(*)::int FROM notifications WHERE request_id LIKE 'refused-%'", as: Int.self)
+            #expect(stored == 0)
+            let jobs = try await stack.scalar("SELECT count(*)::int FROM jobs", as: Int.self)
+            let outbox = try await stack.scalar("SELECT count(*)::int FROM outbox", as: Int.self)
+            #expect(jobs == 9)
+            #expect(outbox == 9)
+
+            // The request_id is free again: once the cause is gone, the same request is accepted.
+            try await stack.infra.withDatabase(.notifications) { client in
+                _ = try await client.query("DROP TRIGGER refuse_at_commit ON notifications", logger: TestInfrastructure.logger)
+            }
+            #expect(try await stack.send(body("refused-alone")).status == 202)
+        }
+    }
+
     @Test("the Idempotency-Key header stands in for request_id")
     func idempotencyKeyHeader() async throws {
         try await Stack.with(services: [.users, .templates, .gateway]) { stack in
