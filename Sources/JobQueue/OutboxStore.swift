@@ -19,13 +19,14 @@ public struct OutboxMessage: Sendable {
 public enum OutboxStore {
     public static let channel = "outbox"
 
-    /// Locks up to `limit` unpublished rows for the rest of the caller's transaction; other relays skip them.
+    /// Locks up to `limit` unpublished rows for the rest of the caller's transaction, highest priority first, then
+    /// oldest first (`sql/notifications/0009`); other relays skip them.
     public static func claimUnpublished(on connection: PostgresConnection, limit: Int, logger: Logger) async throws -> [OutboxMessage] {
         let rows = try await connection.query(
             """
             SELECT id, routing_key, message_id, correlation_id, priority, payload::text, payload->>'notification_id'
             FROM outbox WHERE published_at IS NULL
-            ORDER BY id LIMIT \(limit)
+            ORDER BY priority DESC, id LIMIT \(limit)
             FOR UPDATE SKIP LOCKED
             """,
             logger: logger

@@ -115,6 +115,33 @@ struct BulkAndOrderTests {
         }
     }
 
+    @Test("priority: with a backlog in the outbox, the relay publishes higher-priority notifications first")
+    func outboxPriorityOrder() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway], extra: ["NOTIFY_RELAY_BATCH": "5"]) { stack in
+            let user = try await Self.prepare(stack)
+            let low = (0..<30).map { Self.item(user, "low-\($0)", priority: 0) }
+            let high = (0..<10).map { Self.item(user, "high-\($0)", priority: 9) }
+            #expect(try await bulk(stack, low).data["accepted"] as? Int == 30)
+            #expect(try await bulk(stack, high).data["accepted"] as? Int == 10)
+            // The backlog sits in the outbox before the relay runs.
+            try stack.start(.relay)
+            _ = try await eventually("40 published", timeout: .seconds(60)) { () -> Bool? in
+                try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NOT NULL", as: Int.self) == 40 ? true : nil
+            }
+            // Batches of 5, one transaction each, one after another: a batch's rows share its published_at.
+            let order = try await stack.infra.withDatabase(.notifications) { client in
+                var priorities: [Int] = []
+                for try await priority in try await client.query(
+                    "SELECT priority FROM outbox ORDER BY published_at, id",
+                    logger: TestInfrastructure.logger
+                ).decode(Int.self) { priorities.append(priority) }
+                return priorities
+            }
+            #expect(order.count == 40)
+            #expect(Array(order.prefix(10)) == Array(repeating: 9, count: 10), "published order: \(order)")
+        }
+    }
+
     @Test("scheduling: send_at holds the job until then; the notification is sent after it, not before")
     func scheduled() async throws {
         try await Stack.with { stack in
