@@ -86,14 +86,30 @@ struct BulkAndOrderTests {
         }
     }
 
+    /// 30 notifications of priority 0, then 10 of priority 9, each group in one bulk request.
+    func acceptLowThenHigh(_ stack: Stack, _ user: String) async throws {
+        let low = (0..<30).map { Self.item(user, "low-\($0)", priority: 0) }
+        let high = (0..<10).map { Self.item(user, "high-\($0)", priority: 9) }
+        #expect(try await bulk(stack, low).data["accepted"] as? Int == 30)
+        #expect(try await bulk(stack, high).data["accepted"] as? Int == 10)
+    }
+
+    /// The priorities a query of this test's notifications database lists, in its order.
+    static func priorities(_ stack: Stack, _ query: PostgresQuery) async throws -> [Int] {
+        try await stack.infra.withDatabase(.notifications) { client in
+            var priorities: [Int] = []
+            for try await priority in try await client.query(query, logger: TestInfrastructure.logger).decode(Int.self) {
+                priorities.append(priority)
+            }
+            return priorities
+        }
+    }
+
     @Test("priority: with a backlog on the broker, higher-priority notifications are delivered first")
     func priorityOrder() async throws {
         try await Stack.with(services: [.users, .templates, .gateway, .relay], extra: ["NOTIFY_WORKER_PREFETCH": "1"]) { stack in
             let user = try await Self.prepare(stack)
-            let low = (0..<30).map { Self.item(user, "low-\($0)", priority: 0) }
-            let high = (0..<10).map { Self.item(user, "high-\($0)", priority: 9) }
-            #expect(try await bulk(stack, low).data["accepted"] as? Int == 30)
-            #expect(try await bulk(stack, high).data["accepted"] as? Int == 10)
+            try await acceptLowThenHigh(stack, user)
             // The backlog sits in email.queue before any worker runs.
             _ = try await eventually("40 messages queued", timeout: .seconds(30)) { () -> Bool? in
                 let queue = try await stack.infra.management(stack.http).queue("email.queue")
@@ -103,14 +119,7 @@ struct BulkAndOrderTests {
             _ = try await eventually("all 40 sent", timeout: .seconds(60)) { () -> Bool? in
                 try await stack.scalar("SELECT count(*)::int FROM notifications WHERE status = 'sent'", as: Int.self) == 40 ? true : nil
             }
-            let order = try await stack.infra.withDatabase(.notifications) { client in
-                var priorities: [Int] = []
-                for try await priority in try await client.query(
-                    "SELECT priority FROM notifications ORDER BY sent_at, id",
-                    logger: TestInfrastructure.logger
-                ).decode(Int.self) { priorities.append(priority) }
-                return priorities
-            }
+            let order = try await Self.priorities(stack, "SELECT priority FROM notifications ORDER BY sent_at, id")
             #expect(Array(order.prefix(10)) == Array(repeating: 9, count: 10), "sent order: \(order)")
         }
     }
@@ -119,24 +128,14 @@ struct BulkAndOrderTests {
     func outboxPriorityOrder() async throws {
         try await Stack.with(services: [.users, .templates, .gateway], extra: ["NOTIFY_RELAY_BATCH": "5"]) { stack in
             let user = try await Self.prepare(stack)
-            let low = (0..<30).map { Self.item(user, "low-\($0)", priority: 0) }
-            let high = (0..<10).map { Self.item(user, "high-\($0)", priority: 9) }
-            #expect(try await bulk(stack, low).data["accepted"] as? Int == 30)
-            #expect(try await bulk(stack, high).data["accepted"] as? Int == 10)
+            try await acceptLowThenHigh(stack, user)
             // The backlog sits in the outbox before the relay runs.
             try stack.start(.relay)
             _ = try await eventually("40 published", timeout: .seconds(60)) { () -> Bool? in
                 try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NOT NULL", as: Int.self) == 40 ? true : nil
             }
             // Batches of 5, one transaction each, one after another: a batch's rows share its published_at.
-            let order = try await stack.infra.withDatabase(.notifications) { client in
-                var priorities: [Int] = []
-                for try await priority in try await client.query(
-                    "SELECT priority FROM outbox ORDER BY published_at, id",
-                    logger: TestInfrastructure.logger
-                ).decode(Int.self) { priorities.append(priority) }
-                return priorities
-            }
+            let order = try await Self.priorities(stack, "SELECT priority FROM outbox ORDER BY published_at, id")
             #expect(order.count == 40)
             #expect(Array(order.prefix(10)) == Array(repeating: 9, count: 10), "published order: \(order)")
         }
