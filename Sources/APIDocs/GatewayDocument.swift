@@ -7,7 +7,7 @@ enum GatewayDocument {
             "post": {
               "operationId": "createNotification",
               "summary": "Accept a notification for delivery",
-              "description": "Needs an API key with `notifications:write`, or a user's access token (which may send only to that user). The notification, its job and its outbox message are written in one transaction before the 202. The user must exist and allow the channel (and the template's category); the template must exist for the channel. `request_id` (or the `Idempotency-Key` header) makes the call idempotent per client: the same payload again answers 200 with the original and `Idempotent-Replayed: true`; a different payload is 422 IDEMPOTENCY_CONFLICT. Rate limits apply per credential and per recipient.",
+              "description": "Needs an API key with `notifications:write`, or a user's access token (which may send only to that user). The notification, its job and its outbox message are written in one transaction, and the 202 is sent only after its COMMIT returned; if the commit does not happen (the database stopped, or refused it), the answer is 503 and nothing was accepted, so a retry with the same `request_id` is safe. The user must exist and allow the channel (and the template's category); the template must exist for the channel. `request_id` (or the `Idempotency-Key` header) makes the call idempotent per client: the same payload again answers 200 with the original and `Idempotent-Replayed: true`; a different payload is 422 IDEMPOTENCY_CONFLICT. Rate limits apply per credential and per recipient.",
               "security": [{"bearer": []}, {"apiKey": []}],
               "parameters": [
                 {"name": "Idempotency-Key", "in": "header", "description": "Stands in for `request_id` when the body has none (1-255 characters).", "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
@@ -216,7 +216,7 @@ enum GatewayDocument {
               "template_code": {"type": "string", "minLength": 1, "maxLength": 100},
               "variables": {"type": "object", "description": "Values for the template's variables (e.g. name, link)."},
               "request_id": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Required unless the Idempotency-Key header is given. Unique per client."},
-              "priority": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0, "description": "Higher is delivered first."},
+              "priority": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0, "description": "Higher first at every step: published from the outbox, queued in RabbitMQ and claimed from PostgreSQL. Strict: lower priorities wait while higher ones keep coming."},
               "metadata": {"type": "object"},
               "language": {"type": "string", "maxLength": 35, "description": "e.g. fr-CA; falls back to fr, then the template's default."},
               "send_at": {"type": "string", "format": "date-time", "maxLength": 64, "description": "RFC 3339; the notification is held until then."}

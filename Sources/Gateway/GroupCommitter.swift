@@ -34,8 +34,8 @@ final class GroupCommitter: Sendable {
             do {
                 return try await writer.createMany(items).map { .success($0) }
             } catch  where error.sqlState != nil && items.count > 1 {
-                // The server refused the statement or its commit: one request must not sink the others, so each is written alone
-                // and a request that fails alone gets its own error.
+                // The server refused the statement or its commit: one request must not sink the others, so each is
+                // written alone and a request that fails alone gets its own error.
                 logger.warning("group commit refused; writing its requests one by one", metadata: ["count": .stringConvertible(items.count)])
                 var results: [Result<Accepted?, any Error>] = []
                 for item in items {

@@ -172,7 +172,7 @@ public struct DeliveryWorker: Service {
             inFlight.withLockedValue { _ = $0.insert(job.jobID) }
             counters.withLockedValue { $0.viaFallback += 1 }
             group.addTask {
-                _ = await self.process(job, logger: self.logger(for: job))
+                await self.process(job, logger: self.logger(for: job))
                 self.inFlight.withLockedValue { _ = $0.remove(job.jobID) }
                 if self.fallbackBacklog.withLockedValue({ $0 }) { wake.yield() }
             }
@@ -235,7 +235,7 @@ public struct DeliveryWorker: Service {
         // Acked even when the outcome could not be recorded: the job then stays `running` in PostgreSQL and the
         // rescuer returns it after its lease, with a new message. Left unacked, the message would hold one of the
         // prefetch slots until the connection closes: one PostgreSQL outage under load could leave the worker none.
-        _ = await process(job, logger: self.logger(for: job))
+        await process(job, logger: self.logger(for: job))
         consumer.ack(delivery)
     }
 
@@ -247,9 +247,9 @@ public struct DeliveryWorker: Service {
         return logger
     }
 
-    /// Delivers a claimed job and records the outcome. Returns false when the outcome could not be recorded: the job
-    /// then stays `running` until its lease expires and is rescued.
-    func process(_ job: ClaimedJob, logger: Logger) async -> Bool {
+    /// Delivers a claimed job and records the outcome. When the outcome cannot be recorded (it is logged), the job stays
+    /// `running` until its lease expires and is rescued.
+    func process(_ job: ClaimedJob, logger: Logger) async {
         do {
             guard let recipient = try await directory.recipient(job.userID, correlationID: job.correlationID) else {
                 throw DeliveryFailure(message: "user not found", permanent: true)
@@ -269,28 +269,27 @@ public struct DeliveryWorker: Service {
             }
             try await deliverer.deliver(job, to: recipient, template: template, logger: logger)
         } catch {
-            return await record(error, for: job, logger: logger)
+            await record(error, for: job, logger: logger)
+            return
         }
         do {
             try await completions.submit(job.jobID)
             counters.withLockedValue { $0.delivered += 1 }
             Telemetry.sent(channel: job.channel.rawValue)
             logger.info("notification sent")
-            return true
         } catch {
             logger.error("completion not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
-            return false
         }
     }
 
-    func record(_ error: any Error, for job: ClaimedJob, logger: Logger) async -> Bool {
+    func record(_ error: any Error, for job: ClaimedJob, logger: Logger) async {
         do {
             if let open = error as? BreakerOpenError {
                 // A dependency is known to be down: give the job back without spending an attempt.
                 try await jobs.snooze(jobID: job.jobID, delay: max(open.retryAfter, .seconds(1)), cause: "circuit \(open.name) open")
                 counters.withLockedValue { $0.snoozed += 1 }
                 logger.info("delivery postponed", metadata: ["circuit": .string(open.name)])
-                return true
+                return
             }
             let failure = error as? DeliveryFailure ?? DeliveryFailure(message: String(describing: error), permanent: false)
             let delay = failure.retryAfter ?? Backoff.delay(attempt: job.attempt, base: configuration.retryBase, cap: configuration.retryCap)
@@ -304,10 +303,8 @@ public struct DeliveryWorker: Service {
                     "error": .string(failure.message), "permanent": .stringConvertible(failure.permanent), "state": .string(state?.rawValue ?? ""),
                 ]
             )
-            return true
         } catch {
             logger.error("failure not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
-            return false
         }
     }
 

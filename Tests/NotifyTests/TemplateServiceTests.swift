@@ -45,13 +45,7 @@ struct TemplateServiceTests {
     @Test("a template whose generation key is gone from Redis (flushed, or never bumped) is cached under generation 0")
     func cacheWithoutGeneration() async throws {
         try await Stack.with(services: [.templates]) { stack in
-            let created = try await stack.call(
-                .POST,
-                url(stack),
-                json: ["code": "nogen", "name": "No gen", "channel": "email", "subject": "S", "body": "B"],
-                headers: stack.serviceAuth
-            )
-            #expect(created.status == 201)
+            try await stack.createTemplate(["code": "nogen", "name": "No gen", "channel": "email", "subject": "S", "body": "B"])
             let redis = RedisClient(host: stack.infra.redis.host, port: stack.infra.redis.port, timeoutMilliseconds: 5000)
             _ = try await redis.command(["DEL", "\(stack.infra.redis.keyPrefix)template:nogen:gen"])
             // A missing key is generation 0, not an unknown generation: lookups keep using the cache.

@@ -4,6 +4,14 @@
 # alive NAME: its process is running.
 alive() { [[ -s $DIR/pids/$1.pid ]] && kill -0 "$(cat "$DIR/pids/$1.pid")" 2>/dev/null; }
 
+# bench_up NAME: deploy/local/up, quietly, for the bench script NAME (with NOTIFY_BIN, if set). up ends by watching a
+# demo email arrive, which a backlog earlier runs left can delay past its wait; the processes run all the same, so
+# that alone does not stop a bench.
+bench_up() {
+    env -i PATH="$PATH" HOME="$HOME" NOTIFY_RELAY_PUBLISHER="${NOTIFY_RELAY_PUBLISHER:-http}" NOTIFY_BIN="${NOTIFY_BIN:-}" \
+        bash -c 'deploy/local/up' >/dev/null || echo "[$1] deploy/local/up reported a problem (above); going on" >&2
+}
+
 # stop_process NAME: SIGTERM, up to 15 s to finish its work, then SIGKILL. Prints the PID it stopped, nothing when
 # none was running.
 stop_process() {
