@@ -256,6 +256,60 @@ struct EndToEndTests {
         }
     }
 
+    @Test("a delivery whose outcome cannot be recorded is still acked: the worker's prefetch slots are not used up")
+    func unrecordedOutcomeIsAcked() async throws {
+        try await Stack.with(extra: ["NOTIFY_WORKER_PREFETCH": "2"]) { stack in
+            let userID = try await stack.createUser()
+            try await stack.createTemplate(["code": "unrecorded", "name": "U", "channel": "email", "subject": "S {{n}}", "body": "B {{n}}"])
+            // PostgreSQL refuses every job's move to `completed`, as it would while it is restarting.
+            try await stack.infra.withDatabase(.notifications) { client in
+                _ = try await client.query(
+                    """
+                    CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF NEW.state = 'completed' THEN RAISE EXCEPTION 'completion refused'; END IF;
+                        RETURN NEW;
+                    END $$
+                    """,
+                    logger: TestInfrastructure.logger
+                )
+                _ = try await client.query(
+                    "CREATE TRIGGER refuse_completion BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION refuse_completion()",
+                    logger: TestInfrastructure.logger
+                )
+            }
+            // Through the broker, where a delivery holds a prefetch slot until it is acked (the PostgreSQL path has none).
+            _ = try await eventually("the worker consuming from RabbitMQ") { () -> Bool? in
+                let health = try await stack.call(.GET, "\(stack.url(.emailWorker))/health")
+                let circuit = (health.data["checks"] as? [String: Any])?["circuit:rabbitmq"] as? [String: Any]
+                return circuit?["status"] as? String == "up" ? true : nil
+            }
+            var ids: [String] = []
+            for index in 0..<5 {
+                let reply = try await stack.send([
+                    "notification_type": "email", "user_id": userID, "template_code": "unrecorded", "variables": ["n": index],
+                    "request_id": "unrecorded-\(index)",
+                ])
+                #expect(reply.status == 202)
+                ids.append(try #require(reply.data["notification_id"] as? String))
+            }
+            // Two slots, five messages: each delivery must give its slot back although its completion failed.
+            _ = try await eventually("all 5 emails", timeout: .seconds(60)) { () -> Bool? in
+                stack.emailCounts(for: ids).count == 5 ? true : nil
+            }
+            _ = try await eventually("email.queue empty, nothing unacked", timeout: .seconds(60)) { () -> Bool? in
+                let queue = try await stack.infra.management(stack.http).queue("email.queue")
+                return queue["messages"] as? Int == 0 && queue["messages_unacknowledged"] as? Int == 0 ? true : nil
+            }
+            // The jobs stay `running` for the rescuer (their lease is a minute long): nothing was recorded as done.
+            let running = try await stack.scalar("SELECT count(*)::int FROM jobs WHERE state = 'running' AND attempted_via = 'broker'", as: Int.self)
+            #expect(running == 5)
+            _ = try await eventually("the worker logged the unrecorded completions") { () -> Bool? in
+                stack.process(.emailWorker)?.log.contains("completion not recorded") == true ? true : nil
+            }
+        }
+    }
+
     @Test("a push to a user with two devices reaches both")
     func pushFansOut() async throws {
         try await Stack.with { stack in
