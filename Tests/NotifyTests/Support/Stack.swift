@@ -95,7 +95,13 @@ final class Stack: @unchecked Sendable {
     }
 
     private func prepare() async throws {
-        try await infra.management(http).ensureVhost(user: infra.rabbit.user)
+        // CI once saw this PUT outlast its deadline while 20 tests started at once on two cores; it is idempotent,
+        // so it is retried until the vhost is there.
+        let management = infra.management(http)
+        _ = try await eventually("RabbitMQ vhost \(infra.rabbit.vhost)", timeout: .seconds(120)) { () -> Bool? in
+            try await management.ensureVhost(user: self.infra.rabbit.user)
+            return true
+        }
         try await Migrator(
             settings: infra.postgres,
             directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"),
@@ -199,7 +205,7 @@ final class Stack: @unchecked Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))
         }
-        let response = try await http.execute(request, timeout: .seconds(10))
+        let response = try await http.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 8 << 20)
         let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
         return Reply(status: Int(response.status.code), headers: response.headers, json: object)

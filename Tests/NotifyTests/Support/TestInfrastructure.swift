@@ -73,8 +73,17 @@ struct TestInfrastructure: Sendable {
         return environment
     }
 
+    /// The management API as the tests use it: a request may take long on a loaded machine (creating a vhost starts
+    /// its message stores, which write to disk), so each gets 30 s rather than the services' 5 s.
     func management(_ http: HTTPClient) -> RabbitManagementClient {
-        RabbitManagementClient(http: http, baseURL: rabbit.managementURL, user: rabbit.user, password: rabbit.password, vhost: rabbit.vhost)
+        RabbitManagementClient(
+            http: http,
+            baseURL: rabbit.managementURL,
+            user: rabbit.user,
+            password: rabbit.password,
+            vhost: rabbit.vhost,
+            timeout: .seconds(30)
+        )
     }
 
     /// Runs `body` with a client connected to one of this test's databases.
