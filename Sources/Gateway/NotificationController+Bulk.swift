@@ -132,10 +132,10 @@ extension NotificationController {
         }
         var allowedUsers: [UUID: RateDecision] = [:]
         if let limit = limits.perUser {
-            let counts = Dictionary(grouping: unique, by: \.new.userID).mapValues(\.count)
-            for (userID, count) in counts {
-                allowedUsers[userID] = await limiter.check("user:\(userID.lowercased)", limit: limit, cost: count)
-            }
+            // Every recipient's bucket in one round trip to Redis, each charged with its items.
+            let counts = Array(Dictionary(grouping: unique, by: \.new.userID).mapValues(\.count))
+            let decisions = await limiter.checkMany(counts.map { ("user:\($0.key.lowercased)", $0.value) }, limit: limit)
+            for (entry, decision) in zip(counts, decisions) { allowedUsers[entry.key] = decision }
         }
         var toInsert: [(index: Int, new: NewNotification, version: Int)] = []
         var refused: [(index: Int, new: NewNotification, error: APIError)] = []

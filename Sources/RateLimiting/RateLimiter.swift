@@ -66,23 +66,32 @@ public final class RateLimiter: Sendable {
     private let local = NIOLockedValueBox([String: Double]())
     private let logger: Logger
 
+    /// One GCRA step per key: KEYS are the buckets, ARGV the interval (µs), the burst, then each key's cost. Each
+    /// bucket is decided on its own (a refused one is not charged, and does not refuse the others); one round trip
+    /// and one atomic step for all of them. (On a Redis Cluster the keys of one call would need one hash slot; the
+    /// architecture has one Redis.)
     static let script = """
         local interval = tonumber(ARGV[1])
         local burst = tonumber(ARGV[2])
-        local cost = tonumber(ARGV[3])
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-        if tat < now then tat = now end
         local tolerance = interval * burst
-        local new_tat = tat + interval * cost
-        if new_tat - tolerance > now then
-          local remaining = math.floor((now - (tat - tolerance)) / interval)
-          if remaining < 0 then remaining = 0 end
-          return {0, remaining, math.ceil(new_tat - tolerance - now), math.ceil(tat - now)}
+        local results = {}
+        for i, key in ipairs(KEYS) do
+          local cost = tonumber(ARGV[2 + i])
+          local tat = tonumber(redis.call('GET', key) or '0')
+          if tat < now then tat = now end
+          local new_tat = tat + interval * cost
+          if new_tat - tolerance > now then
+            local remaining = math.floor((now - (tat - tolerance)) / interval)
+            if remaining < 0 then remaining = 0 end
+            results[i] = {0, remaining, math.ceil(new_tat - tolerance - now), math.ceil(tat - now)}
+          else
+            redis.call('SET', key, string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+            results[i] = {1, math.floor((now - (new_tat - tolerance)) / interval), 0, math.ceil(new_tat - now)}
+          end
         end
-        redis.call('SET', KEYS[1], string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-        return {1, math.floor((now - (new_tat - tolerance)) / interval), 0, math.ceil(new_tat - now)}
+        return results
         """
     static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
 
@@ -99,31 +108,48 @@ public final class RateLimiter: Sendable {
 
     /// Takes `cost` units from the bucket `key` under `limit`.
     public func check(_ key: String, limit: RateLimit, cost: Int = 1) async -> RateDecision {
-        if let redis, let decision = try? await breaker.run({ try await self.checkRedis(redis, key: key, limit: limit, cost: cost) }) {
-            return decision
-        }
-        return checkLocal(key, limit: limit, cost: cost)
+        await checkMany([(key, cost)], limit: limit)[0]
     }
 
-    func checkRedis(_ redis: RedisClient, key: String, limit: RateLimit, cost: Int) async throws -> RateDecision {
-        let arguments = ["1", prefix + "rl:" + key, String(limit.intervalMicros), String(limit.burst), String(cost)]
+    /// Takes from several buckets under the same limit in one round trip to Redis (a bulk request's recipients):
+    /// one decision per bucket, in order, each as if checked alone.
+    public func checkMany(_ buckets: [(key: String, cost: Int)], limit: RateLimit) async -> [RateDecision] {
+        guard !buckets.isEmpty else { return [] }
+        if let redis, let decisions = try? await breaker.run({ try await self.checkRedis(redis, buckets, limit: limit) }) {
+            return decisions
+        }
+        return buckets.map { checkLocal($0.key, limit: limit, cost: $0.cost) }
+    }
+
+    func checkRedis(_ redis: RedisClient, _ buckets: [(key: String, cost: Int)], limit: RateLimit) async throws -> [RateDecision] {
+        var arguments = [String(buckets.count)]
+        arguments.reserveCapacity(2 * buckets.count + 3)
+        for bucket in buckets { arguments.append(prefix + "rl:" + bucket.key) }
+        arguments.append(String(limit.intervalMicros))
+        arguments.append(String(limit.burst))
+        for bucket in buckets { arguments.append(String(bucket.cost)) }
         let reply: RedisClient.Reply
         do {
             reply = try await redis.command(["EVALSHA", Self.scriptSHA] + arguments)
         } catch let error as RedisError where error.message.contains("NOSCRIPT") {
             reply = try await redis.command(["EVAL", Self.script] + arguments)
         }
-        guard case .array(let values) = reply, values.count == 4,
-            case .integer(let allowed) = values[0], case .integer(let remaining) = values[1],
-            case .integer(let retryMicros) = values[2], case .integer(let resetMicros) = values[3]
-        else { throw RedisError(message: "redis: unexpected reply from the rate-limit script") }
-        return Self.decision(
-            allowed: allowed == 1,
-            limit: limit,
-            remaining: remaining,
-            retryMicros: Double(retryMicros),
-            resetMicros: Double(resetMicros)
-        )
+        guard case .array(let results) = reply, results.count == buckets.count else {
+            throw RedisError(message: "redis: unexpected reply from the rate-limit script")
+        }
+        return try results.map { result in
+            guard case .array(let values) = result, values.count == 4,
+                case .integer(let allowed) = values[0], case .integer(let remaining) = values[1],
+                case .integer(let retryMicros) = values[2], case .integer(let resetMicros) = values[3]
+            else { throw RedisError(message: "redis: unexpected reply from the rate-limit script") }
+            return Self.decision(
+                allowed: allowed == 1,
+                limit: limit,
+                remaining: remaining,
+                retryMicros: Double(retryMicros),
+                resetMicros: Double(resetMicros)
+            )
+        }
     }
 
     /// The same algorithm in memory, for when Redis is unavailable.

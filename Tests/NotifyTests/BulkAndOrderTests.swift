@@ -71,6 +71,38 @@ struct BulkAndOrderTests {
         }
     }
 
+    @Test("bulk: each recipient's limit is charged with its items in one step; one over its limit is refused, the others go through")
+    func bulkPerUserLimits() async throws {
+        // Exact counts need every check to reach Redis (see the per-user limit test).
+        let limits = ["NOTIFY_RATE_LIMIT_PER_USER": "3/m", "NOTIFY_RATE_LIMIT_USER_BURST": "3", "NOTIFY_REDIS_TIMEOUT_MS": "3000"]
+        try await Stack.with(services: [.users, .templates, .gateway], extra: limits) { stack in
+            let ada = try await Self.prepare(stack)
+            let bob = try await stack.createUser(name: "Bob")
+            let cy = try await stack.createUser(name: "Cy")
+            // Ada's four items cost four, over her burst of three: all four refused, and her bucket not charged.
+            let first = try await bulk(
+                stack,
+                [
+                    Self.item(ada, "a-1"), Self.item(bob, "b-1"), Self.item(ada, "a-2"), Self.item(cy, "c-1"),
+                    Self.item(ada, "a-3"), Self.item(bob, "b-2"), Self.item(ada, "a-4"),
+                ]
+            )
+            #expect(first.status == 200)
+            let results = try #require(first.data["results"] as? [[String: Any]])
+            #expect(results.map { $0["status"] as? Int } == [429, 202, 429, 202, 429, 202, 429])
+            #expect(results.filter { $0["status"] as? Int == 429 }.allSatisfy { $0["error"] as? String == "RATE_LIMITED" })
+            // Bob has one left, so two more are refused; Ada's three fit.
+            let second = try await bulk(
+                stack,
+                [Self.item(bob, "b-3"), Self.item(ada, "a-5"), Self.item(ada, "a-6"), Self.item(bob, "b-4"), Self.item(ada, "a-7")]
+            )
+            let again = try #require(second.data["results"] as? [[String: Any]])
+            #expect(again.map { $0["status"] as? Int } == [429, 202, 202, 429, 202])
+            #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == 6)
+            #expect(try await stack.redisKeys(matching: "rl:user:*").count == 3)
+        }
+    }
+
     @Test("bulk: 1,000 notifications are accepted in one request and one transaction")
     func bulkThousand() async throws {
         try await Stack.with(services: [.users, .templates, .gateway]) { stack in
