@@ -322,6 +322,31 @@ enum UsersDocument {
               }
             }
           },
+          "/api/v1/users/contacts/": {
+            "parameters": [{"$ref": "#/components/parameters/CorrelationID"}],
+            "post": {
+              "operationId": "getContacts",
+              "summary": "The contact data of many users in one call",
+              "description": "For the gateway's bulk path: up to 1,000 user ids, one answer. Needs the service key or an API key with the scope `users:read`; a user's own token is refused (403). Served from the cache when possible; repeated ids are answered once.",
+              "security": [{"bearer": []}, {"apiKey": []}],
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ContactsRequest"}}}},
+              "responses": {
+                "200": {
+                  "description": "Those found, in the order asked, and the ids that name no user.",
+                  "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+                  "content": {"application/json": {"schema": {"allOf": [
+                    {"$ref": "#/components/schemas/Envelope"},
+                    {"properties": {"data": {"$ref": "#/components/schemas/Contacts"}}}
+                  ]}}}
+                },
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "413": {"$ref": "#/components/responses/ContentTooLarge"},
+                "503": {"$ref": "#/components/responses/Unavailable"}
+              }
+            }
+          },
           "/api/v1/users/{user_id}/devices/": {
             "parameters": [
               {
@@ -544,6 +569,21 @@ enum UsersDocument {
               "push_token": {"type": "string", "description": "Absent when there is none."},
               "preferences": {"$ref": "#/components/schemas/Preferences"},
               "devices": {"type": "array", "description": "Active devices only.", "items": {"$ref": "#/components/schemas/Device"}}
+            }
+          },
+          "ContactsRequest": {
+            "type": "object",
+            "required": ["user_ids"],
+            "properties": {
+              "user_ids": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "string", "format": "uuid"}}
+            }
+          },
+          "Contacts": {
+            "type": "object",
+            "required": ["contacts", "missing"],
+            "properties": {
+              "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}},
+              "missing": {"type": "array", "description": "The ids asked for that name no user.", "items": {"type": "string", "format": "uuid"}}
             }
           },
           "AccessToken": {

@@ -189,6 +189,40 @@ public struct PlatformDirectory: Sendable {
         return recipient
     }
 
+    /// Many users' contact data in one call to the user service (those the cache holds are not asked for); ids that
+    /// name no user are absent. Throws `DirectoryUnavailable` or `BreakerOpenError`.
+    public func recipients(_ userIDs: [UUID], correlationID: String) async throws -> [UUID: Recipient] {
+        var found: [UUID: Recipient] = [:]
+        var wanted: [UUID] = []
+        for id in Set(userIDs) {
+            if let recent, let cached = recent.recipient(id.uuidString) { found[id] = cached } else { wanted.append(id) }
+        }
+        // The user service takes up to 1,000 ids a call.
+        for start in stride(from: 0, to: wanted.count, by: 1000) {
+            let chunk = wanted[start..<min(start + 1000, wanted.count)]
+            struct Contacts: Decodable, Sendable { var contacts: [Recipient] }
+            let body = try JSONSerialization.data(withJSONObject: ["user_ids": chunk.map { $0.uuidString.lowercased() }])
+            let answer = try await fetch(
+                Contacts.self,
+                "\(usersURL)/api/v1/users/contacts",
+                body: body,
+                service: "user",
+                breaker: usersBreaker,
+                correlationID: correlationID
+            )
+            guard let answer else {
+                // A user service from before this call (a rolling upgrade) answers 404: ask for each user alone.
+                for id in chunk { found[id] = try await recipient(id, correlationID: correlationID) }
+                continue
+            }
+            for recipient in answer.contacts {
+                found[recipient.userID] = recipient
+                if let recent { recent.keep(recipient, recipient.userID.uuidString) }
+            }
+        }
+        return found
+    }
+
     /// The active version of a template (in `language` if it has one), or nil when there is no such template.
     public func template(
         _ code: String,
@@ -244,6 +278,7 @@ public struct PlatformDirectory: Sendable {
     func fetch<T: Decodable & Sendable>(
         _ type: T.Type,
         _ url: String,
+        body: Data? = nil,
         service: String,
         breaker: CircuitBreaker,
         correlationID: String
@@ -254,6 +289,11 @@ public struct PlatformDirectory: Sendable {
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "Authorization", value: "Bearer \(serviceKey)")
             request.headers.add(name: "X-Correlation-ID", value: correlationID)
+            if let body {
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(data: body))
+            }
             do {
                 let response = try await http.execute(request, timeout: timeout)
                 let body = try await response.body.collect(upTo: 4 << 20)

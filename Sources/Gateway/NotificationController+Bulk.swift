@@ -246,14 +246,14 @@ extension NotificationController {
         let templateKeys = Array(
             Set(items.map { TemplateKey(code: $0.new.templateCode, channel: $0.new.channel.rawValue, language: $0.new.language) })
         )
-        let recipients = try await Self.concurrently(userIDs, width: 8) { try await directory.recipient($0, correlationID: correlationID) }
+        let recipients = try await directory.recipients(userIDs, correlationID: correlationID)
         let templates = try await Self.concurrently(templateKeys, width: 8) {
             try await directory.template($0.code, channel: $0.channel, language: $0.language, correlationID: correlationID)
         }
         var found: [Int: (recipient: Recipient?, template: TemplateContent?)] = [:]
         for (index, new) in items {
             let key = TemplateKey(code: new.templateCode, channel: new.channel.rawValue, language: new.language)
-            found[index] = (recipients[new.userID] ?? nil, templates[key] ?? nil)
+            found[index] = (recipients[new.userID], templates[key] ?? nil)
         }
         return found
     }

@@ -59,6 +59,56 @@ public struct RedisCache: Sendable {
         return value
     }
 
+    /// `fetch` for many keys at once: one MGET for those not pending, one `load` for the rest, one script that caches
+    /// what was loaded. Keys `load` does not return are absent from the result (and not cached).
+    public func fetchMany<Value: Codable & Sendable>(
+        _ keys: [String],
+        as type: Value.Type,
+        load: ([String]) async throws -> [String: Value]
+    ) async throws -> [String: Value] {
+        guard let first = keys.first else { return [:] }
+        let family = String(first.prefix { $0 != ":" })
+        let readable = keys.filter { !pending.holds(delete: $0) }
+        var found: [String: Value] = [:]
+        if !readable.isEmpty, case .array(let values)? = try? await breaker.run({ try await redis.command(["MGET"] + readable.map { prefix + $0 }) })
+        {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            for (key, value) in zip(readable, values) {
+                if case .string(let text) = value, let decoded = try? decoder.decode(Value.self, from: Data(text.utf8)) { found[key] = decoded }
+            }
+        }
+        for _ in 0..<found.count { Telemetry.cache(family, hit: true) }
+        let missing = keys.filter { found[$0] == nil }
+        for _ in 0..<missing.count { Telemetry.cache(family, hit: false) }
+        guard !missing.isEmpty else { return found }
+        let loaded = try await load(missing)
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        var toCache: [(String, String)] = []
+        for (key, value) in loaded {
+            found[key] = value
+            // A write that failed to invalidate while this read was loading: its value may be the old one.
+            if !pending.holds(delete: key), let data = try? encoder.encode(value) {
+                toCache.append((prefix + key, String(decoding: data, as: UTF8.self)))
+            }
+        }
+        if !toCache.isEmpty {
+            _ = try? await breaker.run {
+                try await redis.command(
+                    ["EVAL", Self.setManyScript, String(toCache.count)] + toCache.map(\.0) + [String(ttlSeconds)] + toCache.map(\.1)
+                )
+            }
+        }
+        return found
+    }
+
+    /// SET each KEY to its value (ARGV[1 + i]) with the lifetime ARGV[1], in one round trip.
+    static let setManyScript = """
+        for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1]) end
+        return #KEYS
+        """
+
     public func invalidate(_ keys: [String]) async {
         guard !keys.isEmpty else { return }
         if (try? await breaker.run { try await redis.delete(keys.map { prefix + $0 }) }) != nil { return }

@@ -34,6 +34,7 @@ struct UserController: Sendable {
         router.get("/api/v1/users/:id/preferences", use: preferences)
         router.put("/api/v1/users/:id/preferences", use: setPreferences)
         router.get("/api/v1/users/:id/contact", use: contact)
+        router.post("/api/v1/users/contacts", use: contacts)
         router.get("/api/v1/users/:id/devices", use: devices)
         router.post("/api/v1/users/:id/devices", use: addDevice)
         router.delete("/api/v1/users/:id/devices/:device", use: deleteDevice)
@@ -225,6 +226,42 @@ struct UserController: Sendable {
             let contact = try await cache.fetch("contact:\(id.lowercased)", as: ContactResource.self, load: { try await repository.contact(id: id) })
         else { throw Self.userNotFound }
         return .envelope(data: contact, message: "Contact retrieved successfully")
+    }
+
+    /// At most this many users in one `POST /api/v1/users/contacts` (a bulk notification holds up to 1,000).
+    static let contactsLimit = 1000
+
+    /// `POST /api/v1/users/contacts` `{"user_ids": [...]}`: the contact data of many users in one call (the gateway's
+    /// bulk path); `contacts` holds those found, `missing` the ids that name no user.
+    @Sendable func contacts(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: "users:read") else {
+            throw APIError.forbidden("Looking up many users needs a service credential with the scope users:read")
+        }
+        let body = try await request.jsonObject(limit: 1 << 20)
+        guard case .array(let raw)? = body["user_ids"], (1...Self.contactsLimit).contains(raw.count) else {
+            throw APIError.validation([FieldError(field: "user_ids", message: "must be an array of 1 to \(Self.contactsLimit) user ids")])
+        }
+        var ids: [UUID] = []
+        var errors: [FieldError] = []
+        for (index, value) in raw.enumerated() {
+            if let id = value.stringValue.flatMap(UUID.init(uuidString:)) {
+                ids.append(id)
+            } else {
+                errors.append(FieldError(field: "user_ids[\(index)]", message: "must be a UUID"))
+            }
+        }
+        if !errors.isEmpty { throw APIError.validation(errors) }
+        var seen = Set<UUID>()
+        ids = ids.filter { seen.insert($0).inserted }
+        let byKey = try await cache.fetchMany(ids.map { "contact:\($0.lowercased)" }, as: ContactResource.self) { keys in
+            let wanted = keys.compactMap { UUID(uuidString: String($0.dropFirst("contact:".count))) }
+            let loaded = try await repository.contacts(ids: wanted)
+            return Dictionary(uniqueKeysWithValues: loaded.map { ("contact:\($0.key.lowercased)", $0.value) })
+        }
+        let found = ids.compactMap { byKey["contact:\($0.lowercased)"] }
+        let missing = ids.filter { byKey["contact:\($0.lowercased)"] == nil }.map(\.lowercased)
+        return .envelope(data: ContactsResource(contacts: found, missing: missing), message: "Contacts retrieved successfully")
     }
 
     @Sendable func devices(_ request: Request, context: NotifyRequestContext) async throws -> Response {

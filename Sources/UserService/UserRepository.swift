@@ -71,6 +71,12 @@ public struct ContactResource: Codable, Sendable, Equatable {
     }
 }
 
+/// The answer of `POST /api/v1/users/contacts`.
+public struct ContactsResource: Codable, Sendable, Equatable {
+    public var contacts: [ContactResource]
+    public var missing: [String]
+}
+
 public struct UserChanges: Sendable {
     public var name: String?
     public var email: String?
@@ -345,6 +351,47 @@ public struct UserRepository: Sendable {
             for try await row in rows.decode(DeviceRow.self) { return Self.device(row) }
             return nil
         }
+    }
+
+    /// The contact data of many users at once (three queries whatever their number); unknown ids are left out.
+    public func contacts(ids: [UUID]) async throws -> [UUID: ContactResource] {
+        guard !ids.isEmpty else { return [:] }
+        var users: [UUID: Row] = [:]
+        for try await row in try await client.query(
+            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at FROM users WHERE id = ANY(\(ids))",
+            logger: logger
+        ).decode(Row.self) { users[row.0] = row }
+        guard !users.isEmpty else { return [:] }
+        let found = Array(users.keys)
+        var categories: [UUID: [String: [String: Bool]]] = [:]
+        for try await (userID, category, channel, enabled) in try await client.query(
+            "SELECT user_id, category, channel, enabled FROM category_preferences WHERE user_id = ANY(\(found))",
+            logger: logger
+        ).decode((UUID, String, String, Bool).self) {
+            categories[userID, default: [:]][category, default: [:]][channel] = enabled
+        }
+        var devices: [UUID: [DeviceResource]] = [:]
+        for try await row in try await client.query(
+            """
+            SELECT user_id, id, platform, token, p256dh, auth, active, deactivation_reason, created_at
+            FROM devices WHERE user_id = ANY(\(found)) AND active ORDER BY created_at, id
+            """,
+            logger: logger
+        ).decode((UUID, UUID, String, String, String?, String?, Bool, String?, Date).self) {
+            devices[row.0, default: []].append(Self.device((row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8)))
+        }
+        var contacts: [UUID: ContactResource] = [:]
+        for (id, row) in users {
+            contacts[id] = ContactResource(
+                userID: id.lowercased,
+                name: row.1,
+                email: row.2,
+                pushToken: row.3,
+                preferences: PreferencesResource(email: row.4, push: row.5, categories: categories[id] ?? [:]),
+                devices: devices[id] ?? []
+            )
+        }
+        return contacts
     }
 
     public func contact(id: UUID) async throws -> ContactResource? {

@@ -256,6 +256,66 @@ struct UserServiceTests {
         }
     }
 
+    @Test("contacts of many users in one call: the same data as one by one, unknown ids listed, cached, writes visible, validated")
+    func contactsInOneCall() async throws {
+        try await Stack.with(services: [.users]) { stack in
+            let ada = try await stack.createUser(name: "Ada", email: "ada@example.com", pushToken: "many-fcm-token-0001")
+            let bob = try await stack.createUser(name: "Bob")
+            let categories: [String: Any] = ["categories": ["marketing": ["email": false]]]
+            #expect(try await stack.setPreferences(bob, categories).status == 200)
+            let unknown = UUID().uuidString.lowercased()
+            let contactsURL = "\(users(stack))/contacts/"
+            let reply = try await stack.call(.POST, contactsURL, json: ["user_ids": [ada, unknown, bob, ada]], headers: stack.serviceAuth)
+            #expect(reply.status == 200)
+            let contacts = try #require(reply.data["contacts"] as? [[String: Any]])
+            #expect(contacts.map { $0["user_id"] as? String } == [ada, bob], "in the order asked, each once")
+            #expect(reply.data["missing"] as? [String] == [unknown])
+            // Each is what the single lookup answers.
+            for (id, contact) in zip([ada, bob], contacts) {
+                let one = try await stack.call(.GET, "\(users(stack))/\(id)/contact/", headers: stack.serviceAuth)
+                #expect(NSDictionary(dictionary: one.data).isEqual(to: contact), "\(id)")
+            }
+            #expect((contacts[0]["devices"] as? [[String: Any]])?.map { $0["token"] as? String } == ["many-fcm-token-0001"])
+            let bobCategories = (contacts[1]["preferences"] as? [String: Any])?["categories"] as? [String: [String: Bool]]
+            #expect(bobCategories == ["marketing": ["email": false]])
+
+            // Both were cached in Redis; a write is visible to the next call.
+            let redis = RedisClient(host: stack.infra.redis.host, port: stack.infra.redis.port, timeoutMilliseconds: 5000)
+            _ = try await eventually("both contacts cached") { () -> Bool? in
+                let keys = try await stack.redisKeys(matching: "contact:*")
+                if keys.count == 2 { return true }
+                _ = try await stack.call(.POST, contactsURL, json: ["user_ids": [ada, bob]], headers: stack.serviceAuth)
+                return nil
+            }
+            #expect(try await redis.get("\(stack.infra.redis.keyPrefix)contact:\(ada)")?.contains("many-fcm-token-0001") == true)
+            #expect(try await stack.setPreferences(ada, ["email": false]).status == 200)
+            let after = try await stack.call(.POST, contactsURL, json: ["user_ids": [ada]], headers: stack.serviceAuth)
+            let adaAfter = try #require((after.data["contacts"] as? [[String: Any]])?.first)
+            #expect((adaAfter["preferences"] as? [String: Any])?["email"] as? Bool == false)
+
+            // Bad input: every bad id named; empty, too many, or no list at all.
+            let bad = try await stack.call(.POST, contactsURL, json: ["user_ids": [ada, "nope", 7]], headers: stack.serviceAuth)
+            #expect(bad.status == 400)
+            #expect(bad.error == "VALIDATION_ERROR")
+            #expect(bad.details.map { $0["field"] } == ["user_ids[1]", "user_ids[2]"])
+            for body: [String: Any] in [["user_ids": []], ["user_ids": Array(repeating: ada, count: 1001)], ["ids": [ada]]] {
+                let refused = try await stack.call(.POST, contactsURL, json: body, headers: stack.serviceAuth)
+                #expect(refused.status == 400)
+                #expect(refused.error == "VALIDATION_ERROR")
+            }
+
+            // Who may ask: a users:read key yes; no credential 401; other scopes and a user's own token 403.
+            let reader = try await stack.createKey(scopes: ["users:read"])
+            let notifier = try await stack.createKey(scopes: ["notifications:write"])
+            #expect(try await stack.call(.POST, contactsURL, json: ["user_ids": [ada]], headers: ["X-API-Key": reader]).status == 200)
+            #expect(try await stack.call(.POST, contactsURL, json: ["user_ids": [ada]]).status == 401)
+            #expect(try await stack.call(.POST, contactsURL, json: ["user_ids": [ada]], headers: ["X-API-Key": notifier]).status == 403)
+            let token = try #require(try await login(stack, "ada@example.com").data["access_token"] as? String)
+            let own = try await stack.call(.POST, contactsURL, json: ["user_ids": [ada]], headers: ["Authorization": "Bearer \(token)"])
+            #expect(own.status == 403)
+        }
+    }
+
     @Test("passwords are hashed on threads of their own at a lower priority; a hash verifies, a wrong password does not")
     func passwordHashing() async throws {
         let hasher = PasswordHasher.shared
