@@ -38,29 +38,11 @@ public struct RedisCache: Sendable {
     /// Read-through: the cached value if there is one, else `load()`'s, which is cached for next time (nil is not).
     /// A key whose invalidation is still pending is neither read from nor written to Redis.
     public func fetch<Value: Codable & Sendable>(_ key: String, as type: Value.Type, load: () async throws -> Value?) async throws -> Value? {
-        let family = String(key.prefix { $0 != ":" })
-        if pending.holds(delete: key) {
-            Telemetry.cache(family, hit: false)
-            return try await load()
-        }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        if let cached = await get(key), let value = try? decoder.decode(Value.self, from: Data(cached.utf8)) {
-            Telemetry.cache(family, hit: true)
-            return value
-        }
-        Telemetry.cache(family, hit: false)
-        guard let value = try await load() else { return nil }
-        // A write that failed to invalidate while this read was loading: its value may be the old one.
-        guard !pending.holds(delete: key) else { return value }
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        if let data = try? encoder.encode(value) { await set(key, String(decoding: data, as: UTF8.self)) }
-        return value
+        try await fetchMany([key], as: type) { _ in try await load().map { [key: $0] } ?? [:] }[key]
     }
 
-    /// `fetch` for many keys at once: one MGET for those not pending, one `load` for the rest, one script that caches
-    /// what was loaded. Keys `load` does not return are absent from the result (and not cached).
+    /// `fetch` for many keys at once: one MGET for those not pending, one `load` for the rest, one SET (or one script,
+    /// for several) that caches what was loaded. Keys `load` does not return are absent from the result (and not cached).
     public func fetchMany<Value: Codable & Sendable>(
         _ keys: [String],
         as type: Value.Type,
@@ -93,7 +75,9 @@ public struct RedisCache: Sendable {
                 toCache.append((prefix + key, String(decoding: data, as: UTF8.self)))
             }
         }
-        if !toCache.isEmpty {
+        if toCache.count == 1 {
+            _ = try? await breaker.run { try await redis.set(toCache[0].0, toCache[0].1, ttlSeconds: ttlSeconds) }
+        } else if !toCache.isEmpty {
             _ = try? await breaker.run {
                 try await redis.command(
                     ["EVAL", Self.setManyScript, String(toCache.count)] + toCache.map(\.0) + [String(ttlSeconds)] + toCache.map(\.1)
