@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "Credentials",
             dependencies: [
-                "NotifyHTTP", "NotifyConfig",
+                "NotifyHTTP", "NotifyConfig", "PostgresAccess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -89,6 +89,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Deadlines",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PostgresAccess",
+            dependencies: [
+                "Deadlines", "NotifyConfig",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Migrations",
             dependencies: [
                 "NotifyConfig",
@@ -112,7 +128,7 @@ let package = Package(
         .target(
             name: "JobQueue",
             dependencies: [
-                "NotificationModel",
+                "NotificationModel", "Deadlines", "PostgresAccess",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,7 +151,7 @@ let package = Package(
             name: "Relay",
             dependencies: [
                 "Telemetry",
-                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers",
+                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers", "Deadlines", "PostgresAccess",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -178,7 +194,7 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: [
-                "Credentials", "NotifyConfig", "NotificationModel",
+                "Credentials", "NotifyConfig", "NotificationModel", "PostgresAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
@@ -194,7 +210,7 @@ let package = Package(
             dependencies: [
                 "Telemetry",
                 "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers",
-                "Broker", "Directory",
+                "Broker", "Directory", "Deadlines", "PostgresAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -204,7 +220,7 @@ let package = Package(
             name: "UserService",
             dependencies: [
                 "Telemetry",
-                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs",
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs", "PostgresAccess",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -214,7 +230,7 @@ let package = Package(
             name: "TemplateService",
             dependencies: [
                 "Telemetry",
-                "NotifyHTTP", "NotifyConfig", "RedisCache", "Rendering", "NotificationModel", "APIDocs",
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "Rendering", "NotificationModel", "APIDocs", "PostgresAccess",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -224,7 +240,7 @@ let package = Package(
             dependencies: [
                 "Telemetry",
                 "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers", "Directory",
-                "Rendering",
+                "Rendering", "Deadlines", "PostgresAccess",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -234,7 +250,7 @@ let package = Package(
             name: "Admin",
             dependencies: [
                 "Telemetry",
-                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue",
+                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue", "Deadlines", "PostgresAccess",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -260,7 +276,7 @@ let package = Package(
                 "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue", "Broker", "Rendering",
                 "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin", "Breakers", "RateLimiting",
-                "APIDocs",
+                "APIDocs", "Deadlines", "PostgresAccess",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

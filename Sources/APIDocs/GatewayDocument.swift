@@ -205,7 +205,7 @@ enum GatewayDocument {
         {
           "NotificationStatus": {
             "enum": ["pending", "processing", "retrying", "sent", "delivered", "failed", "cancelled"],
-            "description": "pending → processing → sent (handed to the SMTP server or push provider) → delivered (confirmed by a delivery report); retrying between attempts; failed when dead-lettered."
+            "description": "pending → processing → sent (handed to the SMTP server or push provider) → delivered (confirmed by a delivery report); retrying between attempts; failed when dead-lettered; cancelled when not sent because, checked again at send time, the user was deleted, turned the channel or category off, or the template was archived (the reason is in the history)."
           },
           "NotificationCreate": {
             "type": "object",
@@ -267,6 +267,7 @@ enum GatewayDocument {
               "send_at": {"type": ["string", "null"], "format": "date-time"},
               "delivered_at": {"type": ["string", "null"], "format": "date-time"},
               "template_version": {"type": ["integer", "null"], "description": "The template version pinned when the notification was accepted."},
+              "stale_data_age_s": {"type": ["integer", "null"], "description": "Seconds: how old the last-known user or template data was that the gateway checked this notification against while the user or template service was unavailable (the worker checks again at send time); null when checked against live data."},
               "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}, "description": "Every status with its time and cause (on the single-notification view)."},
               "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/DeviceDelivery"}, "description": "Push only, on the single-notification view: each device's outcome in each attempt."}
             }

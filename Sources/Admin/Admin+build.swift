@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NotifyConfig
 import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 import Telemetry
 
@@ -48,7 +49,7 @@ public struct AdminConfiguration: Sendable {
 /// overview of the platform (health of every process, job states, throughput, backlog, queues, breakers), dead
 /// letters with replay, and the dashboard at `/admin/`. API clients use an API key with the `admin` scope.
 public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) async -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    let postgres = Database(configuration.postgres, database: .notifications, applicationName: "notify-admin", logger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     let management = RabbitManagementClient(
         http: http,
@@ -69,7 +70,7 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     HealthRoutes(
         service: "admin",
         checks: [
-            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
+            .timed("postgres") { try await postgres.check() },
             .timed("rabbitmq", critical: false) { try await management.ping() },
         ]
     ).register(on: router)

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Broker
+import Deadlines
 import Foundation
 import Hummingbird
 import JobQueue
@@ -9,6 +10,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NotifyConfig
 import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 
 struct ServiceEndpoint: Sendable {
@@ -19,7 +21,7 @@ struct ServiceEndpoint: Sendable {
 /// The operator's view of the platform: `GET /api/v1/admin/overview/` and the dead letters
 /// (`GET /api/v1/admin/dead-letters/`, `GET …/{id}/`, `POST …/{id}/replay/`).
 struct OverviewController: Sendable {
-    let postgres: PostgresClient
+    let postgres: Database
     let management: RabbitManagementClient
     let http: HTTPClient
     let services: [ServiceEndpoint]
@@ -312,7 +314,7 @@ struct OverviewController: Sendable {
         var exists = false
         for try await _ in try await postgres.query("SELECT 1 FROM notifications WHERE id = \(id)", logger: logger).decode(Int.self) { exists = true }
         guard exists else { throw Self.notFound }
-        let replayed = try await postgres.committing(logger: logger) { connection in
+        let replayed = try await postgres.withTransaction(logger: logger) { connection in
             var replayed = false
             for try await value in try await connection.query("SELECT replay_dead_letter(\(id))", logger: logger).decode(Bool.self) {
                 replayed = value

@@ -8,6 +8,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NotificationModel
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 
 /// What to run: the load shape and where the platform is.
@@ -125,16 +126,16 @@ public struct BenchRunner: Sendable {
             concurrentHTTP1ConnectionsPerHostSoftLimit: max(options.concurrency, 8)
         )
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
-        let users = PostgresClient(configuration: options.postgres.clientConfiguration(.users), backgroundLogger: logger)
-        let notifications = PostgresClient(configuration: options.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+        let users = Database(options.postgres, database: .users, applicationName: "notify-bench", logger: logger)
+        let notifications = Database(options.postgres, database: .notifications, applicationName: "notify-bench", logger: logger)
         do {
             let report = try await withThrowingTaskGroup(of: BenchReport?.self) { group in
                 group.addTask {
-                    await users.run()
+                    try await users.run()
                     return nil
                 }
                 group.addTask {
-                    await notifications.run()
+                    try await notifications.run()
                     return nil
                 }
                 let (recipients, keys) = try await prepare(http: http, users: users, notifications: notifications)
@@ -165,7 +166,7 @@ public struct BenchRunner: Sendable {
 
     /// Recipients straight into the users database (registering hundreds through bcrypt would take minutes), the
     /// email template through the template service, API keys in the notifications database.
-    func prepare(http: HTTPClient, users: PostgresClient, notifications: PostgresClient) async throws -> ([String], [String]) {
+    func prepare(http: HTTPClient, users: Database, notifications: Database) async throws -> ([String], [String]) {
         var ids: [String] = []
         // A bcrypt hash of nothing anyone types: bench users cannot log in.
         let hash = "$2b$04$benchbenchbenchbenchbeuQ1mQ6m2m9Kx7wVt8Y3z1f0r5bVn3sG6"
@@ -317,7 +318,7 @@ public struct BenchRunner: Sendable {
 
     /// Waits (polling the database, bounded) until every accepted notification is sent or failed, then reads
     /// throughput and end-to-end latency (accepted → handed to SMTP) from the rows' own timestamps.
-    func delivery(into report: inout BenchReport, notifications: PostgresClient, progress: @escaping @Sendable (String) -> Void) async throws {
+    func delivery(into report: inout BenchReport, notifications: Database, progress: @escaping @Sendable (String) -> Void) async throws {
         let deadline = ContinuousClock.now + .seconds(options.deliveryTimeoutSeconds)
         var done = (sent: 0, failed: 0)
         while ContinuousClock.now < deadline {

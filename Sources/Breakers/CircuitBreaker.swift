@@ -176,6 +176,14 @@ public final class CircuitBreaker: Sendable {
         if let (from, to) = transition { onTransition?(name, from, to) }
     }
 
+    /// A call that was let through but ended without an outcome of the dependency (its caller was cancelled): nothing
+    /// is learnt, and a half-open breaker lets the next probe through.
+    public func abandon() {
+        inner.withLockedValue { inner in
+            if inner.state == .halfOpen { inner.probesInFlight = max(0, inner.probesInFlight - 1) }
+        }
+    }
+
     private func trip(_ inner: inout Inner, now: Duration) {
         let exponent = min(inner.tripsInARow, 30)
         var duration = configuration.baseOpen * (1 << exponent)
@@ -191,7 +199,9 @@ public final class CircuitBreaker: Sendable {
     }
 
     /// Runs `body` through the breaker: refused at once while open, outcome recorded otherwise.
-    /// `isFailure` decides which errors count against the dependency (a 404 for a missing user does not).
+    /// `isFailure` decides which errors count against the dependency (a 404 for a missing user does not). A call whose
+    /// caller was cancelled (a sibling lookup failed, a deadline of the caller's passed) says nothing about the
+    /// dependency and is not counted.
     public func run<T>(_ body: () async throws -> T, isFailure: (any Error) -> Bool = { _ in true }) async throws -> T {
         guard allow() else { throw BreakerOpenError(name: name, retryAfter: retryAfter) }
         do {
@@ -199,7 +209,11 @@ public final class CircuitBreaker: Sendable {
             record(success: true)
             return value
         } catch {
-            record(success: !isFailure(error))
+            if Task.isCancelled || error is CancellationError {
+                abandon()
+            } else {
+                record(success: !isFailure(error))
+            }
             throw error
         }
     }

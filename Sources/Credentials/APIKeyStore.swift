@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 
 /// A client credential as stored: never the key itself, only its SHA-256 and a visible prefix.
@@ -19,10 +20,10 @@ public struct APIKeyRecord: Sendable, Equatable {
 public struct APIKeyStore: Sendable {
     public static let knownScopes: Set<String> = ["notifications:write", "notifications:read", "users:read", "users:write", "admin", "service"]
 
-    let client: PostgresClient
+    let client: Database
     let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: Database, logger: Logger) {
         self.client = client
         self.logger = logger
     }
@@ -36,7 +37,7 @@ public struct APIKeyStore: Sendable {
         let prefix = Self.randomToken(bytes: 4)
         let key = "nk_\(prefix)_\(Self.randomToken(bytes: 24))"
         let hash = Self.hash(key)
-        let record = try await client.committing(logger: logger) { connection -> APIKeyRecord? in
+        let record = try await client.withTransaction(logger: logger) { connection -> APIKeyRecord? in
             let rows = try await connection.query(
                 """
                 INSERT INTO api_keys (client, name, prefix, key_hash, scopes)
@@ -99,7 +100,7 @@ public struct APIKeyStore: Sendable {
 
     /// Revokes a key (once: a second revoke keeps the first time). Nil when there is no such key.
     public func revoke(id: UUID) async throws -> APIKeyRecord? {
-        try await client.committing(logger: logger) { connection in
+        try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = \(id) RETURNING \(unescaped: Self.columns)",
                 logger: logger

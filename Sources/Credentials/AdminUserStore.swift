@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 
 /// Operators of the admin service, in the notifications database; passwords are kept as bcrypt hashes (hashed by
@@ -12,17 +13,17 @@ public struct AdminUserStore: Sendable {
         public var passwordHash: String
     }
 
-    let client: PostgresClient
+    let client: Database
     let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: Database, logger: Logger) {
         self.client = client
         self.logger = logger
     }
 
     /// Creates the operator, or sets a new password when the email exists. True when created.
     public func upsert(email: String, passwordHash: String) async throws -> Bool {
-        try await client.committing(logger: logger) { connection in
+        try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query(
                 """
                 INSERT INTO admin_users (email, password_hash) VALUES (\(email), \(passwordHash))

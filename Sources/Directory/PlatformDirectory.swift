@@ -75,12 +75,14 @@ public struct TemplateContent: Sendable, Decodable {
     public var imageURL: String?
     public var link: String?
     public var data: [String: String]?
+    /// Archived templates take no new notifications; the worker does not send those accepted before.
+    public var archived: Bool?
 
     /// Every text part, for the required-variables check.
     public var parts: [String] { [subject, body, htmlBody, title, imageURL, link].compactMap { $0 } + (data.map { Array($0.values) } ?? []) }
 
     enum CodingKeys: String, CodingKey {
-        case code, channel, category, version, language, subject, body, data
+        case code, channel, category, version, language, subject, body, data, archived
         case activeVersion = "active_version"
         case htmlBody = "html_body"
         case title
@@ -128,6 +130,67 @@ final class RecentAnswers: Sendable {
     }
 }
 
+/// The last answer of the user and template services for each user and template, kept for `bound`: while a service
+/// cannot answer, the gateway checks a notification against it (and says so on the notification). Bounded in size:
+/// when full, entries older than the bound go, then everything.
+public final class LastKnown: Sendable {
+    struct Entry<Value: Sendable>: Sendable {
+        var value: Value
+        var at: ContinuousClock.Instant
+    }
+
+    public let bound: Duration
+    let capacity: Int
+    let recipients = NIOLockedValueBox<[UUID: Entry<Recipient>]>([:])
+    let templates = NIOLockedValueBox<[String: Entry<TemplateContent>]>([:])
+
+    public init(bound: Duration, capacity: Int = 100_000) {
+        self.bound = bound
+        self.capacity = max(1, capacity)
+    }
+
+    func keep(_ recipient: Recipient) { Self.write(recipients, recipient.userID, recipient, capacity: capacity, bound: bound) }
+    func keep(_ template: TemplateContent, _ key: String) { Self.write(templates, key, template, capacity: capacity, bound: bound) }
+    func recipient(_ id: UUID) -> (Recipient, Duration)? { Self.read(recipients, id, bound: bound) }
+    /// The service answered that there is no such user: nothing is kept for it.
+    func forget(_ id: UUID) { recipients.withLockedValue { $0[id] = nil } }
+    func template(_ key: String) -> (TemplateContent, Duration)? { Self.read(templates, key, bound: bound) }
+
+    static func read<Key: Hashable, Value>(_ box: NIOLockedValueBox<[Key: Entry<Value>]>, _ key: Key, bound: Duration) -> (Value, Duration)? {
+        let now = ContinuousClock.now
+        guard let entry = box.withLockedValue({ $0[key] }), now - entry.at <= bound else { return nil }
+        return (entry.value, now - entry.at)
+    }
+
+    static func write<Key: Hashable, Value>(
+        _ box: NIOLockedValueBox<[Key: Entry<Value>]>,
+        _ key: Key,
+        _ value: Value,
+        capacity: Int,
+        bound: Duration
+    ) {
+        let now = ContinuousClock.now
+        box.withLockedValue { entries in
+            if entries.count >= capacity, entries[key] == nil {
+                entries = entries.filter { now - $0.value.at <= bound }
+                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[key] = Entry(value: value, at: now)
+        }
+    }
+}
+
+/// A lookup's answer and, when it came from the last known answers because the service could not answer, their age.
+public struct Checked<Value: Sendable>: Sendable {
+    public var value: Value
+    public var staleFor: Duration?
+
+    public init(value: Value, staleFor: Duration? = nil) {
+        self.value = value
+        self.staleFor = staleFor
+    }
+}
+
 /// The user or template service could not answer (down, slow, or an unexpected reply).
 public struct DirectoryUnavailable: Error, CustomStringConvertible, Sendable {
     public var service: String
@@ -145,12 +208,14 @@ public struct PlatformDirectory: Sendable {
     public let templatesBreaker: CircuitBreaker
     /// How long one lookup may take (the HTTP client keeps retrying a refused connection until then).
     let timeout: TimeAmount
-    /// Template versions are immutable (every edit is a new version), so a lookup pinned to a version can be kept;
-    /// the workers, which always render the pinned version, turn this on.
-    let pinnedTemplates: NIOLockedValueBox<[String: TemplateContent]>?
     /// Recent answers kept in the process for `cacheSeconds` (0: none): a user's or template's change takes that long
     /// to reach this process. Only found things are kept, so a user or template created a moment ago is seen at once.
     let recent: RecentAnswers?
+    /// Pinned template versions, kept for `pinnedTemplateSeconds` (0: with the other answers): a version's content never
+    /// changes, but whether its template is archived does, so it is asked again now and then (the workers keep them 30 s).
+    let pinned: RecentAnswers?
+    /// The last answers, for the `checked…` lookups while a service is away (the gateway's; nil: none kept).
+    public let lastKnown: LastKnown?
 
     public init(
         http: HTTPClient,
@@ -160,12 +225,14 @@ public struct PlatformDirectory: Sendable {
         usersBreaker: CircuitBreaker,
         templatesBreaker: CircuitBreaker,
         timeout: TimeAmount = .seconds(5),
-        cachePinnedTemplates: Bool = false,
-        cacheSeconds: Double = 0
+        cacheSeconds: Double = 0,
+        pinnedTemplateSeconds: Double = 0,
+        lastKnown: LastKnown? = nil
     ) {
+        self.pinned = pinnedTemplateSeconds > 0 ? RecentAnswers(seconds: pinnedTemplateSeconds) : nil
         self.timeout = timeout
+        self.lastKnown = lastKnown
         self.recent = cacheSeconds > 0 ? RecentAnswers(seconds: cacheSeconds) : nil
-        self.pinnedTemplates = cachePinnedTemplates ? NIOLockedValueBox([:]) : nil
         self.http = http
         self.usersURL = usersURL
         self.templatesURL = templatesURL
@@ -186,8 +253,51 @@ public struct PlatformDirectory: Sendable {
             correlationID: correlationID
         )
         if let recent, let recipient { recent.keep(recipient, key) }
+        if let lastKnown {
+            if let recipient { lastKnown.keep(recipient) } else { lastKnown.forget(userID) }
+        }
         return recipient
     }
+
+    /// `recipient`, or while the user service cannot answer, its last answer for this user if not older than the bound.
+    public func checkedRecipient(_ userID: UUID, correlationID: String) async throws -> Checked<Recipient?> {
+        do {
+            return Checked(value: try await recipient(userID, correlationID: correlationID))
+        } catch  where Self.isOutage(error) {
+            guard let (known, age) = lastKnown?.recipient(userID) else { throw error }
+            return Checked(value: known, staleFor: age)
+        }
+    }
+
+    /// `recipients`, or while the user service cannot answer, the last answers (ids without one are in `unknown`).
+    public func checkedRecipients(_ userIDs: [UUID], correlationID: String) async throws -> (found: [UUID: Checked<Recipient>], unknown: Set<UUID>) {
+        do {
+            return (try await recipients(userIDs, correlationID: correlationID).mapValues { Checked(value: $0) }, [])
+        } catch  where Self.isOutage(error) && lastKnown != nil {
+            var found: [UUID: Checked<Recipient>] = [:]
+            var unknown: Set<UUID> = []
+            for id in userIDs {
+                if let (known, age) = lastKnown?.recipient(id) { found[id] = Checked(value: known, staleFor: age) } else { unknown.insert(id) }
+            }
+            return (found, unknown)
+        }
+    }
+
+    /// `template` (the active version), or while the template service cannot answer, its last answer if not older than
+    /// the bound.
+    public func checkedTemplate(_ code: String, channel: String, language: String?, correlationID: String) async throws -> Checked<TemplateContent?> {
+        do {
+            return Checked(value: try await template(code, channel: channel, language: language, correlationID: correlationID))
+        } catch  where Self.isOutage(error) {
+            guard let (known, age) = lastKnown?.template(Self.templateKey(code, channel, language)) else { throw error }
+            return Checked(value: known, staleFor: age)
+        }
+    }
+
+    /// The service could not answer (down, slow, its breaker open), as opposed to a cancelled caller.
+    static func isOutage(_ error: any Error) -> Bool { error is DirectoryUnavailable || error is BreakerOpenError }
+
+    static func templateKey(_ code: String, _ channel: String, _ language: String?) -> String { "\(code)|\(channel)|\(language ?? "")" }
 
     /// Many users' contact data in one call to the user service (those the cache holds are not asked for); ids that
     /// name no user are absent. Throws `DirectoryUnavailable` or `BreakerOpenError`.
@@ -218,6 +328,7 @@ public struct PlatformDirectory: Sendable {
             for recipient in answer.contacts {
                 found[recipient.userID] = recipient
                 if let recent { recent.keep(recipient, recipient.userID.uuidString) }
+                if let lastKnown { lastKnown.keep(recipient) }
             }
         }
         return found
@@ -233,11 +344,11 @@ public struct PlatformDirectory: Sendable {
     ) async throws
         -> TemplateContent?
     {
-        let pinnedKey = version.map { "\(code)|\(channel)|\(language ?? "")|\($0)" }
-        if let pinnedKey, let cached = pinnedTemplates?.withLockedValue({ $0[pinnedKey] }) { return cached }
-        // The active version can change: it is kept only for the cache's lifetime. A pinned version never changes.
-        let recentKey = version == nil ? "\(code)|\(channel)|\(language ?? "")" : nil
-        if let recent, let recentKey, let cached = recent.template(recentKey) { return cached }
+        // Kept only for the cache's lifetime: the active version changes, and so does whether a pinned version's
+        // template is archived.
+        let recentKey = Self.templateKey(code, channel, language) + (version.map { "|\($0)" } ?? "")
+        let cache = version != nil ? pinned ?? recent : recent
+        if let cache, let cached = cache.template(recentKey) { return cached }
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         var url = "\(templatesURL)/api/v1/templates/\(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)"
@@ -246,13 +357,8 @@ public struct PlatformDirectory: Sendable {
         if let version { query.append("version=\(version)") }
         if !query.isEmpty { url += "?" + query.joined(separator: "&") }
         let template = try await fetch(TemplateContent.self, url, service: "template", breaker: templatesBreaker, correlationID: correlationID)
-        if let recent, let recentKey, let template { recent.keep(template, recentKey) }
-        if let pinnedKey, let template, let pinnedTemplates {
-            pinnedTemplates.withLockedValue { cache in
-                if cache.count >= 10_000 { cache.removeAll() }
-                cache[pinnedKey] = template
-            }
-        }
+        if let cache, let template { cache.keep(template, recentKey) }
+        if let lastKnown, version == nil, let template { lastKnown.keep(template, recentKey) }
         return template
     }
 
@@ -304,6 +410,8 @@ public struct PlatformDirectory: Sendable {
                 default: throw DirectoryUnavailable(service: service)
                 }
             } catch {
+                // A cancelled lookup (its sibling failed, its caller gave up) is not the service's failure.
+                if Task.isCancelled { throw CancellationError() }
                 throw DirectoryUnavailable(service: service)
             }
         }

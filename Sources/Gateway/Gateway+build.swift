@@ -3,11 +3,13 @@ import AsyncHTTPClient
 import Breakers
 import Broker
 import Credentials
+import Deadlines
 import Directory
 import Hummingbird
 import Logging
 import NotifyConfig
 import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 import RateLimiting
 import RedisCache
@@ -27,6 +29,11 @@ public struct GatewayConfiguration: Sendable {
     public var keyCacheSeconds: Int
     /// How long answers of the user and template services are kept in the process (0: not kept).
     public var directoryCacheSeconds: Double
+    /// While the user or template service cannot answer, creates are checked against its last answers up to this old
+    /// (0: never; a create then waits for the service).
+    public var directoryStaleSeconds: Int
+    /// How many users' and templates' last answers are kept for that.
+    public var directoryStaleEntries: Int
     /// Group commit of single creates: at most this many in one transaction (1: every create alone) …
     public var commitBatch: Int
     /// … and at most this many such transactions at once.
@@ -45,6 +52,10 @@ public struct GatewayConfiguration: Sendable {
         limits = RateLimits(env, problems: &problems)
         keyCacheSeconds = env.int("NOTIFY_KEY_CACHE_SECONDS", default: 10, problems: &problems)
         directoryCacheSeconds = Double(env.int("NOTIFY_DIRECTORY_CACHE_SECONDS", default: 5, problems: &problems))
+        directoryStaleSeconds = env.int("NOTIFY_DIRECTORY_STALE_SECONDS", default: 900, problems: &problems)
+        directoryStaleEntries = env.int("NOTIFY_DIRECTORY_STALE_ENTRIES", default: 100_000, problems: &problems)
+        if directoryStaleSeconds < 0 { problems.append("NOTIFY_DIRECTORY_STALE_SECONDS must not be negative") }
+        if directoryStaleEntries < 1 { problems.append("NOTIFY_DIRECTORY_STALE_ENTRIES must be at least 1") }
         commitBatch = env.int("NOTIFY_GATEWAY_COMMIT_BATCH", default: 256, problems: &problems)
         commitsInFlight = env.int("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT", default: 4, problems: &problems)
         if commitBatch < 1 { problems.append("NOTIFY_GATEWAY_COMMIT_BATCH must be at least 1") }
@@ -83,10 +94,12 @@ public struct RateLimits: Sendable {
 
 /// The API gateway (port 8000): accepts notifications durably and answers status queries.
 public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) async -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    let postgres = Database(configuration.postgres, database: .notifications, applicationName: "notify-gateway", logger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
-    let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
-    let templatesBreaker = CircuitBreaker(name: "templates-service", logger: logger)
+    // Probes at least once a second while open: a service that is back serves creates again within a second or two.
+    let directoryBreakers = CircuitBreaker.Configuration(baseOpen: .milliseconds(250), maximumOpen: .seconds(1))
+    let usersBreaker = CircuitBreaker(name: "users-service", configuration: directoryBreakers, logger: logger)
+    let templatesBreaker = CircuitBreaker(name: "templates-service", configuration: directoryBreakers, logger: logger)
     let directory = PlatformDirectory(
         http: http,
         usersURL: configuration.usersURL,
@@ -95,7 +108,9 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         usersBreaker: usersBreaker,
         templatesBreaker: templatesBreaker,
         timeout: .seconds(2),
-        cacheSeconds: configuration.directoryCacheSeconds
+        cacheSeconds: configuration.directoryCacheSeconds,
+        lastKnown: configuration.directoryStaleSeconds > 0
+            ? LastKnown(bound: .seconds(configuration.directoryStaleSeconds), capacity: configuration.directoryStaleEntries) : nil
     )
     let limiter = RateLimiter(
         redis: RedisClient(
@@ -106,14 +121,25 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         prefix: configuration.redis.keyPrefix,
         logger: logger
     )
+    let repository = NotificationRepository(
+        client: postgres,
+        maxAttempts: configuration.maxAttempts,
+        logger: logger,
+        groupCommit: .init(maxBatch: configuration.commitBatch, maxInFlight: configuration.commitsInFlight)
+    )
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: EnvelopeMiddleware())
     HealthRoutes(
         service: "gateway",
         checks: [
-            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) }, .breaker(usersBreaker), .breaker(templatesBreaker),
-            .breaker(limiter.breaker),
+            .timed("postgres") { try await postgres.check() },
+            // What a create gets: its group commit runs in one of these slots.
+            HealthCheck("group_commit") {
+                repository.committer.map { GroupCommitter.health($0.executor.snapshot, deadline: postgres.operationTimeout) }
+                    ?? DependencyHealth(status: .up)
+            },
+            .breaker(usersBreaker), .breaker(templatesBreaker), .breaker(limiter.breaker),
         ]
     ).register(on: router)
     MetricsRoute().register(on: router)
@@ -134,12 +160,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         )
         .add(middleware: RateLimitMiddleware(limiter: limiter, limit: configuration.limits.perCredential))
     NotificationController(
-        repository: NotificationRepository(
-            client: postgres,
-            maxAttempts: configuration.maxAttempts,
-            logger: logger,
-            groupCommit: .init(maxBatch: configuration.commitBatch, maxInFlight: configuration.commitsInFlight)
-        ),
+        repository: repository,
         directory: directory,
         limiter: limiter,
         limits: configuration.limits

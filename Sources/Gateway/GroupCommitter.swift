@@ -1,7 +1,10 @@
+import Deadlines
 import Foundation
 import JobQueue
 import Logging
 import NotifyConfig
+import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 import Telemetry
 
@@ -9,6 +12,8 @@ import Telemetry
 struct PendingCreate: Sendable {
     var new: NewNotification
     var templateVersion: Int
+    /// Seconds: the age of the last-known user or template data this create was checked against (nil: fresh data).
+    var staleDataAge: Int?
     var client: String
     var correlationID: String
 }
@@ -29,7 +34,8 @@ final class GroupCommitter: Sendable {
     init(limits: Limits, repository: NotificationRepository, logger: Logger) {
         var writer = repository
         writer.committer = nil
-        executor = BatchExecutor(maxBatch: limits.maxBatch, maxInFlight: limits.maxInFlight) { [writer] items in
+        executor = BatchExecutor(maxBatch: limits.maxBatch, maxInFlight: limits.maxInFlight, deadline: repository.client.operationTimeout) {
+            [writer] items in
             Telemetry.commitBatch(size: items.count)
             do {
                 return try await writer.createMany(items).map { .success($0) }
@@ -48,6 +54,14 @@ final class GroupCommitter: Sendable {
                 return results
             }
         }
+    }
+
+    /// `/health`: down while a group has been writing for longer than the deadline after which it is given up (no create
+    /// can be answered then), up otherwise, with the slots' use.
+    static func health(_ snapshot: BatchExecutor<PendingCreate, Result<Accepted?, any Error>>.Snapshot, deadline: Duration) -> DependencyHealth {
+        let detail = "\(snapshot.running) writing, \(snapshot.waiting) waiting"
+        if let oldest = snapshot.oldest, oldest > deadline { return DependencyHealth(status: .down, detail: "stuck: " + detail) }
+        return DependencyHealth(status: .up, detail: detail)
     }
 
     /// What the client is told (nil: this client already used the request_id), after the commit.

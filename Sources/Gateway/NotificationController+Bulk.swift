@@ -1,3 +1,5 @@
+import Breakers
+import Deadlines
 import Directory
 import Foundation
 import Hummingbird
@@ -124,12 +126,15 @@ extension NotificationController {
             }
         }
 
-        let checked: [Int: (recipient: Recipient?, template: TemplateContent?)]
+        let checked: [Int: Lookup]
         do {
             checked = try await lookUpAll(unique, correlationID: context.correlationID)
         } catch {
             throw APIError.dependencyUnavailable("The user or template service is unavailable, so the request cannot be checked; try again shortly")
         }
+        let unavailable = APIError.dependencyUnavailable(
+            "The user or template service is unavailable and this recipient or template has not been seen recently; try again shortly"
+        )
         var allowedUsers: [UUID: RateDecision] = [:]
         if let limit = limits.perUser {
             // Every recipient's bucket in one round trip to Redis, each charged with its items.
@@ -137,22 +142,32 @@ extension NotificationController {
             let decisions = await limiter.checkMany(counts.map { ("user:\($0.key.lowercased)", $0.value) }, limit: limit)
             for (entry, decision) in zip(counts, decisions) { allowedUsers[entry.key] = decision }
         }
-        var toInsert: [(index: Int, new: NewNotification, version: Int)] = []
+        var toInsert: [(index: Int, new: NewNotification, version: Int, staleDataAge: Int?)] = []
         var refused: [(index: Int, new: NewNotification, error: APIError)] = []
         for (index, new) in unique {
-            let lookup = checked[index]
-            if let refusal = Self.refusal(new, recipient: lookup?.recipient, template: lookup?.template) {
+            guard let lookup = checked[index], !lookup.unavailable else {
+                refused.append((index, new, unavailable))
+                continue
+            }
+            if let refusal = Self.refusal(new, recipient: lookup.recipient?.value, template: lookup.template.value) {
                 refused.append((index, new, refusal))
             } else if let decision = allowedUsers[new.userID], !decision.allowed {
                 refused.append((index, new, APIError.rateLimited(decision, "Too many notifications for this user; try again later")))
             } else {
-                toInsert.append((index, new, lookup?.template?.activeVersion ?? 1))
+                let staleDataAge = Self.staleSeconds(lookup.recipient?.staleFor, lookup.template.staleFor)
+                toInsert.append((index, new, lookup.template.value?.activeVersion ?? 1, staleDataAge))
             }
         }
 
         let inserted: [Accepted?]
         let rows = toInsert.map {
-            PendingCreate(new: $0.new, templateVersion: $0.version, client: identity.client, correlationID: context.correlationID)
+            PendingCreate(
+                new: $0.new,
+                templateVersion: $0.version,
+                staleDataAge: $0.staleDataAge,
+                client: identity.client,
+                correlationID: context.correlationID
+            )
         }
         do {
             inserted = try await withDeadline(.seconds(30)) {
@@ -236,24 +251,41 @@ extension NotificationController {
         }
     }
 
-    /// Looks up every distinct user and template once, a few at a time.
-    func lookUpAll(
-        _ items: [(index: Int, new: NewNotification)],
-        correlationID: String
-    ) async throws -> [Int: (recipient: Recipient?, template: TemplateContent?)] {
+    /// What a bulk item was checked against: its recipient (nil: no such user) and template, each possibly from the
+    /// last known answers; `unavailable` when a service could not answer and nothing recent is known.
+    struct Lookup: Sendable {
+        var recipient: Checked<Recipient>?
+        var template: Checked<TemplateContent?>
+        var unavailable: Bool
+    }
+
+    /// Looks up every distinct user and template once, a few at a time. While a service cannot answer, items are
+    /// checked against its last answers; those never seen (or seen too long ago) are `unavailable`.
+    func lookUpAll(_ items: [(index: Int, new: NewNotification)], correlationID: String) async throws -> [Int: Lookup] {
         let userIDs = Array(Set(items.map(\.new.userID)))
         struct TemplateKey: Hashable { var code: String, channel: String, language: String? }
         let templateKeys = Array(
             Set(items.map { TemplateKey(code: $0.new.templateCode, channel: $0.new.channel.rawValue, language: $0.new.language) })
         )
-        let recipients = try await directory.recipients(userIDs, correlationID: correlationID)
-        let templates = try await Self.concurrently(templateKeys, width: 8) {
-            try await directory.template($0.code, channel: $0.channel, language: $0.language, correlationID: correlationID)
+        let (recipients, unknownUsers) = try await directory.checkedRecipients(userIDs, correlationID: correlationID)
+        let templates = try await Self.concurrently(templateKeys, width: 8) { key -> Checked<TemplateContent?>? in
+            do {
+                return try await directory.checkedTemplate(key.code, channel: key.channel, language: key.language, correlationID: correlationID)
+            } catch is DirectoryUnavailable {
+                return nil
+            } catch is BreakerOpenError {
+                return nil
+            }
         }
-        var found: [Int: (recipient: Recipient?, template: TemplateContent?)] = [:]
+        var found: [Int: Lookup] = [:]
         for (index, new) in items {
             let key = TemplateKey(code: new.templateCode, channel: new.channel.rawValue, language: new.language)
-            found[index] = (recipients[new.userID], templates[key] ?? nil)
+            let template = templates[key] ?? nil
+            found[index] = Lookup(
+                recipient: recipients[new.userID],
+                template: template ?? Checked(value: nil),
+                unavailable: template == nil || unknownUsers.contains(new.userID)
+            )
         }
         return found
     }

@@ -1,3 +1,4 @@
+import Deadlines
 import Directory
 import Foundation
 import Hummingbird
@@ -60,13 +61,13 @@ struct NotificationController: Sendable {
                 throw APIError.rateLimited(decision, "Too many notifications for this user; try again later")
             }
         }
-        let checked: (recipient: Recipient?, template: TemplateContent?)
+        let checked: (recipient: Checked<Recipient?>, template: Checked<TemplateContent?>)
         do {
             checked = try await lookUp(new, correlationID: context.correlationID)
         } catch {
             throw APIError.dependencyUnavailable("The user or template service is unavailable, so the request cannot be checked; try again shortly")
         }
-        if let refusal = Self.refusal(new, recipient: checked.recipient, template: checked.template) {
+        if let refusal = Self.refusal(new, recipient: checked.recipient.value, template: checked.template.value) {
             // A replay of a request accepted before the user changed their mind still returns the original.
             if let earlier = try await repository.existing(new, client: identity.client) {
                 return try Self.respond(earlier, context: context, requestID: new.requestID)
@@ -79,7 +80,8 @@ struct NotificationController: Sendable {
             outcome = try await withDeadline(.seconds(10)) {
                 try await repository.create(
                     new,
-                    templateVersion: checked.template?.activeVersion ?? 1,
+                    templateVersion: checked.template.value?.activeVersion ?? 1,
+                    staleDataAge: Self.staleSeconds(checked.recipient.staleFor, checked.template.staleFor),
                     client: identity.client,
                     correlationID: context.correlationID
                 )
@@ -93,11 +95,24 @@ struct NotificationController: Sendable {
         return try Self.respond(outcome, context: context, requestID: new.requestID)
     }
 
-    /// The recipient and the template a notification names (nil when they do not exist); throws when a service is down.
-    func lookUp(_ new: NewNotification, correlationID: String) async throws -> (recipient: Recipient?, template: TemplateContent?) {
-        async let template = directory.template(new.templateCode, channel: new.channel.rawValue, language: new.language, correlationID: correlationID)
-        let recipient = try await directory.recipient(new.userID, correlationID: correlationID)
+    /// The recipient and the template a notification names (nil when they do not exist), from their services or, while
+    /// one cannot answer, from its last answer within the staleness bound; throws when neither is possible.
+    func lookUp(_ new: NewNotification, correlationID: String) async throws -> (recipient: Checked<Recipient?>, template: Checked<TemplateContent?>) {
+        async let template = directory.checkedTemplate(
+            new.templateCode,
+            channel: new.channel.rawValue,
+            language: new.language,
+            correlationID: correlationID
+        )
+        let recipient = try await directory.checkedRecipient(new.userID, correlationID: correlationID)
         return (recipient, try await template)
+    }
+
+    /// The age, in whole seconds rounded up, of the oldest last-known answer a notification was checked against (nil:
+    /// every answer was fresh).
+    static func staleSeconds(_ ages: Duration?...) -> Int? {
+        guard let oldest = ages.compactMap({ $0 }).max() else { return nil }
+        return max(1, Int(oldest.inSeconds.rounded(.up)))
     }
 
     /// Why this notification may not be sent: no such template or user, or the user turned the channel off.

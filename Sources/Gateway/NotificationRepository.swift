@@ -4,6 +4,7 @@ import JobQueue
 import Logging
 import NotificationModel
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 
 /// A validated create request, normalised (the hash of this is what idempotency compares).
@@ -55,6 +56,9 @@ struct NotificationResource: Codable, Sendable {
     var sendAt: Date?
     var deliveredAt: Date?
     var templateVersion: Int?
+    /// Seconds: the age of the last-known user or template data the gateway checked this notification against while
+    /// the user or template service could not answer (nil: checked against their live answers).
+    var staleDataAge: Int?
     /// Every status with its time and cause (on the single-notification view).
     var history: [HistoryEntry]?
     /// Push only: each device's outcome in each attempt (on the single-notification view).
@@ -77,6 +81,7 @@ struct NotificationResource: Codable, Sendable {
         case sendAt = "send_at"
         case deliveredAt = "delivered_at"
         case templateVersion = "template_version"
+        case staleDataAge = "stale_data_age_s"
         case history, deliveries
     }
 }
@@ -142,13 +147,13 @@ enum CreateOutcome: Sendable {
 
 /// The gateway's SQL: the notification, its job and its outbox message are written in ONE transaction.
 struct NotificationRepository: Sendable {
-    let client: PostgresClient
+    let client: Database
     let maxAttempts: Int
     let logger: Logger
     /// Groups concurrent single creates into shared transactions (nil: one transaction each).
     var committer: GroupCommitter?
 
-    init(client: PostgresClient, maxAttempts: Int, logger: Logger, groupCommit: GroupCommitter.Limits? = nil) {
+    init(client: Database, maxAttempts: Int, logger: Logger, groupCommit: GroupCommitter.Limits? = nil) {
         self.client = client
         self.maxAttempts = maxAttempts
         self.logger = logger
@@ -156,8 +161,20 @@ struct NotificationRepository: Sendable {
         if let groupCommit { committer = GroupCommitter(limits: groupCommit, repository: self, logger: logger) }
     }
 
-    func create(_ new: NewNotification, templateVersion: Int, client clientName: String, correlationID: String) async throws -> CreateOutcome {
-        let item = PendingCreate(new: new, templateVersion: templateVersion, client: clientName, correlationID: correlationID)
+    func create(
+        _ new: NewNotification,
+        templateVersion: Int,
+        staleDataAge: Int? = nil,
+        client clientName: String,
+        correlationID: String
+    ) async throws -> CreateOutcome {
+        let item = PendingCreate(
+            new: new,
+            templateVersion: templateVersion,
+            staleDataAge: staleDataAge,
+            client: clientName,
+            correlationID: correlationID
+        )
         let accepted: Accepted?
         if let committer {
             accepted = try await committer.write(item)
@@ -191,21 +208,23 @@ struct NotificationRepository: Sendable {
         let priorities = items.map(\.new.priority)
         let sendAts = items.map { $0.new.sendAt.map { formatter.string(from: $0) } ?? "" }
         let versions = items.map(\.templateVersion)
+        // NULL in an int[] is not a bind PostgresNIO writes: -1 stands for "checked against fresh data".
+        let staleAges = items.map { $0.staleDataAge ?? -1 }
         let clients = items.map(\.client)
         let correlationIDs = items.map(\.correlationID)
         let maxAttempts = self.maxAttempts
 
-        // One statement (sql/notifications/0008): notifications, jobs and outbox messages in one round trip;
+        // One statement (sql/notifications/0010): notifications, jobs and outbox messages in one round trip;
         // PL/pgSQL keeps its plans between calls. It runs between BEGIN and COMMIT, and nothing is answered before
-        // COMMIT did (see `committing`): a lone statement's rows arrive before its commit.
-        let written = try await client.committing(logger: logger) { connection in
+        // COMMIT did (see `Database.withTransaction`): a lone statement's rows arrive before its commit.
+        let written = try await client.withTransaction(logger: logger) { connection in
             var written: [UUID: (createdAt: Date, jobID: Int)] = [:]
             for try await (id, createdAt, jobID) in try await connection.query(
                 """
                 SELECT notification_id, created_at, job_id FROM accept_notifications(
                     \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
                     \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(maxAttempts)::int)
+                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(maxAttempts)::int)
                 """,
                 logger: logger
             ).decode((UUID, Date, Int).self) {
@@ -241,9 +260,10 @@ struct NotificationRepository: Sendable {
 
     static let columns = """
         n.id, n.request_id, n.channel, n.user_id, n.template_code, n.status, n.priority, n.correlation_id,
-        COALESCE(j.attempt, 0), j.state, n.last_error, n.created_at, n.updated_at, n.sent_at, n.send_at, n.delivered_at, n.template_version
+        COALESCE(j.attempt, 0), j.state, n.last_error, n.created_at, n.updated_at, n.sent_at, n.send_at, n.delivered_at, n.template_version,
+        n.stale_data_age_s
         """
-    typealias Row = (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?, Date?, Int?)
+    typealias Row = (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?, Date?, Int?, Int?)
 
     static func resource(_ row: Row) -> NotificationResource {
         NotificationResource(
@@ -264,6 +284,7 @@ struct NotificationRepository: Sendable {
             sendAt: row.14,
             deliveredAt: row.15,
             templateVersion: row.16,
+            staleDataAge: row.17,
             history: nil,
             deliveries: nil
         )
@@ -392,7 +413,7 @@ extension NotificationRepository {
     /// Returns nil when there is no such notification, false when it is not failed.
     func replay(id: UUID, client clientName: String) async throws -> Bool? {
         guard try await find(id: id, owner: .client(clientName)) != nil else { return nil }
-        return try await client.committing(logger: logger) { connection in
+        return try await client.withTransaction(logger: logger) { connection in
             for try await replayed in try await connection.query("SELECT replay_dead_letter(\(id))", logger: logger).decode(Bool.self) {
                 return replayed
             }

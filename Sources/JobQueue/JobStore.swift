@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NotificationModel
+import PostgresAccess
 import PostgresNIO
 
 /// A job a worker has won: everything needed to deliver it, read from the rows that decide its fate.
@@ -31,15 +32,12 @@ public enum ClaimPath: String, Sendable {
 
 /// All SQL that moves jobs between states. Functions that must join a caller's transaction take `on connection`.
 public struct JobStore: Sendable {
-    public let client: PostgresClient
+    public let client: Database
     public let logger: Logger
-    /// Every operation of a worker on its jobs gives up after this (see `withDeadline`).
-    public let deadline: Duration
 
-    public init(client: PostgresClient, logger: Logger, deadline: Duration = .seconds(15)) {
+    public init(client: Database, logger: Logger) {
         self.client = client
         self.logger = logger
-        self.deadline = deadline
     }
 
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
@@ -77,8 +75,10 @@ public struct JobStore: Sendable {
     ) async throws
         -> [ClaimedJob]
     {
-        try await withDeadline(deadline) {
-            let rows = try await client.query(
+        // In a transaction: the claim must be committed before anything is delivered (a lone statement's rows arrive
+        // before its commit, which a crash of the server can still undo; the job would then be claimed again).
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            let rows = try await connection.query(
                 """
                 WITH next AS (
                     SELECT id FROM jobs
@@ -110,7 +110,7 @@ public struct JobStore: Sendable {
         }
     }
 
-    static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
+    static func decode<Rows: AsyncSequence & Sendable>(_ rows: Rows) async throws -> [ClaimedJob] where Rows.Element == PostgresRow {
         var jobs: [ClaimedJob] = []
         for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?, Int).self) {
             let variables = (try? JSONValue.parseObject(Data(row.8.utf8))) ?? [:]
@@ -136,19 +136,20 @@ public struct JobStore: Sendable {
     }
 
     /// The job is done: the notification was handed to the SMTP server or push provider.
-    public func complete(jobID: Int) async throws {
-        try await complete(jobIDs: [jobID])
+    public func complete(jobID: Int, worker: String) async throws {
+        try await complete(jobIDs: [jobID], worker: worker)
     }
 
-    /// Several jobs done, in one statement.
-    public func complete(jobIDs: [Int]) async throws {
+    /// Several jobs of this worker done, in one transaction (committed before it returns: the worker keeps the job
+    /// until its completion is durable, so a crash of the server cannot leave a sent job to be sent again).
+    public func complete(jobIDs: [Int], worker: String) async throws {
         guard !jobIDs.isEmpty else { return }
-        try await withDeadline(deadline) {
-            _ = try await client.query(
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            _ = try await connection.query(
                 """
                 WITH done AS (
                     UPDATE jobs SET state = 'completed', finalized_at = now(), lease_expires_at = NULL, updated_at = now()
-                    WHERE id = ANY (\(jobIDs)::bigint[]) AND state = 'running'
+                    WHERE id = ANY (\(jobIDs)::bigint[]) AND state = 'running' AND attempted_by = \(worker)
                     RETURNING notification_id
                 )
                 UPDATE notifications n SET status = 'sent', sent_at = now(), updated_at = now(), last_error = NULL
@@ -163,73 +164,87 @@ public struct JobStore: Sendable {
     /// `discarded` with a dead-letter event for failed.queue. Returns the new state.
     @discardableResult
     public func fail(jobID: Int, error: String, permanent: Bool, retryAfter: Duration) async throws -> JobState? {
-        try await withDeadline(deadline) {
-            try await client.withTransaction(logger: logger) { connection in
-                let rows = try await connection.query(
-                    """
-                    WITH failed AS (
-                        UPDATE jobs
-                        SET state = CASE WHEN \(permanent) OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
-                            run_at = now() + make_interval(secs => \(retryAfter.inSeconds)),
-                            finalized_at = CASE WHEN \(permanent) OR attempt >= max_attempts THEN now() END,
-                            errors = errors || jsonb_build_array(jsonb_build_object(
-                                'at', now(), 'attempt', attempt, 'error', \(error)::text, 'permanent', \(permanent))),
-                            lease_expires_at = NULL, updated_at = now()
-                        WHERE id = \(jobID) AND state = 'running'
-                        RETURNING notification_id, state
-                    )
-                    UPDATE notifications n
-                    SET status = CASE WHEN failed.state = 'discarded' THEN 'failed' ELSE 'retrying' END,
-                        last_error = \(error), updated_at = now()
-                    FROM failed WHERE n.id = failed.notification_id
-                    RETURNING failed.state
-                    """,
-                    logger: logger
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            let rows = try await connection.query(
+                """
+                WITH failed AS (
+                    UPDATE jobs
+                    SET state = CASE WHEN \(permanent) OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+                        run_at = now() + make_interval(secs => \(retryAfter.inSeconds)),
+                        finalized_at = CASE WHEN \(permanent) OR attempt >= max_attempts THEN now() END,
+                        errors = errors || jsonb_build_array(jsonb_build_object(
+                            'at', now(), 'attempt', attempt, 'error', \(error)::text, 'permanent', \(permanent))),
+                        lease_expires_at = NULL, updated_at = now()
+                    WHERE id = \(jobID) AND state = 'running'
+                    RETURNING notification_id, state
                 )
-                var state: JobState?
-                for try await value in rows.decode(String.self) { state = JobState(rawValue: value) }
-                if state == .discarded {
-                    _ = try await connection.query("SELECT dead_letter_job(\(jobID))", logger: logger)
-                }
-                return state
+                UPDATE notifications n
+                SET status = CASE WHEN failed.state = 'discarded' THEN 'failed' ELSE 'retrying' END,
+                    last_error = \(error), updated_at = now()
+                FROM failed WHERE n.id = failed.notification_id
+                RETURNING failed.state
+                """,
+                logger: logger
+            )
+            var state: JobState?
+            for try await value in rows.decode(String.self) { state = JobState(rawValue: value) }
+            if state == .discarded {
+                _ = try await connection.query("SELECT dead_letter_job(\(jobID))", logger: logger)
             }
+            return state
         }
     }
 
     /// Gives a claimed job back without counting the attempt (a dependency's circuit is open, or the worker is
     /// shutting down): it becomes due again after `delay`.
     public func snooze(jobID: Int, delay: Duration, cause: String) async throws {
-        try await withDeadline(deadline) {
-            try await client.withTransaction(logger: logger) { connection in
-                _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
-                _ = try await connection.query(
-                    """
-                    WITH snoozed AS (
-                        UPDATE jobs SET state = 'retryable', attempt = greatest(attempt - 1, 0),
-                            run_at = now() + make_interval(secs => \(delay.inSeconds)), lease_expires_at = NULL, updated_at = now()
-                        WHERE id = \(jobID) AND state = 'running'
-                        RETURNING notification_id
-                    )
-                    UPDATE notifications n SET status = 'retrying', updated_at = now() FROM snoozed WHERE n.id = snoozed.notification_id
-                    """,
-                    logger: logger
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
+            _ = try await connection.query(
+                """
+                WITH snoozed AS (
+                    UPDATE jobs SET state = 'retryable', attempt = greatest(attempt - 1, 0),
+                        run_at = now() + make_interval(secs => \(delay.inSeconds)), lease_expires_at = NULL, updated_at = now()
+                    WHERE id = \(jobID) AND state = 'running'
+                    RETURNING notification_id
                 )
-            }
+                UPDATE notifications n SET status = 'retrying', updated_at = now() FROM snoozed WHERE n.id = snoozed.notification_id
+                """,
+                logger: logger
+            )
+        }
+    }
+
+    /// The job will not be sent (see the worker's check at send time): it is `cancelled`, and so is its notification,
+    /// with `cause` in both histories.
+    public func withdraw(jobID: Int, cause: String) async throws {
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
+            _ = try await connection.query(
+                """
+                WITH withdrawn AS (
+                    UPDATE jobs SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL, updated_at = now()
+                    WHERE id = \(jobID) AND state = 'running'
+                    RETURNING notification_id
+                )
+                UPDATE notifications n SET status = 'cancelled', last_error = \(cause), updated_at = now()
+                FROM withdrawn WHERE n.id = withdrawn.notification_id
+                """,
+                logger: logger
+            )
         }
     }
 
     /// Extends the leases of jobs this worker is still working on.
     public func heartbeat(jobIDs: [Int], worker: String, lease: Duration) async throws {
-        try await withDeadline(deadline) {
-            guard !jobIDs.isEmpty else { return }
-            _ = try await client.query(
-                """
-                UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.inSeconds))
-                WHERE id = ANY(\(jobIDs)) AND state = 'running' AND attempted_by = \(worker)
-                """,
-                logger: logger
-            )
-        }
+        guard !jobIDs.isEmpty else { return }
+        try await client.query(
+            """
+            UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.inSeconds))
+            WHERE id = ANY(\(jobIDs)) AND state = 'running' AND attempted_by = \(worker)
+            """,
+            logger: logger
+        )
     }
 
 }

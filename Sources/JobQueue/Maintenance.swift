@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NotificationModel
+import PostgresAccess
 import PostgresNIO
 
 /// Makes due `retryable` and `scheduled` jobs `available` and dispatches them through the outbox.
@@ -10,11 +11,11 @@ public struct Scheduler: Sendable {
         public init() {}
     }
 
-    let client: PostgresClient
+    let client: Database
     let configuration: Configuration
     let logger: Logger
 
-    public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) {
+    public init(client: Database, configuration: Configuration = .init(), logger: Logger) {
         self.client = client
         self.configuration = configuration
         self.logger = logger
@@ -64,19 +65,19 @@ public struct Rescuer: Sendable {
         }
     }
 
-    let client: PostgresClient
+    let client: Database
     let configuration: Configuration
     let logger: Logger
 
-    public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) {
+    public init(client: Database, configuration: Configuration = .init(), logger: Logger) {
         self.client = client
         self.configuration = configuration
         self.logger = logger
     }
 
     public func runOnce() async throws -> Result {
-        var result = Result()
-        try await client.withTransaction(logger: logger) { connection in
+        try await client.withTransaction(logger: logger) { [configuration, logger] connection in
+            var result = Result()
             let rows = try await connection.query(
                 """
                 WITH expired AS (
@@ -125,8 +126,8 @@ public struct Rescuer: Sendable {
                 logger: logger
             )
             for try await count in lost.decode(Int.self) { result.redispatched = count }
+            return result
         }
-        return result
     }
 }
 
@@ -149,11 +150,11 @@ public struct Cleaner: Sendable {
         }
     }
 
-    let client: PostgresClient
+    let client: Database
     let configuration: Configuration
     let logger: Logger
 
-    public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) {
+    public init(client: Database, configuration: Configuration = .init(), logger: Logger) {
         self.client = client
         self.configuration = configuration
         self.logger = logger

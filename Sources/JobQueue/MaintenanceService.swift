@@ -1,6 +1,8 @@
+import Deadlines
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import PostgresAccess
 import PostgresNIO
 import ServiceLifecycle
 
@@ -12,6 +14,11 @@ public struct MaintenanceService: Service {
         public var interval: Duration = .seconds(1)
         public var cleanEvery: Duration = .seconds(300)
         public var electionInterval: Duration = .seconds(2)
+        /// A newly elected leader rescues no expired lease for this long. A new election follows a lost database
+        /// connection, mostly a database outage, during which no worker could renew a lease: their jobs look abandoned
+        /// although the workers are alive, some with the notification already sent and its completion on its way.
+        /// They get this long to renew their leases and record what they did (workers renew every third of a lease).
+        public var rescueGrace: Duration = .seconds(30)
         public var scheduler = Scheduler.Configuration()
         public var rescuer = Rescuer.Configuration()
         public var cleaner = Cleaner.Configuration()
@@ -20,12 +27,12 @@ public struct MaintenanceService: Service {
 
     static let lockKey: Int64 = 0x6D61_696E_7465_6E  // "mainten"
 
-    let client: PostgresClient
+    let client: Database
     let configuration: Configuration
     let logger: Logger
     public let isLeader = NIOLockedValueBox(false)
 
-    public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) {
+    public init(client: Database, configuration: Configuration = .init(), logger: Logger) {
         self.client = client
         self.configuration = configuration
         self.logger = logger
@@ -38,19 +45,25 @@ public struct MaintenanceService: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    try await client.withConnection { connection in
+                    try await client.withHeldConnection { connection in
                         guard try await tryLock(connection) else { return }
                         isLeader.withLockedValue { $0 = true }
                         logger.info("maintenance leader elected")
                         defer { isLeader.withLockedValue { $0 = false } }
                         let lastClean = NIOLockedValueBox(ContinuousClock.now - configuration.cleanEvery)
+                        let rescueFrom = ContinuousClock.now + configuration.rescueGrace
                         do {
                             while !Task.isCancelled {
                                 // Each round has a deadline: a query caught on a dropped connection may never return.
                                 try await withDeadline(.seconds(30)) {
                                     // The lock lives as long as this connection: check it is still there.
                                     _ = try await connection.query("SELECT 1", logger: logger)
-                                    try await runRound(scheduler: scheduler, rescuer: rescuer, cleaner: cleaner, lastClean: lastClean)
+                                    try await runRound(
+                                        scheduler: scheduler,
+                                        rescuer: ContinuousClock.now >= rescueFrom ? rescuer : nil,
+                                        cleaner: cleaner,
+                                        lastClean: lastClean
+                                    )
                                 }
                                 try await Task.sleep(for: configuration.interval)
                             }
@@ -72,9 +85,9 @@ public struct MaintenanceService: Service {
         }
     }
 
-    func runRound(scheduler: Scheduler, rescuer: Rescuer, cleaner: Cleaner, lastClean: NIOLockedValueBox<ContinuousClock.Instant>) async throws {
+    func runRound(scheduler: Scheduler, rescuer: Rescuer?, cleaner: Cleaner, lastClean: NIOLockedValueBox<ContinuousClock.Instant>) async throws {
         let scheduled = try await scheduler.runOnce()
-        let rescued = try await rescuer.runOnce()
+        let rescued = try await rescuer?.runOnce() ?? Rescuer.Result()
         if rescued != Rescuer.Result() {
             logger.warning(
                 "rescued jobs",

@@ -11,6 +11,7 @@ import Logging
 import Migrations
 import NotificationModel
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import PushTransport
 import Relay
@@ -128,9 +129,9 @@ struct AdminCommand: AsyncParsableCommand {
             let password = given ?? (0..<18).map { _ in String("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789".randomElement()!) }.joined()
             guard password.count >= 12 else { throw ValidationError("NOTIFY_ADMIN_PASSWORD must be at least 12 characters") }
             let hash = Bcrypt.hash(password, cost: UInt8(clamping: Int(env.string("NOTIFY_BCRYPT_COST", default: "10")) ?? 10))
-            let client = PostgresClient(configuration: settings.clientConfiguration(.notifications), backgroundLogger: logger)
+            let client = Database(settings, database: .notifications, applicationName: "notify-admin-cli", logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await client.run() }
+                group.addTask { try await client.run() }
                 let created = try await AdminUserStore(client: client, logger: logger).upsert(email: email, passwordHash: hash)
                 if given == nil { print(password) }
                 logger.info(created ? "admin created" : "admin password changed", metadata: ["email": .string(email)])
@@ -171,9 +172,9 @@ struct AdminCommand: AsyncParsableCommand {
             let scopeList = scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             let unknown = scopeList.filter { !APIKeyStore.knownScopes.contains($0) }
             guard unknown.isEmpty, !scopeList.isEmpty else { throw ValidationError("unknown scopes: \(unknown.joined(separator: ", "))") }
-            let client = PostgresClient(configuration: settings.clientConfiguration(.notifications), backgroundLogger: logger)
+            let client = Database(settings, database: .notifications, applicationName: "notify-admin-cli", logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await client.run() }
+                group.addTask { try await client.run() }
                 let (key, record) = try await APIKeyStore(client: client, logger: logger).create(
                     client: self.client,
                     name: name,

@@ -11,14 +11,33 @@ public struct PostgresSettings: Sendable {
     /// Prefixed to the database names `users`, `templates` and `notifications` (tests use a unique prefix per run).
     public var databasePrefix: String
     public var maxConnections: Int
+    /// How long the server lets one statement of a service run (`statement_timeout`). Every database operation of a
+    /// service gives up `operationTimeout` after it began (the server's own answer has 5 s more to arrive).
+    public var statementTimeout: Duration
+    /// How long the server keeps a service's transaction that waits on its client (`idle_in_transaction_session_timeout`):
+    /// the locks of a client that vanished mid-transaction are freed after this.
+    public var idleInTransactionTimeout: Duration
 
-    public init(host: String, port: Int, user: String, password: String, databasePrefix: String, maxConnections: Int = 20) {
+    public var operationTimeout: Duration { statementTimeout + .seconds(5) }
+
+    public init(
+        host: String,
+        port: Int,
+        user: String,
+        password: String,
+        databasePrefix: String,
+        maxConnections: Int = 20,
+        statementTimeout: Duration = .seconds(10),
+        idleInTransactionTimeout: Duration = .seconds(60)
+    ) {
         self.host = host
         self.port = port
         self.user = user
         self.password = password
         self.databasePrefix = databasePrefix
         self.maxConnections = maxConnections
+        self.statementTimeout = statementTimeout
+        self.idleInTransactionTimeout = idleInTransactionTimeout
     }
 
     public init(_ env: EnvironmentReader, problems: inout [String]) {
@@ -28,8 +47,12 @@ public struct PostgresSettings: Sendable {
             user: env.string("NOTIFY_PG_USER", default: "notify"),
             password: env.string("NOTIFY_PG_PASSWORD", default: "notify"),
             databasePrefix: env.string("NOTIFY_PG_DB_PREFIX", default: "notify_"),
-            maxConnections: env.int("NOTIFY_PG_MAX_CONNECTIONS", default: 20, problems: &problems)
+            maxConnections: env.int("NOTIFY_PG_MAX_CONNECTIONS", default: 20, problems: &problems),
+            statementTimeout: .milliseconds(env.int("NOTIFY_PG_STATEMENT_TIMEOUT_MS", default: 10_000, problems: &problems)),
+            idleInTransactionTimeout: .milliseconds(env.int("NOTIFY_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", default: 60_000, problems: &problems))
         )
+        if statementTimeout < .milliseconds(100) { problems.append("NOTIFY_PG_STATEMENT_TIMEOUT_MS must be at least 100") }
+        if idleInTransactionTimeout < .seconds(1) { problems.append("NOTIFY_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS must be at least 1000") }
     }
 
     public func databaseName(_ database: Database) -> String { databasePrefix + database.rawValue }
@@ -50,6 +73,20 @@ public struct PostgresSettings: Sendable {
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(5)
         return configuration
+    }
+
+    /// The session settings of a long-running service's connections: statements and transactions waiting on a client
+    /// end on the server's side too; a client that vanished (a crashed host sends nothing) is noticed by TCP keepalive
+    /// within about 25 s and during a statement within 2 s; `application_name` names the process in
+    /// `pg_stat_activity`. (Migrations do not use these: an index build may take long.)
+    public func serviceStartupParameters(applicationName: String) -> [(String, String)] {
+        [
+            ("application_name", String(applicationName.prefix(63))),
+            ("statement_timeout", "\(Int(statementTimeout.inSeconds * 1000))"),
+            ("idle_in_transaction_session_timeout", "\(Int(idleInTransactionTimeout.inSeconds * 1000))"),
+            ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"),
+            ("client_connection_check_interval", "2000"),
+        ]
     }
 
     public enum Database: String, CaseIterable, Sendable {
@@ -152,6 +189,11 @@ public struct JWTSettings: Sendable {
         issuer = env.string("NOTIFY_JWT_ISSUER", default: "notify-users")
         lifetimeSeconds = env.int("NOTIFY_JWT_TTL_SECONDS", default: 3600, problems: &problems)
     }
+}
+
+extension Duration {
+    /// The duration as fractional seconds.
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 extension Logger {

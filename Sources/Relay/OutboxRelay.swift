@@ -4,6 +4,7 @@ import Foundation
 import JobQueue
 import Logging
 import NIOConcurrencyHelpers
+import PostgresAccess
 import PostgresNIO
 import ServiceLifecycle
 import Telemetry
@@ -32,7 +33,7 @@ public struct OutboxRelay: Service {
         public var failed = 0
     }
 
-    let postgres: PostgresClient
+    let postgres: Database
     let management: RabbitManagementClient
     /// When set, messages go out over AMQP with confirms instead of the management API (which still declares the
     /// topology).
@@ -44,7 +45,7 @@ public struct OutboxRelay: Service {
     let topologyReady = NIOLockedValueBox(false)
 
     public init(
-        postgres: PostgresClient,
+        postgres: Database,
         management: RabbitManagementClient,
         amqp: AMQPPublisher? = nil,
         breaker: CircuitBreaker,
@@ -94,7 +95,7 @@ public struct OutboxRelay: Service {
     func listen(wake: AsyncStream<Void>.Continuation) async {
         while !Task.isCancelled {
             do {
-                try await postgres.withConnection { connection in
+                try await postgres.withHeldConnection { connection in
                     try await connection.listen(on: OutboxStore.channel) { notifications in
                         wake.yield()
                         for try await _ in notifications { wake.yield() }
@@ -112,8 +113,7 @@ public struct OutboxRelay: Service {
     public func drain() async {
         while !Task.isCancelled {
             do {
-                // A batch caught on a connection the server dropped may never return: give up on it and retry.
-                let (claimed, published) = try await withDeadline(.seconds(30)) { try await publishBatch() }
+                let (claimed, published) = try await publishBatch()
                 if claimed < configuration.batchSize || published == 0 { return }
             } catch {
                 logger.warning("outbox batch failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
@@ -125,7 +125,9 @@ public struct OutboxRelay: Service {
     /// One transaction: lock a batch, publish it, mark what was routed. Returns (claimed, published).
     public func publishBatch() async throws -> (Int, Int) {
         guard breaker.state != .open else { return (0, 0) }
-        return try await postgres.withTransaction(logger: logger) { connection in
+        // The rows stay locked while they are published: the batch may take up to 30 s (then the connection is closed
+        // and the rows are claimed again).
+        return try await postgres.withTransaction(logger: logger, deadline: .seconds(30)) { connection in
             let messages = try await OutboxStore.claimUnpublished(on: connection, limit: configuration.batchSize, logger: logger)
             guard !messages.isEmpty else { return (0, 0) }
             let errors: [String?] = if let amqp { await publish(messages, over: amqp) } else { await publishOverHTTP(messages) }

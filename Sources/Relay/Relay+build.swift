@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NotifyConfig
 import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 import ServiceLifecycle
 import Telemetry
@@ -17,6 +18,8 @@ public struct RelayConfiguration: Sendable {
     public var rabbit: RabbitSettings
     public var relay: OutboxRelay.Configuration
     public var redispatchAfterSeconds: Int
+    /// How long a newly elected maintenance leader waits before it rescues expired leases (see `rescueGrace`).
+    public var rescueGraceSeconds: Int
     /// How messages reach RabbitMQ: `http` (the management API) or `amqp` (AMQP 0-9-1 with publisher confirms).
     public var publisher: String
 
@@ -31,6 +34,8 @@ public struct RelayConfiguration: Sendable {
             pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems))
         )
         redispatchAfterSeconds = env.int("NOTIFY_REDISPATCH_AFTER_SECONDS", default: 120, problems: &problems)
+        rescueGraceSeconds = env.int("NOTIFY_RESCUE_GRACE_SECONDS", default: 30, problems: &problems)
+        if rescueGraceSeconds < 0 { problems.append("NOTIFY_RESCUE_GRACE_SECONDS must not be negative") }
         publisher = env.string("NOTIFY_RELAY_PUBLISHER", default: "http")
         if !["http", "amqp"].contains(publisher) { problems.append("NOTIFY_RELAY_PUBLISHER must be http or amqp") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
@@ -39,7 +44,7 @@ public struct RelayConfiguration: Sendable {
 
 /// The outbox relay (port 8006 for /health): its own process, the only publisher of notification work.
 public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    let postgres = Database(configuration.postgres, database: .notifications, applicationName: "notify-relay", logger: logger)
     var httpConfiguration = HTTPClient.Configuration()
     httpConfiguration.connectionPool = .init(
         idleTimeout: .seconds(60),
@@ -71,6 +76,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     )
     var maintenanceConfiguration = MaintenanceService.Configuration()
     maintenanceConfiguration.rescuer.redispatchAfter = .seconds(configuration.redispatchAfterSeconds)
+    maintenanceConfiguration.rescueGrace = .seconds(configuration.rescueGraceSeconds)
     let maintenance = MaintenanceService(client: postgres, configuration: maintenanceConfiguration, logger: logger)
 
     let router = Router(context: NotifyRequestContext.self)
@@ -79,7 +85,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     HealthRoutes(
         service: "relay",
         checks: [
-            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
+            .timed("postgres") { try await postgres.check() },
             .timed("rabbitmq", critical: false) { try await management.ping() },
             .breaker(breaker),
             HealthCheck("topology", critical: false) {

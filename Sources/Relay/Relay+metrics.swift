@@ -2,6 +2,7 @@ import Broker
 import Foundation
 import JobQueue
 import Logging
+import PostgresAccess
 import PostgresNIO
 import Telemetry
 
@@ -11,10 +12,10 @@ enum RelayMetrics {
     static let queues = ["email", "push"]
     static let states = ["scheduled", "available", "running", "retryable", "completed", "discarded", "cancelled"]
 
-    static func collectors(postgres: PostgresClient, management: RabbitManagementClient, logger: Logger) -> [@Sendable () async -> Void] {
+    static func collectors(postgres: Database, management: RabbitManagementClient, logger: Logger) -> [@Sendable () async -> Void] {
         [
             {
-                _ = try? await withDeadline(.seconds(2)) {
+                do {
                     var counts: [String: Int] = [:]
                     var lag: [String: Double] = [:]
                     for try await (queue, state, count, oldest) in try await postgres.query(
@@ -23,7 +24,8 @@ enum RelayMetrics {
                                COALESCE(EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'available')), 0)::float8
                         FROM jobs GROUP BY queue, state
                         """,
-                        logger: logger
+                        logger: logger,
+                        deadline: .seconds(2)
                     ).decode((String, String, Int, Double).self) {
                         counts["\(queue)/\(state)"] = count
                         if state == "available" { lag[queue] = max(0, oldest) }
@@ -34,21 +36,22 @@ enum RelayMetrics {
                         }
                         Telemetry.gauge("notify_queue_lag_seconds", lag[queue] ?? 0, [("queue", queue)])
                     }
-                }
+                } catch {}
             },
             {
-                _ = try? await withDeadline(.seconds(2)) {
+                do {
                     for try await (count, oldest) in try await postgres.query(
                         """
                         SELECT count(*)::int, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
                         FROM outbox WHERE published_at IS NULL
                         """,
-                        logger: logger
+                        logger: logger,
+                        deadline: .seconds(2)
                     ).decode((Int, Double).self) {
                         Telemetry.gauge("notify_outbox_backlog", Double(count))
                         Telemetry.gauge("notify_outbox_oldest_seconds", oldest)
                     }
-                }
+                } catch {}
             },
             {
                 for queue in ["email.queue", "push.queue", "failed.queue"] {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NotificationModel
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Rendering
 
@@ -72,10 +73,10 @@ public enum TemplateRepositoryError: Error {
 
 /// All SQL of the templates database.
 public struct TemplateRepository: Sendable {
-    let client: PostgresClient
+    let client: Database
     let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: Database, logger: Logger) {
         self.client = client
         self.logger = logger
     }
@@ -244,7 +245,7 @@ public struct TemplateRepository: Sendable {
     }
 
     public func archive(code: String, channel: String) async throws -> Bool {
-        try await client.committing(logger: logger) { connection in
+        try await client.withTransaction(logger: logger) { connection in
             for try await _ in try await connection.query(
                 "UPDATE templates SET archived_at = COALESCE(archived_at, now()), updated_at = now() WHERE code = \(code) AND channel = \(channel) RETURNING id",
                 logger: logger

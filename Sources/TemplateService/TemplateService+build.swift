@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NotifyConfig
 import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 import RedisCache
 import Telemetry
@@ -38,7 +39,7 @@ public struct TemplateServiceConfiguration: Sendable {
 
 /// The template service (port 8002): templates and their versions in the `templates` database.
 public func buildTemplateService(_ configuration: TemplateServiceConfiguration, logger: Logger) -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.templates), backgroundLogger: logger)
+    let postgres = Database(configuration.postgres, database: .templates, applicationName: "notify-templates", logger: logger)
     let redis = RedisClient(
         host: configuration.redis.host,
         port: configuration.redis.port,
@@ -52,7 +53,7 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
     HealthRoutes(
         service: "templates",
         checks: [
-            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
+            .timed("postgres") { try await postgres.check() },
             .timed("redis", critical: false) { try await redis.ping() },
             .breaker(cache.breaker),
         ]

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NotificationModel
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 
 /// A user as the API shows it: never the password hash.
@@ -90,10 +91,10 @@ public enum UserRepositoryError: Error {
 
 /// All SQL of the users database.
 public struct UserRepository: Sendable {
-    let client: PostgresClient
+    let client: Database
     let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: Database, logger: Logger) {
         self.client = client
         self.logger = logger
     }
@@ -220,7 +221,7 @@ public struct UserRepository: Sendable {
 
     /// Deletes the user and, by cascade, every device and preference: no personal data remains.
     public func delete(id: UUID) async throws -> Bool {
-        try await client.committing(logger: logger) { connection in
+        try await client.withTransaction(logger: logger) { connection in
             for try await _ in try await connection.query("DELETE FROM users WHERE id = \(id) RETURNING id", logger: logger).decode(UUID.self) {
                 return true
             }
@@ -306,7 +307,7 @@ public struct UserRepository: Sendable {
     /// Adds a device; the same token again returns the existing device (reactivated). Nil when the user is unknown.
     public func addDevice(userID: UUID, platform: String, token: String, p256dh: String?, auth: String?) async throws -> (DeviceResource, Bool)? {
         do {
-            return try await client.committing(logger: logger) { connection in
+            return try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
                     INSERT INTO devices (user_id, platform, token, p256dh, auth) VALUES (\(userID), \(platform), \(token), \(p256dh), \(auth))
@@ -328,7 +329,7 @@ public struct UserRepository: Sendable {
     }
 
     public func deleteDevice(userID: UUID, deviceID: UUID) async throws -> Bool {
-        try await client.committing(logger: logger) { connection in
+        try await client.withTransaction(logger: logger) { connection in
             for try await _ in try await connection.query(
                 "DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID) RETURNING id",
                 logger: logger
@@ -339,7 +340,7 @@ public struct UserRepository: Sendable {
 
     /// Marks a device the provider rejected: it gets no more pushes.
     public func deactivateDevice(userID: UUID, deviceID: UUID, reason: String) async throws -> DeviceResource? {
-        try await client.committing(logger: logger) { connection in
+        try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query(
                 """
                 UPDATE devices SET active = false, deactivated_at = now(), deactivation_reason = \(reason), updated_at = now()

@@ -6,6 +6,7 @@ import HummingbirdBcrypt
 import Logging
 import NotifyConfig
 import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 import RedisCache
 import Telemetry
@@ -36,9 +37,9 @@ public struct UserServiceConfiguration: Sendable {
 
 /// The user service (port 8001): users, contact data, preferences and devices in the `users` database.
 public func buildUserService(_ configuration: UserServiceConfiguration, logger: Logger) async -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.users), backgroundLogger: logger)
+    let postgres = Database(configuration.postgres, database: .users, applicationName: "notify-users", logger: logger)
     // Client API keys live with the gateway's data; the user service only reads them.
-    let keys = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    let keys = Database(configuration.postgres, database: .notifications, applicationName: "notify-users", logger: logger)
     let redis = RedisClient(
         host: configuration.redis.host,
         port: configuration.redis.port,
@@ -57,7 +58,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     HealthRoutes(
         service: "users",
         checks: [
-            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
+            .timed("postgres") { try await postgres.check() },
             .timed("redis", critical: false) { try await redis.ping() },
             .breaker(cache.breaker),
         ]

@@ -4,6 +4,7 @@ import Foundation
 import JobQueue
 import Logging
 import NotificationModel
+import PostgresAccess
 import PostgresNIO
 import PushTransport
 import Rendering
@@ -236,28 +237,26 @@ public struct PushDeliverer: Deliverer {
 
 /// Writes push outcomes to `push_deliveries` (one row per device per attempt).
 public struct PushOutcomeStore: Sendable {
-    let client: PostgresClient
+    let client: Database
     let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: Database, logger: Logger) {
         self.client = client
         self.logger = logger
     }
 
     public func record(notificationID: UUID, attempt: Int, outcomes: [DeviceOutcome]) async throws {
         guard !outcomes.isEmpty else { return }
-        try await withDeadline(.seconds(10)) {
-            try await client.withTransaction(logger: logger) { connection in
-                for outcome in outcomes {
-                    _ = try await connection.query(
-                        """
-                        INSERT INTO push_deliveries (notification_id, attempt, device_id, platform, outcome, provider_message_id, error, device_deactivated)
-                        VALUES (\(notificationID), \(attempt), \(outcome.deviceID), \(outcome.platform), \(outcome.kind.rawValue),
-                                \(outcome.providerMessageID), \(outcome.error), \(outcome.deviceDeactivated))
-                        """,
-                        logger: logger
-                    )
-                }
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            for outcome in outcomes {
+                _ = try await connection.query(
+                    """
+                    INSERT INTO push_deliveries (notification_id, attempt, device_id, platform, outcome, provider_message_id, error, device_deactivated)
+                    VALUES (\(notificationID), \(attempt), \(outcome.deviceID), \(outcome.platform), \(outcome.kind.rawValue),
+                            \(outcome.providerMessageID), \(outcome.error), \(outcome.deviceDeactivated))
+                    """,
+                    logger: logger
+                )
             }
         }
     }

@@ -1,11 +1,14 @@
 import Breakers
 import Broker
+import Deadlines
 import Directory
 import Foundation
 import JobQueue
 import Logging
 import NIOConcurrencyHelpers
 import NotificationModel
+import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Rendering
 import ServiceLifecycle
@@ -24,6 +27,7 @@ public struct DeliveryWorker: Service {
         public var dropped = 0
         public var deadLettered = 0
         public var viaFallback = 0
+        public var withdrawn = 0
     }
 
     public struct Configuration: Sendable {
@@ -52,7 +56,7 @@ public struct DeliveryWorker: Service {
     }
 
     let consumer: AMQPConsumer
-    let postgres: PostgresClient
+    let postgres: Database
     let jobs: JobStore
     let directory: PlatformDirectory
     let deliverer: any Deliverer
@@ -69,7 +73,7 @@ public struct DeliveryWorker: Service {
 
     public init(
         consumer: AMQPConsumer,
-        postgres: PostgresClient,
+        postgres: Database,
         directory: PlatformDirectory,
         deliverer: any Deliverer,
         configuration: Configuration,
@@ -86,7 +90,7 @@ public struct DeliveryWorker: Service {
             try await jobs.claim(jobIDs: ids, worker: worker, lease: lease)
         }
         completions = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
-            try await jobs.complete(jobIDs: ids)
+            try await jobs.complete(jobIDs: ids, worker: worker)
             return ids.map { _ in () }
         }
         self.directory = directory
@@ -183,7 +187,7 @@ public struct DeliveryWorker: Service {
     func listen(wake: AsyncStream<Void>.Continuation) async {
         while !Task.isCancelled {
             do {
-                try await postgres.withConnection { connection in
+                try await postgres.withHeldConnection { connection in
                     try await connection.listen(on: "outbox") { notifications in
                         for try await _ in notifications { wake.yield() }
                     }
@@ -252,7 +256,7 @@ public struct DeliveryWorker: Service {
     func process(_ job: ClaimedJob, logger: Logger) async {
         do {
             guard let recipient = try await directory.recipient(job.userID, correlationID: job.correlationID) else {
-                throw DeliveryFailure(message: "user not found", permanent: true)
+                throw Withdrawn("not sent: the user no longer exists")
             }
             guard
                 let template = try await directory.template(
@@ -263,6 +267,13 @@ public struct DeliveryWorker: Service {
                     correlationID: job.correlationID
                 )
             else { throw DeliveryFailure(message: "template not found", permanent: true) }
+            // The gateway may have accepted it against data that has changed since (or was stale): check again.
+            if template.archived == true { throw Withdrawn("not sent: the template was archived") }
+            if !recipient.preferences.allows(channel: job.channel.rawValue, category: template.category) {
+                throw Withdrawn(
+                    "not sent: the user turned \(job.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
+                )
+            }
             let missing = TemplateVariables.missing(in: template.parts, variables: job.variables)
             guard missing.isEmpty else {
                 throw DeliveryFailure(message: "missing template variables: \(missing.joined(separator: ", "))", permanent: true)
@@ -272,23 +283,54 @@ public struct DeliveryWorker: Service {
             await record(error, for: job, logger: logger)
             return
         }
-        do {
-            try await completions.submit(job.jobID)
-            counters.withLockedValue { $0.delivered += 1 }
-            Telemetry.sent(channel: job.channel.rawValue)
-            logger.info("notification sent")
-        } catch {
-            logger.error("completion not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
+        guard await recordCompletion(job, logger: logger) else { return }
+        counters.withLockedValue { $0.delivered += 1 }
+        Telemetry.sent(channel: job.channel.rawValue)
+        logger.info("notification sent")
+    }
+
+    /// The notification went out: its completion must land, or the rescuer would send it again once the lease ran out.
+    /// While the database cannot be reached the worker keeps the job (its heartbeats renew the lease as soon as they
+    /// can) and tries again, up to twice the lease (at least two minutes). A refusal by the server is not retried.
+    func recordCompletion(_ job: ClaimedJob, logger: Logger) async -> Bool {
+        let giveUp = ContinuousClock.now + max(configuration.lease * 2, .seconds(120))
+        var pause = Duration.milliseconds(200)
+        while true {
+            do {
+                try await completions.submit(job.jobID)
+                return true
+            } catch  where error.sqlState == nil && ContinuousClock.now < giveUp {
+                logger.warning("completion not recorded yet; trying again", metadata: ["error_type": .string(String(describing: type(of: error)))])
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            } catch {
+                logger.error("completion not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
+                return false
+            }
         }
     }
 
     func record(_ error: any Error, for job: ClaimedJob, logger: Logger) async {
         do {
+            if let withdrawn = error as? Withdrawn {
+                try await jobs.withdraw(jobID: job.jobID, cause: withdrawn.reason)
+                counters.withLockedValue { $0.withdrawn += 1 }
+                logger.info("notification withdrawn", metadata: ["reason": .string(withdrawn.reason)])
+                return
+            }
             if let open = error as? BreakerOpenError {
                 // A dependency is known to be down: give the job back without spending an attempt.
                 try await jobs.snooze(jobID: job.jobID, delay: max(open.retryAfter, .seconds(1)), cause: "circuit \(open.name) open")
                 counters.withLockedValue { $0.snoozed += 1 }
                 logger.info("delivery postponed", metadata: ["circuit": .string(open.name)])
+                return
+            }
+            if let unavailable = error as? DirectoryUnavailable {
+                // The platform's own user or template service did not answer: the notification is not at fault, so no
+                // attempt is spent; it waits (its breaker soon opens, and then the case above applies).
+                try await jobs.snooze(jobID: job.jobID, delay: .seconds(1), cause: "\(unavailable.service) service unavailable")
+                counters.withLockedValue { $0.snoozed += 1 }
+                logger.info("delivery postponed", metadata: ["service": .string(unavailable.service)])
                 return
             }
             let failure = error as? DeliveryFailure ?? DeliveryFailure(message: String(describing: error), permanent: false)

@@ -9,6 +9,7 @@ import Logging
 import NotificationModel
 import NotifyConfig
 import NotifyHTTP
+import PostgresAccess
 import PostgresNIO
 import PushTransport
 import SMTPTransport
@@ -140,7 +141,12 @@ extension WorkerConfiguration {
 
 /// An email or push worker: the AMQP consumer and delivery loop, plus an HTTP port for /health.
 public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres.clientConfiguration(.notifications), backgroundLogger: logger)
+    let postgres = Database(
+        configuration.postgres,
+        database: .notifications,
+        applicationName: "notify-\(configuration.channel.rawValue)-worker",
+        logger: logger
+    )
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     // A lost broker connection opens the consume circuit at once (the fallback takes over); reconnect probes back off
     // from 0.5 s to 5 s, so recovery is noticed within seconds.
@@ -154,8 +160,10 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         breaker: brokerBreaker,
         logger: logger
     )
-    let usersBreaker = CircuitBreaker(name: "users-service", logger: logger)
-    let templatesBreaker = CircuitBreaker(name: "templates-service", logger: logger)
+    // Jobs wait (snoozed, no attempt spent) while these are open: at most 5 s between probes.
+    let directoryBreakers = CircuitBreaker.Configuration(maximumOpen: .seconds(5))
+    let usersBreaker = CircuitBreaker(name: "users-service", configuration: directoryBreakers, logger: logger)
+    let templatesBreaker = CircuitBreaker(name: "templates-service", configuration: directoryBreakers, logger: logger)
     let directory = PlatformDirectory(
         http: http,
         usersURL: configuration.usersURL,
@@ -163,8 +171,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         serviceKey: configuration.serviceKey.key,
         usersBreaker: usersBreaker,
         templatesBreaker: templatesBreaker,
-        cachePinnedTemplates: true,
-        cacheSeconds: configuration.directoryCacheSeconds
+        cacheSeconds: configuration.directoryCacheSeconds,
+        pinnedTemplateSeconds: 30
     )
     let deliverer: any Deliverer
     let providerBreakers: [CircuitBreaker]
@@ -230,7 +238,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
     HealthRoutes(
         service: "\(configuration.channel.rawValue)-worker",
         checks: [
-            .timed("postgres") { _ = try await postgres.query("SELECT 1", logger: logger) },
+            .timed("postgres") { try await postgres.check() },
             HealthCheck("rabbitmq", critical: false) {
                 consumer.isConnected
                     ? DependencyHealth(status: .up) : DependencyHealth(status: .degraded, detail: "not consuming: delivering from PostgreSQL")

@@ -2,6 +2,7 @@ import Broker
 import Foundation
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 

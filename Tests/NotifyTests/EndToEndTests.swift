@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 
@@ -176,6 +177,52 @@ struct EndToEndTests {
                 )
                 return published == 1 ? true : nil
             }
+        }
+    }
+
+    @Test(
+        "checked again at send time: notifications whose user was deleted, turned email off, or whose template was archived after they were accepted are cancelled with the reason; the others are sent"
+    )
+    func checkedAgainAtSendTime() async throws {
+        // No worker yet: the notifications wait while things change.
+        try await Stack.with(services: [.users, .templates, .gateway, .relay]) { stack in
+            for code in ["kept", "retired"] {
+                try await stack.createTemplate(["code": code, "name": code, "channel": "email", "subject": "S", "body": "B"])
+            }
+            let deleted = try await stack.createUser()
+            let optedOut = try await stack.createUser()
+            let plain = try await stack.createUser()
+            func schedule(_ user: String, _ template: String) async throws -> String {
+                let reply = try await stack.send([
+                    "notification_type": "email", "user_id": user, "template_code": template, "request_id": UUID().uuidString,
+                ])
+                #expect(reply.status == 202)
+                return try #require(reply.data["notification_id"] as? String)
+            }
+            let toDeleted = try await schedule(deleted, "kept")
+            let toOptedOut = try await schedule(optedOut, "kept")
+            let archived = try await schedule(plain, "retired")
+            let sent = try await schedule(plain, "kept")
+            // All four were accepted; now, before a worker takes them, things change.
+            #expect(try await stack.call(.DELETE, "\(stack.url(.users))/api/v1/users/\(deleted)/", headers: stack.serviceAuth).status == 200)
+            #expect(try await stack.setPreferences(optedOut, ["email": false, "push": true]).status == 200)
+            let archive = try await stack.call(.POST, "\(stack.url(.templates))/api/v1/templates/retired/archive/", headers: stack.serviceAuth)
+            #expect(archive.status == 200)
+            try stack.start(.emailWorker)
+
+            _ = try await stack.waitForEmail(sent)
+            for (id, reason) in [
+                (toDeleted, "not sent: the user no longer exists"), (toOptedOut, "not sent: the user turned email notifications off"),
+                (archived, "not sent: the template was archived"),
+            ] {
+                let cancelled = try await stack.waitForStatus(id, "cancelled")
+                #expect(cancelled["job_state"] as? String == "cancelled")
+                #expect(cancelled["last_error"] as? String == reason)
+                let history = cancelled["history"] as? [[String: Any]] ?? []
+                #expect(history.last?["cause"] as? String == reason)
+                #expect(cancelled["attempts"] as? Int == 1, "withdrawn, not retried")
+            }
+            #expect(stack.emailCounts(for: [toDeleted, toOptedOut, archived]).isEmpty)
         }
     }
 

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOHTTP1
 import NotificationModel
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import RedisCache
 import Testing
@@ -14,6 +15,7 @@ import Testing
 struct FaultTests {
     static let fast = [
         "NOTIFY_RETRY_BASE_MS": "200", "NOTIFY_RETRY_CAP_SECONDS": "2", "NOTIFY_JOB_LEASE_SECONDS": "3", "NOTIFY_WORKER_PREFETCH": "32",
+        "NOTIFY_RESCUE_GRACE_SECONDS": "5",
     ]
 
     func setUpTemplate(_ stack: Stack) async throws -> String {
@@ -452,6 +454,158 @@ struct FaultTests {
                 _ = try await stack.send(body("back-\(UUID())"), headers: ["Authorization": "Bearer \(key)"])
                 return try await stack.redisKeys(matching: "rl:key:*").isEmpty ? nil : true
             }
+        }
+    }
+
+    /// A session of the test's own on the notifications database (not pooled: it holds an advisory lock).
+    func openSession(_ stack: Stack) async throws -> PostgresConnection {
+        let settings = stack.infra.postgres
+        let configuration = PostgresConnection.Configuration(
+            host: settings.host,
+            port: settings.port,
+            username: settings.user,
+            password: settings.password,
+            database: settings.databaseName(.notifications),
+            tls: .disable
+        )
+        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: TestInfrastructure.logger)
+    }
+
+    /// Every service answers /health with 200 and its main reads work (the user and template services read PostgreSQL).
+    func expectServing(_ stack: Stack, userID: String) async throws {
+        for service in Stack.Service.core {
+            let health = try await stack.call(.GET, "\(stack.url(service))/health")
+            #expect(health.status == 200, "\(service.rawValue) unhealthy: \(health.json)")
+        }
+        let user = try await stack.call(.GET, "\(stack.url(.users))/api/v1/users/\(userID)/", headers: stack.serviceAuth)
+        #expect(user.status == 200)
+        let template = try await stack.call(.GET, "\(stack.url(.templates))/api/v1/templates/fault/", headers: stack.serviceAuth)
+        #expect(template.status == 200)
+    }
+
+    @Test(
+        "PostgreSQL SIGKILLed while every group commit waits at the server: creates succeed again within 10 s of its restart, every accepted notification is sent exactly once, every process serves"
+    )
+    func postgresKilledWithCommitsInFlight() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            do { try await postgresKilledBody(stack) } catch {
+                try? stack.infraControl("start", "postgres")
+                throw error
+            }
+        }
+    }
+
+    func postgresKilledBody(_ stack: Stack) async throws {
+        let userID = try await setUpTemplate(stack)
+        // Hold every group commit at the server: a trigger makes each insert of notifications wait for an advisory lock
+        // this session holds. With all of the gateway's commit slots (4) caught there, the server is killed; a slot
+        // that is never given back (PostgresNIO's ROLLBACK on the dead connection is never answered) would leave the
+        // gateway refusing every create from then on.
+        let holder = try await openSession(stack)
+        _ = try await holder.query("SELECT pg_advisory_lock(4242)", logger: TestInfrastructure.logger)
+        _ = try await holder.query(
+            """
+            CREATE FUNCTION test_hold_commits() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$
+            """,
+            logger: TestInfrastructure.logger
+        )
+        _ = try await holder.query(
+            "CREATE TRIGGER test_hold BEFORE INSERT ON notifications FOR EACH STATEMENT EXECUTE FUNCTION test_hold_commits()",
+            logger: TestInfrastructure.logger
+        )
+        let acceptedAt = NIOLockedValueBox<[ContinuousClock.Instant]>([])
+        let restartedAt = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+        let database = stack.infra.postgres.databaseName(.notifications)
+        let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+            group.addTask {
+                // Six clients: four hold the gateway's commit slots, and the test's HTTP client (eight connections)
+                // keeps two for its own calls.
+                try await stack.sendMany(300, concurrency: 6, body: body(userID, "kill")) { _ in
+                    acceptedAt.withLockedValue { $0.append(.now) }
+                }
+            }
+            let held = try await eventually("every commit slot waiting at the server", timeout: .seconds(60)) { () -> Int? in
+                let rows = try await holder.query(
+                    """
+                    SELECT count(*)::int FROM pg_stat_activity
+                    WHERE datname = \(database) AND wait_event_type = 'Lock' AND wait_event = 'advisory'
+                    """,
+                    logger: TestInfrastructure.logger
+                )
+                for try await count in rows.decode(Int.self) where count >= 4 { return count }
+                return nil
+            }
+            #expect(acceptedAt.withLockedValue { $0.count } == 0, "nothing is accepted while its commit is held")
+            try stack.infraControl("kill", "postgres")
+            // While the database is away the gateway says so.
+            let down = try await stack.call(.GET, "\(stack.url(.gateway))/health")
+            #expect(down.status == 503)
+            try stack.infraControl("start", "postgres")
+            restartedAt.withLockedValue { $0 = .now }
+            print("postgres fault: \(held) commits were held at the server when it was killed")
+            return try await group.next() ?? []
+        }
+        #expect(ids.count == 300)
+        let restarted = try #require(restartedAt.withLockedValue { $0 })
+        let firstAccepted = try #require(acceptedAt.withLockedValue { $0.min() })
+        let recovery = firstAccepted - restarted
+        #expect(recovery < .seconds(10), "the first create after the restart was accepted \(recovery) after PostgreSQL accepted connections")
+        let counts = try await waitDelivered(stack, ids)
+        #expect(counts.values.allSatisfy { $0 == 1 }, "duplicates: \(counts.filter { $0.value > 1 }.count)")
+        _ = try await eventually("all 300 sent", timeout: .seconds(120)) { try await countSent(stack) == 300 ? true : nil }
+        try await expectServing(stack, userID: userID)
+        print("postgres fault: first create accepted \(recovery) after the restart; 300 accepted, each sent once")
+    }
+
+    @Test("PostgreSQL away for 40 s: every process serves again within 5 s of its return, without a restart")
+    func postgresLongOutage() async throws {
+        try await Stack.with(extra: Self.fast) { stack in
+            let userID = try await setUpTemplate(stack)
+            try stack.infraControl("stop", "postgres")
+            do {
+                // Clients keep calling meanwhile: the pools fail and back off as they would in production.
+                let outageEnds = ContinuousClock.now + .seconds(40)
+                while ContinuousClock.now < outageEnds {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            let reply = try await stack.send(body(userID, "outage")(Int.random(in: 0..<1_000_000_000)))
+                            #expect(reply.status == 503)
+                        }
+                        for service in Stack.Service.core {
+                            group.addTask {
+                                let health = try await stack.call(.GET, "\(stack.url(service))/health")
+                                #expect(health.status == 503, "\(service.rawValue) healthy without its database")
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                    try await Task.sleep(for: .seconds(1))
+                }
+                try stack.infraControl("start", "postgres")
+            } catch {
+                try? stack.infraControl("start", "postgres")
+                throw error
+            }
+            let back = ContinuousClock.now
+            var serving: [Stack.Service: Duration] = [:]
+            _ = try await eventually("every service serving", timeout: .seconds(60), interval: .milliseconds(100)) { () -> Bool? in
+                for service in Stack.Service.core where serving[service] == nil {
+                    let health = try await stack.call(.GET, "\(stack.url(service))/health")
+                    if health.status == 200 { serving[service] = ContinuousClock.now - back }
+                }
+                return serving.count == Stack.Service.core.count ? true : nil
+            }
+            let accepted = try await eventually("a create accepted", timeout: .seconds(60), interval: .milliseconds(100)) { () -> String? in
+                let reply = try await stack.send(body(userID, "back")(1))
+                return reply.status == 202 ? reply.data["notification_id"] as? String : nil
+            }
+            let createdAfter = ContinuousClock.now - back
+            for (service, after) in serving { #expect(after < .seconds(5), "\(service.rawValue) served again only \(after) after the return") }
+            #expect(createdAfter < .seconds(5), "the first create was accepted \(createdAfter) after the return")
+            _ = try await stack.waitForEmail(accepted)
+            try await expectServing(stack, userID: userID)
+            print("postgres outage of 40 s: healthy again after \(serving.values.max() ?? .zero), first create \(createdAfter) after the return")
         }
     }
 

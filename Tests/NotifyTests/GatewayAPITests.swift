@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 

@@ -4,6 +4,7 @@ import Logging
 import Migrations
 import NotificationModel
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
 @Suite("Maintenance and SQL inspection")
 struct MaintenanceTests {
     /// Runs `body` with a client on a freshly migrated notifications database.
-    func withDatabase(_ body: @Sendable (PostgresClient) async throws -> Void) async throws {
+    func withDatabase(_ body: @Sendable (Database) async throws -> Void) async throws {
         let infra = try TestInfrastructure()
         try await Migrator(
             settings: infra.postgres,
@@ -29,7 +30,7 @@ struct MaintenanceTests {
     }
 
     /// A notification and its job, inserted as the gateway does. Returns (notification id, job id).
-    func insertJob(_ client: PostgresClient, runAt: Date? = nil, maxAttempts: Int = 3) async throws -> (UUID, Int) {
+    func insertJob(_ client: Database, runAt: Date? = nil, maxAttempts: Int = 3) async throws -> (UUID, Int) {
         let id = UUID()
         let logger = TestInfrastructure.logger
         let formatter = ISO8601DateFormatter()
@@ -49,16 +50,16 @@ struct MaintenanceTests {
         return (id, jobID)
     }
 
-    func scalar<T: PostgresDecodable & Sendable>(_ client: PostgresClient, _ query: PostgresQuery, as: T.Type = T.self) async throws -> T? {
+    func scalar<T: PostgresDecodable & Sendable>(_ client: Database, _ query: PostgresQuery, as: T.Type = T.self) async throws -> T? {
         for try await value in try await client.query(query, logger: TestInfrastructure.logger).decode(T.self) { return value }
         return nil
     }
 
-    func jobState(_ client: PostgresClient, _ jobID: Int) async throws -> String? {
+    func jobState(_ client: Database, _ jobID: Int) async throws -> String? {
         try await scalar(client, "SELECT state FROM jobs WHERE id = \(jobID)")
     }
 
-    func outboxCount(_ client: PostgresClient, messageID: String) async throws -> Int {
+    func outboxCount(_ client: Database, messageID: String) async throws -> Int {
         try await scalar(client, "SELECT count(*)::int FROM outbox WHERE message_id = \(messageID)") ?? -1
     }
 
@@ -134,10 +135,10 @@ struct MaintenanceTests {
             let store = JobStore(client: client, logger: TestInfrastructure.logger)
             let (_, old) = try await insertJob(client)
             _ = try await store.claim(jobID: old, worker: "w", lease: .seconds(60))
-            try await store.complete(jobID: old)
+            try await store.complete(jobID: old, worker: "w")
             let (_, recent) = try await insertJob(client)
             _ = try await store.claim(jobID: recent, worker: "w", lease: .seconds(60))
-            try await store.complete(jobID: recent)
+            try await store.complete(jobID: recent, worker: "w")
             let (_, pending) = try await insertJob(client)
             _ = try await client.query(
                 "UPDATE jobs SET finalized_at = now() - interval '30 days' WHERE id = \(old)",

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 

@@ -83,8 +83,9 @@ struct OperationsTests {
             #expect(Self.sample(relay, "notify_rabbitmq_queue_messages", ["queue": "email.queue"]) != nil)
             #expect(Self.sample(relay, "notify_queue_lag_seconds", ["queue": "email"]) == 0)
             // Template lookups: the gateway asks for the active version of every request; the worker renders the
-            // pinned version, which it keeps after the first lookup (versions are immutable). A second round of
-            // seven therefore costs the template service exactly the gateway's seven lookups.
+            // pinned version, which it keeps for 30 s after the first lookup (versions are immutable; whether their
+            // template is archived is asked again after that). A second round of seven right after the first
+            // therefore costs the template service exactly the gateway's seven lookups.
             let route = ["http_route": "/api/v1/templates/{code}", "http_request_method": "GET", "http_response_status_code": "200"]
             let before = Self.sample(try await Self.metrics(stack, .templates), "hb_requests", route) ?? 0
             let more = try await stack.sendMany(7, concurrency: 3) { index in
@@ -116,8 +117,13 @@ struct OperationsTests {
             _ = try await stack.waitForStatus(id, "sent")
             let jobID = try #require(try await stack.scalar("SELECT id FROM jobs WHERE notification_id = \(UUID(uuidString: id)!)", as: Int.self))
             var messages: [String: [String]] = [:]
-            try await eventually("the worker's last line is written") { () -> Bool? in
-                stack.process(.emailWorker)?.log.contains("notification sent") == true ? true : nil
+            // Each process writes its line after its part is done (the relay after RabbitMQ answered its publish,
+            // which can come after the worker already sent the email): wait for all three.
+            for (service, line) in [(Stack.Service.gateway, "notification accepted"), (.relay, "\"published\""), (.emailWorker, "notification sent")]
+            {
+                try await eventually("the \(service.rawValue) line \(line)") { () -> Bool? in
+                    (stack.process(service)?.log ?? "").split(separator: "\n").contains { $0.contains(correlation) && $0.contains(line) } ? true : nil
+                }
             }
             for service in [Stack.Service.gateway, .relay, .emailWorker] {
                 let lines = (stack.process(service)?.log ?? "").split(separator: "\n").filter { $0.contains(correlation) }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 

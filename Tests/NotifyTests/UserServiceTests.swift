@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import RedisCache
 import Testing

@@ -10,6 +10,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import RedisCache
 import Testing

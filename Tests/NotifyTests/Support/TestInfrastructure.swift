@@ -3,6 +3,7 @@ import Broker
 import Foundation
 import Logging
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 
 /// The infrastructure the test command started (deploy/local/test exports its addresses), plus a unique database
@@ -86,11 +87,11 @@ struct TestInfrastructure: Sendable {
         )
     }
 
-    /// Runs `body` with a client connected to one of this test's databases.
-    func withDatabase<T: Sendable>(_ database: PostgresSettings.Database, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        let client = PostgresClient(configuration: postgres.clientConfiguration(database), backgroundLogger: Self.logger)
+    /// Runs `body` with a client connected to one of this test's databases (as the services connect).
+    func withDatabase<T: Sendable>(_ database: PostgresSettings.Database, _ body: @Sendable (Database) async throws -> T) async throws -> T {
+        let client = Database(postgres, database: database, applicationName: "notify-tests", logger: Self.logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
+            group.addTask { try await client.run() }
             defer { group.cancelAll() }
             return try await body(client)
         }

@@ -1,14 +1,22 @@
 import NIOConcurrencyHelpers
 
 public struct DeadlineExceeded: Error, CustomStringConvertible {
+    public init() {}
     public var description: String { "operation exceeded its deadline" }
 }
 
-/// Runs `operation` but gives up after `duration`. Seen in the PostgreSQL-restart fault test: a query caught on a
-/// connection at the moment the server went away never completed nor failed, and held its job forever. With a deadline
-/// the caller moves on and the job's lease runs out, so the rescuer returns it. The operation runs in its own task,
-/// and is cancelled on timeout, so that even an await that ignores cancellation cannot hold the caller.
-public func withDeadline<T: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+/// Runs `operation` but gives up after `duration`: the caller gets `DeadlineExceeded`, `onTimeout` runs (to close what
+/// the operation holds, such as its database connection), and the operation's task is cancelled.
+///
+/// The operation runs in a task of its own, so that even an await that ignores cancellation cannot hold the caller.
+/// PostgresNIO has such awaits: a query written to a connection that has just closed is never answered nor failed, so
+/// the ROLLBACK that `withTransaction` sends after a lost connection waits forever (reproduced by SIGKILLing the
+/// server under load: almost every transaction in flight hung). Such a task is abandoned; the caller moves on.
+public func withDeadline<T: Sendable>(
+    _ duration: Duration,
+    onTimeout: (@Sendable () -> Void)? = nil,
+    _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
     let settled = NIOLockedValueBox(false)
     // The timer is cancelled as soon as the work settles: otherwise every call would leave a sleeping task (and a
     // dispatch timer) behind for the whole duration, thousands of them under load.
@@ -31,6 +39,7 @@ public func withDeadline<T: Sendable>(_ duration: Duration, _ operation: @escapi
                 defer { done = true }
                 return !done
             }) {
+                onTimeout?()
                 work.cancel()
                 continuation.resume(throwing: DeadlineExceeded())
             }
