@@ -43,7 +43,7 @@ public struct JobStore: Sendable {
     /// The atomic claim of one job named by a broker message: only an `available` job can be taken, by exactly one
     /// worker, with a lease.
     public func claim(jobID: Int, worker: String, lease: Duration) async throws -> ClaimedJob? {
-        try await claim(jobIDs: [jobID], queue: nil, limit: 1, via: .broker, worker: worker, lease: lease).first
+        try await claim(jobIDs: [jobID], queue: nil, unpublishedFor: nil, limit: 1, via: .broker, worker: worker, lease: lease).first
     }
 
     /// The claim of several jobs named by broker messages, in one statement: those that are `available` are taken.
@@ -51,7 +51,15 @@ public struct JobStore: Sendable {
     /// message in the same group) goes to its first naming only.
     public func claim(jobIDs: [Int], worker: String, lease: Duration) async throws -> [ClaimedJob?] {
         guard !jobIDs.isEmpty else { return [] }
-        let claimed = try await claim(jobIDs: jobIDs, queue: nil, limit: jobIDs.count, via: .broker, worker: worker, lease: lease)
+        let claimed = try await claim(
+            jobIDs: jobIDs,
+            queue: nil,
+            unpublishedFor: nil,
+            limit: jobIDs.count,
+            via: .broker,
+            worker: worker,
+            lease: lease
+        )
         var byID = Dictionary(claimed.map { ($0.jobID, $0) }, uniquingKeysWith: { first, _ in first })
         return jobIDs.map { byID.removeValue(forKey: $0) }
     }
@@ -60,14 +68,33 @@ public struct JobStore: Sendable {
     /// first. `SKIP LOCKED` lets any number of workers do this at once without taking the same job.
     public func claimAvailable(queue: NotificationChannel, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
-        return try await claim(jobIDs: nil, queue: queue, limit: limit, via: .fallback, worker: worker, lease: lease)
+        return try await claim(jobIDs: nil, queue: queue, unpublishedFor: nil, limit: limit, via: .fallback, worker: worker, lease: lease)
     }
 
-    /// Both claims in one statement: pick `available` jobs (the named one, or the queue's next due ones), make them
-    /// `running` under a lease, mark their notifications `processing`, and return what delivery needs.
+    /// Claims up to `limit` available jobs of a queue whose outbox message has waited unpublished for longer than
+    /// `age` (no relay could publish it: all relays down, or RabbitMQ's HTTP publish stalled), highest priority first.
+    /// Their outbox rows are marked settled, so they are not published afterwards; a copy a relay published
+    /// meanwhile is dropped by the claim. Rows a relay is publishing right now (locked) are left to it.
+    public func claimUnpublished(
+        queue: NotificationChannel,
+        olderThan age: Duration,
+        limit: Int,
+        worker: String,
+        lease: Duration
+    ) async throws
+        -> [ClaimedJob]
+    {
+        guard limit > 0 else { return [] }
+        return try await claim(jobIDs: nil, queue: queue, unpublishedFor: age, limit: limit, via: .fallback, worker: worker, lease: lease)
+    }
+
+    /// Every claim in one statement: pick `available` jobs (the named ones; the queue's next due ones; or those whose
+    /// outbox message waited unpublished for longer than `unpublishedFor`), make them `running` under a lease, mark
+    /// their notifications `processing` (and their unpublished outbox rows settled), and return what delivery needs.
     func claim(
         jobIDs: [Int]?,
         queue: NotificationChannel?,
+        unpublishedFor: Duration?,
         limit: Int,
         via: ClaimPath,
         worker: String,
@@ -80,11 +107,21 @@ public struct JobStore: Sendable {
         try await client.withTransaction(logger: logger) { [logger] connection in
             let rows = try await connection.query(
                 """
-                WITH next AS (
+                WITH stale AS (
+                    SELECT o.id, o.message_id::bigint AS job_id FROM outbox o
+                    WHERE \(unpublishedFor?.inSeconds)::float8 IS NOT NULL AND o.published_at IS NULL
+                      AND o.routing_key = \(queue?.rawValue)::text
+                      AND o.created_at < now() - make_interval(secs => \(unpublishedFor?.inSeconds)::float8)
+                    ORDER BY o.priority DESC, o.id
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                ), next AS (
                     SELECT id FROM jobs
                     WHERE state = 'available'
                       AND (id = ANY (\(jobIDs)::bigint[])
-                           OR (\(jobIDs)::bigint[] IS NULL AND queue = \(queue?.rawValue)::text AND run_at <= now()))
+                           OR (\(jobIDs)::bigint[] IS NULL AND \(unpublishedFor?.inSeconds)::float8 IS NULL AND queue = \(queue?.rawValue)::text
+                               AND run_at <= now())
+                           OR (id IN (SELECT job_id FROM stale) AND run_at <= now()))
                     ORDER BY priority DESC, run_at, id
                     LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
@@ -98,6 +135,9 @@ public struct JobStore: Sendable {
                 ), marked AS (
                     UPDATE notifications n SET status = 'processing', updated_at = now()
                     FROM claimed WHERE n.id = claimed.notification_id
+                ), settled AS (
+                    UPDATE outbox o SET published_at = now(), last_error = 'not published in time: claimed from PostgreSQL by a worker'
+                    FROM stale JOIN claimed ON claimed.id = stale.job_id WHERE o.id = stale.id
                 )
                 SELECT claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
                        n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version,

@@ -46,6 +46,11 @@ public enum Telemetry {
         Counter(label: "notify_notifications_retried_total", dimensions: [("channel", channel)]).increment()
     }
 
+    /// A broker message whose job was not claimable (done, taken from PostgreSQL, withdrawn): acked and dropped.
+    public static func dropped(queue: String) {
+        Counter(label: "notify_messages_dropped_total", dimensions: [("queue", queue)]).increment()
+    }
+
     public static func rateLimited(scope: String) {
         Counter(label: "notify_rate_limited_total", dimensions: [("scope", scope)]).increment()
     }

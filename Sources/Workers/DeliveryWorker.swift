@@ -37,6 +37,9 @@ public struct DeliveryWorker: Service {
         public var retryBase: Duration
         public var retryCap: Duration
         public var fallbackPoll: Duration
+        /// Jobs whose outbox message waited unpublished this long are claimed from PostgreSQL even while the broker
+        /// works (nil: never).
+        public var unpublishedAfter: Duration?
 
         public init(
             workerName: String,
@@ -44,8 +47,10 @@ public struct DeliveryWorker: Service {
             lease: Duration = .seconds(60),
             retryBase: Duration = .seconds(5),
             retryCap: Duration = .seconds(3600),
-            fallbackPoll: Duration = .seconds(1)
+            fallbackPoll: Duration = .seconds(1),
+            unpublishedAfter: Duration? = .seconds(10)
         ) {
+            self.unpublishedAfter = unpublishedAfter
             self.workerName = workerName
             self.slots = slots
             self.lease = lease
@@ -70,6 +75,8 @@ public struct DeliveryWorker: Service {
     let stopping = NIOLockedValueBox(false)
     /// The last fallback claim filled every free slot, so more jobs may be waiting.
     let fallbackBacklog = NIOLockedValueBox(false)
+    /// When the claim of jobs left unpublished last ran (it runs at most once per safety poll while consuming).
+    let lastUnpublishedCheck = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     public init(
         consumer: AMQPConsumer,
@@ -152,21 +159,48 @@ public struct DeliveryWorker: Service {
         logger.info("worker stopped", metadata: ["queue": .string(queue)])
     }
 
-    /// While the broker circuit is not closed, claims as many available jobs as there are free slots. While the last
-    /// claim came back full, each job that ends wakes the loop again (wakes coalesce), so a backlog drains at the speed
-    /// of delivery, not of the safety poll.
+    /// While the broker circuit is not closed, claims as many available jobs as there are free slots. While it is
+    /// closed, claims (at most once per safety poll) the jobs whose outbox message waited unpublished for longer than
+    /// `unpublishedAfter`: no relay could publish them. While the last claim came back full, each job that ends wakes
+    /// the loop again (wakes coalesce), so a backlog drains at the speed of delivery, not of the safety poll.
     func fallbackRound(group: inout DiscardingTaskGroup, wake: AsyncStream<Void>.Continuation) async {
-        guard consumer.breaker.state != .closed else { return }
+        let consuming = consumer.breaker.state == .closed
+        if consuming {
+            guard let age = configuration.unpublishedAfter else { return }
+            let now = ContinuousClock.now
+            let due = lastUnpublishedCheck.withLockedValue { last in
+                guard fallbackBacklog.withLockedValue({ $0 }) || last.map({ now - $0 >= configuration.fallbackPoll }) ?? true else { return false }
+                last = now
+                return true
+            }
+            guard due else { return }
+            await claimRound(group: &group, wake: wake) { free in
+                try await jobs.claimUnpublished(
+                    queue: deliverer.channel,
+                    olderThan: age,
+                    limit: free,
+                    worker: configuration.workerName,
+                    lease: configuration.lease
+                )
+            }
+        } else {
+            await claimRound(group: &group, wake: wake) { free in
+                try await jobs.claimAvailable(queue: deliverer.channel, limit: free, worker: configuration.workerName, lease: configuration.lease)
+            }
+        }
+    }
+
+    /// Claims with `claim` up to the free slots and delivers what it got.
+    func claimRound(
+        group: inout DiscardingTaskGroup,
+        wake: AsyncStream<Void>.Continuation,
+        _ claim: (Int) async throws -> [ClaimedJob]
+    ) async {
         let free = configuration.slots - inFlight.withLockedValue { $0.count }
         guard free > 0 else { return }
         let claimed: [ClaimedJob]
         do {
-            claimed = try await jobs.claimAvailable(
-                queue: deliverer.channel,
-                limit: free,
-                worker: configuration.workerName,
-                lease: configuration.lease
-            )
+            claimed = try await claim(free)
         } catch {
             logger.warning("fallback claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
             return
@@ -230,6 +264,7 @@ public struct DeliveryWorker: Service {
         }
         guard let job else {
             counters.withLockedValue { $0.dropped += 1 }
+            Telemetry.dropped(queue: queue)
             logger.debug("message for a job that is not claimable dropped")
             consumer.ack(delivery)
             return

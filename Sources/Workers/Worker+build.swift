@@ -32,6 +32,8 @@ public struct WorkerConfiguration: Sendable {
     public var retryBaseMilliseconds: Int
     public var retryCapSeconds: Int
     public var fallbackPollMilliseconds: Int
+    /// Seconds a job's outbox message may wait unpublished before a worker claims the job from PostgreSQL (0: never).
+    public var unpublishedAfterSeconds: Int
     // email
     public var smtpURL: String
     public var smtpUsername: String?
@@ -68,6 +70,8 @@ public struct WorkerConfiguration: Sendable {
         retryCapSeconds = env.int("NOTIFY_RETRY_CAP_SECONDS", default: 3600, problems: &problems)
         fallbackPollMilliseconds = env.int("NOTIFY_WORKER_FALLBACK_POLL_MS", default: 1000, problems: &problems)
         if fallbackPollMilliseconds < 1 { problems.append("NOTIFY_WORKER_FALLBACK_POLL_MS must be positive") }
+        unpublishedAfterSeconds = env.int("NOTIFY_WORKER_UNPUBLISHED_AFTER_SECONDS", default: 10, problems: &problems)
+        if unpublishedAfterSeconds < 0 { problems.append("NOTIFY_WORKER_UNPUBLISHED_AFTER_SECONDS must not be negative") }
         // Host and pid: unique across machines and containers (where every pid is 1), and readable in `attempted_by`.
         workerName = env.string(
             "NOTIFY_WORKER_NAME",
@@ -227,7 +231,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             lease: .seconds(configuration.leaseSeconds),
             retryBase: .milliseconds(configuration.retryBaseMilliseconds),
             retryCap: .seconds(configuration.retryCapSeconds),
-            fallbackPoll: .milliseconds(configuration.fallbackPollMilliseconds)
+            fallbackPoll: .milliseconds(configuration.fallbackPollMilliseconds),
+            unpublishedAfter: configuration.unpublishedAfterSeconds > 0 ? .seconds(configuration.unpublishedAfterSeconds) : nil
         ),
         logger: logger
     )
