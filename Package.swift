@@ -151,7 +151,7 @@ let package = Package(
             name: "Relay",
             dependencies: [
                 "Telemetry",
-                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers", "Deadlines", "PostgresAccess",
+                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers", "Deadlines", "PostgresAccess", "NotificationModel",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -4,6 +4,7 @@ import Foundation
 import JobQueue
 import Logging
 import NIOConcurrencyHelpers
+import NotificationModel
 import PostgresAccess
 import PostgresNIO
 import ServiceLifecycle
@@ -20,8 +21,20 @@ public struct OutboxRelay: Service {
         public var batchSize: Int
         public var concurrency: Int
         public var pollInterval: Duration
+        /// Over the management API: at most this many jobs in one batch message (1: every job its own message) …
+        public var httpBatch: Int
+        /// … and at most this many bytes of their bodies.
+        public var httpBatchBytes: Int
 
-        public init(batchSize: Int = 100, concurrency: Int = 8, pollInterval: Duration = .seconds(1)) {
+        public init(
+            batchSize: Int = 100,
+            concurrency: Int = 8,
+            pollInterval: Duration = .seconds(1),
+            httpBatch: Int = 100,
+            httpBatchBytes: Int = 256 * 1024
+        ) {
+            self.httpBatch = max(1, httpBatch)
+            self.httpBatchBytes = max(1, httpBatchBytes)
             self.batchSize = batchSize
             self.concurrency = concurrency
             self.pollInterval = pollInterval
@@ -165,39 +178,76 @@ public struct OutboxRelay: Service {
 }
 
 extension OutboxRelay {
-    /// One HTTP request per message, `concurrency` at once (a sliding window: the next starts as soon as one ends).
-    /// Per message: nil when routed, otherwise why not.
+    /// Work messages of one queue and priority go out together, as batch messages of up to `httpBatch` jobs and
+    /// `httpBatchBytes` bytes; any other message (a dead letter for failed.queue) goes alone. One HTTP request per
+    /// message, `concurrency` at once (a sliding window: the next starts as soon as one ends). Per outbox row: nil
+    /// when routed, otherwise why not.
     func publishOverHTTP(_ messages: [OutboxMessage]) async -> [String?] {
+        let units = Self.batches(messages, maxJobs: configuration.httpBatch, maxBytes: configuration.httpBatchBytes)
         var errors: [Int: String?] = [:]
-        await withTaskGroup(of: (Int, String?).self) { group in
-            var pending = messages[...]
+        await withTaskGroup(of: ([Int], String?).self) { group in
+            var pending = units[...]
             func startNext() {
-                guard let message = pending.popFirst() else { return }
+                guard let unit = pending.popFirst(), let first = unit.first else { return }
                 group.addTask {
                     let start = ContinuousClock.now
+                    let batch = unit.count > 1
                     do {
                         let routed = try await breaker.run {
                             try await management.publish(
-                                routingKey: message.routingKey,
-                                payload: message.payload,
-                                properties: .init(messageID: message.messageID, correlationID: message.correlationID, priority: message.priority)
+                                routingKey: first.routingKey,
+                                payload: batch ? QueueBatch.body(unit.map(\.payload)) : first.payload,
+                                properties: .init(
+                                    messageID: batch ? "batch-\(first.messageID)-\(unit.count)" : first.messageID,
+                                    correlationID: first.correlationID,
+                                    priority: first.priority
+                                )
                             )
                         }
                         Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: routed ? "ok" : "not_routed")
-                        return (message.id, routed ? nil : "not routed")
+                        return (unit.map(\.id), routed ? nil : "not routed")
                     } catch {
                         Telemetry.providerLatency("rabbitmq-publish", since: start, outcome: "error")
-                        return (message.id, String(describing: error))
+                        return (unit.map(\.id), String(describing: error))
                     }
                 }
             }
             for _ in 0..<max(1, configuration.concurrency) { startNext() }
-            for await (id, error) in group {
-                errors[id] = error
+            for await (ids, error) in group {
+                for id in ids { errors[id] = error }
                 startNext()
             }
         }
         return messages.map { errors[$0.id] ?? "not published" }
+    }
+
+    /// Splits rows (in the order claimed: highest priority first) into what goes out as one message: consecutive work
+    /// messages of the same queue and priority, up to `maxJobs` and `maxBytes` of payload; anything else alone.
+    static func batches(_ messages: [OutboxMessage], maxJobs: Int, maxBytes: Int) -> [[OutboxMessage]] {
+        let workQueues = Set(NotificationChannel.allCases.map(\.routingKey))
+        var units: [[OutboxMessage]] = []
+        var current: [OutboxMessage] = []
+        var bytes = 0
+        for message in messages {
+            let size = message.payload.utf8.count
+            if let last = current.last,
+                !workQueues.contains(message.routingKey) || last.routingKey != message.routingKey || last.priority != message.priority
+                    || current.count >= maxJobs || bytes + size > maxBytes
+            {
+                units.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(message)
+            bytes += size
+            if !workQueues.contains(message.routingKey) {
+                units.append(current)
+                current = []
+                bytes = 0
+            }
+        }
+        if !current.isEmpty { units.append(current) }
+        return units
     }
 
     /// The whole batch over AMQP, then its confirms. Per message: nil when confirmed, otherwise why not.

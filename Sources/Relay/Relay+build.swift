@@ -28,10 +28,16 @@ public struct RelayConfiguration: Sendable {
         listen = ListenSettings(env, portKey: "NOTIFY_RELAY_PORT", defaultPort: 8006, problems: &problems)
         postgres = PostgresSettings(env, problems: &problems)
         rabbit = RabbitSettings(env, problems: &problems)
+        let httpBatch = env.int("NOTIFY_RELAY_HTTP_BATCH", default: 100, problems: &problems)
+        let httpBatchBytes = env.int("NOTIFY_RELAY_HTTP_BATCH_BYTES", default: 256 * 1024, problems: &problems)
+        if httpBatch < 1 { problems.append("NOTIFY_RELAY_HTTP_BATCH must be at least 1") }
+        if httpBatchBytes < 1024 { problems.append("NOTIFY_RELAY_HTTP_BATCH_BYTES must be at least 1024") }
         relay = OutboxRelay.Configuration(
             batchSize: env.int("NOTIFY_RELAY_BATCH", default: 400, problems: &problems),
             concurrency: env.int("NOTIFY_RELAY_CONCURRENCY", default: 16, problems: &problems),
-            pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems))
+            pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems)),
+            httpBatch: httpBatch,
+            httpBatchBytes: httpBatchBytes
         )
         redispatchAfterSeconds = env.int("NOTIFY_REDISPATCH_AFTER_SECONDS", default: 120, problems: &problems)
         rescueGraceSeconds = env.int("NOTIFY_RESCUE_GRACE_SECONDS", default: 30, problems: &problems)

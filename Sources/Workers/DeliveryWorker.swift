@@ -17,8 +17,9 @@ import Telemetry
 /// Delivers one channel's jobs. Normally it consumes the channel's queue; while the broker circuit is open it claims
 /// `available` jobs straight from PostgreSQL (`FOR UPDATE SKIP LOCKED`), woken by `LISTEN outbox` and a safety poll.
 /// Either way the job row decides: work starts only after the worker wins the job's claim, so a message for a job
-/// that is done or taken by the fallback is acked, dropped and counted. Broker deliveries and fallback jobs share
-/// `slots` (= the prefetch). On shutdown it stops taking work, finishes what it holds, and acks only that.
+/// that is done or taken by the fallback is acked, dropped and counted. A message carries one job or a batch of them;
+/// broker jobs and fallback jobs share `slots` (jobs delivered at once). On shutdown it stops taking work, finishes what
+/// it holds, acks only messages whose jobs are all settled, and gives the others back.
 public struct DeliveryWorker: Service {
     public struct Counters: Sendable {
         public var delivered = 0
@@ -71,7 +72,10 @@ public struct DeliveryWorker: Service {
     let claims: BatchExecutor<Int, ClaimedJob?>
     let completions: BatchExecutor<Int, Void>
     public let counters = NIOLockedValueBox(Counters())
+    /// The jobs being delivered (their leases are renewed) …
     let inFlight = NIOLockedValueBox<Set<Int>>([])
+    /// … and how many more may be.
+    let slots: JobSlots
     let stopping = NIOLockedValueBox(false)
     /// The last fallback claim filled every free slot, so more jobs may be waiting.
     let fallbackBacklog = NIOLockedValueBox(false)
@@ -92,6 +96,7 @@ public struct DeliveryWorker: Service {
         self.jobs = jobs
         let worker = configuration.workerName
         let lease = configuration.lease
+        slots = JobSlots(configuration.slots)
         let batch = max(8, configuration.slots)
         claims = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
             try await jobs.claim(jobIDs: ids, worker: worker, lease: lease)
@@ -196,15 +201,17 @@ public struct DeliveryWorker: Service {
         wake: AsyncStream<Void>.Continuation,
         _ claim: (Int) async throws -> [ClaimedJob]
     ) async {
-        let free = configuration.slots - inFlight.withLockedValue { $0.count }
+        let free = slots.tryAcquire(upTo: configuration.slots)
         guard free > 0 else { return }
         let claimed: [ClaimedJob]
         do {
             claimed = try await claim(free)
         } catch {
+            slots.release(free)
             logger.warning("fallback claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
             return
         }
+        slots.release(free - claimed.count)
         fallbackBacklog.withLockedValue { $0 = claimed.count == free }
         for job in claimed {
             inFlight.withLockedValue { _ = $0.insert(job.jobID) }
@@ -212,6 +219,7 @@ public struct DeliveryWorker: Service {
             group.addTask {
                 await self.process(job, logger: self.logger(for: job))
                 self.inFlight.withLockedValue { _ = $0.remove(job.jobID) }
+                self.slots.release()
                 if self.fallbackBacklog.withLockedValue({ $0 }) { wake.yield() }
             }
         }
@@ -242,39 +250,75 @@ public struct DeliveryWorker: Service {
         }
     }
 
+    /// One broker message: a single job, or a batch of jobs of one queue. Its jobs are claimed (together) as slots
+    /// free up, never more than are free; each claimed job is delivered in its own task, and the message is acked once
+    /// every job in it is settled. A job that is not claimable (done, taken from PostgreSQL, withdrawn) is skipped and
+    /// counted; a redelivered batch thus does only what is left.
     func handle(_ delivery: AMQPDelivery) async {
-        guard let jobID = Self.jobID(of: delivery) else {
+        guard let jobIDs = Self.jobIDs(of: delivery) else {
             logger.warning("unparseable message dead-lettered", metadata: ["message_id": .string(delivery.messageID ?? "")])
             counters.withLockedValue { $0.deadLettered += 1 }
             consumer.deadLetter(delivery)
             return
         }
         var logger = self.logger
-        logger[metadataKey: "job_id"] = .string(String(jobID))
+        if jobIDs.count == 1 { logger[metadataKey: "job_id"] = .string(String(jobIDs[0])) } else { logger[metadataKey: "jobs"] = "\(jobIDs.count)" }
         if let correlationID = delivery.correlationID { logger[metadataKey: "correlation_id"] = .string(correlationID) }
-        let job: ClaimedJob?
-        do {
-            job = try await claims.submit(jobID)
-        } catch {
-            // The database is unreachable: leave the message for another try rather than lose it.
-            logger.error("claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
+        var remaining = jobIDs[...]
+        let claimFailed = await withDiscardingTaskGroup { deliveries -> Bool in
+            while !remaining.isEmpty, !stopping.withLockedValue({ $0 }) {
+                let granted = await slots.acquire(upTo: remaining.count)
+                let wave = Array(remaining.prefix(granted))
+                remaining = remaining.dropFirst(wave.count)
+                let claimed: [ClaimedJob?]
+                do {
+                    // Single messages from many deliveries share one statement; a batch's wave is one already.
+                    claimed =
+                        wave.count == 1
+                        ? [try await claims.submit(wave[0])]
+                        : try await jobs.claim(
+                            jobIDs: wave,
+                            worker: configuration.workerName,
+                            lease: configuration.lease
+                        )
+                } catch {
+                    slots.release(wave.count)
+                    logger.error("claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])
+                    return true
+                }
+                let skipped = claimed.filter { $0 == nil }.count
+                if skipped > 0 {
+                    slots.release(skipped)
+                    counters.withLockedValue { $0.dropped += skipped }
+                    for _ in 0..<skipped { Telemetry.dropped(queue: queue) }
+                    logger.debug("jobs that are not claimable skipped", metadata: ["count": "\(skipped)"])
+                }
+                for case let job? in claimed {
+                    inFlight.withLockedValue { _ = $0.insert(job.jobID) }
+                    deliveries.addTask {
+                        await self.process(job, logger: self.logger(for: job))
+                        self.inFlight.withLockedValue { _ = $0.remove(job.jobID) }
+                        self.slots.release()
+                    }
+                }
+            }
+            return false
+        }
+        if claimFailed {
+            // The database is unreachable: the message goes back (once the jobs taken from it are settled), and its
+            // jobs that were done are skipped when it comes again.
             try? await Task.sleep(for: .milliseconds(500))
             consumer.requeue(delivery)
             return
         }
-        guard let job else {
-            counters.withLockedValue { $0.dropped += 1 }
-            Telemetry.dropped(queue: queue)
-            logger.debug("message for a job that is not claimable dropped")
-            consumer.ack(delivery)
+        if !remaining.isEmpty {
+            // Shutting down with jobs of this batch not taken: it goes back, for another worker to do the rest.
+            consumer.requeue(delivery)
             return
         }
-        inFlight.withLockedValue { _ = $0.insert(job.jobID) }
-        defer { inFlight.withLockedValue { _ = $0.remove(job.jobID) } }
-        // Acked even when the outcome could not be recorded: the job then stays `running` in PostgreSQL and the
-        // rescuer returns it after its lease, with a new message. Left unacked, the message would hold one of the
-        // prefetch slots until the connection closes: one PostgreSQL outage under load could leave the worker none.
-        await process(job, logger: self.logger(for: job))
+        // Acked even when an outcome could not be recorded: the job then stays `running` in PostgreSQL and the
+        // rescuer returns it after its lease, with a new message. Left unacked, the message would hold a prefetch
+        // slot until the connection closes: one PostgreSQL outage under load could leave the worker none.
         consumer.ack(delivery)
     }
 
@@ -385,10 +429,11 @@ public struct DeliveryWorker: Service {
         }
     }
 
-    static func jobID(of delivery: AMQPDelivery) -> Int? {
-        guard let message = try? JSONDecoder().decode(QueueMessage.self, from: delivery.body) else { return nil }
-        if let id = delivery.messageID.flatMap(Int.init), id != message.jobID { return nil }
-        return message.jobID
+    /// The jobs a message names: a single message's (whose message_id, when numeric, must be its job's) or a batch's.
+    static func jobIDs(of delivery: AMQPDelivery) -> [Int]? {
+        guard let ids = QueueBatch.jobIDs(in: delivery.body) else { return nil }
+        if ids.count == 1, let id = delivery.messageID.flatMap(Int.init), id != ids[0] { return nil }
+        return ids
     }
 }
 

@@ -25,6 +25,8 @@ public struct WorkerConfiguration: Sendable {
     public var usersURL: String
     public var templatesURL: String
     public var prefetch: Int
+    /// Jobs delivered at once (a message may carry a batch of them).
+    public var concurrency: Int
     /// How long answers of the user service are kept in the process (0: not kept).
     public var directoryCacheSeconds: Double
     public var workerName: String
@@ -63,6 +65,9 @@ public struct WorkerConfiguration: Sendable {
         usersURL = env.string("NOTIFY_USERS_URL", default: "http://127.0.0.1:8001")
         templatesURL = env.string("NOTIFY_TEMPLATES_URL", default: "http://127.0.0.1:8002")
         prefetch = env.int("NOTIFY_WORKER_PREFETCH", default: 64, problems: &problems)
+        concurrency = env.int("NOTIFY_WORKER_CONCURRENCY", default: 64, problems: &problems)
+        if prefetch < 1 { problems.append("NOTIFY_WORKER_PREFETCH must be at least 1") }
+        if concurrency < 1 { problems.append("NOTIFY_WORKER_CONCURRENCY must be at least 1") }
         directoryCacheSeconds = Double(env.int("NOTIFY_DIRECTORY_CACHE_SECONDS", default: 5, problems: &problems))
         if directoryCacheSeconds < 0 { problems.append("NOTIFY_DIRECTORY_CACHE_SECONDS must not be negative") }
         leaseSeconds = env.int("NOTIFY_JOB_LEASE_SECONDS", default: 60, problems: &problems)
@@ -227,7 +232,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         deliverer: deliverer,
         configuration: .init(
             workerName: configuration.workerName,
-            slots: configuration.prefetch,
+            slots: configuration.concurrency,
             lease: .seconds(configuration.leaseSeconds),
             retryBase: .milliseconds(configuration.retryBaseMilliseconds),
             retryCap: .seconds(configuration.retryCapSeconds),

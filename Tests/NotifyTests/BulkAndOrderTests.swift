@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import NIOHTTP1
+import NotificationModel
 import NotifyConfig
 import PostgresAccess
 import PostgresNIO
@@ -143,10 +144,11 @@ struct BulkAndOrderTests {
         try await Stack.with(services: [.users, .templates, .gateway, .relay], extra: ["NOTIFY_WORKER_PREFETCH": "1"]) { stack in
             let user = try await Self.prepare(stack)
             try await acceptLowThenHigh(stack, user)
-            // The backlog sits in email.queue before any worker runs.
-            _ = try await eventually("40 messages queued", timeout: .seconds(30)) { () -> Bool? in
+            // The backlog sits in email.queue (batch messages of one priority each) before any worker runs.
+            _ = try await eventually("40 jobs queued", timeout: .seconds(30)) { () -> Bool? in
+                let published = try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NOT NULL", as: Int.self)
                 let queue = try await stack.infra.management(stack.http).queue("email.queue")
-                return queue["messages"] as? Int == 40 ? true : nil
+                return published == 40 && (queue["messages"] as? Int ?? 0) >= 2 ? true : nil
             }
             try stack.start(.emailWorker)
             _ = try await eventually("all 40 sent", timeout: .seconds(60)) { () -> Bool? in
@@ -155,6 +157,114 @@ struct BulkAndOrderTests {
             let order = try await Self.priorities(stack, "SELECT priority FROM notifications ORDER BY sent_at, id")
             #expect(Array(order.prefix(10)) == Array(repeating: 9, count: 10), "sent order: \(order)")
         }
+    }
+
+    @Test(
+        "batches: the relay publishes a queue's jobs of one priority together, up to NOTIFY_RELAY_HTTP_BATCH in a message; a worker with fewer free slots takes them in turns, sends each once and acks each message when all its jobs are settled"
+    )
+    func batchMessages() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay], extra: ["NOTIFY_RELAY_HTTP_BATCH": "10"]) { stack in
+            let user = try await Self.prepare(stack)
+            try await acceptLowThenHigh(stack, user)
+            let management = stack.infra.management(stack.http)
+            let messages = try await eventually("40 jobs queued", timeout: .seconds(30)) { () -> [[String: Any]]? in
+                let published = try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NOT NULL", as: Int.self)
+                guard published == 40 else { return nil }
+                let messages = try await management.peek(queue: "email.queue", count: 100)
+                let jobs = messages.compactMap { Self.batchJobs($0)?.count }.reduce(0, +)
+                return jobs == 40 ? messages : nil
+            }
+            var seen: [Int] = []
+            for message in messages {
+                let jobs = try #require(Self.batchJobs(message), "a batch message: \(message)")
+                #expect((2...10).contains(jobs.count))
+                let priority = (message["properties"] as? [String: Any])?["priority"] as? Int
+                #expect(jobs.allSatisfy { $0["priority"] as? Int == priority }, "one priority per message")
+                seen += jobs.compactMap { $0["job_id"] as? Int }
+            }
+            #expect(seen.count == 40 && Set(seen).count == 40, "every job in exactly one message")
+
+            // Four slots for batches of ten: each message is taken in turns.
+            try stack.start(.emailWorker, extra: ["NOTIFY_WORKER_CONCURRENCY": "4"])
+            _ = try await eventually("all 40 sent", timeout: .seconds(60)) { () -> Bool? in
+                try await stack.scalar("SELECT count(*)::int FROM notifications WHERE status = 'sent'", as: Int.self) == 40 ? true : nil
+            }
+            let ids: [String] = try await stack.infra.withDatabase(.notifications) { client in
+                var ids: [String] = []
+                for try await id in try await client.query("SELECT id FROM notifications", logger: TestInfrastructure.logger).decode(UUID.self) {
+                    ids.append(id.lowercased)
+                }
+                return ids
+            }
+            let counts = try await eventually("40 emails") { () -> [String: Int]? in
+                let counts = stack.emailCounts(for: ids)
+                return counts.count == 40 ? counts : nil
+            }
+            #expect(counts.values.allSatisfy { $0 == 1 })
+            _ = try await eventually("every message acked") { () -> Bool? in
+                let queue = try await management.queue("email.queue")
+                return queue["messages"] as? Int == 0 ? true : nil
+            }
+
+            // A batch delivered again (a redelivery after a lost ack): its jobs are done, so nothing is sent again.
+            let again = try #require(messages.first { Self.batchJobs($0) != nil })
+            let payload = try #require(again["payload"] as? String)
+            let jobCount = try #require(Self.batchJobs(again)?.count)
+            #expect(
+                try await management.publish(
+                    routingKey: "email",
+                    payload: payload,
+                    properties: .init(messageID: "again", correlationID: "again", priority: 0)
+                )
+            )
+            _ = try await eventually("the repeated batch's jobs skipped") { () -> Bool? in
+                let metrics = try await OperationsTests.metrics(stack, .emailWorker)
+                return OperationsTests.sample(metrics, "notify_messages_dropped_total", ["queue": "email.queue"]) == Double(jobCount) ? true : nil
+            }
+            _ = try await eventually("the repeated batch acked") { () -> Bool? in
+                (try await management.queue("email.queue"))["messages"] as? Int == 0 ? true : nil
+            }
+            #expect(stack.emailCounts(for: ids).values.allSatisfy { $0 == 1 })
+        }
+    }
+
+    @Test("batches: a single-job message, as a relay of the previous release publishes it, is still delivered")
+    func singleMessagesStillConsumed() async throws {
+        // No relay: the test publishes as an old one would. Workers do not claim unpublished jobs in this test.
+        try await Stack.with(services: [.users, .templates, .gateway, .emailWorker], extra: ["NOTIFY_WORKER_UNPUBLISHED_AFTER_SECONDS": "0"]) {
+            stack in
+            let user = try await Self.prepare(stack)
+            let management = stack.infra.management(stack.http)
+            try await management.declareTopology()
+            try await stack.waitConsuming()
+            let id = try #require(try await stack.send(Self.item(user, "single")).data["notification_id"] as? String)
+            let (jobID, payload) = try #require(
+                try await stack.infra.withDatabase(.notifications) { client -> (Int, String)? in
+                    for try await row in try await client.query(
+                        "SELECT j.id, o.payload::text FROM jobs j JOIN outbox o ON o.message_id = j.id::text WHERE j.notification_id = \(UUID(uuidString: id)!)",
+                        logger: TestInfrastructure.logger
+                    ).decode((Int, String).self) { return row }
+                    return nil
+                }
+            )
+            #expect(
+                try await management.publish(
+                    routingKey: "email",
+                    payload: payload,
+                    properties: .init(messageID: String(jobID), correlationID: "c", priority: 0)
+                )
+            )
+            _ = try await stack.waitForEmail(id)
+            #expect(try await stack.scalar("SELECT attempted_via FROM jobs WHERE id = \(jobID)", as: String.self) == "broker")
+        }
+    }
+
+    /// The jobs of a batch message as the management API returns it (nil for a single-job message).
+    static func batchJobs(_ message: [String: Any]) -> [[String: Any]]? {
+        guard let payload = message["payload"] as? String,
+            let body = try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any]
+        else { return nil }
+        return body["jobs"] as? [[String: Any]]
     }
 
     @Test("priority: with a backlog in the outbox, the relay publishes higher-priority notifications first")

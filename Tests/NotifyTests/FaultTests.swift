@@ -110,10 +110,7 @@ struct FaultTests {
             // Accepted once the consumers are back (the workers stop claiming everything from PostgreSQL) while the
             // relay's HTTP publish may still stall after the restart: delivered within 30 s of the broker's return all
             // the same (the workers claim what stays unpublished for 10 s).
-            _ = try await eventually("the email worker consuming again", timeout: .seconds(60)) { () -> Bool? in
-                let health = try await stack.call(.GET, "\(stack.url(.emailWorker))/health")
-                return ((health.data["checks"] as? [String: Any])?["rabbitmq"] as? [String: Any])?["status"] as? String == "up" ? true : nil
-            }
+            try await stack.waitConsuming(timeout: .seconds(60))
             let afterReturn = try await stack.sendMany(50, body: body(userID, "return"))
             let returned = try await waitDelivered(stack, afterReturn, timeout: .seconds(60))
             #expect(returned.values.allSatisfy { $0 == 1 })
@@ -162,10 +159,7 @@ struct FaultTests {
     func unpublishedJobsAreClaimed() async throws {
         try await Stack.with(extra: Self.fast.merging(["NOTIFY_WORKER_UNPUBLISHED_AFTER_SECONDS": "3"]) { $1 }) { stack in
             let userID = try await setUpTemplate(stack)
-            _ = try await eventually("the email worker consuming") { () -> Bool? in
-                let health = try await stack.call(.GET, "\(stack.url(.emailWorker))/health")
-                return ((health.data["checks"] as? [String: Any])?["rabbitmq"] as? [String: Any])?["status"] as? String == "up" ? true : nil
-            }
+            try await stack.waitConsuming()
             try #require(stack.process(.relay)).kill9()
             let acceptedBy = Date()
             let ids = try await stack.sendMany(20, body: body(userID, "norelay"))

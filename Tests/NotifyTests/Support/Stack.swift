@@ -244,6 +244,14 @@ final class Stack: @unchecked Sendable {
         try await call(.GET, "\(url(.gateway))/api/v1/notifications/\(id)/", headers: clientAuth)
     }
 
+    /// Waits until a worker consumes from RabbitMQ (its health says so), rather than delivering from PostgreSQL.
+    func waitConsuming(_ service: Service = .emailWorker, timeout: Duration = .seconds(30)) async throws {
+        _ = try await eventually("\(service.rawValue) consuming", timeout: timeout) { () -> Bool? in
+            let health = try await call(.GET, "\(url(service))/health")
+            return ((health.data["checks"] as? [String: Any])?["rabbitmq"] as? [String: Any])?["status"] as? String == "up" ? true : nil
+        }
+    }
+
     /// Waits until the notification reaches `status`.
     func waitForStatus(_ id: String, _ status: String, timeout: Duration = .seconds(30)) async throws -> [String: Any] {
         try await eventually("notification \(id) \(status)", timeout: timeout) { () -> [String: Any]? in
