@@ -57,7 +57,7 @@ public struct GatewayConfiguration: Sendable {
         if directoryStaleSeconds < 0 { problems.append("NOTIFY_DIRECTORY_STALE_SECONDS must not be negative") }
         if directoryStaleEntries < 1 { problems.append("NOTIFY_DIRECTORY_STALE_ENTRIES must be at least 1") }
         commitBatch = env.int("NOTIFY_GATEWAY_COMMIT_BATCH", default: 256, problems: &problems)
-        commitsInFlight = env.int("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT", default: 4, problems: &problems)
+        commitsInFlight = env.int("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT", default: 2, problems: &problems)
         if commitBatch < 1 { problems.append("NOTIFY_GATEWAY_COMMIT_BATCH must be at least 1") }
         if commitsInFlight < 1 { problems.append("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT must be at least 1") }
         if directoryCacheSeconds < 0 { problems.append("NOTIFY_DIRECTORY_CACHE_SECONDS must not be negative") }

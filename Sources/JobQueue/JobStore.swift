@@ -107,7 +107,17 @@ public struct JobStore: Sendable {
         try await client.withTransaction(logger: logger) { [logger] connection in
             let rows = try await connection.query(
                 """
-                WITH stale AS (
+                WITH named AS (
+                    SELECT id FROM jobs WHERE id = ANY (\(jobIDs)::bigint[]) AND state = 'available'
+                    FOR UPDATE SKIP LOCKED
+                ), due AS (
+                    SELECT id FROM jobs
+                    WHERE \(jobIDs)::bigint[] IS NULL AND \(unpublishedFor?.inSeconds)::float8 IS NULL
+                      AND state = 'available' AND queue = \(queue?.rawValue)::text AND run_at <= now()
+                    ORDER BY priority DESC, run_at, id
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                ), stale AS (
                     SELECT o.id, o.message_id::bigint AS job_id FROM outbox o
                     WHERE \(unpublishedFor?.inSeconds)::float8 IS NOT NULL AND o.published_at IS NULL
                       AND o.routing_key = \(queue?.rawValue)::text
@@ -115,16 +125,13 @@ public struct JobStore: Sendable {
                     ORDER BY o.priority DESC, o.id
                     LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
+                ), unpublished AS (
+                    SELECT j.id FROM jobs j JOIN stale ON j.id = stale.job_id
+                    WHERE j.state = 'available' AND j.run_at <= now()
+                    FOR UPDATE OF j SKIP LOCKED
                 ), next AS (
-                    SELECT id FROM jobs
-                    WHERE state = 'available'
-                      AND (id = ANY (\(jobIDs)::bigint[])
-                           OR (\(jobIDs)::bigint[] IS NULL AND \(unpublishedFor?.inSeconds)::float8 IS NULL AND queue = \(queue?.rawValue)::text
-                               AND run_at <= now())
-                           OR (id IN (SELECT job_id FROM stale) AND run_at <= now()))
-                    ORDER BY priority DESC, run_at, id
-                    LIMIT \(limit)
-                    FOR UPDATE SKIP LOCKED
+                    -- Three separate picks (only one applies to a call), each planned on its own index.
+                    SELECT id FROM named UNION ALL SELECT id FROM due UNION ALL SELECT id FROM unpublished
                 ), claimed AS (
                     UPDATE jobs j
                     SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = \(worker),

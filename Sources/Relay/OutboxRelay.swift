@@ -25,14 +25,18 @@ public struct OutboxRelay: Service {
         public var httpBatch: Int
         /// … and at most this many bytes of their bodies.
         public var httpBatchBytes: Int
+        /// How long a wake waits before claiming, for more rows to arrive (0: claims at once).
+        public var linger: Duration
 
         public init(
             batchSize: Int = 100,
             concurrency: Int = 8,
             pollInterval: Duration = .seconds(1),
             httpBatch: Int = 100,
-            httpBatchBytes: Int = 256 * 1024
+            httpBatchBytes: Int = 256 * 1024,
+            linger: Duration = .zero
         ) {
+            self.linger = linger
             self.httpBatch = max(1, httpBatch)
             self.httpBatchBytes = max(1, httpBatchBytes)
             self.batchSize = batchSize
@@ -87,7 +91,12 @@ public struct OutboxRelay: Service {
             }
             for await _ in wakeups.cancelOnGracefulShutdown() {
                 if !isTopologyDeclared { await declareTopology() }
-                if isTopologyDeclared { await drain() }
+                guard isTopologyDeclared else { continue }
+                // Every accept wakes the relay; lingering a moment lets the rows of the next few arrive too, so one
+                // claim, one batch message per queue and priority, and the workers' claims of it serve many. Wakes
+                // meanwhile coalesce.
+                if configuration.linger > .zero { try? await Task.sleep(for: configuration.linger) }
+                await drain()
             }
             group.cancelAll()
         }

@@ -32,12 +32,15 @@ public struct RelayConfiguration: Sendable {
         let httpBatchBytes = env.int("NOTIFY_RELAY_HTTP_BATCH_BYTES", default: 256 * 1024, problems: &problems)
         if httpBatch < 1 { problems.append("NOTIFY_RELAY_HTTP_BATCH must be at least 1") }
         if httpBatchBytes < 1024 { problems.append("NOTIFY_RELAY_HTTP_BATCH_BYTES must be at least 1024") }
+        let linger = env.int("NOTIFY_RELAY_LINGER_MS", default: 20, problems: &problems)
+        if linger < 0 { problems.append("NOTIFY_RELAY_LINGER_MS must not be negative") }
         relay = OutboxRelay.Configuration(
             batchSize: env.int("NOTIFY_RELAY_BATCH", default: 400, problems: &problems),
             concurrency: env.int("NOTIFY_RELAY_CONCURRENCY", default: 16, problems: &problems),
             pollInterval: .milliseconds(env.int("NOTIFY_RELAY_POLL_MS", default: 1000, problems: &problems)),
             httpBatch: httpBatch,
-            httpBatchBytes: httpBatchBytes
+            httpBatchBytes: httpBatchBytes,
+            linger: .milliseconds(max(0, linger))
         )
         redispatchAfterSeconds = env.int("NOTIFY_REDISPATCH_AFTER_SECONDS", default: 120, problems: &problems)
         rescueGraceSeconds = env.int("NOTIFY_RESCUE_GRACE_SECONDS", default: 30, problems: &problems)

@@ -69,7 +69,7 @@ public struct DeliveryWorker: Service {
     let configuration: Configuration
     let logger: Logger
     /// Claims of broker deliveries and completions, each grouped into one statement under load.
-    let claims: BatchExecutor<Int, ClaimedJob?>
+    let claims: BatchExecutor<[Int], [ClaimedJob?]>
     let completions: BatchExecutor<Int, Void>
     public let counters = NIOLockedValueBox(Counters())
     /// The jobs being delivered (their leases are renewed) …
@@ -98,10 +98,17 @@ public struct DeliveryWorker: Service {
         let lease = configuration.lease
         slots = JobSlots(configuration.slots)
         let batch = max(8, configuration.slots)
-        claims = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
-            try await jobs.claim(jobIDs: ids, worker: worker, lease: lease)
+        // One statement in flight each: under load, the waves of many deliveries (a slot frees at a time) and the
+        // completions of many jobs wait for it and go together, so a statement serves many jobs.
+        claims = BatchExecutor(maxBatch: batch, maxInFlight: 1, deadline: postgres.operationTimeout) { waves in
+            let claimed = try await jobs.claim(jobIDs: waves.flatMap { $0 }, worker: worker, lease: lease)
+            var rest = claimed[...]
+            return waves.map { wave in
+                defer { rest = rest.dropFirst(wave.count) }
+                return Array(rest.prefix(wave.count))
+            }
         }
-        completions = BatchExecutor(maxBatch: batch, maxInFlight: 2) { ids in
+        completions = BatchExecutor(maxBatch: batch, maxInFlight: 1, deadline: postgres.operationTimeout) { ids in
             try await jobs.complete(jobIDs: ids, worker: worker)
             return ids.map { _ in () }
         }
@@ -272,15 +279,8 @@ public struct DeliveryWorker: Service {
                 remaining = remaining.dropFirst(wave.count)
                 let claimed: [ClaimedJob?]
                 do {
-                    // Single messages from many deliveries share one statement; a batch's wave is one already.
-                    claimed =
-                        wave.count == 1
-                        ? [try await claims.submit(wave[0])]
-                        : try await jobs.claim(
-                            jobIDs: wave,
-                            worker: configuration.workerName,
-                            lease: configuration.lease
-                        )
+                    // The waves of many deliveries share one statement.
+                    claimed = try await claims.submit(wave)
                 } catch {
                     slots.release(wave.count)
                     logger.error("claim failed", metadata: ["error_type": .string(String(describing: type(of: error)))])

@@ -65,7 +65,7 @@ public struct WorkerConfiguration: Sendable {
         usersURL = env.string("NOTIFY_USERS_URL", default: "http://127.0.0.1:8001")
         templatesURL = env.string("NOTIFY_TEMPLATES_URL", default: "http://127.0.0.1:8002")
         prefetch = env.int("NOTIFY_WORKER_PREFETCH", default: 64, problems: &problems)
-        concurrency = env.int("NOTIFY_WORKER_CONCURRENCY", default: 64, problems: &problems)
+        concurrency = env.int("NOTIFY_WORKER_CONCURRENCY", default: 256, problems: &problems)
         if prefetch < 1 { problems.append("NOTIFY_WORKER_PREFETCH must be at least 1") }
         if concurrency < 1 { problems.append("NOTIFY_WORKER_CONCURRENCY must be at least 1") }
         directoryCacheSeconds = Double(env.int("NOTIFY_DIRECTORY_CACHE_SECONDS", default: 5, problems: &problems))
@@ -87,7 +87,7 @@ public struct WorkerConfiguration: Sendable {
         smtpURL = env.string("NOTIFY_SMTP_URL", default: "smtp://\(smtpHost):\(smtpPort)")
         smtpUsername = env.optionalString("NOTIFY_SMTP_USERNAME")
         smtpPassword = env.optionalString("NOTIFY_SMTP_PASSWORD")
-        smtpConnections = env.int("NOTIFY_SMTP_CONNECTIONS", default: 8, problems: &problems)
+        smtpConnections = env.int("NOTIFY_SMTP_CONNECTIONS", default: 32, problems: &problems)
         mailFrom = env.string("NOTIFY_MAIL_FROM", default: "notifications@notify.local")
         mailFromName = env.string("NOTIFY_MAIL_FROM_NAME", default: "Notify")
         messageIDDomain = env.string("NOTIFY_MESSAGE_ID_DOMAIN", default: "notify.local")
