@@ -108,7 +108,9 @@ public struct JobStore: Sendable {
             let rows = try await connection.query(
                 """
                 WITH named AS (
-                    SELECT id FROM jobs WHERE id = ANY (\(jobIDs)::bigint[]) AND state = 'available'
+                    -- By primary key only: with the state in this condition the planner may scan the partial index of
+                    -- available jobs instead, thousands of them under load. The state is checked in `claimed`.
+                    SELECT id FROM jobs WHERE id = ANY (\(jobIDs)::bigint[])
                     FOR UPDATE SKIP LOCKED
                 ), due AS (
                     SELECT id FROM jobs
@@ -137,7 +139,7 @@ public struct JobStore: Sendable {
                     SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = \(worker),
                         attempted_via = \(via.rawValue), lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)),
                         updated_at = now()
-                    FROM next WHERE j.id = next.id
+                    FROM next WHERE j.id = next.id AND j.state = 'available'
                     RETURNING j.id, j.notification_id, j.queue, j.attempt, j.max_attempts
                 ), marked AS (
                     UPDATE notifications n SET status = 'processing', updated_at = now()

@@ -253,6 +253,11 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 logging_collector = off
+# A write-heavy queue: checkpoints by time rather than every GiB of WAL (each one makes the next writes of every page
+# full-page images), and room for the hot pages of the job tables.
+max_wal_size = '8GB'
+checkpoint_timeout = '15min'
+shared_buffers = '512MB'
 EOF
     chown postgres:postgres "$PG_DATA/notify_local.conf"
 }
