@@ -238,15 +238,8 @@ struct BulkAndOrderTests {
             try await management.declareTopology()
             try await stack.waitConsuming()
             let id = try #require(try await stack.send(Self.item(user, "single")).data["notification_id"] as? String)
-            let (jobID, payload) = try #require(
-                try await stack.infra.withDatabase(.notifications) { client -> (Int, String)? in
-                    for try await row in try await client.query(
-                        "SELECT j.id, o.payload::text FROM jobs j JOIN outbox o ON o.message_id = j.id::text WHERE j.notification_id = \(UUID(uuidString: id)!)",
-                        logger: TestInfrastructure.logger
-                    ).decode((Int, String).self) { return row }
-                    return nil
-                }
-            )
+            let notificationID = try #require(UUID(uuidString: id))
+            let (jobID, payload) = try #require(try await stack.queueMessage(of: notificationID))
             #expect(
                 try await management.publish(
                     routingKey: "email",

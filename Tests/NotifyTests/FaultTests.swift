@@ -187,15 +187,7 @@ struct FaultTests {
 
             // A relay that published one of them anyway (it was publishing as the worker claimed it): the message
             // reaches the worker, whose claim finds the job done; it is acked and dropped, and counted.
-            let (jobID, payload) = try #require(
-                try await stack.infra.withDatabase(.notifications) { client -> (Int, String)? in
-                    for try await row in try await client.query(
-                        "SELECT j.id, o.payload::text FROM jobs j JOIN outbox o ON o.message_id = j.id::text WHERE j.notification_id = \(uuids[0])",
-                        logger: TestInfrastructure.logger
-                    ).decode((Int, String).self) { return row }
-                    return nil
-                }
-            )
+            let (jobID, payload) = try #require(try await stack.queueMessage(of: uuids[0]))
             let management = stack.infra.management(stack.http)
             #expect(
                 try await management.publish(

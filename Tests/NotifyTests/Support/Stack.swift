@@ -354,6 +354,18 @@ extension Stack {
         return counts
     }
 
+    /// A notification's job id and the body of its queue message (from its outbox row), to publish by hand as a relay
+    /// would.
+    func queueMessage(of notificationID: UUID) async throws -> (jobID: Int, payload: String)? {
+        try await infra.withDatabase(.notifications) { client in
+            for try await row in try await client.query(
+                "SELECT j.id, o.payload::text FROM jobs j JOIN outbox o ON o.message_id = j.id::text WHERE j.notification_id = \(notificationID)",
+                logger: TestInfrastructure.logger
+            ).decode((Int, String).self) { return row }
+            return nil
+        }
+    }
+
     /// A single value from this test's notifications database.
     func scalar<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
         try await infra.withDatabase(.notifications) { client in
