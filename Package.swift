@@ -35,6 +35,11 @@ let package = Package(
 
         .target(name: "NotificationModel", swiftSettings: swiftSettings),
         .target(
+            name: "OutboundPolicy",
+            dependencies: [.product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Breakers",
             dependencies: [
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
@@ -164,6 +169,7 @@ let package = Package(
         .target(
             name: "PushTransport",
             dependencies: [
+                "OutboundPolicy",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -220,7 +226,7 @@ let package = Package(
             name: "UserService",
             dependencies: [
                 "Telemetry",
-                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs", "PostgresAccess",
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs", "PostgresAccess", "OutboundPolicy",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -240,7 +246,7 @@ let package = Package(
             dependencies: [
                 "Telemetry",
                 "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers", "Directory",
-                "Rendering", "Deadlines", "PostgresAccess",
+                "Rendering", "Deadlines", "PostgresAccess", "OutboundPolicy",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -276,7 +282,7 @@ let package = Package(
                 "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue", "Broker", "Rendering",
                 "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin", "Breakers", "RateLimiting",
-                "APIDocs", "Deadlines", "PostgresAccess",
+                "APIDocs", "Deadlines", "PostgresAccess", "OutboundPolicy",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

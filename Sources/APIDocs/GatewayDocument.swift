@@ -280,8 +280,9 @@ enum GatewayDocument {
               "device_id": {"type": "string"},
               "platform": {"enum": ["fcm", "webpush", "apns"]},
               "outcome": {"enum": ["accepted", "rejected", "failed", "skipped"], "description": "accepted by the provider; rejected (permanent: bad or dead token, bad request); failed (transient: 429, 5xx, unreachable); skipped (no provider for the platform)."},
-              "provider_message_id": {"type": ["string", "null"]},
-              "error": {"type": ["string", "null"]},
+              "provider_message_id": {"type": ["string", "null"], "description": "The provider's id for an accepted message (FCM message name, Web Push message location on the push service's host); null otherwise."},
+              "error_code": {"enum": ["device_gone", "rejected_by_provider", "rate_limited", "provider_unavailable", "provider_auth_failed", "redirected", "endpoint_refused", "malformed_subscription", "payload_too_large", "circuit_open", "not_configured", "unsupported_platform", "timed_out", null], "description": "Why the device did not get it, as a stable code; null when accepted."},
+              "error": {"type": ["string", "null"], "description": "The fixed reason of error_code (never the provider's own answer)."},
               "device_deactivated": {"type": "boolean", "description": "The provider reported the token or subscription dead and the device was deactivated."},
               "at": {"type": "string", "format": "date-time"}
             }

@@ -92,6 +92,7 @@ struct DeviceDelivery: Codable, Sendable {
     var platform: String
     var outcome: String
     var providerMessageID: String?
+    var errorCode: String?
     var error: String?
     var deviceDeactivated: Bool
     var at: Date
@@ -101,6 +102,7 @@ struct DeviceDelivery: Codable, Sendable {
         case deviceID = "device_id"
         case platform, outcome
         case providerMessageID = "provider_message_id"
+        case errorCode = "error_code"
         case error
         case deviceDeactivated = "device_deactivated"
         case at
@@ -316,11 +318,11 @@ struct NotificationRepository: Sendable {
             resource.deliveries = []
             for try await row in try await client.query(
                 """
-                SELECT attempt, device_id, platform, outcome, provider_message_id, error, device_deactivated, at
+                SELECT attempt, device_id, platform, outcome, provider_message_id, error_code, error, device_deactivated, at
                 FROM push_deliveries WHERE notification_id = \(id) ORDER BY id
                 """,
                 logger: logger
-            ).decode((Int, String, String, String, String?, String?, Bool, Date).self) {
+            ).decode((Int, String, String, String, String?, String?, String?, Bool, Date).self) {
                 resource.deliveries?.append(
                     DeviceDelivery(
                         attempt: row.0,
@@ -328,9 +330,10 @@ struct NotificationRepository: Sendable {
                         platform: row.2,
                         outcome: row.3,
                         providerMessageID: row.4,
-                        error: row.5,
-                        deviceDeactivated: row.6,
-                        at: row.7
+                        errorCode: row.5,
+                        error: row.6,
+                        deviceDeactivated: row.7,
+                        at: row.8
                     )
                 )
             }

@@ -120,7 +120,7 @@ public actor FCMAccessTokens {
         do {
             response = try await http.execute(request, timeout: .seconds(10))
         } catch {
-            throw PushError(message: "fcm token endpoint unreachable: \(type(of: error))", permanent: false)
+            throw PushError(.providerUnavailable, message: "fcm token endpoint unreachable: \(error)", permanent: false)
         }
         let body = try await response.body.collect(upTo: 1 << 20)
         refreshCount += 1
@@ -189,7 +189,7 @@ public struct FCMTransport: Sendable {
             do {
                 response = try await http.execute(request, timeout: .seconds(10))
             } catch {
-                throw PushError(message: "fcm unreachable: \(type(of: error))", permanent: false)
+                throw PushError(.providerUnavailable, message: "fcm unreachable: \(error)", permanent: false)
             }
             let bytes = try await response.body.collect(upTo: 1 << 20)
             let code = Int(response.status.code)

@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import OutboundPolicy
 
 /// The application server's VAPID key pair (RFC 8292): a P-256 key; the public key goes to browsers as
 /// `applicationServerKey`, the private key signs the JWT of every request.
@@ -104,14 +105,24 @@ public struct WebPushPayloadTooLarge: Error, CustomStringConvertible {
 
 /// Sends to a Web Push subscription: VAPID authentication, encrypted payload, TTL and Urgency headers.
 /// 404/410 mean the subscription is gone; 429 and 5xx are transient.
+///
+/// Endpoints come from users: every one is checked against the `EndpointPolicy` and reached only at an address
+/// checked to be public (`PinnedHTTPClients`); redirects are not followed.
 public struct WebPushTransport: Sendable {
-    let http: HTTPClient
+    let clients: PinnedHTTPClients
     let vapid: VAPIDKey
     private let tokens = NIOLockedValueBox([String: (token: String, expires: Date)]())
 
-    public init(http: HTTPClient, vapid: VAPIDKey) {
-        self.http = http
+    public init(clients: PinnedHTTPClients, vapid: VAPIDKey) {
+        self.clients = clients
         self.vapid = vapid
+    }
+
+    /// The origin a subscription's endpoint belongs to (scheme, host, port): the VAPID audience, and the unit the
+    /// worker's circuit breakers count failures by.
+    public static func origin(of endpoint: String) -> String {
+        guard let url = URL(string: endpoint), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return "invalid" }
+        return "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
     }
 
     /// The JSON a service worker receives: `{title, body, image?, url?, data, notification_id}`.
@@ -124,8 +135,8 @@ public struct WebPushTransport: Sendable {
 
     /// The VAPID JWT for an endpoint's origin, reused for an hour (valid for twelve).
     func authorization(for endpoint: URL) throws -> String {
-        guard let scheme = endpoint.scheme, let host = endpoint.host else { throw PushError(message: "webpush: bad endpoint", permanent: true) }
-        let origin = "\(scheme)://\(host)" + (endpoint.port.map { ":\($0)" } ?? "")
+        guard endpoint.scheme != nil, endpoint.host != nil else { throw PushError(.malformedSubscription, message: "webpush: bad endpoint", permanent: true) }
+        let origin = Self.origin(of: endpoint.absoluteString)
         let now = Date()
         if let cached = tokens.withLockedValue({ $0[origin] }), cached.expires.timeIntervalSince(now) > 11 * 3600 {
             return "vapid t=\(cached.token), k=\(vapid.publicKeyBase64URL)"
@@ -136,18 +147,25 @@ public struct WebPushTransport: Sendable {
         return "vapid t=\(token), k=\(vapid.publicKeyBase64URL)"
     }
 
-    /// Returns the push service's message location, if it gave one.
+    /// Returns the push service's message location (RFC 8030 §5), if its 2xx answer gave a plausible one.
     public func send(_ message: PushMessage, endpoint: String, p256dh: String, auth: String, messageID: String) async throws -> String {
         guard let url = URL(string: endpoint), let p256dhBytes = Base64URL.decode(p256dh), let authBytes = Base64URL.decode(auth) else {
-            throw PushError(message: "webpush: malformed subscription", permanent: true, deviceGone: true)
+            throw PushError(.malformedSubscription, message: "webpush: malformed subscription", permanent: true, deviceGone: true)
+        }
+        let http: HTTPClient
+        do {
+            http = try await clients.client(for: url)
+        } catch let refused as EndpointRefused {
+            // Never contacted. The subscription can never be delivered to: the device is deactivated.
+            throw PushError(.endpointRefused, message: "webpush: \(refused.reason)", permanent: true, deviceGone: true)
         }
         let body: Data
         do {
             body = try WebPushEncryption.encrypt(try Self.payload(message, messageID: messageID), p256dh: p256dhBytes, auth: authBytes)
         } catch let error as WebPushEncryption.InvalidSubscription {
-            throw PushError(message: "webpush: \(error)", permanent: true, deviceGone: true)
+            throw PushError(.malformedSubscription, message: "webpush: \(error)", permanent: true, deviceGone: true)
         } catch {
-            throw PushError(message: "webpush: \(error)", permanent: true)
+            throw PushError(.payloadTooLarge, message: "webpush: \(error)", permanent: true)
         }
         var request = HTTPClientRequest(url: endpoint)
         request.method = .POST
@@ -161,11 +179,11 @@ public struct WebPushTransport: Sendable {
         do {
             response = try await http.execute(request, timeout: .seconds(10))
         } catch {
-            throw PushError(message: "webpush: push service unreachable: \(type(of: error))", permanent: false)
+            throw PushError(.providerUnavailable, message: "webpush: push service unreachable: \(error)", permanent: false)
         }
         _ = try? await response.body.collect(upTo: 64 << 10)
         let code = Int(response.status.code)
-        if (200..<300).contains(code) { return response.headers.first(name: "Location") ?? "" }
+        if (200..<300).contains(code) { return Self.messageLocation(response.headers.first(name: "Location"), endpoint: url) }
         throw PushError.http(
             "webpush",
             status: code,
@@ -173,5 +191,14 @@ public struct WebPushTransport: Sendable {
             retryAfter: response.headers.first(name: "Retry-After"),
             deviceGone: code == 404 || code == 410
         )
+    }
+
+    /// The Location of a 2xx answer, kept only when it is an https URL on the endpoint's own host, short and plain:
+    /// whatever else a push service (or anyone posing as one) puts there is not handed to API clients.
+    static func messageLocation(_ location: String?, endpoint: URL) -> String {
+        guard let location, location.count <= 512, location.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f }),
+            let url = URL(string: location), url.scheme == endpoint.scheme, url.host?.lowercased() == endpoint.host?.lowercased()
+        else { return "" }
+        return location
     }
 }

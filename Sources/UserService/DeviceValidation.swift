@@ -1,5 +1,6 @@
 import Foundation
 import NotifyHTTP
+import OutboundPolicy
 
 /// Token formats per platform, so a malformed token is refused at registration rather than at send time.
 enum DeviceValidation {
@@ -20,13 +21,12 @@ enum DeviceValidation {
         return nil
     }
 
-    /// Web Push: an https endpoint, the subscription's P-256 public key (65 bytes) and auth secret (16 bytes), base64url.
-    static func webpush(endpoint: String, p256dh: String?, auth: String?, allowLoopbackHTTP: Bool = false) -> [FieldError] {
+    /// Web Push: an https endpoint of a push service the policy allows (never an internal address), the
+    /// subscription's P-256 public key (65 bytes) and auth secret (16 bytes), base64url.
+    static func webpush(endpoint: String, p256dh: String?, auth: String?, policy: EndpointPolicy) -> [FieldError] {
         var errors: [FieldError] = []
-        let loopback = allowLoopbackHTTP && ["127.0.0.1", "localhost"].contains(URL(string: endpoint)?.host ?? "")
-        if let url = URL(string: endpoint), url.scheme == "https" || (loopback && url.scheme == "http"), url.host != nil, endpoint.count <= 2048 {
-        } else {
-            errors.append(FieldError(field: "endpoint", message: "must be the subscription's https endpoint"))
+        if let reason = policy.refusal(endpoint: endpoint) {
+            errors.append(FieldError(field: "endpoint", message: reason))
         }
         if base64URLDecode(p256dh ?? "")?.count != 65 || base64URLDecode(p256dh ?? "")?.first != 0x04 {
             errors.append(FieldError(field: "keys.p256dh", message: "must be the base64url uncompressed P-256 public key (65 bytes)"))

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NotificationModel
 import NotifyHTTP
+import OutboundPolicy
 import RedisCache
 
 /// The users API. Reads of a user and of their contact data go through the Redis cache; every write invalidates it.
@@ -16,7 +17,10 @@ struct UserController: Sendable {
     /// as long whether or not the email exists.
     let decoyHash: String
     /// Accept `http://127.0.0.1`/`localhost` Web Push endpoints (tests and local development only).
-    var allowLoopbackWebPush = false
+    /// Which Web Push endpoints may be registered.
+    var webPushPolicy = EndpointPolicy()
+    /// Active devices per user (`NOTIFY_MAX_DEVICES_PER_USER`).
+    var maxDevices = 20
 
     /// Login is its own credential (email and password); everything else sits behind `UserAuthMiddleware`.
     func registerPublic(on router: some RouterMethods<NotifyRequestContext>) {
@@ -289,7 +293,7 @@ struct UserController: Sendable {
             p256dh = keys.string("p256dh", maxLength: 200)
             auth = keys.string("auth", maxLength: 100)
             if let token {
-                for error in DeviceValidation.webpush(endpoint: token, p256dh: p256dh, auth: auth, allowLoopbackHTTP: allowLoopbackWebPush) {
+                for error in DeviceValidation.webpush(endpoint: token, p256dh: p256dh, auth: auth, policy: webPushPolicy) {
                     fields.fail(error.field, error.message)
                 }
             }
@@ -304,8 +308,17 @@ struct UserController: Sendable {
         }
         try fields.check()
         guard let platform, let token else { throw APIError.internalError }
-        guard let (device, created) = try await repository.addDevice(userID: id, platform: platform, token: token, p256dh: p256dh, auth: auth)
-        else { throw Self.userNotFound }
+        let added: (DeviceResource, Bool)?
+        do {
+            added = try await repository.addDevice(userID: id, platform: platform, token: token, p256dh: p256dh, auth: auth, limit: maxDevices)
+        } catch let error as UserRepository.DeviceLimitReached {
+            throw APIError(
+                .conflict,
+                code: "DEVICE_LIMIT_REACHED",
+                message: "This user already has \(error.limit) active devices; remove one before registering another"
+            )
+        }
+        guard let (device, created) = added else { throw Self.userNotFound }
         await invalidate(id)
         return .envelope(created ? .created : .ok, data: device, message: created ? "Device registered" : "Device already registered")
     }

@@ -305,9 +305,34 @@ public struct UserRepository: Sendable {
     }
 
     /// Adds a device; the same token again returns the existing device (reactivated). Nil when the user is unknown.
-    public func addDevice(userID: UUID, platform: String, token: String, p256dh: String?, auth: String?) async throws -> (DeviceResource, Bool)? {
+    /// Registers (or reactivates) a device. `limit`: at most this many active devices per user; a device beyond it
+    /// is refused with `DeviceLimitReached` (re-registering an active one is always fine). The user's row is locked
+    /// so that concurrent registrations cannot pass the limit together.
+    public func addDevice(
+        userID: UUID,
+        platform: String,
+        token: String,
+        p256dh: String?,
+        auth: String?,
+        limit: Int
+    ) async throws -> (DeviceResource, Bool)? {
         do {
             return try await client.withTransaction(logger: logger) { connection in
+                var exists = false
+                for try await _ in try await connection.query("SELECT 1 FROM users WHERE id = \(userID) FOR UPDATE", logger: logger).decode(Int.self) {
+                    exists = true
+                }
+                guard exists else { return nil }
+                for try await (active, already) in try await connection.query(
+                    """
+                    SELECT count(*) FILTER (WHERE active)::int,
+                           bool_or(active AND platform = \(platform) AND token = \(token)) IS TRUE
+                    FROM devices WHERE user_id = \(userID)
+                    """,
+                    logger: logger
+                ).decode((Int, Bool).self) where active >= limit && !already {
+                    throw DeviceLimitReached(limit: limit)
+                }
                 let rows = try await connection.query(
                     """
                     INSERT INTO devices (user_id, platform, token, p256dh, auth) VALUES (\(userID), \(platform), \(token), \(p256dh), \(auth))
@@ -326,6 +351,10 @@ public struct UserRepository: Sendable {
         } catch  where error.sqlState == "23503" {
             return nil
         }
+    }
+
+    public struct DeviceLimitReached: Error {
+        public var limit: Int
     }
 
     public func deleteDevice(userID: UUID, deviceID: UUID) async throws -> Bool {

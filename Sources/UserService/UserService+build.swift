@@ -6,6 +6,7 @@ import HummingbirdBcrypt
 import Logging
 import NotifyConfig
 import NotifyHTTP
+import OutboundPolicy
 import PostgresAccess
 import PostgresNIO
 import RedisCache
@@ -19,7 +20,8 @@ public struct UserServiceConfiguration: Sendable {
     public var jwt: JWTSettings
     public var bcryptCost: Int
     public var cacheTTLSeconds: Int
-    public var allowLoopbackWebPush: Bool
+    public var webPushPolicy: EndpointPolicy
+    public var maxDevicesPerUser: Int
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -30,7 +32,9 @@ public struct UserServiceConfiguration: Sendable {
         jwt = JWTSettings(env, problems: &problems)
         bcryptCost = env.int("NOTIFY_BCRYPT_COST", default: 10, problems: &problems)
         cacheTTLSeconds = env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
-        allowLoopbackWebPush = env.string("NOTIFY_WEBPUSH_ALLOW_LOOPBACK", default: "false") == "true"
+        webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
+        maxDevicesPerUser = env.int("NOTIFY_MAX_DEVICES_PER_USER", default: 20, problems: &problems)
+        if maxDevicesPerUser < 1 { problems.append("NOTIFY_MAX_DEVICES_PER_USER must be at least 1") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -72,7 +76,8 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         bcryptCost: UInt8(clamping: configuration.bcryptCost),
         decoyHash: Bcrypt.hash(UUID().uuidString, cost: UInt8(clamping: configuration.bcryptCost))
     )
-    controller.allowLoopbackWebPush = configuration.allowLoopbackWebPush
+    controller.webPushPolicy = configuration.webPushPolicy
+    controller.maxDevices = configuration.maxDevicesPerUser
     controller.registerPublic(on: router)
     let api = router.group().add(
         middleware: CredentialMiddleware(

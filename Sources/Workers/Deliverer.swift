@@ -1,4 +1,5 @@
 import Breakers
+import Deadlines
 import Directory
 import Foundation
 import JobQueue
@@ -68,47 +69,60 @@ public struct EmailDeliverer: Deliverer {
     }
 }
 
-/// One device's outcome in one push attempt, as `push_deliveries` records it.
+/// One device's outcome in one push attempt, as `push_deliveries` records it. `errorCode` and `error` are what API
+/// clients see: a stable code and its fixed reason, never the provider's own answer.
 public struct DeviceOutcome: Sendable, Equatable {
     public enum Kind: String, Sendable { case accepted, rejected, failed, skipped }
     public var deviceID: String
     public var platform: String
     public var kind: Kind
     public var providerMessageID: String?
+    public var errorCode: String?
     public var error: String?
     public var deviceDeactivated: Bool
+
+    mutating func fail(_ kind: Kind, _ code: PushErrorCode) {
+        self.kind = kind
+        errorCode = code.rawValue
+        error = code.reason
+    }
 }
 
 /// Push: fans a notification out to every active device of the user, over FCM HTTP v1 or Web Push (APNs devices are
-/// reported `skipped`: not supported yet). The notification is sent when at least one device accepted it; otherwise
-/// the attempt fails, transiently if any device failed transiently. A token or subscription the provider reports
-/// dead deactivates the device in the user service. Every device's outcome is recorded.
+/// reported `skipped`: not supported yet), all devices at once under one deadline for the attempt. The notification
+/// is sent when at least one device accepted it; otherwise the attempt fails, transiently if any device failed
+/// transiently. A token or subscription the provider reports dead deactivates the device in the user service. Every
+/// device's outcome is recorded. Web Push failures are counted per push-service origin, so one failing origin (which
+/// a user may have chosen) pauses that origin only.
 public struct PushDeliverer: Deliverer {
     public let channel = NotificationChannel.push
     let fcm: FCMTransport?
     let webPush: WebPushTransport?
     let fcmBreaker: CircuitBreaker
-    let webPushBreaker: CircuitBreaker
+    let webPushBreakers: BreakerGroup
     let directory: PlatformDirectory
     let outcomes: PushOutcomeStore
     let timeToLive: Int
+    let attemptDeadline: Duration
 
     public init(
         fcm: FCMTransport?,
         webPush: WebPushTransport?,
         fcmBreaker: CircuitBreaker,
-        webPushBreaker: CircuitBreaker,
+        webPushBreakers: BreakerGroup,
         directory: PlatformDirectory,
         outcomes: PushOutcomeStore,
-        timeToLive: Int
+        timeToLive: Int,
+        attemptDeadline: Duration = .seconds(30)
     ) {
         self.fcm = fcm
         self.webPush = webPush
         self.fcmBreaker = fcmBreaker
-        self.webPushBreaker = webPushBreaker
+        self.webPushBreakers = webPushBreakers
         self.directory = directory
         self.outcomes = outcomes
         self.timeToLive = timeToLive
+        self.attemptDeadline = attemptDeadline
     }
 
     public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
@@ -126,27 +140,36 @@ public struct PushDeliverer: Deliverer {
             priority: job.priority,
             timeToLive: timeToLive
         )
-        var results: [DeviceOutcome] = []
-        var retryAfter: [Int] = []
-        for device in recipient.devices {
-            let start = ContinuousClock.now
-            var (outcome, wait) = await send(message, to: device, job: job)
-            if outcome.kind != .skipped { Telemetry.providerLatency(device.platform, since: start, outcome: outcome.kind.rawValue) }
-            if let wait { retryAfter.append(wait) }
-            if outcome.kind == .rejected, outcome.deviceDeactivated, let gone = outcome.error {
-                outcome.deviceDeactivated = await directory.deactivateDevice(
-                    userID: recipient.userID,
-                    deviceID: device.deviceID,
-                    reason: "push provider: \(gone)",
-                    correlationID: job.correlationID
-                )
+        let sent = await withTaskGroup(of: (Int, DeviceOutcome, Int?).self) { group in
+            for (index, device) in recipient.devices.enumerated() {
+                group.addTask {
+                    let start = ContinuousClock.now
+                    var (outcome, wait) = await sendWithinDeadline(message, to: device, job: job, logger: logger)
+                    if outcome.kind != .skipped { Telemetry.providerLatency(device.platform, since: start, outcome: outcome.kind.rawValue) }
+                    if outcome.kind == .rejected, outcome.deviceDeactivated {
+                        outcome.deviceDeactivated = await directory.deactivateDevice(
+                            userID: recipient.userID,
+                            deviceID: device.deviceID,
+                            reason: "push provider: \(outcome.errorCode ?? "rejected")",
+                            correlationID: job.correlationID
+                        )
+                    }
+                    return (index, outcome, wait)
+                }
             }
+            var sent: [(Int, DeviceOutcome, Int?)] = []
+            for await result in group { sent.append(result) }
+            return sent.sorted { $0.0 < $1.0 }
+        }
+        let results = sent.map(\.1)
+        let retryAfter = sent.compactMap(\.2)
+        for outcome in results {
             switch outcome.kind {
             case .accepted:
                 logger.info(
                     "push accepted",
                     metadata: [
-                        "device_id": .string(device.deviceID), "platform": .string(device.platform),
+                        "device_id": .string(outcome.deviceID), "platform": .string(outcome.platform),
                         "provider_message": .string(outcome.providerMessageID ?? ""),
                     ]
                 )
@@ -154,12 +177,11 @@ public struct PushDeliverer: Deliverer {
                 logger.warning(
                     "push not accepted",
                     metadata: [
-                        "device_id": .string(device.deviceID), "platform": .string(device.platform), "outcome": .string(outcome.kind.rawValue),
-                        "error": .string(outcome.error ?? ""), "device_deactivated": .stringConvertible(outcome.deviceDeactivated),
+                        "device_id": .string(outcome.deviceID), "platform": .string(outcome.platform), "outcome": .string(outcome.kind.rawValue),
+                        "error_code": .string(outcome.errorCode ?? ""), "device_deactivated": .stringConvertible(outcome.deviceDeactivated),
                     ]
                 )
             }
-            results.append(outcome)
         }
         do {
             try await outcomes.record(notificationID: job.notificationID, attempt: job.attempt, outcomes: results)
@@ -167,7 +189,7 @@ public struct PushDeliverer: Deliverer {
             logger.error("push outcomes not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
         }
         if results.contains(where: { $0.kind == .accepted }) { return }
-        let summary = results.map { "\($0.platform) \($0.deviceID): \($0.error ?? $0.kind.rawValue)" }.joined(separator: "; ")
+        let summary = results.map { "\($0.platform) \($0.deviceID): \($0.errorCode ?? $0.kind.rawValue)" }.joined(separator: "; ")
         // Any transient failure means a later attempt may still reach a device; the longest Retry-After is honoured.
         if results.contains(where: { $0.kind == .failed }) {
             throw DeliveryFailure(message: "no device accepted: " + summary, permanent: false, retryAfter: retryAfter.max().map { .seconds($0) })
@@ -175,13 +197,33 @@ public struct PushDeliverer: Deliverer {
         throw DeliveryFailure(message: "no device accepted: " + summary, permanent: true)
     }
 
+    /// One device under the attempt's deadline: a provider that does not answer in time is a transient failure.
+    func sendWithinDeadline(_ message: PushMessage, to device: Recipient.Device, job: ClaimedJob, logger: Logger) async -> (DeviceOutcome, Int?) {
+        do {
+            return try await withDeadline(attemptDeadline) { await send(message, to: device, job: job, logger: logger) }
+        } catch {
+            var outcome = DeviceOutcome(
+                deviceID: device.deviceID,
+                platform: device.platform,
+                kind: .failed,
+                providerMessageID: nil,
+                errorCode: nil,
+                error: nil,
+                deviceDeactivated: false
+            )
+            outcome.fail(.failed, .timedOut)
+            return (outcome, nil)
+        }
+    }
+
     /// One device: the provider's answer, classified, and the provider's Retry-After when it asked to wait.
-    func send(_ message: PushMessage, to device: Recipient.Device, job: ClaimedJob) async -> (DeviceOutcome, Int?) {
+    func send(_ message: PushMessage, to device: Recipient.Device, job: ClaimedJob, logger: Logger) async -> (DeviceOutcome, Int?) {
         var outcome = DeviceOutcome(
             deviceID: device.deviceID,
             platform: device.platform,
             kind: .skipped,
             providerMessageID: nil,
+            errorCode: nil,
             error: nil,
             deviceDeactivated: false
         )
@@ -190,7 +232,7 @@ public struct PushDeliverer: Deliverer {
             switch device.platform {
             case "fcm":
                 guard let fcm else {
-                    outcome.error = "FCM is not configured on this worker"
+                    outcome.fail(.skipped, .notConfigured)
                     return (outcome, nil)
                 }
                 outcome.providerMessageID = try await fcmBreaker.run(
@@ -199,37 +241,39 @@ public struct PushDeliverer: Deliverer {
                 )
             case "webpush":
                 guard let webPush else {
-                    outcome.error = "Web Push is not configured on this worker"
+                    outcome.fail(.skipped, .notConfigured)
                     return (outcome, nil)
                 }
                 guard let p256dh = device.p256dh, let auth = device.auth else {
-                    outcome.kind = .rejected
-                    outcome.error = "the subscription has no keys"
+                    outcome.fail(.rejected, .malformedSubscription)
                     return (outcome, nil)
                 }
-                outcome.providerMessageID = try await webPushBreaker.run(
+                outcome.providerMessageID = try await webPushBreakers.breaker(for: WebPushTransport.origin(of: device.token)).run(
                     { try await webPush.send(message, endpoint: device.token, p256dh: p256dh, auth: auth, messageID: messageID) },
                     isFailure: { ($0 as? PushError)?.permanent != true }
                 )
             default:
-                outcome.error = "\(device.platform) is not supported yet"
+                outcome.fail(.skipped, .unsupportedPlatform)
                 return (outcome, nil)
             }
             outcome.kind = .accepted
             return (outcome, nil)
         } catch let error as PushError {
-            outcome.kind = error.permanent ? .rejected : .failed
-            outcome.error = error.message
+            // The provider's detail is for operators only.
+            logger.warning(
+                "push provider answer",
+                metadata: ["device_id": .string(device.deviceID), "error_code": .string(error.code.rawValue), "detail": .string(error.message)]
+            )
+            outcome.fail(error.permanent ? .rejected : .failed, error.code)
             // Marked here; the caller deactivates the device and keeps the mark only if the user service recorded it.
             outcome.deviceDeactivated = error.deviceGone
             return (outcome, error.retryAfterSeconds)
         } catch let error as BreakerOpenError {
-            outcome.kind = .failed
-            outcome.error = "\(error.name) circuit open"
+            outcome.fail(.failed, .circuitOpen)
             return (outcome, Int(error.retryAfter.components.seconds) + 1)
         } catch {
-            outcome.kind = .failed
-            outcome.error = String(describing: type(of: error))
+            logger.warning("push send failed", metadata: ["device_id": .string(device.deviceID), "error": .string(String(describing: error))])
+            outcome.fail(.failed, .providerUnavailable)
             return (outcome, nil)
         }
     }
@@ -251,9 +295,10 @@ public struct PushOutcomeStore: Sendable {
             for outcome in outcomes {
                 _ = try await connection.query(
                     """
-                    INSERT INTO push_deliveries (notification_id, attempt, device_id, platform, outcome, provider_message_id, error, device_deactivated)
+                    INSERT INTO push_deliveries (notification_id, attempt, device_id, platform, outcome, provider_message_id, error_code, error,
+                                                 device_deactivated)
                     VALUES (\(notificationID), \(attempt), \(outcome.deviceID), \(outcome.platform), \(outcome.kind.rawValue),
-                            \(outcome.providerMessageID), \(outcome.error), \(outcome.deviceDeactivated))
+                            \(outcome.providerMessageID), \(outcome.errorCode), \(outcome.error), \(outcome.deviceDeactivated))
                     """,
                     logger: logger
                 )

@@ -9,6 +9,7 @@ import Logging
 import NotificationModel
 import NotifyConfig
 import NotifyHTTP
+import OutboundPolicy
 import PostgresAccess
 import PostgresNIO
 import PushTransport
@@ -53,6 +54,10 @@ public struct WorkerConfiguration: Sendable {
     public var fcmAccount: ServiceAccount?
     public var vapid: VAPIDKey?
     public var pushTimeToLive: Int
+    /// Which Web Push endpoints may be sent to (`NOTIFY_WEBPUSH_ALLOWED_HOSTS`, `NOTIFY_WEBPUSH_ALLOW_LOOPBACK`).
+    public var webPushPolicy: EndpointPolicy
+    /// One push attempt's deadline, all devices together (`NOTIFY_PUSH_ATTEMPT_TIMEOUT_SECONDS`).
+    public var pushAttemptSeconds: Int
 
     public init(channel: NotificationChannel, _ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -99,6 +104,8 @@ public struct WorkerConfiguration: Sendable {
         fcmProject = env.string("NOTIFY_FCM_PROJECT", default: "")
         fcmTokenURL = env.optionalString("NOTIFY_FCM_TOKEN_URL")
         pushTimeToLive = env.int("NOTIFY_PUSH_TTL_SECONDS", default: 86_400, problems: &problems)
+        webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
+        pushAttemptSeconds = env.int("NOTIFY_PUSH_ATTEMPT_TIMEOUT_SECONDS", default: 30, problems: &problems)
         if channel == .push {
             let unknown = pushProviders.subtracting(["fcm", "webpush"])
             if !unknown.isEmpty {
@@ -148,6 +155,15 @@ extension WorkerConfiguration {
     }
 }
 
+/// Shuts the Web Push clients down with the process.
+struct PinnedClientsService: Service {
+    let clients: PinnedHTTPClients
+    func run() async throws {
+        try? await gracefulShutdown()
+        await clients.shutdown()
+    }
+}
+
 /// An email or push worker: the AMQP consumer and delivery loop, plus an HTTP port for /health.
 public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) -> some ApplicationProtocol {
     let postgres = Database(
@@ -156,7 +172,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         applicationName: "notify-\(configuration.channel.rawValue)-worker",
         logger: logger
     )
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    // Providers and the directory never redirect; a redirect is an answer, not an instruction.
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
     // A lost broker connection opens the consume circuit at once (the fallback takes over); reconnect probes back off
     // from 0.5 s to 5 s, so recovery is noticed within seconds.
     let brokerBreaker = CircuitBreaker(
@@ -185,6 +202,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
     )
     let deliverer: any Deliverer
     let providerBreakers: [CircuitBreaker]
+    var breakerGroups: [BreakerGroup] = []
+    var pinnedClients: PinnedHTTPClients?
     switch configuration.channel {
     case .email:
         let smtpBreaker = CircuitBreaker(name: "smtp", logger: logger)
@@ -206,8 +225,9 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         )
     case .push:
         let fcmBreaker = CircuitBreaker(name: "fcm", logger: logger)
-        let webPushBreaker = CircuitBreaker(name: "webpush", logger: logger)
-        providerBreakers = [fcmBreaker, webPushBreaker]
+        let webPushBreakers = BreakerGroup(name: "webpush", logger: logger)
+        providerBreakers = [fcmBreaker]
+        breakerGroups = [webPushBreakers]
         deliverer = PushDeliverer(
             fcm: configuration.fcmAccount.map { account in
                 FCMTransport(
@@ -217,12 +237,17 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
                     tokens: FCMAccessTokens(account: account, tokenURL: configuration.fcmTokenURL, http: http, logger: logger)
                 )
             },
-            webPush: configuration.vapid.map { WebPushTransport(http: http, vapid: $0) },
+            webPush: configuration.vapid.map { vapid in
+                let clients = PinnedHTTPClients(policy: configuration.webPushPolicy)
+                pinnedClients = clients
+                return WebPushTransport(clients: clients, vapid: vapid)
+            },
             fcmBreaker: fcmBreaker,
-            webPushBreaker: webPushBreaker,
+            webPushBreakers: webPushBreakers,
             directory: directory,
             outcomes: PushOutcomeStore(client: postgres, logger: logger),
-            timeToLive: configuration.pushTimeToLive
+            timeToLive: configuration.pushTimeToLive,
+            attemptDeadline: .seconds(configuration.pushAttemptSeconds)
         )
     }
     let worker = DeliveryWorker(
@@ -255,6 +280,13 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             },
             .breaker(brokerBreaker), .breaker(usersBreaker), .breaker(templatesBreaker),
         ] + providerBreakers.map { .breaker($0) }
+            + breakerGroups.map { group in
+                // Counts only: the origins are push services users chose.
+                HealthCheck("circuit:\(group.name)", critical: false) {
+                    let open = group.notClosed.count
+                    return DependencyHealth(status: open == 0 ? .up : .degraded, detail: open == 0 ? "closed" : "\(open) origin(s) not closed")
+                }
+            }
     ).register(on: router)
     MetricsRoute().register(on: router)
 
@@ -264,7 +296,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             address: .hostname(configuration.listen.host, port: configuration.listen.port),
             serverName: "notify-\(configuration.channel.rawValue)-worker"
         ),
-        services: [postgres, HTTPClientService(client: http), worker],
+        services: [postgres, HTTPClientService(client: http), worker] + (pinnedClients.map { [PinnedClientsService(clients: $0)] } ?? []),
         logger: logger
     )
 }

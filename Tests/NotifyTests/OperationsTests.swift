@@ -237,7 +237,7 @@ struct OperationsTests {
             let letters = try await stack.call(.GET, "\(admin)/api/v1/admin/dead-letters/", headers: cookie)
             #expect((letters.json["data"] as? [[String: Any]])?.first?["notification_id"] as? String == dead)
             let inspected = try await stack.call(.GET, "\(admin)/api/v1/admin/dead-letters/\(dead)/", headers: cookie)
-            #expect(((inspected.data["errors"] as? [[String: Any]])?.first?["error"] as? String)?.contains("INVALID_ARGUMENT") == true)
+            #expect(((inspected.data["errors"] as? [[String: Any]])?.first?["error"] as? String)?.contains("device_gone") == true)
 
             // With the cookie, a change needs the dashboard's header; with an admin API key it does not.
             let forged = try await stack.call(.POST, "\(admin)/api/v1/admin/dead-letters/\(dead)/replay/", headers: cookie)

@@ -55,7 +55,7 @@ struct PushTests {
             let deadOutcome = try #require(deliveries.first { $0["device_id"] as? String == dead })
             #expect(deadOutcome["outcome"] as? String == "rejected")
             #expect(deadOutcome["device_deactivated"] as? Bool == true)
-            #expect((deadOutcome["error"] as? String)?.contains("UNREGISTERED") == true)
+            #expect(deadOutcome["error_code"] as? String == "device_gone", "FCM's UNREGISTERED, as a stable code")
             #expect(
                 deliveries.contains {
                     $0["outcome"] as? String == "accepted"
@@ -105,7 +105,7 @@ struct PushTests {
             #expect(sent["attempts"] as? Int == 2)
             let deliveries = try #require(sent["deliveries"] as? [[String: Any]])
             #expect(deliveries.map { $0["outcome"] as? String } == ["failed", "accepted"])
-            #expect((deliveries.first?["error"] as? String)?.contains("503") == true)
+            #expect(deliveries.first?["error_code"] as? String == "provider_unavailable", "FCM's 503")
             let history = (sent["history"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
             #expect(history.contains("retrying"))
             // The retry waited for the provider's Retry-After (1 s).
@@ -121,7 +121,7 @@ struct PushTests {
             let refused = try await Self.push(stack, invalidUser, "invalid")
             let failed = try await stack.waitForStatus(refused, "failed")
             #expect(failed["attempts"] as? Int == 1)
-            #expect((failed["last_error"] as? String)?.contains("INVALID_ARGUMENT") == true)
+            #expect((failed["last_error"] as? String)?.contains("device_gone") == true, "an INVALID_ARGUMENT about the token")
             #expect(try await Self.devices(stack, invalidUser).allSatisfy { $0["active"] as? Bool == false })
         }
     }
@@ -167,6 +167,51 @@ struct PushTests {
             let vapid = try VAPIDKey(privateKeyBase64URL: Stack.vapidPrivateKey, subject: Stack.vapidSubject)
             #expect(verified["vapid_public_key"] as? String == vapid.publicKeyBase64URL)
             #expect(verified["record_size"] as? Int == 4096)
+        }
+    }
+
+    @Test("Web Push against hostile endpoints: no redirect followed, no foreign Location or provider text handed out; the worker refuses an internal address it is given")
+    func hostileWebPush() async throws {
+        try await Stack.with(services: Self.services) { stack in
+            try await Self.template(stack)
+            let browser = P256.KeyAgreement.PrivateKey()
+            let keys = ["p256dh": Base64URL.encode(browser.publicKey.x963Representation), "auth": Base64URL.encode(Data(repeating: 7, count: 16))]
+            let userID = try await stack.createUser()
+            var devices: [String: String] = [:]
+            for name in ["redirect-1", "leaky-1", "bad-1"] {
+                devices[name] = try await Self.addDevice(stack, userID, ["platform": "webpush", "endpoint": "\(stack.fcm.url)/webpush/\(name)", "keys": keys])
+            }
+            let id = try await Self.push(stack, userID, "hostile-1")
+            let shown = try await stack.waitForStatus(id, "sent")
+            let deliveries = try #require(shown["deliveries"] as? [[String: Any]])
+            func delivery(_ name: String) -> [String: Any]? { deliveries.first { $0["device_id"] as? String == devices[name] } }
+            #expect(delivery("redirect-1")?["outcome"] as? String == "rejected")
+            #expect(delivery("redirect-1")?["error_code"] as? String == "redirected")
+            #expect(delivery("leaky-1")?["outcome"] as? String == "accepted")
+            #expect((delivery("leaky-1")?["provider_message_id"] as? String ?? "").isEmpty, "a Location on another host is not handed out")
+            #expect(delivery("bad-1")?["error_code"] as? String == "rejected_by_provider")
+            #expect(delivery("bad-1")?["error"] as? String == "the provider refused the message")
+            let text = String(decoding: try JSONSerialization.data(withJSONObject: shown), as: UTF8.self)
+            for leaked in ["169.254.169.254", "secret-provider-detail", "webpush answered", "internal-redirect"] {
+                #expect(!text.contains(leaked), "\(leaked) must not reach the client")
+            }
+            let requests = stack.fcm.webPushes.withLockedValue { $0.map(\.id) }
+            #expect(requests.contains("redirect-1"))
+            #expect(!requests.contains { $0.hasPrefix("internal-") }, "the redirect was followed: \(requests)")
+
+            // Registered while loopback was allowed, sent by a worker where it is not (as if the name had been rebound
+            // to an internal address): never contacted, the device deactivated.
+            await stack.stop(.pushWorker)
+            try stack.start(.pushWorker, extra: ["NOTIFY_WEBPUSH_ALLOW_LOOPBACK": "false"])
+            try await stack.waitHealthy(.pushWorker)
+            let victim = try await stack.createUser()
+            let device = try await Self.addDevice(stack, victim, ["platform": "webpush", "endpoint": "\(stack.fcm.url)/webpush/internal-target", "keys": keys])
+            let refused = try await Self.push(stack, victim, "hostile-2")
+            let failed = try await stack.waitForStatus(refused, "failed")
+            let outcome = try #require((failed["deliveries"] as? [[String: Any]])?.first { $0["device_id"] as? String == device })
+            #expect(outcome["error_code"] as? String == "endpoint_refused")
+            #expect(outcome["device_deactivated"] as? Bool == true)
+            #expect(!stack.fcm.webPushes.withLockedValue { $0.contains { $0.id == "internal-target" } })
         }
     }
 

@@ -183,7 +183,7 @@ struct UserServiceTests {
                 .POST,
                 url,
                 json: [
-                    "platform": "webpush", "endpoint": "https://push.example.com/send/abc",
+                    "platform": "webpush", "endpoint": "https://fcm.googleapis.com/fcm/send/abc",
                     "keys": ["p256dh": p256dh, "auth": "AAAAAAAAAAAAAAAAAAAAAA"],
                 ],
                 headers: stack.serviceAuth
@@ -227,6 +227,53 @@ struct UserServiceTests {
             let devices = try #require(contact.data["devices"] as? [[String: Any]])
             #expect(devices.map { $0["token"] as? String } == ["first-fcm-token-0001"], "only the active devices")
             #expect((contact.data["preferences"] as? [String: Any])?["email"] as? Bool == true)
+        }
+    }
+
+    @Test("Web Push endpoints at internal addresses, on other ports or off the push-service allow-list are 400; a user holds at most N active devices")
+    func hostileDevices() async throws {
+        try await Stack.with(services: [.users], extra: ["NOTIFY_WEBPUSH_ALLOW_LOOPBACK": "false", "NOTIFY_MAX_DEVICES_PER_USER": "3"]) { stack in
+            let id = try await stack.createUser()
+            let url = "\(users(stack))/\(id)/devices/"
+            let keys = ["p256dh": "BN" + String(repeating: "A", count: 85), "auth": "AAAAAAAAAAAAAAAAAAAAAA"]
+            for endpoint in [
+                "https://169.254.169.254/latest/meta-data/", "https://10.0.0.1/", "https://172.16.0.1/", "https://192.168.0.10/",
+                "https://100.64.0.1/", "https://127.0.0.1:15672/", "https://[::1]:6379/", "https://[fd00::1]/", "https://[fe80::1]/",
+                "https://224.0.0.1/", "https://0.0.0.0/", "https://[::ffff:127.0.0.1]/", "https://2130706433/", "https://localhost/",
+                "https://metadata.google.internal/computeMetadata/v1/", "http://127.0.0.1:8080/", "https://fcm.googleapis.com:444/x",
+                "https://attacker.example.com/x",
+            ] {
+                let reply = try await stack.call(.POST, url, json: ["platform": "webpush", "endpoint": endpoint, "keys": keys], headers: stack.serviceAuth)
+                #expect(reply.status == 400, "\(endpoint): \(reply.json)")
+                #expect(reply.json["error"] as? String == "VALIDATION_ERROR")
+                #expect(reply.details.first?["field"] == "endpoint", "\(endpoint)")
+            }
+            #expect((try await stack.call(.GET, url, headers: stack.serviceAuth).json["data"] as? [[String: Any]])?.isEmpty == true)
+
+            // The cap: three active devices; re-registering one of them is fine; a fourth is 409; after removing one, it fits.
+            var ids: [String] = []
+            for index in 0..<3 {
+                let reply = try await stack.call(
+                    .POST,
+                    url,
+                    json: ["platform": "webpush", "endpoint": "https://fcm.googleapis.com/fcm/send/device-\(index)", "keys": keys],
+                    headers: stack.serviceAuth
+                )
+                #expect(reply.status == 201, "\(reply.json)")
+                ids.append(try #require(reply.data["device_id"] as? String))
+            }
+            let again = try await stack.call(
+                .POST,
+                url,
+                json: ["platform": "webpush", "endpoint": "https://fcm.googleapis.com/fcm/send/device-0", "keys": keys],
+                headers: stack.serviceAuth
+            )
+            #expect(again.status == 200)
+            let fourth = try await stack.call(.POST, url, json: ["platform": "fcm", "token": "fourth-device-token"], headers: stack.serviceAuth)
+            #expect(fourth.status == 409)
+            #expect(fourth.json["error"] as? String == "DEVICE_LIMIT_REACHED")
+            #expect(try await stack.call(.DELETE, "\(url)\(ids[1])/", headers: stack.serviceAuth).status == 200)
+            #expect(try await stack.call(.POST, url, json: ["platform": "fcm", "token": "fourth-device-token"], headers: stack.serviceAuth).status == 201)
         }
     }
 

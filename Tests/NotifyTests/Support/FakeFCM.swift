@@ -13,7 +13,8 @@ import _CryptoExtras
 /// - FCM's `POST /v1/projects/{project}/messages:send`: requires a token it issued; answers by registration token:
 ///   `dead-…` 404 UNREGISTERED, `invalid-…` 400 INVALID_ARGUMENT, `flaky-…` 503 UNAVAILABLE once (Retry-After: 1),
 ///   `busy-…` always 429 QUOTA_EXCEEDED (Retry-After: 2), anything else 200 `{"name"}`, with FCM's error JSON;
-/// - a Web Push service (`POST /webpush/{id}`): records each request; ids `gone-…` answer 410, others 201.
+/// - a Web Push service (`POST /webpush/{id}`): records each request; ids `gone-…` answer 410, `redirect-…` 307 to
+///   `/webpush/internal-…`, `leaky-…` 201 with a Location on another host, `bad-…` 400 with a body; others 201.
 final class FakeFCM: Sendable {
     struct Attempt: Sendable {
         var token: String
@@ -165,6 +166,14 @@ final class FakeFCM: Sendable {
                 )
             }
             if id.hasPrefix("gone-") { return Response(status: .gone) }
+            // Hostile push services: a redirect inward, a Location pointing elsewhere, a refusal with a body.
+            if id.hasPrefix("redirect-") { return Response(status: .temporaryRedirect, headers: [.location: "\(self.url)/webpush/internal-\(id)"]) }
+            if id.hasPrefix("leaky-") {
+                return Response(status: .created, headers: [.location: "http://169.254.169.254/latest/meta-data/iam/security-credentials/role"])
+            }
+            if id.hasPrefix("bad-") {
+                return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "secret-provider-detail: internal stack trace")))
+            }
             return Response(status: .created, headers: [.location: "\(self.url)/webpush/messages/\(UUID().uuidString.lowercased())"])
         }
         let port = self.port

@@ -1,0 +1,98 @@
+import Foundation
+import OutboundPolicy
+import Testing
+
+@testable import PushTransport
+
+@Suite("Outbound policy: user-supplied endpoints never reach internal addresses")
+struct OutboundPolicyTests {
+    static let refusedAddresses = [
+        "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.5.4", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+        "100.100.100.200", "0.0.0.0", "224.0.0.1", "239.255.255.250", "255.255.255.255", "240.0.0.1", "192.0.2.10", "198.18.0.1",
+        "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
+        "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2001:db8::1", "::7f00:1",
+    ]
+    static let publicAddresses = ["8.8.8.8", "142.250.74.10", "172.32.0.1", "100.128.0.1", "2a00:1450:4001:82b::200a", "::ffff:8.8.8.8"]
+
+    @Test("every internal, reserved and special range is refused, also inside IPv6; public addresses pass")
+    func addressRanges() throws {
+        for text in Self.refusedAddresses {
+            let address = try #require(IPAddress(text), "\(text) parses")
+            #expect(AddressPolicy.refusal(address) != nil, "\(text) must be refused")
+        }
+        for text in Self.publicAddresses {
+            let address = try #require(IPAddress(text))
+            #expect(AddressPolicy.refusal(address) == nil, "\(text) is public")
+        }
+        #expect(IPAddress("2130706433") == nil, "not a literal: a resolver's reading of it is checked after resolution")
+        #expect(IPAddress("[::1]").map { AddressPolicy.isLoopback($0) } == true)
+    }
+
+    @Test("endpoints: https on 443 to an allowed push-service host; internal addresses, numeric tricks, other ports and hosts refused")
+    func endpoints() {
+        let policy = EndpointPolicy()
+        #expect(policy.refusal(endpoint: "https://fcm.googleapis.com/fcm/send/abc") == nil)
+        #expect(policy.refusal(endpoint: "https://updates.push.services.mozilla.com/wpush/v2/gAAA") == nil)
+        #expect(policy.refusal(endpoint: "https://db5p.notify.windows.com/w/?token=x") == nil)
+        #expect(policy.refusal(endpoint: "https://web.push.apple.com/QGx") == nil)
+        let refused = [
+            "https://169.254.169.254/latest/meta-data", "https://10.0.0.1/", "https://127.0.0.1:15672/", "https://[::1]:6379/",
+            "http://fcm.googleapis.com/fcm/send/abc", "https://fcm.googleapis.com:8443/x", "https://user:pw@fcm.googleapis.com/x",
+            "https://evil.example.com/x", "https://fcm.googleapis.com.evil.example/x", "https://localhost/x", "https://push.localhost/x",
+            "https://metadata.google.internal/x", "https://2130706433/", "https://0x7f.1/", "https://127.1/", "https://intranet/x",
+            "ftp://fcm.googleapis.com/x", "not a url", "https:///x",
+        ]
+        for endpoint in refused {
+            #expect(policy.refusal(endpoint: endpoint) != nil, "\(endpoint) must be refused")
+        }
+        // Any public host when the list is "*", still never an internal one.
+        let open = EndpointPolicy(environment: { $0 == "NOTIFY_WEBPUSH_ALLOWED_HOSTS" ? "*" : nil })
+        #expect(open.refusal(endpoint: "https://push.example.com/x") == nil)
+        #expect(open.refusal(endpoint: "https://8.8.8.8/x") == nil)
+        #expect(open.refusal(endpoint: "https://192.168.0.1/x") != nil)
+        #expect(open.refusal(endpoint: "https://printer.local/x") != nil)
+        // The development switch admits loopback only.
+        let development = EndpointPolicy(environment: { $0 == "NOTIFY_WEBPUSH_ALLOW_LOOPBACK" ? "true" : nil })
+        #expect(development.refusal(endpoint: "http://127.0.0.1:9999/webpush/1") == nil)
+        #expect(development.refusal(endpoint: "https://[::1]:9999/webpush/1") == nil)
+        #expect(development.refusal(endpoint: "https://10.0.0.1/x") != nil)
+    }
+
+    @Test("at connect time every address a name resolves to is checked: a name for loopback is refused unless allowed")
+    func resolution() async throws {
+        let policy = EndpointPolicy(allowedHosts: [])
+        await #expect(throws: EndpointRefused.self) { try await policy.resolve(host: "localhost.") }
+        await #expect(throws: EndpointRefused.self) { try await policy.resolve(host: "127.0.0.1") }
+        await #expect(throws: EndpointRefused.self) { try await policy.resolve(host: "[::ffff:127.0.0.1]") }
+        // A public-looking name whose resolver answers with an internal address (rebinding) is refused, also when
+        // the internal one is only among several.
+        var rebinding = EndpointPolicy(allowedHosts: [])
+        rebinding.lookup = { _ in [IPAddress("93.184.216.34")!, IPAddress("10.1.2.3")!] }
+        await #expect(throws: EndpointRefused.self) { try await rebinding.resolve(host: "push.example.com") }
+        rebinding.lookup = { _ in [IPAddress("::ffff:169.254.169.254")!] }
+        await #expect(throws: EndpointRefused.self) { try await rebinding.resolve(host: "push.example.com") }
+        rebinding.lookup = { _ in [IPAddress("93.184.216.34")!] }
+        #expect(try await rebinding.resolve(host: "push.example.com").description == "93.184.216.34")
+        // The system resolver: localhost is loopback.
+        #expect(try EndpointPolicy.systemLookup("localhost").allSatisfy(AddressPolicy.isLoopback))
+        let development = EndpointPolicy(allowedHosts: [], allowLoopback: true)
+        #expect(try await development.resolve(host: "127.0.0.1").description == "127.0.0.1")
+    }
+
+    @Test("provider answers become stable codes; a Location off the endpoint's host is not handed out")
+    func providerAnswers() throws {
+        #expect(PushError.http("webpush", status: 307, detail: "", retryAfter: nil).code == .redirected)
+        #expect(PushError.http("webpush", status: 307, detail: "", retryAfter: nil).permanent)
+        #expect(PushError.http("webpush", status: 410, detail: "", retryAfter: nil, deviceGone: true).code == .deviceGone)
+        #expect(PushError.http("webpush", status: 429, detail: "", retryAfter: "99999").retryAfterSeconds == 3600)
+        #expect(PushError.http("fcm", status: 503, detail: "UNAVAILABLE", retryAfter: nil).code == .providerUnavailable)
+        #expect(PushError.http("fcm", status: 403, detail: "", retryAfter: nil).code == .providerAuthFailed)
+        #expect(PushError.http("fcm", status: 400, detail: "INVALID_ARGUMENT", retryAfter: nil).code == .rejectedByProvider)
+        let endpoint = try #require(URL(string: "https://fcm.googleapis.com/fcm/send/abc"))
+        #expect(WebPushTransport.messageLocation("https://fcm.googleapis.com/m/123", endpoint: endpoint) == "https://fcm.googleapis.com/m/123")
+        #expect(WebPushTransport.messageLocation("http://169.254.169.254/latest/meta-data/iam", endpoint: endpoint) == "")
+        #expect(WebPushTransport.messageLocation("https://fcm.googleapis.com/m/1\r\nSet-Cookie: x", endpoint: endpoint) == "")
+        #expect(WebPushTransport.messageLocation(nil, endpoint: endpoint) == "")
+        for code in PushErrorCode.allCases { #expect(!code.reason.isEmpty && !code.reason.contains("HTTP")) }
+    }
+}
