@@ -72,6 +72,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -227,6 +228,7 @@ let package = Package(
             dependencies: [
                 "Telemetry",
                 "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs", "PostgresAccess", "OutboundPolicy",
+                "RateLimiting",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -257,6 +259,7 @@ let package = Package(
             dependencies: [
                 "Telemetry",
                 "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue", "Deadlines", "PostgresAccess",
+                "RateLimiting", "RedisCache",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),

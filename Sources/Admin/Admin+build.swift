@@ -6,6 +6,8 @@ import Logging
 import NotifyConfig
 import NotifyHTTP
 import PostgresAccess
+import RateLimiting
+import RedisCache
 import PostgresNIO
 import Telemetry
 
@@ -19,6 +21,9 @@ public struct AdminConfiguration: Sendable {
     public var services: [(name: String, url: String)]
     /// Lifetime of an operator's session (the dashboard cookie).
     public var sessionSeconds: Int
+    /// Where operator-login attempts are counted (shared by every admin replica).
+    public var redis: RedisSettings
+    public var loginThrottle: LoginThrottleSettings
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -28,6 +33,8 @@ public struct AdminConfiguration: Sendable {
         serviceKey = ServiceKeySettings(env, problems: &problems)
         jwt = JWTSettings(env, problems: &problems)
         sessionSeconds = env.int("NOTIFY_ADMIN_SESSION_SECONDS", default: 8 * 3600, problems: &problems)
+        redis = RedisSettings(env, problems: &problems)
+        loginThrottle = LoginThrottleSettings(env, problems: &problems)
         let host = env.string("NOTIFY_SERVICES_HOST", default: "127.0.0.1")
         func url(_ name: String, _ urlKey: String, _ portKey: String, _ port: Int) -> (String, String) {
             let port = env.int(portKey, default: port, problems: &problems)
@@ -75,7 +82,21 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         ]
     ).register(on: router)
     MetricsRoute().register(on: router)
-    let session = SessionController(admins: admins, sessions: sessions, lifetime: configuration.sessionSeconds, logger: logger)
+    let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port, timeoutMilliseconds: configuration.redis.timeoutMilliseconds)
+    let throttle = LoginThrottle(
+        limiter: RateLimiter(redis: redis, prefix: configuration.redis.keyPrefix, logger: logger),
+        scope: "admin",
+        attemptsPerAccount: configuration.loginThrottle.attemptsPerAccount,
+        attemptsPerAddress: configuration.loginThrottle.attemptsPerAddress,
+        windowSeconds: configuration.loginThrottle.windowSeconds
+    )
+    let session = SessionController(
+        admins: admins,
+        sessions: sessions,
+        lifetime: configuration.sessionSeconds,
+        throttle: throttle,
+        logger: logger
+    )
     session.registerPublic(on: router)
     let store = APIKeyStore(client: postgres, logger: logger)
     let api = router.group().add(

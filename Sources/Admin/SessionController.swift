@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdBcrypt
 import Logging
 import NotifyHTTP
+import RateLimiting
 
 /// Operator sessions: `POST /api/v1/admin/login/` checks an operator's email and password and answers with a session
 /// token, also set as the HttpOnly, SameSite=Strict cookie `notify_admin` that the dashboard runs on; logout clears it.
@@ -17,6 +18,7 @@ struct SessionController: Sendable {
     let admins: AdminUserStore
     let sessions: AccessTokens
     let lifetime: Int
+    let throttle: LoginThrottle
     let logger: Logger
     /// Checked for unknown emails, so a login takes as long whether or not the operator exists.
     let decoyHash = Bcrypt.hash(UUID().uuidString, cost: 10)
@@ -32,22 +34,33 @@ struct SessionController: Sendable {
     }
 
     @Sendable func login(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        // Only JSON: a cross-site form can send text/plain or form bodies but not this type without a preflight,
+        // so no other site can log a browser in to an account of its choosing (login CSRF).
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, code: "UNSUPPORTED_MEDIA_TYPE", message: "The login body must be application/json")
+        }
         var fields = FieldValidator(try await request.jsonObject(limit: 16 << 10))
         let email = fields.string("email", maxLength: 254)
         let password = fields.string("password", maxLength: 1024, allowEmpty: true)
         try fields.check()
         guard let email, let password else { throw APIError.internalError }
+        if let refused = await throttle.admit(account: email, address: context.remoteAddress) {
+            context.logger.warning("admin login throttled")
+            throw APIError.loginThrottled(retryAfterSeconds: refused.retryAfterSeconds)
+        }
         let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
         let admin: AdminUserStore.Record?
         do { admin = try await admins.find(email: email) } catch {
             throw APIError.dependencyUnavailable("The operator store is unavailable; try again shortly")
         }
         let hash = admin?.passwordHash ?? decoyHash
-        let matches = try await PasswordHasher.shared.verify(password, hash: hash)
+        let matches: Bool
+        do { matches = try await PasswordHasher.shared.verify(password, hash: hash) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
         guard let admin, matches else {
             context.logger.warning("admin login refused")
             throw invalid
         }
+        await throttle.succeeded(account: email)
         try? await admins.touch(id: admin.id)
         let token = try await sessions.issue(userID: admin.id)
         context.logger.info("admin logged in", metadata: ["admin_id": .string(admin.id.uuidString.lowercased())])

@@ -1,5 +1,9 @@
 import Foundation
+import NotifyHTTP
+import HTTPTypes
+import Hummingbird
 import HummingbirdBcrypt
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -21,10 +25,20 @@ public final class PasswordHasher: Sendable {
     static let niceness: Int32 = 10
 
     private let pool: NIOThreadPool
+    /// Hashes running or waiting; beyond `maxPending` a call is refused at once (`Busy`) instead of queueing, so
+    /// a flood of logins or sign-ups cannot build an unbounded backlog of bcrypt work.
+    private let pending = NIOLockedValueBox(0)
+    let maxPending: Int
 
-    init(threads: Int = System.coreCount) {
+    /// Too many hashes are already running or waiting: try again shortly (503 with Retry-After).
+    public struct Busy: Error, CustomStringConvertible {
+        public var description: String { "password hashing is at capacity" }
+    }
+
+    init(threads: Int = System.coreCount, maxPending: Int? = nil) {
         pool = NIOThreadPool(numberOfThreads: max(1, threads))
         pool.start()
+        self.maxPending = maxPending ?? Int(ProcessInfo.processInfo.environment["NOTIFY_PASSWORD_HASH_QUEUE"] ?? "") ?? 32
     }
 
     public func hash(_ password: String, cost: UInt8) async throws -> String {
@@ -37,7 +51,14 @@ public final class PasswordHasher: Sendable {
 
     /// Runs `body` on a hashing thread, at the hashing priority.
     func onHashingThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
-        try await pool.runIfActive {
+        let admitted = pending.withLockedValue { pending in
+            guard pending < maxPending else { return false }
+            pending += 1
+            return true
+        }
+        guard admitted else { throw Busy() }
+        defer { pending.withLockedValue { $0 -= 1 } }
+        return try await pool.runIfActive {
             Self.lowerPriority()
             return body()
         }
@@ -58,5 +79,25 @@ public final class PasswordHasher: Sendable {
         #else
         return 0
         #endif
+    }
+}
+
+extension APIError {
+    /// Password hashing is at capacity (`PasswordHasher.Busy`): nothing was checked; try again in a second.
+    public static let hashingBusy = APIError(
+        .serviceUnavailable,
+        code: "BUSY",
+        message: "Too many password checks are in progress; try again shortly",
+        headers: [.retryAfter: "1"]
+    )
+
+    /// Too many login attempts for this account or from this address; nothing was checked.
+    public static func loginThrottled(retryAfterSeconds: Int) -> APIError {
+        APIError(
+            .tooManyRequests,
+            code: "RATE_LIMITED",
+            message: "Too many login attempts; try again later",
+            headers: [.retryAfter: String(max(1, retryAfterSeconds))]
+        )
     }
 }

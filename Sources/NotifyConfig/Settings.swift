@@ -205,3 +205,20 @@ extension Logger {
         return logger
     }
 }
+
+/// Password-login throttling (users and operators): attempts per account and per client address, refilled evenly
+/// over the window.
+public struct LoginThrottleSettings: Sendable {
+    public var attemptsPerAccount: Int
+    public var attemptsPerAddress: Int
+    public var windowSeconds: Int
+
+    public init(_ env: EnvironmentReader, problems: inout [String]) {
+        attemptsPerAccount = env.int("NOTIFY_LOGIN_ATTEMPTS_PER_ACCOUNT", default: 5, problems: &problems)
+        attemptsPerAddress = env.int("NOTIFY_LOGIN_ATTEMPTS_PER_ADDRESS", default: 20, problems: &problems)
+        windowSeconds = env.int("NOTIFY_LOGIN_WINDOW_SECONDS", default: 900, problems: &problems)
+        if attemptsPerAccount < 1 || attemptsPerAddress < 1 || windowSeconds < 1 {
+            problems.append("NOTIFY_LOGIN_ATTEMPTS_PER_ACCOUNT, NOTIFY_LOGIN_ATTEMPTS_PER_ADDRESS and NOTIFY_LOGIN_WINDOW_SECONDS must be at least 1")
+        }
+    }
+}

@@ -36,8 +36,12 @@ public struct NotifyRequestContext: RequestContext {
     public var correlationID: String = ""
     public var identity: Identity?
 
+    /// The peer's IP address (the proxy's, behind a reverse proxy).
+    public var remoteAddress: String?
+
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 
     public var maxUploadSize: Int { 2 << 20 }

@@ -152,6 +152,13 @@ public final class RateLimiter: Sendable {
         }
     }
 
+    /// Empties the bucket `key` (in Redis and in memory): a later check starts with the whole burst.
+    public func reset(_ key: String) async {
+        local.withLockedValue { $0[key] = nil }
+        guard let redis else { return }
+        _ = try? await breaker.run({ try await redis.command(["DEL", self.prefix + "rl:" + key]) })
+    }
+
     /// The same algorithm in memory, for when Redis is unavailable.
     func checkLocal(_ key: String, limit: RateLimit, cost: Int) -> RateDecision {
         let elapsed = ContinuousClock.now - Self.origin

@@ -5,6 +5,7 @@ import Logging
 import NotificationModel
 import NotifyHTTP
 import OutboundPolicy
+import RateLimiting
 import RedisCache
 
 /// The users API. Reads of a user and of their contact data go through the Redis cache; every write invalidates it.
@@ -16,11 +17,12 @@ struct UserController: Sendable {
     /// A hash at the configured cost that no password matches: checked for unknown emails so that a login takes
     /// as long whether or not the email exists.
     let decoyHash: String
-    /// Accept `http://127.0.0.1`/`localhost` Web Push endpoints (tests and local development only).
     /// Which Web Push endpoints may be registered.
     var webPushPolicy = EndpointPolicy()
     /// Active devices per user (`NOTIFY_MAX_DEVICES_PER_USER`).
     var maxDevices = 20
+    /// Login attempts per account and per client address.
+    var throttle: LoginThrottle?
 
     /// Login is its own credential (email and password); everything else sits behind `UserAuthMiddleware`.
     func registerPublic(on router: some RouterMethods<NotifyRequestContext>) {
@@ -100,6 +102,10 @@ struct UserController: Sendable {
         let password = fields.string("password", maxLength: 1024, allowEmpty: true)
         try fields.check()
         guard let email, let password else { throw APIError.internalError }
+        if let throttle, let refused = await throttle.admit(account: email, address: context.remoteAddress) {
+            context.logger.warning("login throttled")
+            throw APIError.loginThrottled(retryAfterSeconds: refused.retryAfterSeconds)
+        }
         let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
         guard let (userID, passwordHash) = try await repository.credentials(email: email) else {
             // Spend the same time as a real check, so a response time does not reveal which emails exist.
@@ -107,6 +113,7 @@ struct UserController: Sendable {
             throw invalid
         }
         guard try await verify(password, hash: passwordHash) else { throw invalid }
+        await throttle?.succeeded(account: email)
         let token = try await tokens.issue(userID: userID)
         return .envelope(data: TokenResponse(accessToken: token, expiresIn: tokens.lifetime, userID: userID.lowercased), message: "Logged in")
     }
@@ -383,10 +390,10 @@ struct UserController: Sendable {
 
     func hash(_ password: String) async throws -> String {
         let cost = bcryptCost
-        return try await PasswordHasher.shared.hash(password, cost: cost)
+        do { return try await PasswordHasher.shared.hash(password, cost: cost) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
     }
 
     func verify(_ password: String, hash: String) async throws -> Bool {
-        try await PasswordHasher.shared.verify(password, hash: hash)
+        do { return try await PasswordHasher.shared.verify(password, hash: hash) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
     }
 }

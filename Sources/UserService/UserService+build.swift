@@ -9,6 +9,7 @@ import NotifyHTTP
 import OutboundPolicy
 import PostgresAccess
 import PostgresNIO
+import RateLimiting
 import RedisCache
 import Telemetry
 
@@ -22,6 +23,7 @@ public struct UserServiceConfiguration: Sendable {
     public var cacheTTLSeconds: Int
     public var webPushPolicy: EndpointPolicy
     public var maxDevicesPerUser: Int
+    public var loginThrottle: LoginThrottleSettings
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -33,6 +35,7 @@ public struct UserServiceConfiguration: Sendable {
         bcryptCost = env.int("NOTIFY_BCRYPT_COST", default: 10, problems: &problems)
         cacheTTLSeconds = env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
+        loginThrottle = LoginThrottleSettings(env, problems: &problems)
         maxDevicesPerUser = env.int("NOTIFY_MAX_DEVICES_PER_USER", default: 20, problems: &problems)
         if maxDevicesPerUser < 1 { problems.append("NOTIFY_MAX_DEVICES_PER_USER must be at least 1") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
@@ -78,6 +81,14 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     )
     controller.webPushPolicy = configuration.webPushPolicy
     controller.maxDevices = configuration.maxDevicesPerUser
+    let limiter = RateLimiter(redis: redis, prefix: configuration.redis.keyPrefix, logger: logger)
+    controller.throttle = LoginThrottle(
+        limiter: limiter,
+        scope: "users",
+        attemptsPerAccount: configuration.loginThrottle.attemptsPerAccount,
+        attemptsPerAddress: configuration.loginThrottle.attemptsPerAddress,
+        windowSeconds: configuration.loginThrottle.windowSeconds
+    )
     controller.registerPublic(on: router)
     let api = router.group().add(
         middleware: CredentialMiddleware(

@@ -179,6 +179,21 @@ struct OperationsTests {
         return id
     }
 
+    @Test("operator logins are throttled: after N bad attempts the right password is 429 with Retry-After too")
+    func adminLoginThrottling() async throws {
+        try await Stack.with(services: [.admin], extra: ["NOTIFY_LOGIN_ATTEMPTS_PER_ACCOUNT": "2"]) { stack in
+            let (email, password) = try await Self.createOperator(stack)
+            let url = "\(stack.url(.admin))/api/v1/admin/login/"
+            #expect(try await stack.call(.POST, url, json: ["email": email, "password": "nope nope nope"]).status == 401)
+            #expect(try await stack.call(.POST, url, json: ["email": email, "password": "nope nope nope"]).status == 401)
+            let right = try await stack.call(.POST, url, json: ["email": email, "password": password])
+            #expect(right.status == 429)
+            #expect(right.error == "RATE_LIMITED")
+            #expect(Int(right.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            #expect(!right.headers.contains(name: "Set-Cookie"))
+        }
+    }
+
     @Test("admin API: operator login sets a strict HttpOnly cookie; overview, dead letters and replay; CSRF header required")
     func adminAPI() async throws {
         try await Stack.with(services: Stack.Service.core + [.admin]) { stack in
@@ -187,6 +202,14 @@ struct OperationsTests {
             let wrong = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": "nope nope nope"])
             #expect(wrong.status == 401)
             #expect(wrong.error == "INVALID_CREDENTIALS")
+            // Login CSRF: a cross-site form can post text/plain; the login takes JSON only.
+            var plain = HTTPClientRequest(url: "\(admin)/api/v1/admin/login/")
+            plain.method = .POST
+            plain.headers.add(name: "Content-Type", value: "text/plain")
+            plain.body = .bytes(ByteBuffer(string: #"{"email": "\#(email)", "password": "\#(password)"}"#))
+            let plainReply = try await stack.http.execute(plain, timeout: .seconds(30))
+            #expect(plainReply.status == .unsupportedMediaType)
+            #expect(!plainReply.headers.contains(name: "Set-Cookie"))
             let login = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": password])
             #expect(login.status == 200)
             let setCookie = try #require(login.headers.first(name: "Set-Cookie"))

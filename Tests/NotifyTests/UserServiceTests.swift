@@ -377,6 +377,58 @@ struct UserServiceTests {
         #expect(PasswordHasher.currentNiceness() == callerNiceness, "the caller's thread keeps its priority")
     }
 
+    @Test("the hashing queue is bounded: beyond it a call is refused at once (Busy) instead of waiting; capacity frees as hashes finish")
+    func boundedHashing() async throws {
+        let hasher = PasswordHasher(threads: 1, maxPending: 2)
+        // Cost 13: each check takes a good fraction of a second, so the admitted two are still running while the
+        // other four are tried, however slowly the machine starts them.
+        let hash = try await hasher.hash("correct horse battery", cost: 13)
+        let results = await withTaskGroup(of: Result<Bool, any Error>.self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    do { return .success(try await hasher.verify("correct horse battery", hash: hash)) } catch { return .failure(error) }
+                }
+            }
+            var results: [Result<Bool, any Error>] = []
+            for await result in group { results.append(result) }
+            return results
+        }
+        let busy = results.filter { if case .failure(let error) = $0 { return error is PasswordHasher.Busy } else { return false } }.count
+        let verified = results.filter { (try? $0.get()) == true }.count
+        #expect(busy >= 1, "six checks at once on a queue of two: some must be refused")
+        #expect(verified >= 2)
+        #expect(busy + verified == 6)
+        #expect(try await hasher.verify("correct horse battery", hash: hash), "once they finished, there is room again")
+    }
+
+    @Test("logins are throttled per account and per address: the N+1th attempt is 429 with Retry-After, the right password then waits too")
+    func loginThrottling() async throws {
+        let limits = ["NOTIFY_LOGIN_ATTEMPTS_PER_ACCOUNT": "3", "NOTIFY_LOGIN_ATTEMPTS_PER_ADDRESS": "8", "NOTIFY_LOGIN_WINDOW_SECONDS": "900"]
+        try await Stack.with(services: [.users], extra: limits) { stack in
+            _ = try await stack.createUser(email: "ada@example.com")
+            _ = try await stack.createUser(email: "bob@example.com")
+            // A success refills the account's attempts.
+            #expect(try await login(stack, "ada@example.com", "wrong password 1").status == 401)
+            #expect(try await login(stack, "ada@example.com", "wrong password 2").status == 401)
+            #expect(try await login(stack, "ada@example.com").status == 200)
+            for attempt in 1...3 {
+                #expect(try await login(stack, "ada@example.com", "wrong password \(attempt)").status == 401)
+            }
+            let throttled = try await login(stack, "ada@example.com", "wrong password 4")
+            #expect(throttled.status == 429)
+            #expect(throttled.error == "RATE_LIMITED")
+            let wait = Int(throttled.headers.first(name: "Retry-After") ?? "") ?? 0
+            #expect(wait >= 1 && wait <= 900, "Retry-After \(wait)")
+            let right = try await login(stack, "ada@example.com")
+            #expect(right.status == 429, "the right password waits too")
+            #expect(right.data["access_token"] == nil)
+            // Eight attempts came from this address: another account is refused here as well.
+            let other = try await login(stack, "bob@example.com")
+            #expect(other.status == 429)
+            #expect(other.error == "RATE_LIMITED")
+        }
+    }
+
     @Test("client API keys with users scopes are accepted; without them 403")
     func apiKeyScopes() async throws {
         try await Stack.with(services: [.users]) { stack in
