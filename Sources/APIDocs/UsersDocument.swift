@@ -77,7 +77,60 @@ enum UsersDocument {
                   "$ref": "#/components/responses/Unauthorized",
                   "description": "INVALID_CREDENTIALS: no user has this email, or the password is wrong (the two are not told apart)."
                 },
-                "413": {"$ref": "#/components/responses/ContentTooLarge"}
+                "413": {"$ref": "#/components/responses/ContentTooLarge"},
+                "429": {"$ref": "#/components/responses/TooManyRequests", "description": "RATE_LIMITED: too many attempts for this account or from this address; the password was not checked. Retry-After says when."},
+                "503": {"$ref": "#/components/responses/Unavailable", "description": "BUSY: too many password checks in progress (Retry-After: 1); or the database is unavailable."}
+              }
+            }
+          },
+          "/api/v1/users/logout/": {
+            "parameters": [{"$ref": "#/components/parameters/CorrelationID"}],
+            "post": {
+              "operationId": "logout",
+              "summary": "End every session of the user",
+              "description": "Only a user's access token. Every token issued to this user so far stops working (at the gateway within 5 s). No request body is read.",
+              "security": [{"bearer": []}],
+              "responses": {
+                "200": {
+                  "description": "Logged out.",
+                  "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}
+                },
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential is not a user's access token."},
+                "503": {"$ref": "#/components/responses/Unavailable"}
+              }
+            }
+          },
+          "/api/v1/users/{user_id}/token-version/": {
+            "parameters": [
+              {
+                "name": "user_id",
+                "in": "path",
+                "required": true,
+                "description": "The user's id, a UUID (anything else is answered 404).",
+                "schema": {"type": "string", "format": "uuid"}
+              },
+              {"$ref": "#/components/parameters/CorrelationID"}
+            ],
+            "get": {
+              "operationId": "tokenVersion",
+              "summary": "A user's current token version (platform services only)",
+              "description": "The service key only: the gateway checks users' tokens against it. A token carrying an older version is revoked.",
+              "security": [{"bearer": []}],
+              "responses": {
+                "200": {
+                  "description": "The version.",
+                  "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+                  "content": {"application/json": {"schema": {"allOf": [
+                    {"$ref": "#/components/schemas/Envelope"},
+                    {"properties": {"data": {"type": "object", "required": ["token_version"], "properties": {"token_version": {"type": "integer", "minimum": 0}}}}}
+                  ]}}}
+                },
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound", "description": "USER_NOT_FOUND: no user with this id."},
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
@@ -99,7 +152,7 @@ enum UsersDocument {
                 },
                 "401": {
                   "$ref": "#/components/responses/Unauthorized",
-                  "description": "UNAUTHORIZED: no credential, one that is not valid, or the token's user no longer exists."
+                  "description": "UNAUTHORIZED: no credential, one that is not valid or revoked, or the token's user no longer exists; SESSION_EXPIRED: the login is older than NOTIFY_JWT_SESSION_MAX_SECONDS (7 days): log in again."
                 },
                 "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential is not a user's access token."},
                 "503": {"$ref": "#/components/responses/Unavailable"}
@@ -143,7 +196,7 @@ enum UsersDocument {
             "patch": {
               "operationId": "updateUser",
               "summary": "Change some of a user's fields",
-              "description": "The user's own token, the service key, or an API key with the scope `users:write`. Only the fields given change; a field that is not a field of a user is refused (400).",
+              "description": "The user's own token, the service key, or an API key with the scope `users:write`. Only the fields given change; a field that is not a field of a user is refused (400). With the user's own token, changing `email` or `password` needs `current_password`. A change of email or password revokes every token issued to the user before it.",
               "security": [{"bearer": []}, {"apiKey": []}],
               "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserUpdate"}}}},
               "responses": {
@@ -156,8 +209,8 @@ enum UsersDocument {
                   ]}}}
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
-                "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden"},
+                "401": {"$ref": "#/components/responses/Unauthorized", "description": "UNAUTHORIZED, or INVALID_CREDENTIALS: `current_password` is wrong."},
+                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN, or REAUTHENTICATION_REQUIRED: the user's own token changes `email` or `password` without `current_password`."},
                 "404": {
                   "$ref": "#/components/responses/NotFound",
                   "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
@@ -411,6 +464,7 @@ enum UsersDocument {
                   "$ref": "#/components/responses/NotFound",
                   "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
                 },
+                "409": {"$ref": "#/components/responses/Conflict", "description": "DEVICE_LIMIT_REACHED: the user already has NOTIFY_MAX_DEVICES_PER_USER (20) active devices."},
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
                 "503": {"$ref": "#/components/responses/Unavailable"}
               }
@@ -647,6 +701,7 @@ enum UsersDocument {
                 "pattern": "^[A-Za-z0-9_:.-]{8,4096}$",
                 "description": "A new default FCM token (also registered as a device), or null to clear the default."
               },
+              "current_password": {"type": "string", "maxLength": 1024, "writeOnly": true, "description": "The user's current password: required with the user's own token to change `email` or `password`."},
               "preferences": {
                 "type": "object",
                 "description": "Channel opt-ins; only those given change.",

@@ -13,13 +13,23 @@ public struct CredentialMiddleware: RouterMiddleware {
 
     let serviceKey: ServiceKeyMiddleware
     let tokens: AccessTokens?
+    /// Whether a token is still current (its version is the user's): a revoked token is 401. Throws when that
+    /// cannot be known (503).
+    let tokenCheck: (@Sendable (VerifiedToken) async throws -> Bool)?
     let store: APIKeyStore
     let cacheSeconds: Double
     private let cache = NIOLockedValueBox([String: (identity: Identity, expires: ContinuousClock.Instant)]())
 
-    public init(serviceKey: ServiceKeyMiddleware, tokens: AccessTokens?, store: APIKeyStore, cacheSeconds: Double = 10) {
+    public init(
+        serviceKey: ServiceKeyMiddleware,
+        tokens: AccessTokens?,
+        tokenCheck: (@Sendable (VerifiedToken) async throws -> Bool)? = nil,
+        store: APIKeyStore,
+        cacheSeconds: Double = 10
+    ) {
         self.serviceKey = serviceKey
         self.tokens = tokens
+        self.tokenCheck = tokenCheck
         self.store = store
         self.cacheSeconds = cacheSeconds
     }
@@ -36,7 +46,15 @@ public struct CredentialMiddleware: RouterMiddleware {
     public func identity(for credential: String) async throws -> Identity {
         if serviceKey.matches(credential) { return Identity(client: "service", keyID: nil, scopes: ["service"]) }
         if credential.utf8.split(separator: UInt8(ascii: ".")).count == 3 {
-            guard let tokens, let userID = await tokens.verify(credential) else { throw APIError.unauthorized }
+            guard let tokens, let token = await tokens.verifyToken(credential) else { throw APIError.unauthorized }
+            if let tokenCheck {
+                let current: Bool
+                do { current = try await tokenCheck(token) } catch {
+                    throw APIError.dependencyUnavailable("The token cannot be checked right now; try again shortly")
+                }
+                guard current else { throw APIError.unauthorized }
+            }
+            let userID = token.subject
             return Identity(client: "user:\(userID.uuidString.lowercased())", keyID: nil, scopes: ["user"], userID: userID)
         }
         // Our keys are `nk_<prefix>_<secret>`; anything else cannot be one, so it costs no lookup.

@@ -216,6 +216,9 @@ public struct PlatformDirectory: Sendable {
     let pinned: RecentAnswers?
     /// The last answers, for the `checked…` lookups while a service is away (the gateway's; nil: none kept).
     public let lastKnown: LastKnown?
+    /// Users' token versions, kept briefly (see `tokenVersion`).
+    let tokenVersions = NIOLockedValueBox([UUID: (version: Int, until: ContinuousClock.Instant)]())
+    let tokenVersionLifetime: Duration
 
     public init(
         http: HTTPClient,
@@ -227,8 +230,10 @@ public struct PlatformDirectory: Sendable {
         timeout: TimeAmount = .seconds(5),
         cacheSeconds: Double = 0,
         pinnedTemplateSeconds: Double = 0,
-        lastKnown: LastKnown? = nil
+        lastKnown: LastKnown? = nil,
+        tokenVersionSeconds: Int = 5
     ) {
+        self.tokenVersionLifetime = .seconds(tokenVersionSeconds)
         self.pinned = pinnedTemplateSeconds > 0 ? RecentAnswers(seconds: pinnedTemplateSeconds) : nil
         self.timeout = timeout
         self.lastKnown = lastKnown
@@ -364,6 +369,32 @@ public struct PlatformDirectory: Sendable {
 
     /// Marks a device inactive in the user service (its token or subscription is dead). True when the user service
     /// recorded it (or the device is already gone).
+    struct TokenVersion: Decodable, Sendable {
+        var tokenVersion: Int
+        enum CodingKeys: String, CodingKey { case tokenVersion = "token_version" }
+    }
+
+    /// A user's current token version, from the user service, remembered for `tokenVersionSeconds`: a revoked
+    /// token stops working at the gateway within that time. Nil: no such user. Throws when the user service cannot
+    /// say.
+    public func tokenVersion(_ userID: UUID, correlationID: String) async throws -> Int? {
+        let now = ContinuousClock.now
+        if let known = tokenVersions.withLockedValue({ $0[userID] }), known.until > now { return known.version }
+        let answer = try await fetch(
+            TokenVersion.self,
+            "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/token-version/",
+            service: "users",
+            breaker: usersBreaker,
+            correlationID: correlationID
+        )
+        guard let version = answer?.tokenVersion else { return nil }
+        tokenVersions.withLockedValue { versions in
+            if versions.count > 100_000 { versions.removeAll() }
+            versions[userID] = (version, now + tokenVersionLifetime)
+        }
+        return version
+    }
+
     public func deactivateDevice(userID: UUID, deviceID: String, reason: String, correlationID: String) async -> Bool {
         var request = HTTPClientRequest(url: "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/devices/\(deviceID)/deactivate")
         request.method = .POST

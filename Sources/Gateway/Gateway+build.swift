@@ -1,3 +1,4 @@
+import Foundation
 import APIDocs
 import AsyncHTTPClient
 import Breakers
@@ -154,6 +155,11 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
             middleware: CredentialMiddleware(
                 serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
                 tokens: tokens,
+                // A token revoked at the user service (logout, password or email change) stops working here within
+                // the directory's 5 s memory of token versions.
+                tokenCheck: { [directory] token in
+                    try await directory.tokenVersion(token.subject, correlationID: UUID().uuidString.lowercased()) == token.version
+                },
                 store: APIKeyStore(client: postgres, logger: logger),
                 cacheSeconds: Double(configuration.keyCacheSeconds)
             )

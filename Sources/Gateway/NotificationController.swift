@@ -129,9 +129,13 @@ struct NotificationController: Sendable {
         )
     }
 
-    /// Client keys need `notifications:write`; a user's token may send (to that user only, checked per notification).
+    /// Client keys need `notifications:write`. A user's own token sends nothing: what a user receives is decided by
+    /// the backends that hold client keys (otherwise a user could mail any template, with variables of their
+    /// choosing, to their own or a changed address). It may read what was sent to that user.
     static func requireSend(_ identity: Identity) throws {
-        if identity.userID != nil { return }
+        if identity.userID != nil {
+            throw APIError.forbidden("A user's access token cannot send notifications; a client's API key with notifications:write can")
+        }
         try identity.require("notifications:write")
     }
 

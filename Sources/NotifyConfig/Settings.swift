@@ -182,8 +182,11 @@ public struct JWTSettings: Sendable {
     public var secret: String
     public var issuer: String
     public var lifetimeSeconds: Int
+    /// How long refreshing may extend a session after the password was given (`NOTIFY_JWT_SESSION_MAX_SECONDS`).
+    public var sessionMaxSeconds: Int
 
     public init(_ env: EnvironmentReader, problems: inout [String]) {
+        sessionMaxSeconds = env.int("NOTIFY_JWT_SESSION_MAX_SECONDS", default: 7 * 86_400, problems: &problems)
         secret = env.required("NOTIFY_JWT_SECRET", problems: &problems)
         if !secret.isEmpty, secret.utf8.count < 32 { problems.append("NOTIFY_JWT_SECRET must be at least 32 bytes") }
         issuer = env.string("NOTIFY_JWT_ISSUER", default: "notify-users")

@@ -23,6 +23,8 @@ struct UserController: Sendable {
     var maxDevices = 20
     /// Login attempts per account and per client address.
     var throttle: LoginThrottle?
+    /// How long refreshing may extend a session after the login.
+    var sessionMaxSeconds = 7 * 86_400
 
     /// Login is its own credential (email and password); everything else sits behind `UserAuthMiddleware`.
     func registerPublic(on router: some RouterMethods<NotifyRequestContext>) {
@@ -33,6 +35,8 @@ struct UserController: Sendable {
         router.post("/api/v1/users", use: create)
         router.get("/api/v1/users", use: list)
         router.post("/api/v1/users/token/refresh", use: refresh)
+        router.post("/api/v1/users/logout", use: logout)
+        router.get("/api/v1/users/:id/token-version", use: tokenVersion)
         router.get("/api/v1/users/:id", use: show)
         router.get("/users/:id", use: show)
         router.patch("/api/v1/users/:id", use: update)
@@ -107,25 +111,53 @@ struct UserController: Sendable {
             throw APIError.loginThrottled(retryAfterSeconds: refused.retryAfterSeconds)
         }
         let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
-        guard let (userID, passwordHash) = try await repository.credentials(email: email) else {
+        guard let (userID, passwordHash, version) = try await repository.credentials(email: email) else {
             // Spend the same time as a real check, so a response time does not reveal which emails exist.
             _ = try await verify(password, hash: decoyHash)
             throw invalid
         }
         guard try await verify(password, hash: passwordHash) else { throw invalid }
         await throttle?.succeeded(account: email)
-        let token = try await tokens.issue(userID: userID)
+        let token = try await tokens.issue(userID: userID, version: version)
         return .envelope(data: TokenResponse(accessToken: token, expiresIn: tokens.lifetime, userID: userID.lowercased), message: "Logged in")
     }
 
-    /// A valid token buys a fresh one with a new expiry.
+    /// A valid, current token buys a fresh one with a new expiry, within `sessionMaxSeconds` of the login.
     @Sendable func refresh(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        guard let userID = try context.requireIdentity().userID else {
-            throw APIError.forbidden("Only a user's access token can be refreshed")
+        guard try context.requireIdentity().userID != nil, let credential = request.credential,
+            let current = await tokens.verifyToken(credential)
+        else { throw APIError.forbidden("Only a user's access token can be refreshed") }
+        guard Date().timeIntervalSince(current.authTime) < Double(sessionMaxSeconds) else {
+            throw APIError(
+                .unauthorized,
+                code: "SESSION_EXPIRED",
+                message: "The session is older than its limit; log in again",
+                headers: [.wwwAuthenticate: "Bearer"]
+            )
         }
-        guard try await repository.find(id: userID) != nil else { throw APIError.unauthorized }
-        let token = try await tokens.issue(userID: userID)
+        let userID = current.subject
+        guard let version = try await repository.tokenVersion(id: userID), version == current.version else { throw APIError.unauthorized }
+        let token = try await tokens.issue(userID: userID, version: version, authTime: current.authTime)
         return .envelope(data: TokenResponse(accessToken: token, expiresIn: tokens.lifetime, userID: userID.lowercased), message: "Token refreshed")
+    }
+
+    /// Ends every session of the user: all their tokens stop working at once, here and at the gateway.
+    @Sendable func logout(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        guard let userID = try context.requireIdentity().userID else {
+            throw APIError.forbidden("Only a user's access token can log out")
+        }
+        guard try await repository.revokeTokens(id: userID) != nil else { throw APIError.unauthorized }
+        context.logger.info("user logged out", metadata: ["user_id": .string(userID.lowercased)])
+        return .envelope(data: EmptyPayload(), message: "Logged out; every token of this user is revoked")
+    }
+
+    /// For the gateway: whether a user's token version is current.
+    @Sendable func tokenVersion(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.scopes.contains("service") else { throw APIError.forbidden("Only the platform's services may ask this") }
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let version = try await repository.tokenVersion(id: id)
+        else { throw Self.userNotFound }
+        return .envelope(data: ["token_version": version], message: "Token version")
     }
 
     // MARK: users
@@ -156,7 +188,23 @@ struct UserController: Sendable {
         var changes = UserChanges()
         changes.name = fields.string("name", required: false, maxLength: 200)
         changes.email = fields.email("email", required: false)
-        if let password = Self.password(&fields, "password", required: false) { changes.passwordHash = try await hash(password) }
+        let newPassword = Self.password(&fields, "password", required: false)
+        let currentPassword = fields.string("current_password", required: false, maxLength: 1024, allowEmpty: true)
+        // A user's own token changes the email or the password only with the current password: a stolen token
+        // cannot take the account over. (Services and operators act for the user without it.)
+        if context.identity?.userID != nil, changes.email != nil || newPassword != nil {
+            guard let currentPassword else {
+                throw APIError(
+                    .forbidden,
+                    code: "REAUTHENTICATION_REQUIRED",
+                    message: "Changing the email or the password needs current_password"
+                )
+            }
+            guard let secrets = try await repository.secrets(id: id), try await verify(currentPassword, hash: secrets.passwordHash) else {
+                throw APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "The current password is wrong")
+            }
+        }
+        if let newPassword { changes.passwordHash = try await hash(newPassword) }
         if body.keys.contains("push_token") {
             let token = fields.string("push_token", required: false, maxLength: 4096)
             if let token, let problem = DeviceValidation.fcm(token) { fields.fail("push_token", problem) }
@@ -167,7 +215,7 @@ struct UserController: Sendable {
         let email = preferenceFields.bool("email")
         let push = preferenceFields.bool("push")
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
-        let known: Set<String> = ["name", "email", "password", "push_token", "preferences"]
+        let known: Set<String> = ["name", "email", "password", "current_password", "push_token", "preferences"]
         for key in body.keys where !known.contains(key) { fields.fail(key, "is not a field of a user") }
         try fields.check()
         do {

@@ -166,10 +166,39 @@ public struct UserRepository: Sendable {
     }
 
     /// The id and password hash for a login.
-    public func credentials(email: String) async throws -> (UUID, String)? {
-        let rows = try await client.query("SELECT id, password_hash FROM users WHERE lower(email) = lower(\(email))", logger: logger)
-        for try await row in rows.decode((UUID, String).self) { return row }
+    public func credentials(email: String) async throws -> (UUID, String, Int)? {
+        let rows = try await client.query(
+            "SELECT id, password_hash, token_version FROM users WHERE lower(email) = lower(\(email))",
+            logger: logger
+        )
+        for try await row in rows.decode((UUID, String, Int).self) { return row }
         return nil
+    }
+
+    /// The password hash and token version of a user, for re-authentication and token checks.
+    public func secrets(id: UUID) async throws -> (passwordHash: String, tokenVersion: Int)? {
+        let rows = try await client.query("SELECT password_hash, token_version FROM users WHERE id = \(id)", logger: logger)
+        for try await row in rows.decode((String, Int).self) { return row }
+        return nil
+    }
+
+    /// The user's current token version (nil: no such user).
+    public func tokenVersion(id: UUID) async throws -> Int? {
+        for try await version in try await client.query("SELECT token_version FROM users WHERE id = \(id)", logger: logger).decode(Int.self) {
+            return version
+        }
+        return nil
+    }
+
+    /// Revokes every token issued to the user so far (logout).
+    public func revokeTokens(id: UUID) async throws -> Int? {
+        try await client.withTransaction(logger: logger) { connection in
+            for try await version in try await connection.query(
+                "UPDATE users SET token_version = token_version + 1, updated_at = now() WHERE id = \(id) RETURNING token_version",
+                logger: logger
+            ).decode(Int.self) { return version }
+            return nil
+        }
     }
 
     public func list(page: Int, limit: Int) async throws -> ([UserResource], Int) {
@@ -197,7 +226,11 @@ public struct UserRepository: Sendable {
                     """
                     UPDATE users SET name = COALESCE(\(changes.name), name), email = COALESCE(\(changes.email), email),
                         password_hash = COALESCE(\(changes.passwordHash), password_hash),
-                        push_token = CASE WHEN \(setToken) THEN \(token) ELSE push_token END, updated_at = now()
+                        push_token = CASE WHEN \(setToken) THEN \(token) ELSE push_token END,
+                        token_version = token_version
+                            + CASE WHEN \(changes.passwordHash)::text IS NOT NULL
+                                        OR (\(changes.email)::text IS NOT NULL AND lower(\(changes.email)::text) <> lower(email)) THEN 1 ELSE 0 END,
+                        updated_at = now()
                     WHERE id = \(id)
                     RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
                     """,

@@ -72,8 +72,9 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     ).register(on: router)
     MetricsRoute().register(on: router)
     OpenAPIRoute(document: APIDocument.users).register(on: router)
+    let repository = UserRepository(client: postgres, logger: logger)
     var controller = UserController(
-        repository: UserRepository(client: postgres, logger: logger),
+        repository: repository,
         cache: cache,
         tokens: tokens,
         bcryptCost: UInt8(clamping: configuration.bcryptCost),
@@ -81,6 +82,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     )
     controller.webPushPolicy = configuration.webPushPolicy
     controller.maxDevices = configuration.maxDevicesPerUser
+    controller.sessionMaxSeconds = configuration.jwt.sessionMaxSeconds
     let limiter = RateLimiter(redis: redis, prefix: configuration.redis.keyPrefix, logger: logger)
     controller.throttle = LoginThrottle(
         limiter: limiter,
@@ -94,6 +96,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         middleware: CredentialMiddleware(
             serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
             tokens: tokens,
+            tokenCheck: { [repository] token in try await repository.tokenVersion(id: token.subject) == token.version },
             store: APIKeyStore(client: keys, logger: logger)
         )
     )

@@ -91,7 +91,7 @@ struct AccessAndLimitsTests {
         }
     }
 
-    @Test("a user's access token: sends to that user only, reads notifications addressed to that user, forged tokens 401")
+    @Test("a user's access token: sends nothing, reads notifications addressed to that user, stops working after logout; forged tokens 401")
     func userTokens() async throws {
         try await Stack.with(services: [.users, .templates, .gateway]) { stack in
             let ada = try await Self.prepare(stack)
@@ -108,11 +108,13 @@ struct AccessAndLimitsTests {
             let auth = ["Authorization": "Bearer \(token)"]
             let gateway = "\(stack.url(.gateway))/api/v1/notifications/"
 
+            // Default deny: not even to the user themself (any template, any variables, to an address they control).
             let own = try await stack.call(.POST, gateway, json: Self.body(ada, "u-1"), headers: auth)
-            #expect(own.status == 202)
+            #expect(own.status == 403)
+            #expect(own.error == "FORBIDDEN")
             let other = try await stack.call(.POST, gateway, json: Self.body(bob, "u-2"), headers: auth)
             #expect(other.status == 403)
-            #expect(other.error == "FORBIDDEN")
+            #expect(try await stack.call(.POST, "\(gateway)bulk/", json: ["notifications": [Self.body(ada, "u-3")]], headers: auth).status == 403)
 
             // A backend's notifications to Ada and to Bob: Ada's token sees hers only.
             let toAda = try #require(try await stack.send(Self.body(ada, "c-1")).data["notification_id"] as? String)
@@ -122,11 +124,18 @@ struct AccessAndLimitsTests {
             let ids = Set((list.json["data"] as? [[String: Any]] ?? []).compactMap { $0["notification_id"] as? String })
             #expect(ids.contains(toAda))
             #expect(!ids.contains(toBob))
-            #expect(ids.count == 2)
+            #expect(ids.count == 1)
             #expect(try await stack.call(.GET, "\(gateway)\(toAda)/", headers: auth).status == 200)
             #expect(try await stack.call(.GET, "\(gateway)\(toBob)/", headers: auth).status == 404)
             // Retrying and delivery reports are not for users.
             #expect(try await stack.call(.POST, "\(gateway)\(toAda)/retry/", headers: auth).status == 403)
+
+            // Logout revokes the token at the user service at once, and at the gateway within its 5 s memory.
+            #expect(try await stack.call(.POST, "\(stack.url(.users))/api/v1/users/logout/", headers: auth).status == 200)
+            #expect(try await stack.call(.GET, "\(stack.url(.users))/api/v1/users/\(ada)/", headers: auth).status == 401)
+            _ = try await eventually("the gateway refuses the revoked token", timeout: .seconds(30)) { () -> Bool? in
+                try await stack.call(.GET, gateway, headers: auth).status == 401 ? true : nil
+            }
 
             var forged = token.split(separator: ".").map(String.init)
             forged[2] = String(forged[2].reversed())

@@ -89,6 +89,67 @@ struct UserServiceTests {
         }
     }
 
+    @Test("changing the email or password needs the current password; tokens issued before a change or a logout are 401; refresh has an absolute limit")
+    func reauthenticationAndRevocation() async throws {
+        try await Stack.with(services: [.users], extra: ["NOTIFY_JWT_SESSION_MAX_SECONDS": "3"]) { stack in
+            let ada = try await stack.createUser(email: "ada@example.com")
+            func token(_ email: String, _ password: String = "correct horse battery") async throws -> [String: String] {
+                let reply = try await login(stack, email, password)
+                return ["Authorization": "Bearer \(try #require(reply.data["access_token"] as? String, "\(reply.json)"))"]
+            }
+            let me = "\(users(stack))/\(ada)/"
+            let first = try await token("ada@example.com")
+            // Without, or with a wrong, current password: refused, nothing changed.
+            let bare = try await stack.call(.PATCH, me, json: ["email": "mallory@example.com"], headers: first)
+            #expect(bare.status == 403)
+            #expect(bare.error == "REAUTHENTICATION_REQUIRED")
+            let wrong = try await stack.call(
+                .PATCH,
+                me,
+                json: ["password": "new horse battery 2", "current_password": "guess guess 1"],
+                headers: first
+            )
+            #expect(wrong.status == 401)
+            #expect(try await stack.call(.GET, me, headers: first).data["email"] as? String == "ada@example.com")
+            // Other fields need no password; the token keeps working.
+            #expect(try await stack.call(.PATCH, me, json: ["name": "Ada L."], headers: first).status == 200)
+            #expect(try await stack.call(.GET, me, headers: first).status == 200)
+
+            let second = try await token("ada@example.com")
+            let changed = try await stack.call(
+                .PATCH,
+                me,
+                json: ["password": "new horse battery 2", "current_password": "correct horse battery"],
+                headers: first
+            )
+            #expect(changed.status == 200)
+            #expect(try await stack.call(.GET, me, headers: first).status == 401, "issued before the password change")
+            #expect(try await stack.call(.GET, me, headers: second).status == 401, "every earlier token")
+            #expect(try await login(stack, "ada@example.com").status == 401)
+            let third = try await token("ada@example.com", "new horse battery 2")
+            #expect(try await stack.call(.GET, me, headers: third).status == 200)
+
+            // A service changes the email for the user (no password); the user's tokens stop working.
+            #expect(try await stack.call(.PATCH, me, json: ["email": "ada2@example.com"], headers: stack.serviceAuth).status == 200)
+            #expect(try await stack.call(.GET, me, headers: third).status == 401, "issued before the email change")
+
+            // Logout ends every session; refresh is refused with a revoked token.
+            let fourth = try await token("ada2@example.com", "new horse battery 2")
+            #expect(try await stack.call(.POST, "\(users(stack))/logout/", headers: fourth).status == 200)
+            #expect(try await stack.call(.GET, me, headers: fourth).status == 401)
+            #expect(try await stack.call(.POST, "\(users(stack))/token/refresh/", headers: fourth).status == 401)
+
+            // Refresh works within the session's absolute limit (3 s here), then says to log in again.
+            let fifth = try await token("ada2@example.com", "new horse battery 2")
+            #expect(try await stack.call(.POST, "\(users(stack))/token/refresh/", headers: fifth).status == 200)
+            let expired = try await eventually("the session passes its limit", timeout: .seconds(30)) { () -> Stack.Reply? in
+                let reply = try await stack.call(.POST, "\(users(stack))/token/refresh/", headers: fifth)
+                return reply.status == 401 ? reply : nil
+            }
+            #expect(expired.error == "SESSION_EXPIRED")
+        }
+    }
+
     @Test("list is paginated with meta; get, the short form, update and delete work, and delete leaves no personal data")
     func crud() async throws {
         try await Stack.with(services: [.users]) { stack in
