@@ -16,7 +16,8 @@ public struct AdminConfiguration: Sendable {
     public var postgres: PostgresSettings
     public var rabbit: RabbitSettings
     public var serviceKey: ServiceKeySettings
-    public var jwt: JWTSettings
+    /// `Secure` and `__Host-` on the session cookie (`NOTIFY_ADMIN_COOKIE_SECURE`; false only for local http).
+    public var secureCookie: Bool
     /// The processes whose health the overview shows, by name.
     public var services: [(name: String, url: String)]
     /// Lifetime of an operator's session (the dashboard cookie).
@@ -31,7 +32,7 @@ public struct AdminConfiguration: Sendable {
         postgres = PostgresSettings(env, problems: &problems)
         rabbit = RabbitSettings(env, problems: &problems)
         serviceKey = ServiceKeySettings(env, problems: &problems)
-        jwt = JWTSettings(env, problems: &problems)
+        secureCookie = env.string("NOTIFY_ADMIN_COOKIE_SECURE", default: "true") != "false"
         sessionSeconds = env.int("NOTIFY_ADMIN_SESSION_SECONDS", default: 8 * 3600, problems: &problems)
         redis = RedisSettings(env, problems: &problems)
         loginThrottle = LoginThrottleSettings(env, problems: &problems)
@@ -65,11 +66,6 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         password: configuration.rabbit.password,
         vhost: configuration.rabbit.vhost
     )
-    let sessions = await AccessTokens.make(
-        secret: configuration.jwt.secret,
-        issuer: "notify-admin",
-        lifetime: configuration.sessionSeconds
-    )
     let admins = AdminUserStore(client: postgres, logger: logger)
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
@@ -92,8 +88,8 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     )
     let session = SessionController(
         admins: admins,
-        sessions: sessions,
         lifetime: configuration.sessionSeconds,
+        secureCookie: configuration.secureCookie,
         throttle: throttle,
         logger: logger
     )
@@ -101,7 +97,8 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     let store = APIKeyStore(client: postgres, logger: logger)
     let api = router.group().add(
         middleware: AdminAuthMiddleware(
-            sessions: sessions,
+            admins: admins,
+            cookie: session.cookie,
             credentials: CredentialMiddleware(
                 serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
                 tokens: nil,

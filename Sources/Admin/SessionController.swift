@@ -7,21 +7,33 @@ import Logging
 import NotifyHTTP
 import RateLimiting
 
-/// Operator sessions: `POST /api/v1/admin/login/` checks an operator's email and password and answers with a session
-/// token, also set as the HttpOnly, SameSite=Strict cookie `notify_admin` that the dashboard runs on; logout clears it.
-/// Also serves the dashboard's two pages.
+/// Operator sessions: `POST /api/v1/admin/login/` checks an operator's email and password and starts a session held
+/// on the server (`admin_sessions`); the browser gets only the HttpOnly, SameSite=Strict cookie, `Secure` with the
+/// `__Host-` prefix unless `NOTIFY_ADMIN_COOKIE_SECURE=false` (local http). The token is never in a response body.
+/// Logout revokes the session; removing an operator or resetting their password ends theirs. Also serves the
+/// dashboard's two pages.
 struct SessionController: Sendable {
-    static let cookie = "notify_admin"
     static let csrfHeader = HTTPField.Name("X-Requested-With")!
     static let csrfValue = "notify-dashboard"
 
     let admins: AdminUserStore
-    let sessions: AccessTokens
     let lifetime: Int
+    let secureCookie: Bool
     let throttle: LoginThrottle
     let logger: Logger
     /// Checked for unknown emails, so a login takes as long whether or not the operator exists.
     let decoyHash = Bcrypt.hash(UUID().uuidString, cost: 10)
+
+    /// `__Host-notify_admin` (Secure, host-only, path /) or, for local http only, `notify_admin`.
+    static func cookieName(secure: Bool) -> String { secure ? "__Host-notify_admin" : "notify_admin" }
+    var cookie: String { Self.cookieName(secure: secureCookie) }
+
+    func setCookie(_ value: String, maxAge: Int) -> HTTPField {
+        HTTPField(
+            name: .setCookie,
+            value: "\(cookie)=\(value); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(maxAge)\(secureCookie ? "; Secure" : "")"
+        )
+    }
 
     func registerPublic(on router: Router<NotifyRequestContext>) {
         router.post("/api/v1/admin/login", use: login)
@@ -62,27 +74,27 @@ struct SessionController: Sendable {
         }
         await throttle.succeeded(account: email)
         try? await admins.touch(id: admin.id)
-        let token = try await sessions.issue(userID: admin.id)
+        let token = try await admins.createSession(adminID: admin.id, lifetimeSeconds: lifetime)
         context.logger.info("admin logged in", metadata: ["admin_id": .string(admin.id.uuidString.lowercased())])
         var response = Response.envelope(
-            data: ["access_token": token, "token_type": "bearer", "expires_in": String(lifetime)],
+            data: ["admin_id": admin.id.uuidString.lowercased(), "expires_in": String(lifetime)],
             message: "Logged in"
         )
-        response.headers.append(
-            HTTPField(name: .setCookie, value: "\(Self.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(lifetime)")
-        )
+        response.headers.append(setCookie(token, maxAge: lifetime))
         return response
     }
 
+    /// Ends the session server-side (the cookie alone would only hide it from this browser).
     @Sendable func logout(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        if let token = request.cookies[cookie]?.value { _ = try await admins.revoke(token: token) }
         var response = Response.envelope(data: EmptyPayload(), message: "Logged out")
-        response.headers.append(HTTPField(name: .setCookie, value: "\(Self.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
+        response.headers.append(setCookie("", maxAge: 0))
         return response
     }
 
     /// The dashboard for a logged-in operator; anyone else is sent to the login page.
     func dashboard(_ request: Request) async -> Response {
-        guard let token = request.cookies[Self.cookie]?.value, await sessions.verify(token) != nil else {
+        guard let token = request.cookies[cookie]?.value, (try? await admins.session(token: token)) != nil else {
             return Response(status: .seeOther, headers: [.location: "/admin/login"])
         }
         return Self.html(DashboardPages.dashboard)
@@ -103,28 +115,27 @@ struct SessionController: Sendable {
     }
 }
 
-/// Who may use the admin API: an operator's session (the dashboard cookie, or its token as a bearer) or an API key
-/// with the `admin` scope (checked by each handler). State changes made with the cookie must carry
-/// `X-Requested-With: notify-dashboard`, which a cross-site form cannot send.
+/// Who may use the admin API: an operator's session (the dashboard cookie) or an API key with the `admin` scope
+/// (checked by each handler). State changes made with the cookie must carry `X-Requested-With: notify-dashboard`,
+/// which a cross-site form cannot send.
 struct AdminAuthMiddleware: RouterMiddleware {
     typealias Context = NotifyRequestContext
 
-    let sessions: AccessTokens
+    let admins: AdminUserStore
+    let cookie: String
     let credentials: CredentialMiddleware
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let bearer = request.credential {
-            if bearer.utf8.split(separator: UInt8(ascii: ".")).count == 3 {
-                guard let adminID = await sessions.verify(bearer) else { throw APIError.unauthorized }
-                context.identity = Self.operator(adminID)
-                return try await next(request, context)
-            }
+        if request.credential != nil {
             return try await credentials.handle(request, context: context, next: next)
         }
-        guard let cookie = request.cookies[SessionController.cookie]?.value, let adminID = await sessions.verify(cookie) else {
-            throw APIError.unauthorized
+        guard let token = request.cookies[cookie]?.value else { throw APIError.unauthorized }
+        let adminID: UUID?
+        do { adminID = try await admins.session(token: token) } catch {
+            throw APIError.dependencyUnavailable("The session store is unavailable; try again shortly")
         }
+        guard let adminID else { throw APIError.unauthorized }
         if request.method != .get, request.method != .head, request.headers[SessionController.csrfHeader] != SessionController.csrfValue {
             throw APIError.forbidden("A change made with the dashboard's session must come from the dashboard")
         }

@@ -100,7 +100,7 @@ struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "The operator service (port 8005) and operator tasks.",
-        subcommands: [Serve.self, CreateKey.self, CreateAdmin.self, VAPIDKeys.self],
+        subcommands: [Serve.self, CreateKey.self, CreateAdmin.self, RemoveAdmin.self, VAPIDKeys.self],
         defaultSubcommand: Serve.self
     )
 
@@ -137,6 +137,33 @@ struct AdminCommand: AsyncParsableCommand {
                 logger.info(created ? "admin created" : "admin password changed", metadata: ["email": .string(email)])
                 group.cancelAll()
             }
+        }
+    }
+
+    struct RemoveAdmin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove-admin",
+            abstract: "Remove an operator; their sessions end at once."
+        )
+
+        @Option(help: "The operator's email.") var email: String
+
+        func run() async throws {
+            let logger = bootstrap("admin")
+            var problems: [String] = []
+            let settings = PostgresSettings(EnvironmentReader(), problems: &problems)
+            guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+            let client = Database(settings, database: .notifications, applicationName: "notify-admin-cli", logger: logger)
+            let removed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    try await client.run()
+                    return false
+                }
+                defer { group.cancelAll() }
+                return try await AdminUserStore(client: client, logger: logger).remove(email: email)
+            }
+            guard removed else { throw ValidationError("no operator with the email \(email)") }
+            logger.info("admin removed", metadata: ["email": .string(email)])
         }
     }
 

@@ -213,11 +213,17 @@ struct OperationsTests {
             let login = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": password])
             #expect(login.status == 200)
             let setCookie = try #require(login.headers.first(name: "Set-Cookie"))
-            #expect(setCookie.hasPrefix("notify_admin="))
+            #expect(setCookie.hasPrefix("__Host-notify_admin="))
             #expect(setCookie.contains("HttpOnly"))
             #expect(setCookie.contains("SameSite=Strict"))
-            let token = String(setCookie.dropFirst("notify_admin=".count).prefix { $0 != ";" })
-            let cookie = ["Cookie": "notify_admin=\(token)"]
+            #expect(setCookie.contains("; Secure"))
+            #expect(setCookie.contains("Path=/"))
+            let token = String(setCookie.dropFirst("__Host-notify_admin=".count).prefix { $0 != ";" })
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: login.json), as: UTF8.self)
+            #expect(!body.contains(token), "the session token is only in the cookie")
+            let cookie = ["Cookie": "__Host-notify_admin=\(token)"]
+            // Not a bearer credential: sessions are cookies only.
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/overview/", headers: ["Authorization": "Bearer \(token)"]).status == 401)
 
             #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/overview/").status == 401)
             let dead = try await Self.deadLetter(stack)
@@ -296,7 +302,7 @@ struct OperationsTests {
             let page = try await Self.fetchWithoutRedirects("\(admin)/admin/", cookie: nil)
             #expect(page.status == .seeOther)
             #expect(page.headers.first(name: "Location") == "/admin/login")
-            let dashboard = try await Self.fetchWithoutRedirects("\(admin)/admin/", cookie: "notify_admin=\(token)")
+            let dashboard = try await Self.fetchWithoutRedirects("\(admin)/admin/", cookie: "__Host-notify_admin=\(token)")
             #expect(dashboard.status == .ok)
             #expect(dashboard.headers.first(name: "Content-Security-Policy")?.contains("default-src 'none'") == true)
             let logout = try await stack.call(
@@ -306,12 +312,24 @@ struct OperationsTests {
             )
             #expect(logout.status == 200)
             #expect(logout.headers.first(name: "Set-Cookie")?.contains("Max-Age=0") == true)
+            // Revoked on the server: the same cookie, replayed, is refused.
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/overview/", headers: cookie).status == 401)
+            #expect(try await Self.fetchWithoutRedirects("\(admin)/admin/", cookie: "__Host-notify_admin=\(token)").status == .seeOther)
+
+            // An operator removed loses every session at once.
+            let again = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": password])
+            let fresh = String(try #require(again.headers.first(name: "Set-Cookie")).dropFirst("__Host-notify_admin=".count).prefix { $0 != ";" })
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/overview/", headers: ["Cookie": "__Host-notify_admin=\(fresh)"]).status == 200)
+            let removed = try await stack.runCommand(["admin", "remove-admin", "--email", email], withErrors: true)
+            #expect(removed.status == 0, "\(removed.output)")
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/overview/", headers: ["Cookie": "__Host-notify_admin=\(fresh)"]).status == 401)
         }
     }
 
     @Test("the dashboard in headless Chromium: live numbers after notifications, a dead letter replayed with its button, a screenshot")
     func dashboardInBrowser() async throws {
-        try await Stack.with(services: Stack.Service.core + [.admin]) { stack in
+        // Plain http on loopback: the cookie cannot be Secure here (it is everywhere else).
+        try await Stack.with(services: Stack.Service.core + [.admin], extra: ["NOTIFY_ADMIN_COOKIE_SECURE": "false"]) { stack in
             let (email, password) = try await Self.createOperator(stack)
             // A dead letter whose cause is then fixed: the user gets a working device, so the replay delivers it.
             try await stack.createTemplate(["code": "p", "name": "P", "channel": "push", "title": "T", "body": "B"])
