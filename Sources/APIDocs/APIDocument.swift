@@ -204,7 +204,7 @@ enum Common {
 
     static let parameters = #"""
         {
-          "Page": {"name": "page", "in": "query", "description": "Page number, from 1.", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 1}},
+          "Page": {"name": "page", "in": "query", "description": "Page number, from 1; page × limit must be at most 10000 (400 otherwise: narrow the list with its filters).", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1}},
           "Limit": {"name": "limit", "in": "query", "description": "Items per page.", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
           "CorrelationID": {
             "name": "X-Correlation-ID", "in": "header",

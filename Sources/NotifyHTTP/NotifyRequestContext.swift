@@ -87,7 +87,8 @@ extension Request {
 }
 
 extension Request {
-    public static let maximumPage = 1_000_000
+    public static let maximumPage = 10_000
+    public static let maximumOffset = 10_000
 
     /// `page` (1 to 1,000,000) and `limit` (1–100, default 20) from the query; problems are added to `errors` so a
     /// list endpoint reports them together with its own filters.
@@ -99,6 +100,10 @@ extension Request {
             errors.append(FieldError(field: "page", message: "must be an integer from 1 to \(Self.maximumPage)"))
         }
         if !(1...100).contains(limit) { errors.append(FieldError(field: "limit", message: "must be between 1 and 100")) }
+        // OFFSET pages cost what they skip: a list reaches back at most `maximumOffset` rows (narrow it with filters).
+        if errors.isEmpty, page * limit > Self.maximumOffset {
+            errors.append(FieldError(field: "page", message: "page × limit must be at most \(Self.maximumOffset); narrow the list with its filters"))
+        }
         return (page, limit)
     }
 }

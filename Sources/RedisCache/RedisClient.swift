@@ -75,13 +75,27 @@ public final class RedisClient: @unchecked Sendable {
                 context = opened
             }
             guard let context else { throw RedisError(message: "redis: not connected") }
-            let cStrings = arguments.map { strdup($0) }
-            defer { for pointer in cStrings { free(pointer) } }
-            var pointers = cStrings.map { UnsafePointer<CChar>($0) }
-            var lengths = arguments.map { $0.utf8.count }
-            let raw = pointers.withUnsafeMutableBufferPointer { argv in
-                lengths.withUnsafeMutableBufferPointer { argvlen in
-                    chiredis_command_argv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+            // Every argument's exact UTF-8 bytes in one buffer, passed with explicit lengths (hiredis's argv form is
+            // binary-safe): a value holding a NUL byte is sent whole, and nothing is read past what was copied.
+            var bytes: [UInt8] = []
+            var lengths: [Int] = []
+            lengths.reserveCapacity(arguments.count)
+            for argument in arguments {
+                bytes.append(contentsOf: argument.utf8)
+                lengths.append(argument.utf8.count)
+            }
+            if bytes.isEmpty { bytes.append(0) }
+            let raw = bytes.withUnsafeBufferPointer { buffer -> UnsafeMutablePointer<redisReply>? in
+                let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                var offset = 0
+                var pointers: [UnsafePointer<CChar>?] = lengths.map { length in
+                    defer { offset += length }
+                    return base + offset
+                }
+                return pointers.withUnsafeMutableBufferPointer { argv in
+                    lengths.withUnsafeBufferPointer { argvlen in
+                        chiredis_command_argv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+                    }
                 }
             }
             guard let raw else {

@@ -1,5 +1,7 @@
 import Foundation
+import NotifyConfig
 import OutboundPolicy
+import RedisCache
 import Testing
 
 @testable import PushTransport
@@ -94,5 +96,20 @@ struct OutboundPolicyTests {
         #expect(WebPushTransport.messageLocation("https://fcm.googleapis.com/m/1\r\nSet-Cookie: x", endpoint: endpoint) == "")
         #expect(WebPushTransport.messageLocation(nil, endpoint: endpoint) == "")
         for code in PushErrorCode.allCases { #expect(!code.reason.isEmpty && !code.reason.contains("HTTP")) }
+    }
+}
+
+@Suite("Redis client: arguments are bytes with explicit lengths")
+struct RedisArgumentTests {
+    @Test("values with NUL bytes, multibyte UTF-8 and empty strings round-trip exactly through real Redis")
+    func binarySafeArguments() async throws {
+        let infra = try TestInfrastructure()
+        let redis = RedisClient(host: infra.redis.host, port: infra.redis.port, timeoutMilliseconds: 5000)
+        let key = "\(infra.redis.keyPrefix)argument-test:\(UUID().uuidString)"
+        for value in ["a\u{0}b\u{0}\u{0}c", "Grüße, 世界 🚀", "", String(repeating: "x", count: 100_000)] {
+            try await redis.set(key, value, ttlSeconds: 60)
+            #expect(try await redis.get(key) == value)
+        }
+        try await redis.delete([key])
     }
 }

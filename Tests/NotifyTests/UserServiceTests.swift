@@ -165,6 +165,12 @@ struct UserServiceTests {
             #expect((page.json["data"] as? [[String: Any]])?.count == 2)
             let badPage = try await stack.call(.GET, "\(users(stack))/?limit=1000", headers: stack.serviceAuth)
             #expect(badPage.status == 400)
+            // Deep OFFSET pages are refused instead of scanned.
+            #expect(try await stack.call(.GET, "\(users(stack))/?page=100&limit=100", headers: stack.serviceAuth).status == 200)
+            let deep = try await stack.call(.GET, "\(users(stack))/?page=101&limit=100", headers: stack.serviceAuth)
+            #expect(deep.status == 400)
+            #expect(deep.details.first?["field"] == "page")
+            #expect(try await stack.call(.GET, "\(users(stack))/?page=1000000&limit=20", headers: stack.serviceAuth).status == 400)
 
             let short = try await stack.call(.GET, "\(stack.url(.users))/users/\(ids[0])", headers: stack.serviceAuth)
             #expect(short.status == 200)
