@@ -14,6 +14,17 @@ import sys
 
 import yaml
 
+# The secrets each process uses, and may hold (least privilege).
+SECRETS = {
+    "gateway": {"NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"},
+    "users": {"NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"},
+    "templates": {"NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY"},
+    "email-worker": {"NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD"},
+    "push-worker": {"NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT"},
+    "admin": {"NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY"},
+    "relay": {"NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"},
+}
+
 PROCESSES = {
     "gateway": 8000,
     "users": 8001,
@@ -124,8 +135,18 @@ def check_k8s(root, report, problems):
             problems.append(f"Deployment {deployment}: memory request and limit are required")
         facts["memory_limit"] = limits.get("memory")
         env_from = {next(iter(ref.values()))["name"] for ref in container.get("envFrom") or [] if ref}
-        if not {"notify-config", "notify-secrets"} <= env_from:
-            problems.append(f"Deployment {deployment}: does not read notify-config and notify-secrets")
+        if "notify-config" not in env_from:
+            problems.append(f"Deployment {deployment}: does not read notify-config")
+        if "notify-secrets" in env_from:
+            problems.append(f"Deployment {deployment}: takes every secret (envFrom notify-secrets); name the ones it uses")
+        secrets = {
+            entry["name"] for entry in container.get("env") or []
+            if ((entry.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == "notify-secrets"
+        }
+        allowed = SECRETS.get(deployment)
+        if allowed is not None and not secrets <= allowed:
+            problems.append(f"Deployment {deployment}: holds secrets it does not use: {sorted(secrets - allowed)}")
+        facts["secrets"] = sorted(secrets)
         expected_port = PROCESSES.get(deployment)
         if expected_port is None:
             problems.append(f"Deployment {deployment}: not one of the seven processes")

@@ -44,8 +44,9 @@ public struct PostgresSettings: Sendable {
         self.init(
             host: env.string("NOTIFY_PG_HOST", default: "127.0.0.1"),
             port: env.int("NOTIFY_PG_PORT", default: 5432, problems: &problems),
-            user: env.string("NOTIFY_PG_USER", default: "notify"),
-            password: env.string("NOTIFY_PG_PASSWORD", default: "notify"),
+            // No built-in credentials: every deployment names its own (the local scripts set them explicitly).
+            user: env.required("NOTIFY_PG_USER", problems: &problems),
+            password: env.required("NOTIFY_PG_PASSWORD", problems: &problems),
             databasePrefix: env.string("NOTIFY_PG_DB_PREFIX", default: "notify_"),
             maxConnections: env.int("NOTIFY_PG_MAX_CONNECTIONS", default: 20, problems: &problems),
             statementTimeout: .milliseconds(env.int("NOTIFY_PG_STATEMENT_TIMEOUT_MS", default: 10_000, problems: &problems)),
@@ -116,8 +117,8 @@ public struct RabbitSettings: Sendable {
             amqpHost: env.string("NOTIFY_AMQP_HOST", default: "127.0.0.1"),
             amqpPort: env.int("NOTIFY_AMQP_PORT", default: 5672, problems: &problems),
             managementURL: env.string("NOTIFY_RABBIT_MGMT_URL", default: "http://127.0.0.1:15672"),
-            user: env.string("NOTIFY_RABBIT_USER", default: "guest"),
-            password: env.string("NOTIFY_RABBIT_PASSWORD", default: "guest"),
+            user: env.required("NOTIFY_RABBIT_USER", problems: &problems),
+            password: env.required("NOTIFY_RABBIT_PASSWORD", problems: &problems),
             vhost: env.string("NOTIFY_RABBIT_VHOST", default: "/")
         )
     }

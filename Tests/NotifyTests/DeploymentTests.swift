@@ -22,6 +22,22 @@ struct DeploymentTests {
         var text: String { String(decoding: stdout, as: UTF8.self) }
     }
 
+    static let secretNames: Set<String> = [
+        "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SMTP_USERNAME",
+        "NOTIFY_SMTP_PASSWORD", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT",
+    ]
+    /// What each process uses: the push worker never holds the JWT key, nothing but the gateway and the user
+    /// service does, the broker's password only where the broker is used.
+    static let secretsUsed: [String: Set<String>] = [
+        "gateway": ["NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
+        "users": ["NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
+        "templates": ["NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY"],
+        "email-worker": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD"],
+        "push-worker": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT"],
+        "admin": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY"],
+        "relay": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
+    ]
+
     /// Runs a program to completion with a small, fixed environment (so that the test runner's NOTIFY_* variables,
     /// which compose would prefer to the env file, cannot change the outcome).
     static func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Output {
@@ -115,7 +131,11 @@ struct DeploymentTests {
             let test = (service["healthcheck"] as? [String: Any])?["test"] as? [String] ?? []
             #expect(test.contains("http://127.0.0.1:\(port)/health"), "\(name)'s healthcheck probes its /health on \(port): \(test)")
             let environment = service["environment"] as? [String: Any] ?? [:]
-            for key in ["NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"] {
+            // Each process holds the secrets it uses and no other (least privilege).
+            let secrets = Set(environment.keys.filter { Self.secretNames.contains($0) })
+            #expect(secrets == Self.secretsUsed[name], "\(name) holds \(secrets.sorted())")
+            // Required ones carry a value; SMTP login and the FCM account are optional (the example uses neither).
+            for key in secrets.subtracting(["NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD", "NOTIFY_FCM_SERVICE_ACCOUNT"]) {
                 #expect((environment[key] as? String)?.isEmpty == false, "\(name) gets \(key)")
             }
             #expect(environment["NOTIFY_LISTEN_HOST"] as? String == "0.0.0.0")
@@ -176,6 +196,7 @@ struct DeploymentTests {
                 #expect(facts?["port"] as? Int == port, "\(name) \(probe) on its container port \(port)")
             }
             #expect(deployments[name]?["memory_limit"] as? String == "256Mi", "\(name) memory limit")
+            #expect(Set(deployments[name]?["secrets"] as? [String] ?? []) == Self.secretsUsed[name], "\(name)'s secrets in Kubernetes")
         }
         let hpaTargets = Set((report["hpas"] as? [String: [String: Any]] ?? [:]).values.compactMap { $0["target"] as? String })
         #expect(hpaTargets.isSuperset(of: ["email-worker", "push-worker", "gateway"]))

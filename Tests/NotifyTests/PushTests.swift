@@ -256,6 +256,16 @@ struct PushTests {
             #expect(badAccount.status == 2)
             #expect(badAccount.output.contains("service account"))
             #expect(!badAccount.output.contains("PRIVATE KEY"))
+            // No built-in database or broker credentials: a process without them names what is missing.
+            let noCredentials = try await stack.runCommand(
+                ["relay"],
+                environment: ["NOTIFY_PG_USER": "", "NOTIFY_PG_PASSWORD": "", "NOTIFY_RABBIT_USER": "", "NOTIFY_RABBIT_PASSWORD": ""],
+                withErrors: true
+            )
+            #expect(noCredentials.status == 2)
+            for name in ["NOTIFY_PG_USER", "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_USER", "NOTIFY_RABBIT_PASSWORD"] {
+                #expect(noCredentials.output.contains("\(name) is required"), "\(noCredentials.output)")
+            }
         }
     }
 }
