@@ -227,6 +227,39 @@ def check_k8s(root, report, problems):
         problems.append("no Job runs notify migrate")
     report["jobs"] = jobs
 
+    # Network policies: default deny, ingress only to the four services that take traffic, provider egress for the
+    # workers that excludes internal ranges.
+    policies = {doc["metadata"]["name"]: doc.get("spec") or {} for _, doc in docs if doc["kind"] == "NetworkPolicy"}
+    default_deny = [
+        name for name, spec in policies.items()
+        if spec.get("podSelector") == {} and set(spec.get("policyTypes") or []) == {"Ingress", "Egress"}
+        and not spec.get("ingress") and not spec.get("egress")
+    ]
+    if not default_deny:
+        problems.append("no default-deny NetworkPolicy (empty podSelector, Ingress and Egress, no rules)")
+    ingress_to = set()
+    for name, spec in policies.items():
+        if spec.get("ingress"):
+            for expression in (spec.get("podSelector") or {}).get("matchExpressions") or []:
+                if expression.get("key") == "app.kubernetes.io/name":
+                    ingress_to |= set(expression.get("values") or [])
+            labels = (spec.get("podSelector") or {}).get("matchLabels") or {}
+            if "app.kubernetes.io/name" in labels:
+                ingress_to.add(labels["app.kubernetes.io/name"])
+            elif not (spec.get("podSelector") or {}).get("matchExpressions"):
+                problems.append(f"NetworkPolicy {name}: ingress to every pod")
+    internet_excludes = {}
+    for name, spec in policies.items():
+        for rule in spec.get("egress") or []:
+            for peer in rule.get("to") or []:
+                block = peer.get("ipBlock")
+                if block and block.get("cidr") == "0.0.0.0/0":
+                    internet_excludes[name] = sorted(block.get("except") or [])
+                    for needed in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"):
+                        if needed not in (block.get("except") or []):
+                            problems.append(f"NetworkPolicy {name}: egress to the internet does not exclude {needed}")
+    report["network_policies"] = {"default_deny": default_deny, "ingress_to": sorted(ingress_to), "internet_egress": internet_excludes}
+
 
 def check_workflows(root, report, problems):
     directory = os.path.join(root, ".github", "workflows")

@@ -198,6 +198,14 @@ struct DeploymentTests {
             #expect(deployments[name]?["memory_limit"] as? String == "256Mi", "\(name) memory limit")
             #expect(Set(deployments[name]?["secrets"] as? [String] ?? []) == Self.secretsUsed[name], "\(name)'s secrets in Kubernetes")
         }
+        // Network policies: default deny; only the four services that take traffic are reachable; the workers' way
+        // to the internet excludes every internal range.
+        let policies = try #require(report["network_policies"] as? [String: Any])
+        #expect((policies["default_deny"] as? [String])?.isEmpty == false)
+        #expect(policies["ingress_to"] as? [String] == ["admin", "gateway", "templates", "users"])
+        let egress = policies["internet_egress"] as? [String: [String]] ?? [:]
+        #expect(egress.values.allSatisfy { Set($0).isSuperset(of: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]) })
+        #expect(!egress.isEmpty)
         let hpaTargets = Set((report["hpas"] as? [String: [String: Any]] ?? [:]).values.compactMap { $0["target"] as? String })
         #expect(hpaTargets.isSuperset(of: ["email-worker", "push-worker", "gateway"]))
         let pdbs = report["pdbs"] as? [String: [String]] ?? [:]
