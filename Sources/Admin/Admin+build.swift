@@ -78,7 +78,13 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         ]
     ).register(on: router)
     MetricsRoute().register(on: router)
-    let redis = RedisClient(host: configuration.redis.host, port: configuration.redis.port, timeoutMilliseconds: configuration.redis.timeoutMilliseconds)
+    let redis = RedisClient(
+        host: configuration.redis.host,
+        port: configuration.redis.port,
+        timeoutMilliseconds: configuration.redis.timeoutMilliseconds,
+        username: configuration.redis.username,
+        password: configuration.redis.password
+    )
     let throttle = LoginThrottle(
         limiter: RateLimiter(redis: redis, prefix: configuration.redis.keyPrefix, logger: logger),
         scope: "admin",

@@ -117,7 +117,9 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         redis: RedisClient(
             host: configuration.redis.host,
             port: configuration.redis.port,
-            timeoutMilliseconds: configuration.redis.timeoutMilliseconds
+            timeoutMilliseconds: configuration.redis.timeoutMilliseconds,
+            username: configuration.redis.username,
+            password: configuration.redis.password
         ),
         prefix: configuration.redis.keyPrefix,
         logger: logger

@@ -130,6 +130,9 @@ public struct RedisSettings: Sendable {
     public var keyPrefix: String
     /// How long a command waits for Redis's answer before the caller treats Redis as unavailable.
     public var timeoutMilliseconds: Int
+    /// `NOTIFY_REDIS_USERNAME` (an ACL user; none: the default user) and `NOTIFY_REDIS_PASSWORD` (none: no AUTH).
+    public var username: String?
+    public var password: String?
 
     public init(host: String, port: Int, keyPrefix: String, timeoutMilliseconds: Int = 500) {
         self.host = host
@@ -148,6 +151,8 @@ public struct RedisSettings: Sendable {
             timeoutMilliseconds: env.int("NOTIFY_REDIS_TIMEOUT_MS", default: defaultTimeoutMilliseconds, problems: &problems)
         )
         if timeoutMilliseconds < 1 { problems.append("NOTIFY_REDIS_TIMEOUT_MS must be at least 1") }
+        username = env.optionalString("NOTIFY_REDIS_USERNAME")
+        password = env.optionalString("NOTIFY_REDIS_PASSWORD")
     }
 }
 

@@ -27,11 +27,23 @@ public final class RedisClient: @unchecked Sendable {
     private let threadPool: NIOThreadPool
     private let lock = NIOLock()
     private var context: UnsafeMutablePointer<redisContext>?
+    /// `AUTH [username] password` on every new connection when a password is set (Redis `requirepass` or an ACL user).
+    private let username: String?
+    private let password: String?
 
-    public init(host: String, port: Int, timeoutMilliseconds: Int = 500, threadPool: NIOThreadPool = .singleton) {
+    public init(
+        host: String,
+        port: Int,
+        timeoutMilliseconds: Int = 500,
+        username: String? = nil,
+        password: String? = nil,
+        threadPool: NIOThreadPool = .singleton
+    ) {
         self.host = host
         self.port = port
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.username = username
+        self.password = password
         self.threadPool = threadPool
     }
 
@@ -72,32 +84,24 @@ public final class RedisClient: @unchecked Sendable {
                     redisFree(opened)
                     throw RedisError(message: "redis: \(message)")
                 }
+                if let password, !password.isEmpty {
+                    // The reply's text is not passed on: it could echo what was sent.
+                    let auth = username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+                    guard let reply = Self.send(auth, on: opened) else {
+                        redisFree(opened)
+                        throw RedisError(message: "redis: the connection closed during AUTH")
+                    }
+                    let refused = reply.pointee.type == REDIS_REPLY_ERROR
+                    freeReplyObject(reply)
+                    if refused {
+                        redisFree(opened)
+                        throw RedisError(message: "redis: authentication refused (NOTIFY_REDIS_USERNAME / NOTIFY_REDIS_PASSWORD)")
+                    }
+                }
                 context = opened
             }
             guard let context else { throw RedisError(message: "redis: not connected") }
-            // Every argument's exact UTF-8 bytes in one buffer, passed with explicit lengths (hiredis's argv form is
-            // binary-safe): a value holding a NUL byte is sent whole, and nothing is read past what was copied.
-            var bytes: [UInt8] = []
-            var lengths: [Int] = []
-            lengths.reserveCapacity(arguments.count)
-            for argument in arguments {
-                bytes.append(contentsOf: argument.utf8)
-                lengths.append(argument.utf8.count)
-            }
-            if bytes.isEmpty { bytes.append(0) }
-            let raw = bytes.withUnsafeBufferPointer { buffer -> UnsafeMutablePointer<redisReply>? in
-                let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-                var offset = 0
-                var pointers: [UnsafePointer<CChar>?] = lengths.map { length in
-                    defer { offset += length }
-                    return base + offset
-                }
-                return pointers.withUnsafeMutableBufferPointer { argv in
-                    lengths.withUnsafeBufferPointer { argvlen in
-                        chiredis_command_argv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
-                    }
-                }
-            }
+            let raw = Self.send(arguments, on: context)
             guard let raw else {
                 let message = Self.errorText(context)
                 redisFree(context)
@@ -106,6 +110,32 @@ public final class RedisClient: @unchecked Sendable {
             }
             defer { freeReplyObject(raw) }
             return try Self.convert(raw)
+        }
+    }
+
+    /// One command: every argument's exact UTF-8 bytes in one buffer, passed with explicit lengths (hiredis's argv
+    /// form is binary-safe): a value holding a NUL byte is sent whole, and nothing is read past what was copied.
+    static func send(_ arguments: [String], on context: UnsafeMutablePointer<redisContext>) -> UnsafeMutablePointer<redisReply>? {
+        var bytes: [UInt8] = []
+        var lengths: [Int] = []
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            bytes.append(contentsOf: argument.utf8)
+            lengths.append(argument.utf8.count)
+        }
+        if bytes.isEmpty { bytes.append(0) }
+        return bytes.withUnsafeBufferPointer { buffer -> UnsafeMutablePointer<redisReply>? in
+            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var offset = 0
+            var pointers: [UnsafePointer<CChar>?] = lengths.map { length in
+                defer { offset += length }
+                return base + offset
+            }
+            return pointers.withUnsafeMutableBufferPointer { argv in
+                lengths.withUnsafeBufferPointer { argvlen in
+                    chiredis_command_argv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+                }
+            }
         }
     }
 

@@ -43,7 +43,9 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
     let redis = RedisClient(
         host: configuration.redis.host,
         port: configuration.redis.port,
-        timeoutMilliseconds: configuration.redis.timeoutMilliseconds
+        timeoutMilliseconds: configuration.redis.timeoutMilliseconds,
+        username: configuration.redis.username,
+        password: configuration.redis.password
     )
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
 

@@ -50,7 +50,9 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     let redis = RedisClient(
         host: configuration.redis.host,
         port: configuration.redis.port,
-        timeoutMilliseconds: configuration.redis.timeoutMilliseconds
+        timeoutMilliseconds: configuration.redis.timeoutMilliseconds,
+        username: configuration.redis.username,
+        password: configuration.redis.password
     )
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
     let tokens = await AccessTokens.make(

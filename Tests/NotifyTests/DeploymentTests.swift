@@ -23,18 +23,18 @@ struct DeploymentTests {
     }
 
     static let secretNames: Set<String> = [
-        "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SMTP_USERNAME",
+        "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SMTP_USERNAME",
         "NOTIFY_SMTP_PASSWORD", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT",
     ]
     /// What each process uses: the push worker never holds the JWT key, nothing but the gateway and the user
     /// service does, the broker's password only where the broker is used.
     static let secretsUsed: [String: Set<String>] = [
-        "gateway": ["NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
-        "users": ["NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
-        "templates": ["NOTIFY_PG_PASSWORD", "NOTIFY_SERVICE_KEY"],
+        "gateway": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
+        "users": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
+        "templates": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY"],
         "email-worker": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD"],
         "push-worker": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT"],
-        "admin": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY"],
+        "admin": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY"],
         "relay": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
     ]
 

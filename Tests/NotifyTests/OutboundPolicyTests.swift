@@ -112,4 +112,44 @@ struct RedisArgumentTests {
         }
         try await redis.delete([key])
     }
+
+    @Test("a Redis with a password: AUTH on every connection; a wrong or missing password is refused without echoing it")
+    func passwordProtectedRedis() async throws {
+        let port = freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        server.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "s3cret-redis-pass"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        do {
+            try await Self.exercise(port: port)
+        } catch {
+            kill(server.processIdentifier, SIGKILL)
+            throw error
+        }
+        // SIGKILL: the test runner's blocked SIGTERM is inherited by its children, so this throwaway server would not
+        // hear a SIGTERM. (Foundation's waitUntilExit spins a CPU off the main thread: poll instead.)
+        kill(server.processIdentifier, SIGKILL)
+        _ = try await eventually("redis-server exits", timeout: .seconds(30)) { () -> Bool? in server.isRunning ? nil : true }
+    }
+
+    static func exercise(port: Int) async throws {
+        let good = RedisClient(host: "127.0.0.1", port: port, timeoutMilliseconds: 2000, password: "s3cret-redis-pass")
+        _ = try await eventually("redis-server answers", timeout: .seconds(30)) { () -> Bool? in
+            (try? await good.ping()) != nil ? true : nil
+        }
+        try await good.set("k", "v", ttlSeconds: 60)
+        #expect(try await good.get("k") == "v")
+        let none = RedisClient(host: "127.0.0.1", port: port, timeoutMilliseconds: 2000)
+        await #expect(throws: RedisError.self) { try await none.get("k") }
+        let wrong = RedisClient(host: "127.0.0.1", port: port, timeoutMilliseconds: 2000, password: "guessed-password")
+        do {
+            _ = try await wrong.get("k")
+            Issue.record("a wrong password was accepted")
+        } catch let error as RedisError {
+            #expect(error.message.contains("authentication refused"))
+            #expect(!error.message.contains("guessed-password"))
+        }
+    }
 }
