@@ -240,9 +240,11 @@ enum Common {
             "get": {
               "operationId": "metrics",
               "summary": "Prometheus metrics of this process (text exposition format)",
+              "description": "For callers on the same host, or with `Authorization: Bearer` and NOTIFY_METRICS_TOKEN; anyone when NOTIFY_METRICS_ACCESS=public. Others get 404.",
               "security": [],
               "responses": {
-                "200": {"description": "Counters, gauges and histograms.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                "200": {"description": "Counters, gauges and histograms.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "404": {"$ref": "#/components/responses/NotFound", "description": "NOT_FOUND: this caller may not read the metrics."}
               }
             }
           },

@@ -5,6 +5,7 @@ import RedisCache
 import Testing
 
 @testable import PushTransport
+@testable import Telemetry
 
 @Suite("Outbound policy: user-supplied endpoints never reach internal addresses")
 struct OutboundPolicyTests {
@@ -151,5 +152,24 @@ struct RedisArgumentTests {
             #expect(error.message.contains("authentication refused"))
             #expect(!error.message.contains("guessed-password"))
         }
+    }
+}
+
+@Suite("Metrics exposure")
+struct MetricsAccessTests {
+    @Test("/metrics: loopback callers, or the metrics token; anyone only when NOTIFY_METRICS_ACCESS=public")
+    func access() {
+        #expect(MetricsRoute.allows(peer: "127.0.0.1", authorization: nil, access: .loopback, token: nil))
+        #expect(MetricsRoute.allows(peer: "::1", authorization: nil, access: .loopback, token: nil))
+        #expect(!MetricsRoute.allows(peer: "10.1.2.3", authorization: nil, access: .loopback, token: nil))
+        #expect(!MetricsRoute.allows(peer: nil, authorization: nil, access: .loopback, token: nil))
+        #expect(MetricsRoute.allows(peer: "10.1.2.3", authorization: "Bearer scrape-token-1", access: .loopback, token: "scrape-token-1"))
+        #expect(!MetricsRoute.allows(peer: "10.1.2.3", authorization: "Bearer scrape-token-2", access: .loopback, token: "scrape-token-1"))
+        #expect(!MetricsRoute.allows(peer: "10.1.2.3", authorization: "Bearer scrape-token-12", access: .loopback, token: "scrape-token-1"))
+        #expect(!MetricsRoute.allows(peer: "10.1.2.3", authorization: "Bearer ", access: .loopback, token: "scrape-token-1"))
+        #expect(MetricsRoute.allows(peer: "10.1.2.3", authorization: nil, access: .public, token: nil))
+        let route = MetricsRoute(environment: ["NOTIFY_METRICS_ACCESS": "public"])
+        #expect(route.access == .public)
+        #expect(MetricsRoute(environment: [:]).access == .loopback)
     }
 }
