@@ -64,7 +64,20 @@ public struct EmailDeliverer: Deliverer {
                 throw error
             }
         } catch let error as SMTPError {
-            throw DeliveryFailure(message: error.message, permanent: error.permanent)
+            // The mail server's and libcurl's own text (host names, addresses, queue ids) is for operators only.
+            logger.warning("smtp refused", metadata: ["reply_code": .stringConvertible(error.replyCode), "detail": .string(error.message)])
+            throw DeliveryFailure(message: Self.clientText(error), permanent: error.permanent)
+        }
+    }
+
+    /// What clients see of an SMTP failure: a stable code with the reply code, never the server's words.
+    static func clientText(_ error: SMTPError) -> String {
+        switch error.replyCode {
+        case 550, 551, 553: return "mailbox_unavailable: the mail server refused the recipient (SMTP \(error.replyCode))"
+        case 552: return "message_too_large: the mail server refused the message's size (SMTP 552)"
+        case 500..<600: return "rejected_by_server: the mail server refused the message (SMTP \(error.replyCode))"
+        case 400..<500: return "deferred_by_server: the mail server asked to try later (SMTP \(error.replyCode))"
+        default: return "smtp_unavailable: the mail server could not be reached or did not answer"
         }
     }
 }
