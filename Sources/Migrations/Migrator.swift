@@ -74,7 +74,7 @@ public struct Migrator: Sendable {
             username: settings.user,
             password: settings.password,
             database: database,
-            tls: .disable
+            tls: try settings.connectionTLS()
         )
         return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
     }

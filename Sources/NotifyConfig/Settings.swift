@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 
 /// The connection settings shared by several processes; each process's own configuration embeds the ones it needs.
@@ -17,8 +18,46 @@ public struct PostgresSettings: Sendable {
     /// How long the server keeps a service's transaction that waits on its client (`idle_in_transaction_session_timeout`):
     /// the locks of a client that vanished mid-transaction are freed after this.
     public var idleInTransactionTimeout: Duration
+    /// TLS to the server (`NOTIFY_PG_SSLMODE`): `disable` (the default, for a private network), `require`
+    /// (encrypted, the certificate not checked) or `verify-full` (the certificate must chain to
+    /// `NOTIFY_PG_SSLROOTCERT`, or to the system's roots, and name the host).
+    public var sslMode: SSLMode = .disable
+    public var sslRootCert: String?
+
+    public enum SSLMode: String, Sendable {
+        case disable, require
+        case verifyFull = "verify-full"
+    }
 
     public var operationTimeout: Duration { statementTimeout + .seconds(5) }
+
+    /// The TLS settings for `sslMode`, or nil when TLS is off.
+    public var tlsConfiguration: TLSConfiguration? {
+        switch sslMode {
+        case .disable:
+            return nil
+        case .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            return configuration
+        case .verifyFull:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .fullVerification
+            if let sslRootCert { configuration.trustRoots = .file(sslRootCert) }
+            return configuration
+        }
+    }
+
+    /// For pools.
+    public var clientTLS: PostgresClient.Configuration.TLS {
+        tlsConfiguration.map { .require($0) } ?? .disable
+    }
+
+    /// For single connections (probes, migrations).
+    public func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        guard let tlsConfiguration else { return .disable }
+        return .require(try NIOSSLContext(configuration: tlsConfiguration))
+    }
 
     public init(
         host: String,
@@ -52,6 +91,15 @@ public struct PostgresSettings: Sendable {
             statementTimeout: .milliseconds(env.int("NOTIFY_PG_STATEMENT_TIMEOUT_MS", default: 10_000, problems: &problems)),
             idleInTransactionTimeout: .milliseconds(env.int("NOTIFY_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", default: 60_000, problems: &problems))
         )
+        if let mode = env.optionalString("NOTIFY_PG_SSLMODE") {
+            if let parsed = SSLMode(rawValue: mode) { sslMode = parsed } else {
+                problems.append("NOTIFY_PG_SSLMODE must be disable, require or verify-full")
+            }
+        }
+        sslRootCert = env.optionalString("NOTIFY_PG_SSLROOTCERT")
+        if let sslRootCert, !FileManager.default.isReadableFile(atPath: sslRootCert) {
+            problems.append("NOTIFY_PG_SSLROOTCERT: cannot read \(sslRootCert)")
+        }
         if statementTimeout < .milliseconds(100) { problems.append("NOTIFY_PG_STATEMENT_TIMEOUT_MS must be at least 100") }
         if idleInTransactionTimeout < .seconds(1) { problems.append("NOTIFY_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS must be at least 1000") }
     }
@@ -69,7 +117,7 @@ public struct PostgresSettings: Sendable {
             username: user,
             password: password,
             database: databaseName,
-            tls: .disable
+            tls: clientTLS
         )
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(5)

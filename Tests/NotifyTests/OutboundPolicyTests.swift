@@ -1,5 +1,6 @@
 import Foundation
 import NotifyConfig
+import PostgresNIO
 import OutboundPolicy
 import RedisCache
 import Testing
@@ -171,5 +172,69 @@ struct MetricsAccessTests {
         let route = MetricsRoute(environment: ["NOTIFY_METRICS_ACCESS": "public"])
         #expect(route.access == .public)
         #expect(MetricsRoute(environment: [:]).access == .loopback)
+    }
+}
+
+@Suite("TLS to PostgreSQL")
+struct PostgresTLSTests {
+    /// Connects with these settings to the `postgres` database and asks whether the session is encrypted.
+    static func encrypted(_ settings: PostgresSettings) async throws -> Bool {
+        let configuration = PostgresConnection.Configuration(
+            host: settings.host,
+            port: settings.port,
+            username: settings.user,
+            password: settings.password,
+            database: "postgres",
+            tls: try settings.connectionTLS()
+        )
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: TestInfrastructure.logger)
+        defer { Task { try? await connection.close() } }
+        for try await ssl in try await connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: TestInfrastructure.logger)
+            .decode(Bool.self)
+        { return ssl }
+        return false
+    }
+
+    @Test("NOTIFY_PG_SSLMODE: disable is plain, require and verify-full are encrypted; verify-full refuses a server its CA did not sign; a service runs over TLS")
+    func modes() async throws {
+        let infra = try TestInfrastructure()
+        let caFile = try #require(ProcessInfo.processInfo.environment["NOTIFY_PG_CA_FILE"], "deploy/local/infra.sh exports the local CA")
+        var settings = infra.postgres
+        #expect(try await Self.encrypted(settings) == false)
+        settings.sslMode = .require
+        #expect(try await Self.encrypted(settings))
+        settings.sslMode = .verifyFull
+        settings.sslRootCert = caFile
+        #expect(try await Self.encrypted(settings))
+
+        // Another CA: the server's certificate does not chain to it.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("notify-ca-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=someone-else",
+            "-keyout", directory.appendingPathComponent("other.key").path, "-out", directory.appendingPathComponent("other.crt").path,
+        ]
+        openssl.standardError = FileHandle.nullDevice
+        openssl.standardOutput = FileHandle.nullDevice
+        try openssl.run()
+        _ = try await eventually("openssl made a certificate", timeout: .seconds(60)) { () -> Bool? in openssl.isRunning ? nil : true }
+        #expect(openssl.terminationStatus == 0)
+        settings.sslRootCert = directory.appendingPathComponent("other.crt").path
+        await #expect(throws: (any Error).self) { _ = try await Self.encrypted(settings) }
+
+        // A whole service over verified TLS: the user service starts, serves, and its sessions are encrypted.
+        try await Stack.with(services: [.users], extra: ["NOTIFY_PG_SSLMODE": "verify-full", "NOTIFY_PG_SSLROOTCERT": caFile]) { stack in
+            _ = try await stack.createUser()
+            let encryptedSessions: Int? = try await stack.scalar(
+                """
+                SELECT count(*)::int FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+                WHERE a.application_name = 'notify-users' AND s.ssl AND a.datname = \(stack.infra.postgres.databaseName(.users))
+                """
+            )
+            #expect((encryptedSessions ?? 0) >= 1)
+        }
     }
 }

@@ -241,6 +241,17 @@ EOF
         echo "include_if_exists = 'notify_local.conf'" >>"$PG_DATA/postgresql.conf"
         chown postgres:postgres "$PG_DATA/pg_hba.conf" "$PG_DATA/postgresql.conf"
     fi
+    # A self-signed certificate for 127.0.0.1, so that TLS (NOTIFY_PG_SSLMODE=require or verify-full with
+    # NOTIFY_PG_SSLROOTCERT=$PG_DIR/ca.crt) can be used and tested locally; plain connections still work.
+    if [[ ! -s $PG_DATA/server.key || ! -s $PG_DIR/ca.crt ]]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=notify-local-postgres" \
+            -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            -keyout "$PG_DATA/server.key" -out "$PG_DATA/server.crt" >"$LOG_DIR/postgres-cert.log" 2>&1 \
+            || { cat "$LOG_DIR/postgres-cert.log" >&2; die "making the local PostgreSQL certificate failed"; }
+        chown postgres:postgres "$PG_DATA/server.key" "$PG_DATA/server.crt"
+        chmod 600 "$PG_DATA/server.key"
+        install -m 644 "$PG_DATA/server.crt" "$PG_DIR/ca.crt"
+    fi
     # rewritten on every start so that port changes are picked up
     cat >"$PG_DATA/notify_local.conf" <<EOF
 # written by deploy/local/infra.sh
@@ -258,6 +269,9 @@ logging_collector = off
 max_wal_size = '8GB'
 checkpoint_timeout = '15min'
 shared_buffers = '512MB'
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 EOF
     chown postgres:postgres "$PG_DATA/notify_local.conf"
 }
@@ -572,6 +586,7 @@ write_env() {
             NOTIFY_PG_PORT="$PG_PORT" \
             NOTIFY_PG_USER=notify \
             NOTIFY_PG_PASSWORD=notify \
+            NOTIFY_PG_CA_FILE="$PG_DIR/ca.crt" \
             NOTIFY_AMQP_HOST=127.0.0.1 \
             NOTIFY_AMQP_PORT="$AMQP_PORT" \
             NOTIFY_RABBIT_MGMT_URL="http://127.0.0.1:$MGMT_PORT" \
