@@ -232,6 +232,8 @@ let package = Package(
                 "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs", "PostgresAccess", "OutboundPolicy",
                 "RateLimiting",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -227,7 +227,7 @@ def check_k8s(root, report, problems):
         problems.append("no Job runs notify migrate")
     report["jobs"] = jobs
 
-    # Network policies: default deny, ingress only to the four services that take traffic, provider egress for the
+    # Network policies: default deny, open ingress only to the four services that take traffic, provider egress for the
     # workers that excludes internal ranges.
     policies = {doc["metadata"]["name"]: doc.get("spec") or {} for _, doc in docs if doc["kind"] == "NetworkPolicy"}
     default_deny = [
@@ -237,9 +237,10 @@ def check_k8s(root, report, problems):
     ]
     if not default_deny:
         problems.append("no default-deny NetworkPolicy (empty podSelector, Ingress and Egress, no rules)")
+    # ingress_to: the pods anything may reach (a rule without `from`); a rule naming its peers is not counted.
     ingress_to = set()
     for name, spec in policies.items():
-        if spec.get("ingress"):
+        if any(not rule.get("from") for rule in spec.get("ingress") or []):
             for expression in (spec.get("podSelector") or {}).get("matchExpressions") or []:
                 if expression.get("key") == "app.kubernetes.io/name":
                     ingress_to |= set(expression.get("values") or [])

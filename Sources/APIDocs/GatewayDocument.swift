@@ -219,7 +219,14 @@ enum GatewayDocument {
               "priority": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0, "description": "Higher first at every step: published from the outbox, queued in RabbitMQ and claimed from PostgreSQL. Strict: lower priorities wait while higher ones keep coming."},
               "metadata": {"type": "object"},
               "language": {"type": "string", "maxLength": 35, "description": "e.g. fr-CA; falls back to fr, then the template's default."},
-              "send_at": {"type": "string", "format": "date-time", "maxLength": 64, "description": "RFC 3339; the notification is held until then."}
+              "send_at": {"type": "string", "format": "date-time", "maxLength": 64, "description": "RFC 3339; the notification is held until then."},
+              "deliver_to": {
+                "type": "object",
+                "description": "The platform's own services only (the service key; anyone else gets 403), email only, not in bulk: the address this email goes to instead of the user's, whatever the user's channel preferences (the user service sends the verification of a new address this way).",
+                "required": ["email"],
+                "additionalProperties": false,
+                "properties": {"email": {"type": "string", "format": "email", "maxLength": 254}}
+              }
             }
           },
           "Accepted": {

@@ -83,6 +83,30 @@ enum UsersDocument {
               }
             }
           },
+          "/api/v1/users/verify-email/": {
+            "parameters": [{"$ref": "#/components/parameters/CorrelationID"}],
+            "post": {
+              "operationId": "verifyEmail",
+              "summary": "Confirm a new email address with the token mailed to it",
+              "description": "Public: the single-use token sent to the new address (by `PATCH /api/v1/users/{user_id}/` with `email`) is the credential. The pending address becomes the user's address, and every token issued to the user before it stops working (log in again with the new address). A token works once, until it expires (`NOTIFY_EMAIL_VERIFICATION_TTL_SECONDS`, default one day); a newer request replaces it.",
+              "security": [],
+              "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmailVerification"}}}},
+              "responses": {
+                "200": {
+                  "description": "The address is confirmed; the user as it is now.",
+                  "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+                  "content": {"application/json": {"schema": {"allOf": [
+                    {"$ref": "#/components/schemas/Envelope"},
+                    {"properties": {"data": {"$ref": "#/components/schemas/User"}}}
+                  ]}}}
+                },
+                "400": {"$ref": "#/components/responses/BadRequest", "description": "VALIDATION_ERROR, or INVALID_VERIFICATION_TOKEN: unknown, already used, replaced or expired."},
+                "409": {"$ref": "#/components/responses/Conflict", "description": "EMAIL_TAKEN: another account has this address by now; the change is withdrawn."},
+                "413": {"$ref": "#/components/responses/ContentTooLarge"},
+                "503": {"$ref": "#/components/responses/Unavailable"}
+              }
+            }
+          },
           "/api/v1/users/logout/": {
             "parameters": [{"$ref": "#/components/parameters/CorrelationID"}],
             "post": {
@@ -196,7 +220,7 @@ enum UsersDocument {
             "patch": {
               "operationId": "updateUser",
               "summary": "Change some of a user's fields",
-              "description": "The user's own token, the service key, or an API key with the scope `users:write`. Only the fields given change; a field that is not a field of a user is refused (400). With the user's own token, changing `email` or `password` needs `current_password`. A change of email or password revokes every token issued to the user before it.",
+              "description": "The user's own token, the service key, or an API key with the scope `users:write`. Only the fields given change; a field that is not a field of a user is refused (400). With the user's own token, changing `email` or `password` needs `current_password`. A new `email` is not used at once: it is stored as `pending_email` and a single-use token is mailed to it (template `notify.email_verification`, through the gateway); `POST /api/v1/users/verify-email/` with that token makes it the user's address. Until then the current address stays, and whether another account has the new address is not told here. A service that has verified the address itself sends `email_verified: true` and the address changes at once. A change of email or password revokes every token issued to the user before it.",
               "security": [{"bearer": []}, {"apiKey": []}],
               "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserUpdate"}}}},
               "responses": {
@@ -215,9 +239,9 @@ enum UsersDocument {
                   "$ref": "#/components/responses/NotFound",
                   "description": "USER_NOT_FOUND: no user with this id (also when the id is not a UUID)."
                 },
-                "409": {"$ref": "#/components/responses/Conflict", "description": "EMAIL_TAKEN: another user has this email."},
+                "409": {"$ref": "#/components/responses/Conflict", "description": "EMAIL_TAKEN: another user has this email (only with `email_verified: true`)."},
                 "413": {"$ref": "#/components/responses/ContentTooLarge"},
-                "503": {"$ref": "#/components/responses/Unavailable"}
+                "503": {"$ref": "#/components/responses/Unavailable", "description": "VERIFICATION_NOT_SENT: the verification mail could not be handed to the gateway; nothing changed (Retry-After); or the database is unavailable."}
               }
             },
             "delete": {
@@ -569,7 +593,8 @@ enum UsersDocument {
             "properties": {
               "user_id": {"type": "string", "format": "uuid"},
               "name": {"type": "string"},
-              "email": {"type": "string"},
+              "email": {"type": "string", "description": "The address in use."},
+              "pending_email": {"type": "string", "description": "A new address waiting for its verification; absent when there is none."},
               "push_token": {"type": "string", "description": "The default FCM token given at registration; absent when there is none."},
               "preferences": {"$ref": "#/components/schemas/ChannelPreferences"},
               "created_at": {"type": "string", "format": "date-time"},
@@ -687,7 +712,8 @@ enum UsersDocument {
             "additionalProperties": false,
             "properties": {
               "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
-              "email": {"type": "string", "format": "email", "maxLength": 254},
+              "email": {"type": "string", "format": "email", "maxLength": 254, "description": "A new address: used once confirmed with the token mailed to it (or at once with `email_verified`)."},
+              "email_verified": {"type": "boolean", "description": "Service credentials only, with `email`: the caller has verified the address, which is used at once."},
               "password": {
                 "type": "string",
                 "minLength": 8,
@@ -725,6 +751,11 @@ enum UsersDocument {
                 }
               }
             }
+          },
+          "EmailVerification": {
+            "type": "object",
+            "required": ["token"],
+            "properties": {"token": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "writeOnly": true}}
           },
           "LoginRequest": {
             "type": "object",

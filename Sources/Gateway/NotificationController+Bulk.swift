@@ -103,7 +103,10 @@ extension NotificationController {
             }
             do {
                 let new = try Self.validate(object, idempotencyKey: nil)
-                if let refusal = Self.refusal(identity, sendingTo: new.userID) {
+                if new.deliverTo != nil {
+                    let refusal = APIError.validation([FieldError(field: "deliver_to", message: "is not accepted in a bulk request")])
+                    results[index] = BulkItemResult(index: index, requestID: new.requestID, error: refusal)
+                } else if let refusal = Self.refusal(identity, sendingTo: new.userID) {
                     results[index] = BulkItemResult(index: index, requestID: new.requestID, error: refusal)
                 } else {
                     candidates.append((index, new))

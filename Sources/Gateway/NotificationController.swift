@@ -50,6 +50,9 @@ struct NotificationController: Sendable {
         try Self.requireSend(identity)
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
         if let refusal = Self.refusal(identity, sendingTo: new.userID) { throw refusal }
+        if new.deliverTo != nil, !identity.scopes.contains("service") {
+            throw APIError.forbidden("deliver_to is reserved for the platform's own services")
+        }
         if let limit = limits.perUser {
             let decision = await limiter.check("user:\(new.userID.lowercased)", limit: limit)
             if !decision.allowed {
@@ -121,6 +124,8 @@ struct NotificationController: Sendable {
             return APIError.notFound("TEMPLATE_NOT_FOUND", "No \(new.channel.rawValue) template with this template_code")
         }
         guard let preferences = recipient?.preferences else { return APIError.notFound("USER_NOT_FOUND", "No user with this user_id") }
+        // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
+        if new.deliverTo != nil { return nil }
         if preferences.allows(channel: new.channel.rawValue, category: template.category) { return nil }
         return APIError(
             .unprocessableContent,
@@ -133,6 +138,8 @@ struct NotificationController: Sendable {
     /// the backends that hold client keys (otherwise a user could mail any template, with variables of their
     /// choosing, to their own or a changed address). It may read what was sent to that user.
     static func requireSend(_ identity: Identity) throws {
+        // The platform's own services send their own mail (the user service: address verifications).
+        if identity.scopes.contains("service") { return }
         if identity.userID != nil {
             throw APIError.forbidden("A user's access token cannot send notifications; a client's API key with notifications:write can")
         }
@@ -276,6 +283,14 @@ struct NotificationController: Sendable {
             sendAt = Self.parseTimestamp(raw)
             if sendAt == nil { fields.fail("send_at", "must be an RFC 3339 timestamp") }
         }
+        var deliverTo: String?
+        if let target = fields.object("deliver_to") {
+            var inner = FieldValidator(target)
+            deliverTo = inner.email("email")
+            for key in target.keys where key != "email" { inner.fail(key, "is not a field of deliver_to") }
+            for error in inner.errors { fields.fail("deliver_to.\(error.field)", error.message) }
+            if channel == "push" { fields.fail("deliver_to", "applies to email notifications only") }
+        }
         try fields.check()
         guard let channel, let userID, let templateCode, let requestID else { throw APIError.internalError }
         return NewNotification(
@@ -287,7 +302,8 @@ struct NotificationController: Sendable {
             priority: priority,
             metadata: metadata,
             language: language,
-            sendAt: sendAt
+            sendAt: sendAt,
+            deliverTo: deliverTo
         )
     }
 

@@ -18,6 +18,9 @@ struct NewNotification: Sendable, Encodable {
     var metadata: [String: JSONValue]?
     var language: String?
     var sendAt: Date?
+    /// The address an email goes to instead of the user's (the platform's own mail, such as the verification of a new
+    /// address; only the service key may set it). Part of the payload hash only when set.
+    var deliverTo: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case channel = "notification_type"
@@ -27,6 +30,7 @@ struct NewNotification: Sendable, Encodable {
         case requestID = "request_id"
         case priority, metadata, language
         case sendAt = "send_at"
+        case deliverTo = "deliver_to"
     }
 
     var payloadHash: String {
@@ -212,11 +216,12 @@ struct NotificationRepository: Sendable {
         let versions = items.map(\.templateVersion)
         // NULL in an int[] is not a bind PostgresNIO writes: -1 stands for "checked against fresh data".
         let staleAges = items.map { $0.staleDataAge ?? -1 }
+        let deliverTo = items.map { $0.new.deliverTo ?? "" }
         let clients = items.map(\.client)
         let correlationIDs = items.map(\.correlationID)
         let maxAttempts = self.maxAttempts
 
-        // One statement (sql/notifications/0010): notifications, jobs and outbox messages in one round trip;
+        // One statement (sql/notifications/0013): notifications, jobs and outbox messages in one round trip;
         // PL/pgSQL keeps its plans between calls. It runs between BEGIN and COMMIT, and nothing is answered before
         // COMMIT did (see `Database.withTransaction`): a lone statement's rows arrive before its commit.
         let written = try await client.withTransaction(logger: logger) { connection in
@@ -226,7 +231,8 @@ struct NotificationRepository: Sendable {
                 SELECT notification_id, created_at, job_id FROM accept_notifications(
                     \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
                     \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(maxAttempts)::int)
+                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
+                    \(maxAttempts)::int)
                 """,
                 logger: logger
             ).decode((UUID, Date, Int).self) {

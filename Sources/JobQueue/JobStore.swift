@@ -20,6 +20,8 @@ public struct ClaimedJob: Sendable {
     public var requestID: String
     public var correlationID: String
     public var priority: Int = 0
+    /// The address an email goes to instead of the user's (the platform's own mail, such as an address verification).
+    public var deliverTo: String? = nil
 }
 
 /// How a worker came to claim a job.
@@ -150,7 +152,7 @@ public struct JobStore: Sendable {
                 )
                 SELECT claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
                        n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version,
-                       n.priority
+                       n.priority, n.deliver_to
                 FROM claimed JOIN notifications n ON n.id = claimed.notification_id
                 """,
                 logger: logger
@@ -161,7 +163,7 @@ public struct JobStore: Sendable {
 
     static func decode<Rows: AsyncSequence & Sendable>(_ rows: Rows) async throws -> [ClaimedJob] where Rows.Element == PostgresRow {
         var jobs: [ClaimedJob] = []
-        for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?, Int).self) {
+        for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?, Int, String?).self) {
             let variables = (try? JSONValue.parseObject(Data(row.8.utf8))) ?? [:]
             jobs.append(
                 ClaimedJob(
@@ -177,7 +179,8 @@ public struct JobStore: Sendable {
                     variables: variables,
                     requestID: row.9,
                     correlationID: row.10,
-                    priority: row.12
+                    priority: row.12,
+                    deliverTo: row.13
                 )
             )
         }

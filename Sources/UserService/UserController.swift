@@ -25,10 +25,14 @@ struct UserController: Sendable {
     var throttle: LoginThrottle?
     /// How long refreshing may extend a session after the login.
     var sessionMaxSeconds = 7 * 86_400
+    /// Sends the verification of a new email address (nil: a changed address is used at once; tests of other parts).
+    var verification: VerificationMailer?
 
     /// Login is its own credential (email and password); everything else sits behind `UserAuthMiddleware`.
     func registerPublic(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/users/login", use: login)
+        // The token sent to the new address is the credential: whoever reads that mailbox confirms it.
+        router.post("/api/v1/users/verify-email", use: verifyEmail)
     }
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
@@ -190,6 +194,10 @@ struct UserController: Sendable {
         changes.email = fields.email("email", required: false)
         let newPassword = Self.password(&fields, "password", required: false)
         let currentPassword = fields.string("current_password", required: false, maxLength: 1024, allowEmpty: true)
+        // A service that has verified the address itself may say so; otherwise a new address waits for its verification.
+        let vouched = fields.bool("email_verified") ?? false
+        if vouched, context.identity?.userID != nil { fields.fail("email_verified", "may be set only with a service credential") }
+        if vouched, changes.email == nil { fields.fail("email_verified", "applies only together with email") }
         // A user's own token changes the email or the password only with the current password: a stolen token
         // cannot take the account over. (Services and operators act for the user without it.)
         if context.identity?.userID != nil, changes.email != nil || newPassword != nil {
@@ -215,9 +223,16 @@ struct UserController: Sendable {
         let email = preferenceFields.bool("email")
         let push = preferenceFields.bool("push")
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
-        let known: Set<String> = ["name", "email", "password", "current_password", "push_token", "preferences"]
+        let known: Set<String> = ["name", "email", "email_verified", "password", "current_password", "push_token", "preferences"]
         for key in body.keys where !known.contains(key) { fields.fail(key, "is not a field of a user") }
         try fields.check()
+        var message = "User updated"
+        if let newEmail = changes.email, !vouched, let verification {
+            changes.email = nil
+            if try await requestEmailChange(id: id, to: newEmail, mailer: verification, context: context) {
+                message = "User updated; a verification was sent to the new address, which is used once it is confirmed"
+            }
+        }
         do {
             guard var user = try await repository.update(id: id, changes) else { throw Self.userNotFound }
             if email != nil || push != nil {
@@ -225,9 +240,60 @@ struct UserController: Sendable {
                 user = try await repository.find(id: id) ?? user
             }
             await invalidate(id)
-            return .envelope(data: user, message: "User updated")
+            return .envelope(data: user, message: message)
         } catch UserRepositoryError.emailTaken {
             throw APIError(.conflict, code: "EMAIL_TAKEN", message: "A user with this email already exists")
+        }
+    }
+
+    /// Stores the new address as pending with a fresh single-use token and mails the token to that address. Whether
+    /// another user has the address is not revealed here (it is refused at confirmation, to the mailbox's owner).
+    /// False: the address is already the user's (nothing to verify; any pending request is withdrawn).
+    func requestEmailChange(id: UUID, to email: String, mailer: VerificationMailer, context: NotifyRequestContext) async throws -> Bool {
+        guard let user = try await repository.find(id: id) else { throw Self.userNotFound }
+        let (token, tokenHash) = VerificationToken.make()
+        if user.email.lowercased() == email.lowercased() {
+            if user.pendingEmail != nil { try await repository.cancelEmailChange(id: id) }
+            return false
+        }
+        guard try await repository.requestEmailChange(id: id, email: email, tokenHash: tokenHash, ttlSeconds: mailer.settings.ttlSeconds) != nil
+        else { throw Self.userNotFound }
+        do {
+            try await mailer.send(userID: id, name: user.name, to: email, token: token, tokenHash: tokenHash, correlationID: context.correlationID)
+        } catch {
+            context.logger.error("email verification not sent", metadata: ["user_id": .string(id.lowercased), "error": .string("\(error)")])
+            try? await repository.cancelEmailChange(id: id, tokenHash: tokenHash)
+            throw APIError(
+                .serviceUnavailable,
+                code: "VERIFICATION_NOT_SENT",
+                message: "The verification of the new address could not be sent; nothing was changed; try again shortly",
+                headers: [.retryAfter: "5"]
+            )
+        }
+        await invalidate(id)
+        context.logger.info("email verification sent", metadata: ["user_id": .string(id.lowercased)])
+        return true
+    }
+
+    /// `POST /api/v1/users/verify-email/` `{"token": ...}`: confirms a pending address with the token mailed to it.
+    @Sendable func verifyEmail(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        var fields = FieldValidator(try await request.jsonObject())
+        let token = fields.string("token", maxLength: 200)
+        try fields.check()
+        guard let token else { throw APIError.internalError }
+        switch try await repository.confirmEmail(tokenHash: VerificationToken.hash(token)) {
+        case .confirmed(let user):
+            if let id = UUID(uuidString: user.userID) { await invalidate(id) }
+            context.logger.info("email verified", metadata: ["user_id": .string(user.userID)])
+            return .envelope(data: user, message: "Email address confirmed; log in again with it")
+        case .invalid:
+            throw APIError(
+                .badRequest,
+                code: "INVALID_VERIFICATION_TOKEN",
+                message: "This verification token is unknown, already used or expired; change the email again for a new one"
+            )
+        case .taken:
+            throw APIError(.conflict, code: "EMAIL_TAKEN", message: "Another account uses this address by now; the change was withdrawn")
         }
     }
 

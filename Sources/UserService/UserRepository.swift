@@ -19,6 +19,8 @@ public struct UserResource: Codable, Sendable, Equatable {
     public var preferences: Preferences
     public var createdAt: Date
     public var updatedAt: Date
+    /// A new address waiting for its verification; `email` stays the address in use until then.
+    public var pendingEmail: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
@@ -27,6 +29,7 @@ public struct UserResource: Codable, Sendable, Equatable {
         case preferences
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+        case pendingEmail = "pending_email"
     }
 }
 
@@ -99,8 +102,8 @@ public struct UserRepository: Sendable {
         self.logger = logger
     }
 
-    static let columns: PostgresQuery = "id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at"
-    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date)
+    static let columnList = "id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email"
+    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?)
 
     static func resource(_ row: Row) -> UserResource {
         UserResource(
@@ -110,7 +113,8 @@ public struct UserRepository: Sendable {
             pushToken: row.3,
             preferences: .init(email: row.4, push: row.5),
             createdAt: row.6,
-            updatedAt: row.7
+            updatedAt: row.7,
+            pendingEmail: row.8
         )
     }
 
@@ -138,7 +142,7 @@ public struct UserRepository: Sendable {
                     """
                     INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled)
                     VALUES (\(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled))
-                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
+                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email
                     """,
                     logger: logger
                 )
@@ -158,7 +162,7 @@ public struct UserRepository: Sendable {
 
     public func find(id: UUID) async throws -> UserResource? {
         let rows = try await client.query(
-            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at FROM users WHERE id = \(id)",
+            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email FROM users WHERE id = \(id)",
             logger: logger
         )
         for try await row in rows.decode(Row.self) { return Self.resource(row) }
@@ -206,7 +210,7 @@ public struct UserRepository: Sendable {
         var users: [UserResource] = []
         let rows = try await client.query(
             """
-            SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
+            SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email
             FROM users ORDER BY created_at, id LIMIT \(limit) OFFSET \(offset)
             """,
             logger: logger
@@ -225,6 +229,8 @@ public struct UserRepository: Sendable {
                 let rows = try await connection.query(
                     """
                     UPDATE users SET name = COALESCE(\(changes.name), name), email = COALESCE(\(changes.email), email),
+                        pending_email = CASE WHEN \(changes.email)::text IS NULL THEN pending_email END,
+                        email_verification_hash = CASE WHEN \(changes.email)::text IS NULL THEN email_verification_hash END,
                         password_hash = COALESCE(\(changes.passwordHash), password_hash),
                         push_token = CASE WHEN \(setToken) THEN \(token) ELSE push_token END,
                         token_version = token_version
@@ -232,7 +238,7 @@ public struct UserRepository: Sendable {
                                         OR (\(changes.email)::text IS NOT NULL AND lower(\(changes.email)::text) <> lower(email)) THEN 1 ELSE 0 END,
                         updated_at = now()
                     WHERE id = \(id)
-                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at
+                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email
                     """,
                     logger: logger
                 )
@@ -249,6 +255,79 @@ public struct UserRepository: Sendable {
                 }
                 return user
             }
+        }
+    }
+
+    /// Records a new address waiting for verification, with the hash of its single-use token; replaces any earlier
+    /// request (its token stops working). Nil: no such user.
+    public func requestEmailChange(id: UUID, email: String, tokenHash: Data, ttlSeconds: Int) async throws -> UserResource? {
+        let rows = try await client.query(
+            """
+            UPDATE users SET pending_email = \(email), email_verification_hash = \(tokenHash),
+                email_verification_expires_at = now() + make_interval(secs => \(ttlSeconds)), updated_at = now()
+            WHERE id = \(id)
+            RETURNING \(unescaped: Self.columnList)
+            """,
+            logger: logger
+        )
+        for try await row in rows.decode(Row.self) { return Self.resource(row) }
+        return nil
+    }
+
+    /// Withdraws a request whose verification could not be sent (only if it is still the current one).
+    public func cancelEmailChange(id: UUID, tokenHash: Data) async throws {
+        _ = try await client.query(
+            """
+            UPDATE users SET pending_email = NULL, email_verification_hash = NULL, email_verification_expires_at = NULL
+            WHERE id = \(id) AND email_verification_hash = \(tokenHash)
+            """,
+            logger: logger
+        )
+    }
+
+    /// Withdraws whatever address is waiting for its verification (the user asked for the address they have).
+    public func cancelEmailChange(id: UUID) async throws {
+        _ = try await client.query(
+            """
+            UPDATE users SET pending_email = NULL, email_verification_hash = NULL, email_verification_expires_at = NULL
+            WHERE id = \(id) AND pending_email IS NOT NULL
+            """,
+            logger: logger
+        )
+    }
+
+    public enum EmailConfirmation: Sendable {
+        case confirmed(UserResource)
+        /// Unknown, used or expired.
+        case invalid
+        /// Another user holds the address by now; the request is withdrawn.
+        case taken
+    }
+
+    /// Makes the pending address the user's, once, with an unexpired token; every earlier token of the user stops
+    /// working (as with any change of email).
+    public func confirmEmail(tokenHash: Data) async throws -> EmailConfirmation {
+        do {
+            let rows = try await client.query(
+                """
+                UPDATE users SET email = pending_email, pending_email = NULL, email_verification_hash = NULL,
+                    email_verification_expires_at = NULL, token_version = token_version + 1, updated_at = now()
+                WHERE email_verification_hash = \(tokenHash) AND email_verification_expires_at > now() AND pending_email IS NOT NULL
+                RETURNING \(unescaped: Self.columnList)
+                """,
+                logger: logger
+            )
+            for try await row in rows.decode(Row.self) { return .confirmed(Self.resource(row)) }
+            return .invalid
+        } catch where error.isUniqueViolation {
+            _ = try await client.query(
+                """
+                UPDATE users SET pending_email = NULL, email_verification_hash = NULL, email_verification_expires_at = NULL
+                WHERE email_verification_hash = \(tokenHash)
+                """,
+                logger: logger
+            )
+            return .taken
         }
     }
 
@@ -421,7 +500,7 @@ public struct UserRepository: Sendable {
         guard !ids.isEmpty else { return [:] }
         var users: [UUID: Row] = [:]
         for try await row in try await client.query(
-            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at FROM users WHERE id = ANY(\(ids))",
+            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email FROM users WHERE id = ANY(\(ids))",
             logger: logger
         ).decode(Row.self) { users[row.0] = row }
         guard !users.isEmpty else { return [:] }

@@ -24,6 +24,7 @@ public struct UserServiceConfiguration: Sendable {
     public var webPushPolicy: EndpointPolicy
     public var maxDevicesPerUser: Int
     public var loginThrottle: LoginThrottleSettings
+    public var emailVerification: EmailVerificationSettings
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -36,6 +37,7 @@ public struct UserServiceConfiguration: Sendable {
         cacheTTLSeconds = env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
         loginThrottle = LoginThrottleSettings(env, problems: &problems)
+        emailVerification = EmailVerificationSettings(env, problems: &problems)
         maxDevicesPerUser = env.int("NOTIFY_MAX_DEVICES_PER_USER", default: 20, problems: &problems)
         if maxDevicesPerUser < 1 { problems.append("NOTIFY_MAX_DEVICES_PER_USER must be at least 1") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
@@ -85,6 +87,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     controller.webPushPolicy = configuration.webPushPolicy
     controller.maxDevices = configuration.maxDevicesPerUser
     controller.sessionMaxSeconds = configuration.jwt.sessionMaxSeconds
+    controller.verification = VerificationMailer(settings: configuration.emailVerification, serviceKey: configuration.serviceKey.key)
     let limiter = RateLimiter(redis: redis, prefix: configuration.redis.keyPrefix, logger: logger)
     controller.throttle = LoginThrottle(
         limiter: limiter,

@@ -41,7 +41,7 @@ public struct EmailDeliverer: Deliverer {
         let message = EmailMessage(
             from: from,
             fromName: fromName,
-            to: recipient.email,
+            to: job.deliverTo ?? recipient.email,
             toName: recipient.name,
             subject: subject,
             text: text,

@@ -348,7 +348,8 @@ public struct DeliveryWorker: Service {
             else { throw DeliveryFailure(message: "template not found", permanent: true) }
             // The gateway may have accepted it against data that has changed since (or was stale): check again.
             if template.archived == true { throw Withdrawn("not sent: the template was archived") }
-            if !recipient.preferences.allows(channel: job.channel.rawValue, category: template.category) {
+            // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
+            if job.deliverTo == nil, !recipient.preferences.allows(channel: job.channel.rawValue, category: template.category) {
                 throw Withdrawn(
                     "not sent: the user turned \(job.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
                 )

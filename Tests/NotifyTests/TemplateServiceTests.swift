@@ -205,14 +205,15 @@ struct TemplateServiceTests {
                 json: ["code": "push0", "name": "P", "channel": "push", "title": "T", "body": "B"],
                 headers: stack.serviceAuth
             )
+            // Three and the platform's own notify.email_verification.
             let page = try await stack.call(.GET, "\(url(stack))?channel=email&limit=2", headers: stack.serviceAuth)
-            #expect((page.json["meta"] as? [String: Any])?["total"] as? Int == 3)
+            #expect((page.json["meta"] as? [String: Any])?["total"] as? Int == 4)
             #expect((page.json["data"] as? [[String: Any]])?.count == 2)
             #expect(try await stack.call(.POST, "\(url(stack))mail0/archive/", headers: stack.serviceAuth).status == 200)
             #expect(try await stack.call(.GET, "\(url(stack))mail0/", headers: stack.serviceAuth).status == 404)
             #expect(try await stack.call(.GET, "\(url(stack))mail0/?version=1", headers: stack.serviceAuth).status == 200)
             let after = try await stack.call(.GET, "\(url(stack))?channel=email", headers: stack.serviceAuth)
-            #expect((after.json["meta"] as? [String: Any])?["total"] as? Int == 2)
+            #expect((after.json["meta"] as? [String: Any])?["total"] as? Int == 3)
         }
     }
 }

@@ -129,8 +129,11 @@ struct UserServiceTests {
             let third = try await token("ada@example.com", "new horse battery 2")
             #expect(try await stack.call(.GET, me, headers: third).status == 200)
 
-            // A service changes the email for the user (no password); the user's tokens stop working.
-            #expect(try await stack.call(.PATCH, me, json: ["email": "ada2@example.com"], headers: stack.serviceAuth).status == 200)
+            // A service that has verified the new address changes it for the user (no password, no verification mail);
+            // the user's tokens stop working.
+            let vouched = try await stack.call(.PATCH, me, json: ["email": "ada2@example.com", "email_verified": true], headers: stack.serviceAuth)
+            #expect(vouched.status == 200)
+            #expect(vouched.data["email"] as? String == "ada2@example.com")
             #expect(try await stack.call(.GET, me, headers: third).status == 401, "issued before the email change")
 
             // Logout ends every session; refresh is refused with a revoked token.
@@ -147,6 +150,131 @@ struct UserServiceTests {
                 return reply.status == 401 ? reply : nil
             }
             #expect(expired.error == "SESSION_EXPIRED")
+        }
+    }
+
+    @Test("a new email is used only once verified: the token goes to the new address through the platform, works once, expires; no enumeration")
+    func emailVerification() async throws {
+        try await Stack.with { stack in
+            let old = "ada.\(stack.infra.runID)@example.com"
+            let new = "ada.new.\(stack.infra.runID)@example.com"
+            let ada = try await stack.createUser(email: old, emailEnabled: false)
+            let me = "\(users(stack))/\(ada)/"
+            let session = ["Authorization": "Bearer \(try #require(try await login(stack, old).data["access_token"] as? String))"]
+            let contactEmail = { @Sendable () async throws -> String? in
+                try await stack.call(.GET, "\(me)contact/", headers: stack.serviceAuth).data["email"] as? String
+            }
+
+            /// The verification mail sent to `address` (the newest), found through the notification that carries it.
+            func verificationMail(to address: String, after earlier: Set<String> = []) async throws -> (id: String, token: String) {
+                let id = try await eventually("a verification notification to \(address)") { () -> String? in
+                    try await stack.infra.withDatabase(.notifications) { client in
+                        for try await id in try await client.query(
+                            "SELECT id::text FROM notifications WHERE deliver_to = \(address) ORDER BY created_at DESC LIMIT 1",
+                            logger: TestInfrastructure.logger
+                        ).decode(String.self) where !earlier.contains(id) { return id }
+                        return nil
+                    }
+                }
+                let mail = try await stack.waitForEmail(id)
+                #expect(mail.header("To")?.contains(address) == true)
+                #expect(mail.subject == "Confirm your new email address")
+                let text = try #require(mail.text)
+                let token = try #require(
+                    text.split(whereSeparator: \.isWhitespace).map(String.init).first { word in
+                        word.count == 43 && word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+                    },
+                    "a token in: \(text)"
+                )
+                return (id, token)
+            }
+
+            // With the current password the change is accepted, but the address in use stays until it is confirmed.
+            let asked = try await stack.call(.PATCH, me, json: ["email": new, "current_password": "correct horse battery"], headers: session)
+            #expect(asked.status == 200, "\(asked.json)")
+            #expect(asked.data["email"] as? String == old)
+            #expect(asked.data["pending_email"] as? String == new)
+            #expect(try await contactEmail() == old)
+            // Sent although the user turned email off: the user asked for it. Delivered to the new address only.
+            let (firstID, firstToken) = try await verificationMail(to: new)
+            #expect(try await stack.call(.GET, me, headers: session).status == 200, "nothing changed yet")
+            let verify = "\(users(stack))/verify-email/"
+
+            // A newer request replaces the token; the replaced one no longer works.
+            _ = try await stack.call(.PATCH, me, json: ["email": new, "current_password": "correct horse battery"], headers: session)
+            let (_, token) = try await verificationMail(to: new, after: [firstID])
+            #expect(token != firstToken)
+            let replaced = try await stack.call(.POST, verify, json: ["token": firstToken])
+            #expect(replaced.status == 400)
+            #expect(replaced.error == "INVALID_VERIFICATION_TOKEN")
+            #expect(try await stack.call(.POST, verify, json: ["token": "not-a-token"]).error == "INVALID_VERIFICATION_TOKEN")
+
+            let confirmed = try await stack.call(.POST, verify, json: ["token": token])
+            #expect(confirmed.status == 200, "\(confirmed.json)")
+            #expect(confirmed.data["email"] as? String == new)
+            #expect(confirmed.data["pending_email"] == nil)
+            #expect(try await contactEmail() == new)
+            #expect(try await stack.call(.POST, verify, json: ["token": token]).status == 400, "single use")
+            #expect(try await stack.call(.GET, me, headers: session).status == 401, "tokens from before the change stop working")
+            #expect(try await login(stack, new).status == 200)
+
+            // Another user asking for an address that is taken learns nothing from the answer; the mailbox's owner
+            // gets the token, and confirming is refused without changing anything.
+            let bobEmail = "bob.\(stack.infra.runID)@example.com"
+            let bob = try await stack.createUser(email: bobEmail)
+            let bobSession = ["Authorization": "Bearer \(try #require(try await login(stack, bobEmail).data["access_token"] as? String))"]
+            let grab = try await stack.call(
+                .PATCH,
+                "\(users(stack))/\(bob)/",
+                json: ["email": new.uppercased(), "current_password": "correct horse battery"],
+                headers: bobSession
+            )
+            #expect(grab.status == 200, "no EMAIL_TAKEN to a user's token: \(grab.json)")
+            let (_, grabToken) = try await verificationMail(to: new.uppercased())
+            let taken = try await stack.call(.POST, verify, json: ["token": grabToken])
+            #expect(taken.status == 409)
+            #expect(taken.error == "EMAIL_TAKEN")
+            #expect(try await stack.call(.GET, "\(users(stack))/\(bob)/", headers: stack.serviceAuth).data["email"] as? String == bobEmail)
+
+            // An expired token does not work (the clock is moved in the database rather than waited for).
+            _ = try await stack.call(.PATCH, "\(users(stack))/\(bob)/", json: ["email": "bob2.\(stack.infra.runID)@example.com"], headers: stack.serviceAuth)
+            let (_, expiring) = try await verificationMail(to: "bob2.\(stack.infra.runID)@example.com")
+            try await stack.infra.withDatabase(.users) { client in
+                _ = try await client.query(
+                    "UPDATE users SET email_verification_expires_at = now() - interval '1 second' WHERE id = \(UUID(uuidString: bob)!)",
+                    logger: TestInfrastructure.logger
+                )
+            }
+            #expect(try await stack.call(.POST, verify, json: ["token": expiring]).error == "INVALID_VERIFICATION_TOKEN")
+
+            // Only a service vouches for an address; only the platform's services name where a notification goes.
+            let selfVouched = try await stack.call(
+                .PATCH,
+                "\(users(stack))/\(bob)/",
+                json: ["email": "bob3@example.com", "email_verified": true, "current_password": "correct horse battery"],
+                headers: bobSession
+            )
+            #expect(selfVouched.status == 400)
+            try await stack.createTemplate(["code": "plain", "name": "Plain", "channel": "email", "subject": "S", "body": "B"])
+            let redirected = try await stack.send([
+                "notification_type": "email", "user_id": bob, "template_code": "plain", "request_id": "redirect-\(bob)",
+                "deliver_to": ["email": "mallory@example.com"],
+            ])
+            #expect(redirected.status == 403, "a client key cannot redirect mail: \(redirected.json)")
+            // Even the service key names an address only for one email, never in bulk.
+            let gateway = "\(stack.url(.gateway))/api/v1/notifications/"
+            let pushTo = try await stack.call(.POST, gateway, json: [
+                "notification_type": "push", "user_id": bob, "template_code": "plain", "request_id": "redirect-push-\(bob)",
+                "deliver_to": ["email": "mallory@example.com"],
+            ], headers: stack.serviceAuth)
+            #expect(pushTo.status == 400)
+            #expect(pushTo.details.contains { $0["field"] as? String == "deliver_to" })
+            let bulk = try await stack.call(.POST, "\(gateway)bulk/", json: ["notifications": [[
+                "notification_type": "email", "user_id": bob, "template_code": "plain", "request_id": "redirect-bulk-\(bob)",
+                "deliver_to": ["email": "mallory@example.com"],
+            ]]], headers: stack.serviceAuth)
+            let item = try #require((bulk.data["results"] as? [[String: Any]])?.first, "\(bulk.json)")
+            #expect(item["error"] as? String == "VALIDATION_ERROR", "\(bulk.json)")
         }
     }
 

@@ -1,0 +1,52 @@
+-- The platform's own mail to an address that is not (yet) the user's, such as the check of a new address before it
+-- replaces the old one. Only the service key may set it; preferences do not apply to it.
+ALTER TABLE notifications ADD COLUMN deliver_to text;
+COMMENT ON COLUMN notifications.deliver_to IS
+    'Email address this notification goes to instead of the user''s (platform mail such as the verification of a new address); NULL: the user''s address.';
+
+-- accept_notifications with the address to deliver to ('' : the user's). The versions without it stay for gateways of
+-- earlier releases during a rolling upgrade.
+CREATE FUNCTION accept_notifications(
+    p_ids uuid[], p_clients text[], p_request_ids text[], p_hashes text[], p_channels text[], p_user_ids uuid[],
+    p_codes text[], p_languages text[], p_variables text[], p_metadata text[], p_priorities int[], p_send_ats text[],
+    p_correlation_ids text[], p_versions int[], p_stale_ages int[], p_deliver_to text[], p_max_attempts int
+) RETURNS TABLE (notification_id uuid, created_at timestamptz, job_id bigint) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_ids uuid[];
+    v_created timestamptz[];
+    v_jobs bigint[];
+    v_due bigint[];
+BEGIN
+    WITH n AS (
+        INSERT INTO notifications (id, client, request_id, payload_hash, channel, user_id, template_code, language,
+                                   variables, metadata, priority, send_at, correlation_id, template_version, stale_data_age_s,
+                                   deliver_to)
+        SELECT t.id, t.client, t.request_id, t.payload_hash, t.channel, t.user_id, t.template_code, NULLIF(t.language, ''),
+               t.variables::jsonb, NULLIF(t.metadata, '')::jsonb, t.priority, NULLIF(t.send_at, '')::timestamptz,
+               t.correlation_id, t.template_version, NULLIF(t.stale_age, -1), NULLIF(t.deliver_to, '')
+        FROM unnest(p_ids, p_clients, p_request_ids, p_hashes, p_channels, p_user_ids, p_codes, p_languages, p_variables,
+                    p_metadata, p_priorities, p_send_ats, p_correlation_ids, p_versions, p_stale_ages, p_deliver_to)
+             WITH ORDINALITY
+             AS t(id, client, request_id, payload_hash, channel, user_id, template_code, language, variables, metadata,
+                  priority, send_at, correlation_id, template_version, stale_age, deliver_to, ordinal)
+        ORDER BY t.ordinal
+        ON CONFLICT (client, request_id) DO NOTHING
+        RETURNING id, created_at, channel, priority, send_at
+    ), j AS (
+        INSERT INTO jobs (notification_id, queue, state, priority, run_at, max_attempts)
+        SELECT n.id, n.channel, CASE WHEN n.send_at > now() THEN 'scheduled' ELSE 'available' END, n.priority,
+               COALESCE(n.send_at, now()), p_max_attempts
+        FROM n ORDER BY n.priority DESC, n.id
+        RETURNING id, notification_id, state
+    )
+    SELECT array_agg(n.id), array_agg(n.created_at), array_agg(j.id), array_agg(j.id ORDER BY j.id) FILTER (WHERE j.state = 'available')
+    INTO v_ids, v_created, v_jobs, v_due
+    FROM j JOIN n ON n.id = j.notification_id;
+    IF v_due IS NOT NULL THEN
+        PERFORM dispatch_jobs(v_due);
+    END IF;
+    RETURN QUERY SELECT * FROM unnest(v_ids, v_created, v_jobs);
+END $$;
+COMMENT ON FUNCTION accept_notifications(uuid[], text[], text[], text[], text[], uuid[], text[], text[], text[], text[], int[], text[], text[], int[], int[], text[], int)
+    IS 'The gateway''s write of accepted notifications with their jobs and queue messages, in one statement.';
