@@ -143,6 +143,13 @@ def check_k8s(root, report, problems):
             entry["name"] for entry in container.get("env") or []
             if ((entry.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == "notify-secrets"
         }
+        # PostgreSQL: each process logs in as the role of its database, with that role's password, never the owner's.
+        environment = {entry["name"]: entry for entry in container.get("env") or []}
+        facts["pg_user"] = (environment.get("NOTIFY_PG_USER") or {}).get("value")
+        pg_key = (((environment.get("NOTIFY_PG_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}).get("key")
+        facts["pg_password_key"] = pg_key
+        if pg_key == "NOTIFY_PG_PASSWORD" or not facts["pg_user"]:
+            problems.append(f"Deployment {deployment}: logs in to PostgreSQL as the owner of the databases, not a service role")
         allowed = SECRETS.get(deployment)
         if allowed is not None and not secrets <= allowed:
             problems.append(f"Deployment {deployment}: holds secrets it does not use: {sorted(secrets - allowed)}")

@@ -20,6 +20,8 @@ public struct Migrator: Sendable {
         case badFileName(String)
         case badDatabaseName(String)
         case noDirectory(String)
+        case roleIsMigrator(String)
+        case roleTooPowerful(String)
 
         public var description: String {
             switch self {
@@ -28,6 +30,10 @@ public struct Migrator: Sendable {
             case .badFileName(let name): return "migration file name \(name) is not NNNN_name.sql"
             case .badDatabaseName(let name): return "database name \(name) must be lowercase letters, digits and _"
             case .noDirectory(let path): return "no migrations directory at \(path)"
+            case .roleIsMigrator(let role):
+                return "service role \(role) is the role migrations run as: the services need a role of their own"
+            case .roleTooPowerful(let role):
+                return "service role \(role) is a superuser or may create roles or databases or bypass row security: give the services a plain role"
             }
         }
     }
@@ -36,11 +42,13 @@ public struct Migrator: Sendable {
 
     let settings: PostgresSettings
     let directory: URL
+    let roles: ServiceRoles
     let logger: Logger
 
-    public init(settings: PostgresSettings, directory: URL, logger: Logger) {
+    public init(settings: PostgresSettings, directory: URL, roles: ServiceRoles = ServiceRoles(), logger: Logger) {
         self.settings = settings
         self.directory = directory
+        self.roles = roles
         self.logger = logger
     }
 
@@ -58,6 +66,7 @@ public struct Migrator: Sendable {
                 try await ensureDatabase(name, on: maintenance)
                 applied += try await migrate(database: name, folder: folder)
             }
+            if !roles.isEmpty { try await grantRoles(on: maintenance) }
             _ = try await maintenance.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
         } catch {
             try? await maintenance.close()
@@ -77,6 +86,59 @@ public struct Migrator: Sendable {
             tls: try settings.connectionTLS()
         )
         return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+    }
+
+    /// Creates the services' roles that are missing (setting the passwords given), and gives each exactly its rights:
+    /// CONNECT only to its databases (PUBLIC loses CONNECT there), data rights inside (see `ServiceRoles.grants`).
+    func grantRoles(on maintenance: PostgresConnection) async throws {
+        var seen = Set<String>()
+        for role in roles.all where seen.insert(role.name).inserted {
+            guard role.name != settings.user else { throw MigrationError.roleIsMigrator(role.name) }
+            var exists = false
+            for try await (superuser, createRole, createDB, bypassRLS) in try await maintenance.query(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles WHERE rolname = \(role.name)",
+                logger: logger
+            ).decode((Bool, Bool, Bool, Bool).self) {
+                exists = true
+                // A service role that could do more than its service needs defeats its purpose.
+                if superuser || createRole || createDB || bypassRLS { throw MigrationError.roleTooPowerful(role.name) }
+            }
+            // A role an operator made and manages (no password given here) is left as it is: the migrator then
+            // needs no CREATEROLE, only to own the databases.
+            if exists && role.password == nil { continue }
+            let password = role.password.map { " PASSWORD '\(SCRAMVerifier.make(password: $0))'" } ?? ""
+            if !exists { logger.info("creating role", metadata: ["role": .string(role.name)]) }
+            let statement =
+                exists
+                ? "ALTER ROLE \"\(role.name)\" LOGIN\(password)"
+                : "CREATE ROLE \"\(role.name)\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS\(password)"
+            _ = try await maintenance.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        }
+        for database in PostgresSettings.Database.allCases {
+            let name = settings.databaseName(database)
+            var exists = false
+            for try await _ in try await maintenance.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: logger) {
+                exists = true
+            }
+            guard exists else { continue }
+            _ = try await maintenance.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \"\(name)\" FROM PUBLIC"), logger: logger)
+            for role in roles.connecting(to: database) {
+                _ = try await maintenance.query(
+                    PostgresQuery(unsafeSQL: "GRANT CONNECT ON DATABASE \"\(name)\" TO \"\(role.name)\""),
+                    logger: logger
+                )
+            }
+            let connection = try await connect(database: name)
+            do {
+                for statement in roles.grants(in: database) {
+                    _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try await connection.close()
+        }
     }
 
     func ensureDatabase(_ name: String, on connection: PostgresConnection) async throws {

@@ -229,9 +229,11 @@ struct MigrateCommand: AsyncParsableCommand {
         let logger = bootstrap("migrate")
         var problems: [String] = []
         let settings = PostgresSettings(EnvironmentReader(), problems: &problems)
+        let roles = ServiceRoles(EnvironmentReader(), problems: &problems)
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
         do {
-            let applied = try await Migrator(settings: settings, directory: URL(fileURLWithPath: directory), logger: logger).run()
+            let applied = try await Migrator(settings: settings, directory: URL(fileURLWithPath: directory), roles: roles, logger: logger)
+                .run()
             logger.info("migrations done", metadata: ["applied": .stringConvertible(applied.count)])
         } catch let error as Migrator.MigrationError {
             FileHandle.standardError.write(Data("notify migrate: \(error.description)\n".utf8))

@@ -38,6 +38,13 @@ struct DeploymentTests {
         "relay": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
     ]
 
+    /// The PostgreSQL role each process logs in as: the role of its database, made by `notify migrate`.
+    static let postgresRole: [String: String] = [
+        "users": "notify_svc_users", "templates": "notify_svc_templates", "gateway": "notify_svc_notifications",
+        "email-worker": "notify_svc_notifications", "push-worker": "notify_svc_notifications", "admin": "notify_svc_notifications",
+        "relay": "notify_svc_notifications",
+    ]
+
     /// Runs a program to completion with a small, fixed environment (so that the test runner's NOTIFY_* variables,
     /// which compose would prefer to the env file, cannot change the outcome).
     static func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Output {
@@ -138,6 +145,15 @@ struct DeploymentTests {
             for key in secrets.subtracting(["NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD", "NOTIFY_FCM_SERVICE_ACCOUNT"]) {
                 #expect((environment[key] as? String)?.isEmpty == false, "\(name) gets \(key)")
             }
+            // PostgreSQL as the role of its database, with that role's password; only migrate is the owner.
+            let role = try #require(Self.postgresRole[name])
+            #expect(environment["NOTIFY_PG_USER"] as? String == role, "\(name) logs in as \(role)")
+            #expect(environment["NOTIFY_PG_PASSWORD"] as? String != "dev-only-postgres-password", "\(name) does not hold the owner's password")
+            #expect(
+                environment["NOTIFY_PG_PASSWORD"] as? String
+                    == (migrate["environment"] as? [String: Any])?["NOTIFY_PG_\(role.dropFirst("notify_svc_".count).uppercased())_ROLE_PASSWORD"] as? String,
+                "\(name) holds the password migrate gives \(role)"
+            )
             #expect(environment["NOTIFY_LISTEN_HOST"] as? String == "0.0.0.0")
             #expect(environment["NOTIFY_PG_HOST"] as? String == "postgres")
             let command = (service["entrypoint"] as? [String] ?? []) + (service["command"] as? [String] ?? [])
@@ -197,6 +213,12 @@ struct DeploymentTests {
             }
             #expect(deployments[name]?["memory_limit"] as? String == "256Mi", "\(name) memory limit")
             #expect(Set(deployments[name]?["secrets"] as? [String] ?? []) == Self.secretsUsed[name], "\(name)'s secrets in Kubernetes")
+            let role = try #require(Self.postgresRole[name])
+            #expect(deployments[name]?["pg_user"] as? String == role, "\(name) logs in to PostgreSQL as \(role)")
+            #expect(
+                deployments[name]?["pg_password_key"] as? String == "NOTIFY_PG_\(role.dropFirst("notify_svc_".count).uppercased())_ROLE_PASSWORD",
+                "\(name) takes its role's password"
+            )
         }
         // Network policies: default deny; only the four services that take traffic are reachable; the workers' way
         // to the internet excludes every internal range.

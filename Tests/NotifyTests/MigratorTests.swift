@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import NotifyConfig
@@ -77,6 +78,112 @@ struct MigratorTests {
             try (try String(contentsOf: file, encoding: .utf8) + "\n-- edited\n").write(to: file, atomically: true, encoding: .utf8)
             await #expect(throws: Migrator.MigrationError.self) { try await migrator.run() }
         }
+    }
+
+    @Test("services' roles: each connects only to its databases, has data rights but no DDL, no migration records, a password set as a SCRAM verifier")
+    func serviceRoles() async throws {
+        let infra = try TestInfrastructure()
+        let roles = ServiceRoles(
+            users: .init(name: "\(infra.runID)_users", password: "users 'secret' \(infra.runID)"),
+            templates: .init(name: "\(infra.runID)_templates", password: "templates-\(infra.runID)"),
+            notifications: .init(name: "\(infra.runID)_notifications", password: "notifications-\(infra.runID)")
+        )
+        let logger = TestInfrastructure.logger
+
+        /// Runs `sql` as `role` in `database`; nil if it ran, else PostgreSQL's SQLSTATE (or "connect").
+        @Sendable func attempt(_ role: ServiceRoles.Role, _ database: PostgresSettings.Database, _ sql: String, password: String? = nil) async -> String? {
+            let configuration = PostgresConnection.Configuration(
+                host: infra.postgres.host,
+                port: infra.postgres.port,
+                username: role.name,
+                password: password ?? role.password,
+                database: infra.postgres.databaseName(database),
+                tls: (try? infra.postgres.connectionTLS()) ?? .disable
+            )
+            let connection: PostgresConnection
+            do {
+                connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+            } catch {
+                return "connect"
+            }
+            defer { Task { try? await connection.close() } }
+            do {
+                for try await _ in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) {}
+                return nil
+            } catch let error as PSQLError {
+                return error.serverInfo?[.sqlState] ?? "error"
+            } catch {
+                return "error"
+            }
+        }
+
+        do {
+            let migrator = Migrator(settings: infra.postgres, directory: Self.sqlDirectory, roles: roles, logger: logger)
+            try await migrator.run()
+            try await migrator.run()  // idempotent: roles exist, passwords are set again, grants repeat
+            let users = roles.users!, templates = roles.templates!, notifications = roles.notifications!
+
+            // Data rights in their own database.
+            #expect(await attempt(notifications, .notifications, "SELECT count(*) FROM jobs") == nil)
+            #expect(await attempt(notifications, .notifications, "UPDATE jobs SET priority = priority WHERE false") == nil)
+            #expect(await attempt(notifications, .notifications, "SELECT * FROM dead_letters LIMIT 1") == nil)
+            #expect(await attempt(users, .users, "SELECT count(*) FROM users") == nil)
+            #expect(await attempt(templates, .templates, "DELETE FROM templates WHERE false") == nil)
+            // No DDL, no migration records (42501: insufficient privilege).
+            #expect(await attempt(notifications, .notifications, "CREATE TABLE intruder (x int)") == "42501")
+            #expect(await attempt(notifications, .notifications, "DROP TABLE jobs") == "42501")
+            #expect(await attempt(notifications, .notifications, "SELECT * FROM schema_migrations") == "42501")
+            #expect(await attempt(users, .users, "ALTER TABLE users ADD COLUMN x int") == "42501")
+            #expect(await attempt(templates, .templates, "DELETE FROM schema_migrations") == "42501")
+            // Only their own databases; the user service reads client API keys and nothing else there.
+            #expect(await attempt(notifications, .users, "SELECT 1") == "connect")
+            #expect(await attempt(templates, .notifications, "SELECT 1") == "connect")
+            #expect(await attempt(users, .templates, "SELECT 1") == "connect")
+            #expect(await attempt(users, .notifications, "SELECT count(*) FROM api_keys") == nil)
+            #expect(await attempt(users, .notifications, "SELECT count(*) FROM jobs") == "42501")
+            #expect(await attempt(users, .notifications, "DELETE FROM api_keys WHERE false") == "42501")
+            // The password works (the migrator sent only its SCRAM verifier); another does not.
+            #expect(await attempt(users, .users, "SELECT 1", password: "wrong") == "connect")
+
+            // A service role cannot be the role the migrations run as.
+            var same = roles
+            same.notifications = .init(name: infra.postgres.user)
+            await #expect(throws: Migrator.MigrationError.self) {
+                try await Migrator(settings: infra.postgres, directory: Self.sqlDirectory, roles: same, logger: logger).run()
+            }
+        } catch {
+            await infra.dropDatabases()
+            await dropRoles(roles, infra)
+            throw error
+        }
+        await infra.dropDatabases()
+        await dropRoles(roles, infra)
+    }
+
+    func dropRoles(_ roles: ServiceRoles, _ infra: TestInfrastructure) async {
+        let client = PostgresClient(configuration: infra.postgres.clientConfiguration(databaseName: "postgres"), backgroundLogger: TestInfrastructure.logger)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            for role in [roles.users, roles.templates, roles.notifications].compactMap({ $0 }) {
+                _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP ROLE IF EXISTS \"\(role.name)\""), logger: TestInfrastructure.logger)
+            }
+            group.cancelAll()
+        }
+    }
+
+    @Test("the SCRAM-SHA-256 verifier's server key signs RFC 7677's exchange as the RFC says")
+    func scramVerifier() throws {
+        // RFC 7677, section 3: password "pencil", this salt, 4096 iterations.
+        let verifier = SCRAMVerifier.make(password: "pencil", salt: Array(Data(base64Encoded: "W22ZaJ0SNY7soEsUEjb6gQ==")!))
+        #expect(verifier.hasPrefix("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"))
+        let keys = try #require(verifier.split(separator: "$").last).split(separator: ":")
+        let serverKey = SymmetricKey(data: try #require(Data(base64Encoded: String(keys[1]))))
+        let authMessage = "n=user,r=rOprNGfwEbeRWgbNEkqO,"
+            + "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,"
+            + "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+        let signature = Data(HMAC<SHA256>.authenticationCode(for: Data(authMessage.utf8), using: serverKey))
+        #expect(signature.base64EncodedString() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        #expect(SCRAMVerifier.make(password: "pencil") != SCRAMVerifier.make(password: "pencil"), "a fresh salt each time")
     }
 
     @Test("splits SQL on semicolons outside quotes, dollar-quoted bodies and comments")

@@ -305,14 +305,16 @@ launch_postgres() {
 }
 
 after_ready_postgres() {
-    # the application role; idempotent, also resets its password and flags
+    # the owner of the databases (migrations; it makes the services' roles); idempotent, also resets its password and
+    # flags; pg_monitor: it sees every session in pg_stat_activity, the services' roles included
     local create="DO \$\$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'notify') THEN
-            CREATE ROLE notify LOGIN CREATEDB PASSWORD 'notify';
+            CREATE ROLE notify LOGIN CREATEDB CREATEROLE PASSWORD 'notify';
         END IF;
     END \$\$"
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres \
-        -c "$create" -c "ALTER ROLE notify LOGIN CREATEDB PASSWORD 'notify'" >/dev/null \
+        -c "$create" -c "ALTER ROLE notify LOGIN CREATEDB CREATEROLE PASSWORD 'notify'" \
+        -c "GRANT pg_monitor TO notify" >/dev/null \
         || die "could not create the notify role"
 }
 

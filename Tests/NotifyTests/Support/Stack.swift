@@ -106,6 +106,7 @@ final class Stack: @unchecked Sendable {
         try await Migrator(
             settings: infra.postgres,
             directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"),
+            roles: infra.roles,
             logger: TestInfrastructure.logger
         ).run()
         apiKey = try await createKey(scopes: ["notifications:write", "notifications:read"])
@@ -131,11 +132,21 @@ final class Stack: @unchecked Sendable {
         processes[service] = try NotifyProcess(
             name: service.rawValue,
             arguments: [service.rawValue],
-            environment: infra.processEnvironment(environment(extra))
+            environment: infra.processEnvironment(environment(extra, for: service))
         )
     }
 
-    private func environment(_ extra: [String: String]) -> [String: String] {
+    /// Each service logs in to PostgreSQL as its own role, with only the rights `notify migrate` granted it: a
+    /// query that needs more fails its test.
+    private func role(of service: Service) -> ServiceRoles.Role {
+        switch service {
+        case .users: return infra.roles.users!
+        case .templates: return infra.roles.templates!
+        default: return infra.roles.notifications!
+        }
+    }
+
+    private func environment(_ extra: [String: String], for service: Service) -> [String: String] {
         var environment: [String: String] = [
             "NOTIFY_USERS_URL": url(.users),
             "NOTIFY_TEMPLATES_URL": url(.templates),
@@ -147,6 +158,9 @@ final class Stack: @unchecked Sendable {
             "NOTIFY_RELAY_POLL_MS": "200",
         ]
         for (other, port) in ports { environment[other.portKey] = String(port) }
+        let role = role(of: service)
+        environment["NOTIFY_PG_USER"] = role.name
+        environment["NOTIFY_PG_PASSWORD"] = role.password
         for (key, value) in self.extra { environment[key] = value }
         for (key, value) in extra { environment[key] = value }
         return environment
@@ -160,7 +174,11 @@ final class Stack: @unchecked Sendable {
         var settings = extra
         settings[service.portKey] = String(port)
         settings["NOTIFY_WORKER_NAME"] = name
-        let process = try NotifyProcess(name: name, arguments: [service.rawValue], environment: infra.processEnvironment(environment(settings)))
+        let process = try NotifyProcess(
+            name: name,
+            arguments: [service.rawValue],
+            environment: infra.processEnvironment(environment(settings, for: service))
+        )
         replicas.append(process)
         let url = "http://127.0.0.1:\(port)"
         _ = try await eventually("\(name) healthy", timeout: .seconds(60)) { () -> Bool? in

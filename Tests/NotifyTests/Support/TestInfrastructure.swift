@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
+import Migrations
 import NotifyConfig
 import PostgresAccess
 import PostgresNIO
@@ -19,6 +20,13 @@ struct TestInfrastructure: Sendable {
     let smtpControl: String
     let serviceKey: String
     let runID: String
+    /// The roles the services of a test stack log in as (cluster-wide, shared by every test; each test's migration
+    /// grants them their rights in its own databases).
+    let roles = ServiceRoles(
+        users: .init(name: "notify_test_users", password: "users-role-password"),
+        templates: .init(name: "notify_test_templates", password: "templates-role-password"),
+        notifications: .init(name: "notify_test_notifications", password: "notifications-role-password")
+    )
 
     static let logger: Logger = {
         var logger = Logger(label: "tests")
