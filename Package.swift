@@ -263,7 +263,7 @@ let package = Package(
             dependencies: [
                 "Telemetry",
                 "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue", "Deadlines", "PostgresAccess",
-                "RateLimiting", "RedisCache",
+                "RateLimiting", "RedisCache", "APIDocs",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,10 +1,11 @@
 import Foundation
 
-/// The OpenAPI 3.1 documents the gateway, user and template services serve at `/openapi.json`.
+/// The OpenAPI 3.1 documents the gateway, user, template and admin services serve at `/openapi.json`.
 ///
 /// Each service contributes its `paths` and its own `schemas` (JSON text in its own file); the envelope, the error
 /// responses, pagination, security schemes and the health paths are shared and merged in here, so every document
-/// describes the same envelope the same way.
+/// describes the same envelope the same way. The admin document adds components of its own (the operator's session
+/// cookie as a security scheme, the dashboard's header) with `AdminDocument.addingComponents`.
 public enum APIDocument {
     public static let gateway = build(
         title: "notify gateway",
@@ -26,6 +27,15 @@ public enum APIDocument {
         port: 8002,
         paths: TemplatesDocument.paths,
         schemas: TemplatesDocument.schemas
+    )
+    public static let admin = AdminDocument.addingComponents(
+        to: build(
+            title: "notify admin",
+            summary: "Operator login, API keys, the platform overview, dead letters and replay.",
+            port: 8005,
+            paths: AdminDocument.paths,
+            schemas: AdminDocument.schemas
+        )
     )
 
     /// The whole document as JSON bytes. A document that does not parse is a programming error caught by the tests.

@@ -1,3 +1,4 @@
+import APIDocs
 import AsyncHTTPClient
 import Broker
 import Credentials
@@ -15,7 +16,6 @@ public struct AdminConfiguration: Sendable {
     public var listen: ListenSettings
     public var postgres: PostgresSettings
     public var rabbit: RabbitSettings
-    public var serviceKey: ServiceKeySettings
     /// `Secure` and `__Host-` on the session cookie (`NOTIFY_ADMIN_COOKIE_SECURE`; false only for local http).
     public var secureCookie: Bool
     /// The processes whose health the overview shows, by name.
@@ -31,7 +31,6 @@ public struct AdminConfiguration: Sendable {
         listen = ListenSettings(env, portKey: "NOTIFY_ADMIN_PORT", defaultPort: 8005, problems: &problems)
         postgres = PostgresSettings(env, problems: &problems)
         rabbit = RabbitSettings(env, problems: &problems)
-        serviceKey = ServiceKeySettings(env, problems: &problems)
         secureCookie = env.string("NOTIFY_ADMIN_COOKIE_SECURE", default: "true") != "false"
         sessionSeconds = env.int("NOTIFY_ADMIN_SESSION_SECONDS", default: 8 * 3600, problems: &problems)
         redis = RedisSettings(env, problems: &problems)
@@ -78,6 +77,7 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         ]
     ).register(on: router)
     MetricsRoute().register(on: router)
+    OpenAPIRoute(document: APIDocument.admin).register(on: router)
     let redis = RedisClient(
         host: configuration.redis.host,
         port: configuration.redis.port,
@@ -106,7 +106,8 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
             admins: admins,
             cookie: session.cookie,
             credentials: CredentialMiddleware(
-                serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),
+                // No service key: nothing of the platform calls admin, and admin calls nothing that needs one.
+                serviceKey: nil,
                 tokens: nil,
                 store: store,
                 cacheSeconds: 0

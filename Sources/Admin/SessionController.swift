@@ -48,7 +48,8 @@ struct SessionController: Sendable {
     @Sendable func login(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         // Only JSON: a cross-site form can send text/plain or form bodies but not this type without a preflight,
         // so no other site can log a browser in to an account of its choosing (login CSRF).
-        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
+        let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard mediaType == "application/json" else {
             throw APIError(.unsupportedMediaType, code: "UNSUPPORTED_MEDIA_TYPE", message: "The login body must be application/json")
         }
         var fields = FieldValidator(try await request.jsonObject(limit: 16 << 10))
@@ -76,10 +77,7 @@ struct SessionController: Sendable {
         try? await admins.touch(id: admin.id)
         let token = try await admins.createSession(adminID: admin.id, lifetimeSeconds: lifetime)
         context.logger.info("admin logged in", metadata: ["admin_id": .string(admin.id.uuidString.lowercased())])
-        var response = Response.envelope(
-            data: ["admin_id": admin.id.uuidString.lowercased(), "expires_in": String(lifetime)],
-            message: "Logged in"
-        )
+        var response = Response.envelope(data: AdminLogin(adminID: admin.id.uuidString.lowercased(), expiresIn: lifetime), message: "Logged in")
         response.headers.append(setCookie(token, maxAge: lifetime))
         return response
     }
@@ -145,5 +143,17 @@ struct AdminAuthMiddleware: RouterMiddleware {
 
     static func `operator`(_ id: UUID) -> Identity {
         Identity(client: "admin:\(id.uuidString.lowercased())", keyID: nil, scopes: ["admin"])
+    }
+}
+
+/// The answer to an operator's login: the session itself is only in the cookie.
+struct AdminLogin: Encodable, Sendable {
+    var adminID: String
+    /// Seconds the session lasts (an integer, as `expires_in` of the users' login).
+    var expiresIn: Int
+
+    enum CodingKeys: String, CodingKey {
+        case adminID = "admin_id"
+        case expiresIn = "expires_in"
     }
 }

@@ -11,7 +11,8 @@ import NotifyHTTP
 public struct CredentialMiddleware: RouterMiddleware {
     public typealias Context = NotifyRequestContext
 
-    let serviceKey: ServiceKeyMiddleware
+    /// Nil where the platform's processes have no business (admin: operators and `admin`-scoped keys only).
+    let serviceKey: ServiceKeyMiddleware?
     let tokens: AccessTokens?
     /// Whether a token is still current (its version is the user's): a revoked token is 401. Throws when that
     /// cannot be known (503).
@@ -21,7 +22,7 @@ public struct CredentialMiddleware: RouterMiddleware {
     private let cache = NIOLockedValueBox([String: (identity: Identity, expires: ContinuousClock.Instant)]())
 
     public init(
-        serviceKey: ServiceKeyMiddleware,
+        serviceKey: ServiceKeyMiddleware?,
         tokens: AccessTokens?,
         tokenCheck: (@Sendable (VerifiedToken) async throws -> Bool)? = nil,
         store: APIKeyStore,
@@ -44,7 +45,7 @@ public struct CredentialMiddleware: RouterMiddleware {
     }
 
     public func identity(for credential: String) async throws -> Identity {
-        if serviceKey.matches(credential) { return Identity(client: "service", keyID: nil, scopes: ["service"]) }
+        if let serviceKey, serviceKey.matches(credential) { return Identity(client: "service", keyID: nil, scopes: ["service"]) }
         if credential.utf8.split(separator: UInt8(ascii: ".")).count == 3 {
             guard let tokens, let token = await tokens.verifyToken(credential) else { throw APIError.unauthorized }
             if let tokenCheck {

@@ -210,8 +210,13 @@ struct OperationsTests {
             let plainReply = try await stack.http.execute(plain, timeout: .seconds(30))
             #expect(plainReply.status == .unsupportedMediaType)
             #expect(!plainReply.headers.contains(name: "Set-Cookie"))
+            plain.headers.replaceOrAdd(name: "Content-Type", value: "application/jsonx")
+            #expect(try await stack.http.execute(plain, timeout: .seconds(30)).status == .unsupportedMediaType, "the media type, not a prefix")
+            // The service key is no credential of the admin API.
+            #expect(try await stack.call(.GET, "\(admin)/api/v1/admin/overview/", headers: stack.serviceAuth).status == 401)
             let login = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": password])
             #expect(login.status == 200)
+            #expect(login.data["expires_in"] as? Int == 8 * 3600)
             let setCookie = try #require(login.headers.first(name: "Set-Cookie"))
             #expect(setCookie.hasPrefix("__Host-notify_admin="))
             #expect(setCookie.contains("HttpOnly"))
