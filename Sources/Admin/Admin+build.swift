@@ -68,7 +68,7 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     let admins = AdminUserStore(client: postgres, logger: logger)
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware())
+    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
     HealthRoutes(
         service: "admin",
         checks: [

@@ -132,7 +132,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
     )
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware())
+    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
     HealthRoutes(
         service: "gateway",
         checks: [

@@ -8,7 +8,12 @@ import Logging
 public struct EnvelopeMiddleware: RouterMiddleware {
     public typealias Context = NotifyRequestContext
 
-    public init() {}
+    /// Errors that mean a dependency cannot answer now (PostgreSQL away, a deadline passed): 503, not 500.
+    let unavailable: @Sendable (any Error) -> Bool
+
+    public init(unavailable: @escaping @Sendable (any Error) -> Bool = { _ in false }) {
+        self.unavailable = unavailable
+    }
 
     public func handle(
         _ request: Request,
@@ -26,6 +31,11 @@ public struct EnvelopeMiddleware: RouterMiddleware {
             response = error.response()
         } catch let error as HTTPError {
             response = Self.map(error).response()
+        } catch where unavailable(error) {
+            context.logger.warning("dependency unavailable", metadata: ["error": .string(String(reflecting: error))])
+            var refusal = APIError.dependencyUnavailable("A dependency of this service cannot answer right now; try again shortly")
+            refusal.headers[.retryAfter] = "2"
+            response = refusal.response()
         } catch {
             // The detail goes to the log for operators (bind values are never part of it); the client gets only the code.
             context.logger.error(

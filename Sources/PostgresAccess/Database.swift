@@ -289,3 +289,25 @@ public struct Rows: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: rows.makeIterator()) }
 }
+
+extension Database {
+    /// Whether `error` says PostgreSQL cannot answer now (the connection failed or closed, the server is shutting down
+    /// or starting, too many connections, a statement or operation ran out of time) rather than a bug or bad data:
+    /// callers then get 503 DEPENDENCY_UNAVAILABLE, never 500 (`EnvelopeMiddleware(unavailable:)`).
+    public static func isUnavailable(_ error: any Error) -> Bool {
+        if error is DeadlineExceeded { return true }
+        if let error = error as? PostgresTransactionError {
+            return [error.closureError, error.commitError, error.rollbackError].contains { $0.map(isUnavailable) ?? false }
+        }
+        guard let error = error as? PSQLError else { return false }
+        if let state = error.serverInfo?[.sqlState] {
+            // 08: connection exception; 57P01–57P03: shutdown, crash, cannot connect now; 53300: too many connections;
+            // 57014: canceled (statement_timeout); 25P03: idle-in-transaction timeout.
+            return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "57014", "25P03"].contains(state)
+        }
+        return [
+            .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,
+            .queryCancelled,
+        ].contains(error.code)
+    }
+}

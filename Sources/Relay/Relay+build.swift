@@ -90,7 +90,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware())
+    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
     HealthRoutes(
         service: "relay",
         checks: [

@@ -51,7 +51,7 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware())
+    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
     HealthRoutes(
         service: "templates",
         checks: [

@@ -65,7 +65,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware())
+    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
     HealthRoutes(
         service: "users",
         checks: [

@@ -269,7 +269,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
 
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware())
+    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
     HealthRoutes(
         service: "\(configuration.channel.rawValue)-worker",
         checks: [

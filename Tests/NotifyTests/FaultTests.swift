@@ -655,6 +655,18 @@ struct FaultTests {
                                 #expect(health.status == 503, "\(service.rawValue) healthy without its database")
                             }
                         }
+                        // Reads that need the database say it is unavailable (503 with Retry-After), never 500.
+                        for url in [
+                            "\(stack.url(.users))/api/v1/users/\(UUID().uuidString.lowercased())/",
+                            "\(stack.url(.templates))/api/v1/templates/missing-\(Int.random(in: 0..<1_000_000))/",
+                        ] {
+                            group.addTask {
+                                let reply = try await stack.call(.GET, url, headers: stack.serviceAuth)
+                                #expect(reply.status == 503, "\(url): \(reply.json)")
+                                #expect(reply.error == "DEPENDENCY_UNAVAILABLE")
+                                #expect(reply.headers.first(name: "Retry-After") != nil)
+                            }
+                        }
                         try await group.waitForAll()
                     }
                     try await Task.sleep(for: .seconds(1))
