@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
@@ -55,6 +56,7 @@ let package = Package(
         .target(
             name: "Directory",
             dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
                 "Breakers", "Telemetry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -65,6 +67,7 @@ let package = Package(
         .target(
             name: "Credentials",
             dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 "NotifyHTTP", "NotifyConfig", "PostgresAccess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -80,6 +83,7 @@ let package = Package(
         .target(
             name: "NotifyHTTP",
             dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 "NotificationModel", "Breakers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -126,6 +130,7 @@ let package = Package(
         .target(
             name: "RedisCache",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "Telemetry",
                 "CHiredis", "Breakers",
                 .product(name: "Logging", package: "swift-log"),
@@ -136,6 +141,7 @@ let package = Package(
         .target(
             name: "JobQueue",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "NotificationModel", "Deadlines", "PostgresAccess",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -146,6 +152,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 "CAMQP", "Breakers", "NotifyConfig",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -158,20 +165,29 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers", "Deadlines", "PostgresAccess", "NotificationModel",
+                "Broker", "JobQueue", "NotifyHTTP", "NotifyConfig", "Breakers", "Deadlines", "PostgresAccess",
+                "NotificationModel",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "SMTPTransport",
-            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "CCurl", .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "PushTransport",
             dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
                 "OutboundPolicy",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -203,8 +219,10 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
                 "Credentials", "NotifyConfig", "NotificationModel", "PostgresAccess",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
@@ -217,8 +235,12 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig", "NotificationModel", "Breakers",
+                "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig",
+                "NotificationModel", "Breakers",
                 "Broker", "Directory", "Deadlines", "PostgresAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -228,11 +250,15 @@ let package = Package(
         .target(
             name: "UserService",
             dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs", "PostgresAccess", "OutboundPolicy",
+                "NotifyHTTP", "NotifyConfig", "RedisCache", "NotificationModel", "Credentials", "APIDocs", "PostgresAccess",
+                "OutboundPolicy",
                 "RateLimiting",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -241,6 +267,8 @@ let package = Package(
         .target(
             name: "TemplateService",
             dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
                 "NotifyHTTP", "NotifyConfig", "RedisCache", "Rendering", "NotificationModel", "APIDocs", "PostgresAccess",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -250,8 +278,13 @@ let package = Package(
         .target(
             name: "Workers",
             dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), "NotificationModel",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers", "Directory",
+                "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers",
+                "Directory",
                 "Rendering", "Deadlines", "PostgresAccess", "OutboundPolicy",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -261,8 +294,13 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue", "Deadlines", "PostgresAccess",
+                "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue", "Deadlines",
+                "PostgresAccess",
                 "RateLimiting", "RedisCache", "APIDocs",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -273,8 +311,12 @@ let package = Package(
         .executableTarget(
             name: "NotifyCLI",
             dependencies: [
+                "Credentials", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"), "NotificationModel", "PostgresAccess",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Admin", "Migrations", "NotifyConfig", "PushTransport", "Bench",
+                "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Admin", "Migrations", "NotifyConfig",
+                "PushTransport", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -286,9 +328,15 @@ let package = Package(
         .testTarget(
             name: "NotifyTests",
             dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue", "Broker", "Rendering",
-                "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin", "Breakers", "RateLimiting",
+                "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue",
+                "Broker", "Rendering",
+                "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin",
+                "Breakers", "RateLimiting",
                 "APIDocs", "Deadlines", "PostgresAccess", "OutboundPolicy",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
