@@ -2,14 +2,15 @@ import Breakers
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import ServiceLifecycle
 import Telemetry
 
 /// A read-through cache in Redis. Redis is an optimisation, never a dependency: when it fails the breaker opens,
 /// lookups go straight to the source without waiting on Redis, and the breaker logs each change of state once.
 ///
 /// A write that could not invalidate its keys (Redis slow, unreachable, or the breaker open) is never followed by a
-/// stale read from this process: the keys are held as pending, reads of them go to the source, and a background task
-/// retries the invalidation until Redis takes it. Other replicas see the change within the cache lifetime at worst.
+/// stale read from this process: the keys are held as pending, reads of them go to the source, and `invalidationRetry`
+/// (a service of the process) retries the invalidation until Redis takes it. Other replicas see the change within the cache lifetime at worst.
 public struct RedisCache: Sendable {
     let redis: RedisClient
     let prefix: String
@@ -104,16 +105,19 @@ public struct RedisCache: Sendable {
             "cache invalidation did not reach Redis: reads of these keys bypass the cache until a retry succeeds",
             metadata: ["keys": .string((deletes + bumps).joined(separator: ","))]
         )
-        guard pending.add(deletes: deletes, bumps: bumps) else { return }
-        let retry = self
-        Task.detached { await retry.retryPending() }
+        pending.add(deletes: deletes, bumps: bumps)
     }
 
-    /// Runs while invalidations are pending (one task at a time), with a growing pause between tries.
-    private func retryPending() async {
+    /// The service that retries invalidations that did not reach Redis: it belongs in the process's service group
+    /// (it ends with it), and sleeps while nothing is pending.
+    public var invalidationRetry: InvalidationRetry { InvalidationRetry(cache: self) }
+
+    /// Retries while invalidations are pending, with a growing pause between tries; returns when none is left, or
+    /// when cancelled.
+    func retryPending() async {
         var pause = Duration.milliseconds(200)
         while true {
-            try? await Task.sleep(for: pause)
+            do { try await Task.sleep(for: pause) } catch { return }
             let (deletes, bumps) = pending.snapshot()
             var doneDeletes: [String: Int] = [:]
             var doneBumps: [String: Int] = [:]
@@ -150,6 +154,17 @@ extension RedisCache {
     }
 }
 
+/// Retries the invalidations of one cache that did not reach Redis, as a service of the process's group.
+public struct InvalidationRetry: Service {
+    let cache: RedisCache
+
+    public func run() async throws {
+        for await _ in cache.pending.wakeups.cancelOnGracefulShutdown() {
+            await cache.retryPending()
+        }
+    }
+}
+
 /// Invalidations that have not reached Redis yet. Each key carries the number of the last failed try that named it, so
 /// a retry that read the set before a newer failure does not clear the newer one.
 final class PendingInvalidations: Sendable {
@@ -161,19 +176,27 @@ final class PendingInvalidations: Sendable {
     }
 
     let state = NIOLockedValueBox(State())
+    /// One element each time keys become pending while no retry runs: the retry service then starts one.
+    let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init() {
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
 
     func holds(delete key: String) -> Bool { state.withLockedValue { $0.deletes[key] != nil } }
     func holds(bump key: String) -> Bool { state.withLockedValue { $0.bumps[key] != nil } }
 
-    /// Records the keys; true when no retry task is running yet (the caller starts one).
-    func add(deletes: [String], bumps: [String]) -> Bool {
-        state.withLockedValue { state in
+    /// Records the keys, and wakes the retry service when no retry is running yet.
+    func add(deletes: [String], bumps: [String]) {
+        let start = state.withLockedValue { state in
             state.failures += 1
             for key in deletes { state.deletes[key] = state.failures }
             for key in bumps { state.bumps[key] = state.failures }
             defer { state.retrying = true }
             return !state.retrying
         }
+        if start { wake.yield() }
     }
 
     func snapshot() -> (deletes: [String: Int], bumps: [String: Int]) {

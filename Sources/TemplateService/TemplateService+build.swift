@@ -68,7 +68,7 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-templates"),
-        services: [postgres],
+        services: [postgres, cache.invalidationRetry],
         logger: logger
     )
 }

@@ -110,7 +110,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-users"),
-        services: [postgres, keys],
+        services: [postgres, keys, cache.invalidationRetry],
         logger: logger
     )
 }
