@@ -92,8 +92,10 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         attemptsPerAddress: configuration.loginThrottle.attemptsPerAddress,
         windowSeconds: configuration.loginThrottle.windowSeconds
     )
+    let hasher = PasswordHasher()
     let session = SessionController(
         admins: admins,
+        hasher: hasher,
         lifetime: configuration.sessionSeconds,
         secureCookie: configuration.secureCookie,
         throttle: throttle,
@@ -126,7 +128,7 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-admin"),
-        services: [postgres, HTTPClientService(client: http)],
+        services: [postgres, HTTPClientService(client: http), hasher],
         logger: logger
     )
 }

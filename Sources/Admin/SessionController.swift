@@ -17,6 +17,7 @@ struct SessionController: Sendable {
     static let csrfValue = "notify-dashboard"
 
     let admins: AdminUserStore
+    let hasher: PasswordHasher
     let lifetime: Int
     let secureCookie: Bool
     let throttle: LoginThrottle
@@ -68,7 +69,7 @@ struct SessionController: Sendable {
         }
         let hash = admin?.passwordHash ?? decoyHash
         let matches: Bool
-        do { matches = try await PasswordHasher.shared.verify(password, hash: hash) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
+        do { matches = try await hasher.verify(password, hash: hash) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
         guard let admin, matches else {
             context.logger.warning("admin login refused")
             throw invalid

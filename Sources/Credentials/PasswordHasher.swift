@@ -1,11 +1,12 @@
 import Foundation
-import NotifyHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdBcrypt
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NotifyHTTP
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -18,8 +19,10 @@ import Glibc
 /// (the gateway and the workers ask for one per notification the directory cache does not hold) queued behind the
 /// hashes, 24/s with a p99 of 210 ms. Here, at nice 10, they kept 4,100–4,600/s at a p99 of 6–8 ms, and hashing
 /// still uses every idle cycle (`deploy/local/lookup_bench.py`).
-public final class PasswordHasher: Sendable {
-    public static let shared = PasswordHasher()
+///
+/// It is a service: a process lists it in its service group (before the HTTP server, which then stops first) and its
+/// threads end with the process, after the hashes in progress.
+public final class PasswordHasher: Service {
 
     /// The nice value of the hashing threads (0 is the default of every other thread; 19 the lowest priority).
     static let niceness: Int32 = 10
@@ -35,7 +38,7 @@ public final class PasswordHasher: Sendable {
         public var description: String { "password hashing is at capacity" }
     }
 
-    init(threads: Int = System.coreCount, maxPending: Int? = nil) {
+    public init(threads: Int = System.coreCount, maxPending: Int? = nil) {
         pool = NIOThreadPool(numberOfThreads: max(1, threads))
         pool.start()
         self.maxPending = maxPending ?? Int(ProcessInfo.processInfo.environment["NOTIFY_PASSWORD_HASH_QUEUE"] ?? "") ?? 32
@@ -62,6 +65,11 @@ public final class PasswordHasher: Sendable {
             Self.lowerPriority()
             return body()
         }
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try? await pool.shutdownGracefully()
     }
 
     /// Lowers the calling thread's priority: on Linux the nice value belongs to each thread, and `who` 0 is the

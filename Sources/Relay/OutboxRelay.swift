@@ -100,6 +100,8 @@ public struct OutboxRelay: Service {
             }
             group.cancelAll()
         }
+        // The broker sees a clean close of the publishing connection, not a dropped socket.
+        await amqp?.shutdown()
         logger.info("relay stopped")
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
+import ServiceLifecycle
 
 /// Why a send failed, and whether trying again can help.
 public struct SMTPError: Error, CustomStringConvertible, Sendable {
@@ -34,6 +35,8 @@ public final class SMTPTransport: Sendable {
 
     private let configuration: Configuration
     private let threadPool: NIOThreadPool
+    /// Whether `threadPool` is this transport's own (then `shutdown()` stops it).
+    private let ownsThreadPool: Bool
     private let handles: NIOLockedValueBox<[CurlHandle]>
     private let slots: AsyncSemaphore
 
@@ -44,10 +47,12 @@ public final class SMTPTransport: Sendable {
         self.configuration = configuration
         if let threadPool {
             self.threadPool = threadPool
+            ownsThreadPool = false
         } else {
             let own = NIOThreadPool(numberOfThreads: max(1, configuration.connections))
             own.start()
             self.threadPool = own
+            ownsThreadPool = true
         }
         self.handles = NIOLockedValueBox([])
         self.slots = AsyncSemaphore(count: max(1, configuration.connections))
@@ -68,6 +73,27 @@ public final class SMTPTransport: Sendable {
             // A handle whose connection failed is dropped, so the next send dials afresh.
             throw error
         }
+    }
+}
+
+extension SMTPTransport {
+    /// Stops the transport's own threads once the sends in progress finished, and closes its pooled connections.
+    public func shutdown() async {
+        if ownsThreadPool { try? await threadPool.shutdownGracefully() }
+        handles.withLockedValue { $0.removeAll() }
+    }
+}
+
+/// Stops an SMTP transport with the process, after the services that send through it (list it before them: a
+/// service group stops its services in reverse order).
+public struct SMTPTransportService: Service {
+    let transport: SMTPTransport
+
+    public init(_ transport: SMTPTransport) { self.transport = transport }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await transport.shutdown()
     }
 }
 
@@ -127,7 +153,7 @@ final class CurlHandle: @unchecked Sendable {
         guard code != CURLE_OK else { return }
         var reply: Int = 0
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &reply)
-        let detail = String(cString: errorBuffer)
+        let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         let summary = reply > 0 ? "SMTP \(reply): \(text)" : "SMTP: \(text)"
         throw SMTPError(message: summary, replyCode: reply, permanent: (500..<600).contains(reply))

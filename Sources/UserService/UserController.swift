@@ -13,6 +13,8 @@ struct UserController: Sendable {
     let repository: UserRepository
     let cache: RedisCache
     let tokens: AccessTokens
+    /// Hashes and checks passwords on threads of its own (a service of the process).
+    let hasher: PasswordHasher
     let bcryptCost: UInt8
     /// A hash at the configured cost that no password matches: checked for unknown emails so that a login takes
     /// as long whether or not the email exists.
@@ -504,10 +506,10 @@ struct UserController: Sendable {
 
     func hash(_ password: String) async throws -> String {
         let cost = bcryptCost
-        do { return try await PasswordHasher.shared.hash(password, cost: cost) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
+        do { return try await hasher.hash(password, cost: cost) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
     }
 
     func verify(_ password: String, hash: String) async throws -> Bool {
-        do { return try await PasswordHasher.shared.verify(password, hash: hash) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
+        do { return try await hasher.verify(password, hash: hash) } catch is PasswordHasher.Busy { throw APIError.hashingBusy }
     }
 }

@@ -77,10 +77,12 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     MetricsRoute().register(on: router)
     OpenAPIRoute(document: APIDocument.users).register(on: router)
     let repository = UserRepository(client: postgres, logger: logger)
+    let hasher = PasswordHasher()
     var controller = UserController(
         repository: repository,
         cache: cache,
         tokens: tokens,
+        hasher: hasher,
         bcryptCost: UInt8(clamping: configuration.bcryptCost),
         decoyHash: Bcrypt.hash(UUID().uuidString, cost: UInt8(clamping: configuration.bcryptCost))
     )
@@ -110,7 +112,7 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-users"),
-        services: [postgres, keys, cache.invalidationRetry],
+        services: [postgres, keys, cache.invalidationRetry, hasher],
         logger: logger
     )
 }

@@ -204,6 +204,9 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
     let providerBreakers: [CircuitBreaker]
     var breakerGroups: [BreakerGroup] = []
     var pinnedClients: PinnedHTTPClients?
+    /// What the deliveries use and must outlive them: listed before the worker, so they stop after it (a service
+    /// group stops its services in reverse order).
+    var resources: [any Service] = []
     switch configuration.channel {
     case .email:
         let smtpBreaker = CircuitBreaker(name: "smtp", logger: logger)
@@ -216,6 +219,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
                 connections: configuration.smtpConnections
             )
         )
+        resources.append(SMTPTransportService(smtp))
         deliverer = EmailDeliverer(
             smtp: smtp,
             breaker: smtpBreaker,
@@ -296,7 +300,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             address: .hostname(configuration.listen.host, port: configuration.listen.port),
             serverName: "notify-\(configuration.channel.rawValue)-worker"
         ),
-        services: [postgres, HTTPClientService(client: http), worker] + (pinnedClients.map { [PinnedClientsService(clients: $0)] } ?? []),
+        services: [postgres, HTTPClientService(client: http)] + resources + (pinnedClients.map { [PinnedClientsService(clients: $0)] } ?? [])
+            + [worker],
         logger: logger
     )
 }

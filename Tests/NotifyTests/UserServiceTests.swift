@@ -561,7 +561,7 @@ struct UserServiceTests {
 
     @Test("passwords are hashed on threads of their own at a lower priority; a hash verifies, a wrong password does not")
     func passwordHashing() async throws {
-        let hasher = PasswordHasher.shared
+        let hasher = PasswordHasher()
         let callerNiceness = PasswordHasher.currentNiceness()
         let hash = try await hasher.hash("correct horse battery", cost: 4)
         #expect(hash.hasPrefix("$2"))
