@@ -252,6 +252,46 @@ enum TemplatesDocument {
               }
             }
           },
+          "/api/v1/templates/{template_code}/restore/": {
+            "parameters": [
+              {
+                "name": "template_code",
+                "in": "path",
+                "required": true,
+                "description": "The template's code.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$"}
+              },
+              {
+                "name": "channel",
+                "in": "query",
+                "description": "Which template, when the code names an email and a push template; needed only then.",
+                "schema": {"enum": ["email", "push"]}
+              },
+              {"$ref": "#/components/parameters/CorrelationID"}
+            ],
+            "post": {
+              "operationId": "restoreTemplate",
+              "summary": "Restore an archived template: it takes notifications again",
+              "description": "Its versions are as they were; the active version is the same as before it was archived. Restoring a template that is not archived succeeds again. No request body is read. Only the service key is accepted.",
+              "security": [{"bearer": []}, {"apiKey": []}],
+              "responses": {
+                "200": {
+                  "description": "Restored; `data` is an empty object.",
+                  "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+                  "content": {"application/json": {"schema": {"allOf": [
+                    {"$ref": "#/components/schemas/Envelope"},
+                    {"properties": {"data": {"$ref": "#/components/schemas/Empty"}}}
+                  ]}}}
+                },
+                "400": {
+                  "$ref": "#/components/responses/BadRequest",
+                  "description": "VALIDATION_ERROR: `channel` is not email or push, or the code names two templates and `channel` is missing."
+                },
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template."}
+              }
+            }
+          },
           "/api/v1/templates/{template_code}/render/": {
             "parameters": [
               {

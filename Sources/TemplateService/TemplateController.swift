@@ -18,6 +18,7 @@ struct TemplateController: Sendable {
         router.put("/api/v1/templates/:code", use: update)
         router.get("/api/v1/templates/:code/versions", use: versions)
         router.post("/api/v1/templates/:code/archive", use: archive)
+        router.post("/api/v1/templates/:code/restore", use: restore)
         router.post("/api/v1/templates/:code/render", use: render)
     }
 
@@ -118,6 +119,14 @@ struct TemplateController: Sendable {
         guard try await repository.archive(code: code, channel: channel) else { throw Self.notFound }
         await cache.bump("template:\(code):gen")
         return .envelope(data: EmptyPayload(), message: "Template archived: it takes no new notifications")
+    }
+
+    /// `POST /api/v1/templates/{code}/restore/`: an archived template takes notifications again.
+    @Sendable func restore(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let (code, channel) = try await identify(request, context: context)
+        guard try await repository.restore(code: code, channel: channel) else { throw Self.notFound }
+        await cache.bump("template:\(code):gen")
+        return .envelope(data: EmptyPayload(), message: "Template restored: it takes notifications again")
     }
 
     struct Rendered: Encodable, Sendable {

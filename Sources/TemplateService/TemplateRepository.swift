@@ -254,6 +254,17 @@ public struct TemplateRepository: Sendable {
         }
     }
 
+    /// Takes an archived template back into use (its versions as they were); false if there is no such template.
+    public func restore(code: String, channel: String) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            for try await _ in try await connection.query(
+                "UPDATE templates SET archived_at = NULL, updated_at = now() WHERE code = \(code) AND channel = \(channel) RETURNING id",
+                logger: logger
+            ).decode(UUID.self) { return true }
+            return false
+        }
+    }
+
     /// Active templates, newest first, in their default language.
     public func list(channel: String?, page: Int, limit: Int) async throws -> ([TemplateResource], Int) {
         var codes: [(String, String)] = []

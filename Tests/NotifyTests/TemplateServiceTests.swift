@@ -188,7 +188,7 @@ struct TemplateServiceTests {
         }
     }
 
-    @Test("list is paginated and filtered by channel; an archived template is gone from lookups but its versions still render")
+    @Test("list is paginated and filtered by channel; an archived template is gone from lookups but its versions still render; restored, it is back")
     func listAndArchive() async throws {
         try await Stack.with(services: [.templates]) { stack in
             for index in 0..<3 {
@@ -214,6 +214,12 @@ struct TemplateServiceTests {
             #expect(try await stack.call(.GET, "\(url(stack))mail0/?version=1", headers: stack.serviceAuth).status == 200)
             let after = try await stack.call(.GET, "\(url(stack))?channel=email", headers: stack.serviceAuth)
             #expect((after.json["meta"] as? [String: Any])?["total"] as? Int == 3)
+            // Restored, it is in use again, as it was.
+            #expect(try await stack.call(.POST, "\(url(stack))mail0/restore/", headers: stack.serviceAuth).status == 200)
+            #expect(try await stack.call(.GET, "\(url(stack))mail0/", headers: stack.serviceAuth).status == 200)
+            let restored = try await stack.call(.GET, "\(url(stack))?channel=email", headers: stack.serviceAuth)
+            #expect((restored.json["meta"] as? [String: Any])?["total"] as? Int == 4)
+            #expect(try await stack.call(.POST, "\(url(stack))nothing-here/restore/", headers: stack.serviceAuth).status == 404)
         }
     }
 }
