@@ -103,12 +103,7 @@ final class Stack: @unchecked Sendable {
             try await management.ensureVhost(user: self.infra.rabbit.user)
             return true
         }
-        try await Migrator(
-            settings: infra.postgres,
-            directory: NotifyProcess.repositoryRoot.appendingPathComponent("sql"),
-            roles: infra.roles,
-            logger: TestInfrastructure.logger
-        ).run()
+        try await TemplateDatabases.clone(into: infra)
         apiKey = try await createKey(scopes: ["notifications:write", "notifications:read"])
     }
 
