@@ -7,9 +7,9 @@ import Logging
 import NotifyConfig
 import NotifyHTTP
 import PostgresAccess
+import PostgresNIO
 import RateLimiting
 import RedisCache
-import PostgresNIO
 import Telemetry
 
 public struct AdminConfiguration: Sendable {

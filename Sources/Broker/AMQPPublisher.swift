@@ -177,7 +177,7 @@ public final class AMQPPublisher: @unchecked Sendable {
         let correlationID = Self.copy(message.correlationID)
         let contentType = Self.copy("application/json")
         let headerKey = Self.copy("x-correlation-id")
-        defer { [exchange, routingKey, body, messageID, correlationID, contentType, headerKey].forEach { free($0.bytes) } }
+        defer { for copied in [exchange, routingKey, body, messageID, correlationID, contentType, headerKey] { free(copied.bytes) } }
         var header = amqp_table_entry_t()
         header.key = headerKey
         header.value.kind = UInt8(ascii: "S")  // AMQP_FIELD_KIND_UTF8

@@ -82,7 +82,8 @@ final class DeadlineCall<T: Sendable>: Sendable {
     /// True for the first outcome, which the caller gets; later ones are dropped.
     @discardableResult
     func settle(with result: Result<T, any Error>) -> Bool {
-        let (first, continuation, work, timer) = state.withLockedValue { state -> (Bool, CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, Never>?) in
+        let (first, continuation, work, timer) = state.withLockedValue {
+            state -> (Bool, CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, Never>?) in
             guard !state.settled else { return (false, nil, nil, nil) }
             state.settled = true
             if state.continuation == nil { state.early = result }

@@ -1,4 +1,3 @@
-import Foundation
 import APIDocs
 import AsyncHTTPClient
 import Breakers
@@ -6,6 +5,7 @@ import Broker
 import Credentials
 import Deadlines
 import Directory
+import Foundation
 import Hummingbird
 import Logging
 import NotifyConfig

@@ -92,7 +92,9 @@ public struct PostgresSettings: Sendable {
             idleInTransactionTimeout: .milliseconds(env.int("NOTIFY_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", default: 60_000, problems: &problems))
         )
         if let mode = env.optionalString("NOTIFY_PG_SSLMODE") {
-            if let parsed = SSLMode(rawValue: mode) { sslMode = parsed } else {
+            if let parsed = SSLMode(rawValue: mode) {
+                sslMode = parsed
+            } else {
                 problems.append("NOTIFY_PG_SSLMODE must be disable, require or verify-full")
             }
         }

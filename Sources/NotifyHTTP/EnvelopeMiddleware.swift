@@ -31,7 +31,7 @@ public struct EnvelopeMiddleware: RouterMiddleware {
             response = error.response()
         } catch let error as HTTPError {
             response = Self.map(error).response()
-        } catch where unavailable(error) {
+        } catch  where unavailable(error) {
             context.logger.warning("dependency unavailable", metadata: ["error": .string(String(reflecting: error))])
             var refusal = APIError.dependencyUnavailable("A dependency of this service cannot answer right now; try again shortly")
             refusal.headers[.retryAfter] = "2"

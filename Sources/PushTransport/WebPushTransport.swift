@@ -135,7 +135,9 @@ public struct WebPushTransport: Sendable {
 
     /// The VAPID JWT for an endpoint's origin, reused for an hour (valid for twelve).
     func authorization(for endpoint: URL) throws -> String {
-        guard endpoint.scheme != nil, endpoint.host != nil else { throw PushError(.malformedSubscription, message: "webpush: bad endpoint", permanent: true) }
+        guard endpoint.scheme != nil, endpoint.host != nil else {
+            throw PushError(.malformedSubscription, message: "webpush: bad endpoint", permanent: true)
+        }
         let origin = Self.origin(of: endpoint.absoluteString)
         let now = Date()
         if let cached = tokens.withLockedValue({ $0[origin] }), cached.expires.timeIntervalSince(now) > 11 * 3600 {

@@ -319,7 +319,7 @@ public struct UserRepository: Sendable {
             )
             for try await row in rows.decode(Row.self) { return .confirmed(Self.resource(row)) }
             return .invalid
-        } catch where error.isUniqueViolation {
+        } catch  where error.isUniqueViolation {
             _ = try await client.query(
                 """
                 UPDATE users SET pending_email = NULL, email_verification_hash = NULL, email_verification_expires_at = NULL
@@ -431,7 +431,8 @@ public struct UserRepository: Sendable {
         do {
             return try await client.withTransaction(logger: logger) { connection in
                 var exists = false
-                for try await _ in try await connection.query("SELECT 1 FROM users WHERE id = \(userID) FOR UPDATE", logger: logger).decode(Int.self) {
+                for try await _ in try await connection.query("SELECT 1 FROM users WHERE id = \(userID) FOR UPDATE", logger: logger).decode(Int.self)
+                {
                     exists = true
                 }
                 guard exists else { return nil }

@@ -29,8 +29,9 @@ struct DeadlineTests {
 
         let stuck = Stuck()
         let timeouts = NIOLockedValueBox(0)
+        let countTimeout: @Sendable () -> Void = { timeouts.withLockedValue { $0 += 1 } }
         await #expect(throws: DeadlineExceeded.self) {
-            try await withDeadline(.milliseconds(200), onTimeout: { timeouts.withLockedValue { $0 += 1 } }) {
+            try await withDeadline(.milliseconds(200), onTimeout: countTimeout) {
                 await stuck.wait()
                 return 1
             }

@@ -33,7 +33,9 @@ struct DeploymentTests {
         "users": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
         "templates": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY"],
         "email-worker": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD"],
-        "push-worker": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT"],
+        "push-worker": [
+            "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT",
+        ],
         "admin": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
         "relay": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
     ]
@@ -151,7 +153,8 @@ struct DeploymentTests {
             #expect(environment["NOTIFY_PG_PASSWORD"] as? String != "dev-only-postgres-password", "\(name) does not hold the owner's password")
             #expect(
                 environment["NOTIFY_PG_PASSWORD"] as? String
-                    == (migrate["environment"] as? [String: Any])?["NOTIFY_PG_\(role.dropFirst("notify_svc_".count).uppercased())_ROLE_PASSWORD"] as? String,
+                    == (migrate["environment"] as? [String: Any])?["NOTIFY_PG_\(role.dropFirst("notify_svc_".count).uppercased())_ROLE_PASSWORD"]
+                    as? String,
                 "\(name) holds the password migrate gives \(role)"
             )
             #expect(environment["NOTIFY_LISTEN_HOST"] as? String == "0.0.0.0")

@@ -80,7 +80,9 @@ struct MigratorTests {
         }
     }
 
-    @Test("services' roles: each connects only to its databases, has data rights but no DDL, no migration records, a password set as a SCRAM verifier")
+    @Test(
+        "services' roles: each connects only to its databases, has data rights but no DDL, no migration records, a password set as a SCRAM verifier"
+    )
     func serviceRoles() async throws {
         let infra = try TestInfrastructure()
         let roles = ServiceRoles(
@@ -91,7 +93,12 @@ struct MigratorTests {
         let logger = TestInfrastructure.logger
 
         /// Runs `sql` as `role` in `database`; nil if it ran, else PostgreSQL's SQLSTATE (or "connect").
-        @Sendable func attempt(_ role: ServiceRoles.Role, _ database: PostgresSettings.Database, _ sql: String, password: String? = nil) async -> String? {
+        @Sendable func attempt(
+            _ role: ServiceRoles.Role,
+            _ database: PostgresSettings.Database,
+            _ sql: String,
+            password: String? = nil
+        ) async -> String? {
             let configuration = PostgresConnection.Configuration(
                 host: infra.postgres.host,
                 port: infra.postgres.port,
@@ -121,7 +128,9 @@ struct MigratorTests {
             let migrator = Migrator(settings: infra.postgres, directory: Self.sqlDirectory, roles: roles, logger: logger)
             try await migrator.run()
             try await migrator.run()  // idempotent: roles exist, passwords are set again, grants repeat
-            let users = roles.users!, templates = roles.templates!, notifications = roles.notifications!
+            let users = roles.users!
+            let templates = roles.templates!
+            let notifications = roles.notifications!
 
             // Data rights in their own database.
             #expect(await attempt(notifications, .notifications, "SELECT count(*) FROM jobs") == nil)
@@ -161,7 +170,10 @@ struct MigratorTests {
     }
 
     func dropRoles(_ roles: ServiceRoles, _ infra: TestInfrastructure) async {
-        let client = PostgresClient(configuration: infra.postgres.clientConfiguration(databaseName: "postgres"), backgroundLogger: TestInfrastructure.logger)
+        let client = PostgresClient(
+            configuration: infra.postgres.clientConfiguration(databaseName: "postgres"),
+            backgroundLogger: TestInfrastructure.logger
+        )
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             for role in [roles.users, roles.templates, roles.notifications].compactMap({ $0 }) {
@@ -178,7 +190,8 @@ struct MigratorTests {
         #expect(verifier.hasPrefix("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"))
         let keys = try #require(verifier.split(separator: "$").last).split(separator: ":")
         let serverKey = SymmetricKey(data: try #require(Data(base64Encoded: String(keys[1]))))
-        let authMessage = "n=user,r=rOprNGfwEbeRWgbNEkqO,"
+        let authMessage =
+            "n=user,r=rOprNGfwEbeRWgbNEkqO,"
             + "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,"
             + "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
         let signature = Data(HMAC<SHA256>.authenticationCode(for: Data(authMessage.utf8), using: serverKey))

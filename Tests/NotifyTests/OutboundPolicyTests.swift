@@ -1,7 +1,7 @@
 import Foundation
 import NotifyConfig
-import PostgresNIO
 import OutboundPolicy
+import PostgresNIO
 import RedisCache
 import Testing
 
@@ -195,7 +195,9 @@ struct PostgresTLSTests {
         return false
     }
 
-    @Test("NOTIFY_PG_SSLMODE: disable is plain, require and verify-full are encrypted; verify-full refuses a server its CA did not sign; a service runs over TLS")
+    @Test(
+        "NOTIFY_PG_SSLMODE: disable is plain, require and verify-full are encrypted; verify-full refuses a server its CA did not sign; a service runs over TLS"
+    )
     func modes() async throws {
         let infra = try TestInfrastructure()
         let caFile = try #require(ProcessInfo.processInfo.environment["NOTIFY_PG_CA_FILE"], "deploy/local/infra.sh exports the local CA")

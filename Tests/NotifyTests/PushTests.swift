@@ -170,7 +170,9 @@ struct PushTests {
         }
     }
 
-    @Test("Web Push against hostile endpoints: no redirect followed, no foreign Location or provider text handed out; the worker refuses an internal address it is given")
+    @Test(
+        "Web Push against hostile endpoints: no redirect followed, no foreign Location or provider text handed out; the worker refuses an internal address it is given"
+    )
     func hostileWebPush() async throws {
         try await Stack.with(services: Self.services) { stack in
             try await Self.template(stack)
@@ -179,7 +181,11 @@ struct PushTests {
             let userID = try await stack.createUser()
             var devices: [String: String] = [:]
             for name in ["redirect-1", "leaky-1", "bad-1"] {
-                devices[name] = try await Self.addDevice(stack, userID, ["platform": "webpush", "endpoint": "\(stack.fcm.url)/webpush/\(name)", "keys": keys])
+                devices[name] = try await Self.addDevice(
+                    stack,
+                    userID,
+                    ["platform": "webpush", "endpoint": "\(stack.fcm.url)/webpush/\(name)", "keys": keys]
+                )
             }
             let id = try await Self.push(stack, userID, "hostile-1")
             let shown = try await stack.waitForStatus(id, "sent")
@@ -206,7 +212,11 @@ struct PushTests {
             try stack.start(.pushWorker, extra: ["NOTIFY_WEBPUSH_ALLOW_LOOPBACK": "false"])
             try await stack.waitHealthy(.pushWorker)
             let victim = try await stack.createUser()
-            let device = try await Self.addDevice(stack, victim, ["platform": "webpush", "endpoint": "\(stack.fcm.url)/webpush/internal-target", "keys": keys])
+            let device = try await Self.addDevice(
+                stack,
+                victim,
+                ["platform": "webpush", "endpoint": "\(stack.fcm.url)/webpush/internal-target", "keys": keys]
+            )
             let refused = try await Self.push(stack, victim, "hostile-2")
             let failed = try await stack.waitForStatus(refused, "failed")
             let outcome = try #require((failed["deliveries"] as? [[String: Any]])?.first { $0["device_id"] as? String == device })

@@ -89,7 +89,9 @@ struct UserServiceTests {
         }
     }
 
-    @Test("changing the email or password needs the current password; tokens issued before a change or a logout are 401; refresh has an absolute limit")
+    @Test(
+        "changing the email or password needs the current password; tokens issued before a change or a logout are 401; refresh has an absolute limit"
+    )
     func reauthenticationAndRevocation() async throws {
         try await Stack.with(services: [.users], extra: ["NOTIFY_JWT_SESSION_MAX_SECONDS": "3"]) { stack in
             let ada = try await stack.createUser(email: "ada@example.com")
@@ -237,7 +239,12 @@ struct UserServiceTests {
             #expect(try await stack.call(.GET, "\(users(stack))/\(bob)/", headers: stack.serviceAuth).data["email"] as? String == bobEmail)
 
             // An expired token does not work (the clock is moved in the database rather than waited for).
-            _ = try await stack.call(.PATCH, "\(users(stack))/\(bob)/", json: ["email": "bob2.\(stack.infra.runID)@example.com"], headers: stack.serviceAuth)
+            _ = try await stack.call(
+                .PATCH,
+                "\(users(stack))/\(bob)/",
+                json: ["email": "bob2.\(stack.infra.runID)@example.com"],
+                headers: stack.serviceAuth
+            )
             let (_, expiring) = try await verificationMail(to: "bob2.\(stack.infra.runID)@example.com")
             try await stack.infra.withDatabase(.users) { client in
                 _ = try await client.query(
@@ -263,16 +270,30 @@ struct UserServiceTests {
             #expect(redirected.status == 403, "a client key cannot redirect mail: \(redirected.json)")
             // Even the service key names an address only for one email, never in bulk.
             let gateway = "\(stack.url(.gateway))/api/v1/notifications/"
-            let pushTo = try await stack.call(.POST, gateway, json: [
-                "notification_type": "push", "user_id": bob, "template_code": "plain", "request_id": "redirect-push-\(bob)",
-                "deliver_to": ["email": "mallory@example.com"],
-            ], headers: stack.serviceAuth)
+            let pushTo = try await stack.call(
+                .POST,
+                gateway,
+                json: [
+                    "notification_type": "push", "user_id": bob, "template_code": "plain", "request_id": "redirect-push-\(bob)",
+                    "deliver_to": ["email": "mallory@example.com"],
+                ],
+                headers: stack.serviceAuth
+            )
             #expect(pushTo.status == 400)
             #expect(pushTo.details.contains { $0["field"] as? String == "deliver_to" })
-            let bulk = try await stack.call(.POST, "\(gateway)bulk/", json: ["notifications": [[
-                "notification_type": "email", "user_id": bob, "template_code": "plain", "request_id": "redirect-bulk-\(bob)",
-                "deliver_to": ["email": "mallory@example.com"],
-            ]]], headers: stack.serviceAuth)
+            let bulk = try await stack.call(
+                .POST,
+                "\(gateway)bulk/",
+                json: [
+                    "notifications": [
+                        [
+                            "notification_type": "email", "user_id": bob, "template_code": "plain", "request_id": "redirect-bulk-\(bob)",
+                            "deliver_to": ["email": "mallory@example.com"],
+                        ]
+                    ]
+                ],
+                headers: stack.serviceAuth
+            )
             let item = try #require((bulk.data["results"] as? [[String: Any]])?.first, "\(bulk.json)")
             #expect(item["error"] as? String == "VALIDATION_ERROR", "\(bulk.json)")
         }
@@ -425,7 +446,9 @@ struct UserServiceTests {
         }
     }
 
-    @Test("Web Push endpoints at internal addresses, on other ports or off the push-service allow-list are 400; a user holds at most N active devices")
+    @Test(
+        "Web Push endpoints at internal addresses, on other ports or off the push-service allow-list are 400; a user holds at most N active devices"
+    )
     func hostileDevices() async throws {
         try await Stack.with(services: [.users], extra: ["NOTIFY_WEBPUSH_ALLOW_LOOPBACK": "false", "NOTIFY_MAX_DEVICES_PER_USER": "3"]) { stack in
             let id = try await stack.createUser()
@@ -438,7 +461,12 @@ struct UserServiceTests {
                 "https://metadata.google.internal/computeMetadata/v1/", "http://127.0.0.1:8080/", "https://fcm.googleapis.com:444/x",
                 "https://attacker.example.com/x",
             ] {
-                let reply = try await stack.call(.POST, url, json: ["platform": "webpush", "endpoint": endpoint, "keys": keys], headers: stack.serviceAuth)
+                let reply = try await stack.call(
+                    .POST,
+                    url,
+                    json: ["platform": "webpush", "endpoint": endpoint, "keys": keys],
+                    headers: stack.serviceAuth
+                )
                 #expect(reply.status == 400, "\(endpoint): \(reply.json)")
                 #expect(reply.json["error"] as? String == "VALIDATION_ERROR")
                 #expect(reply.details.first?["field"] == "endpoint", "\(endpoint)")
@@ -468,7 +496,9 @@ struct UserServiceTests {
             #expect(fourth.status == 409)
             #expect(fourth.json["error"] as? String == "DEVICE_LIMIT_REACHED")
             #expect(try await stack.call(.DELETE, "\(url)\(ids[1])/", headers: stack.serviceAuth).status == 200)
-            #expect(try await stack.call(.POST, url, json: ["platform": "fcm", "token": "fourth-device-token"], headers: stack.serviceAuth).status == 201)
+            #expect(
+                try await stack.call(.POST, url, json: ["platform": "fcm", "token": "fourth-device-token"], headers: stack.serviceAuth).status == 201
+            )
         }
     }
 

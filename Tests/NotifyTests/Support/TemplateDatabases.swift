@@ -26,7 +26,8 @@ actor TemplateDatabases {
     static func prepare(_ infra: TestInfrastructure) async throws -> String {
         let directory = NotifyProcess.repositoryRoot.appendingPathComponent("sql")
         var hasher = SHA256()
-        let files = FileManager.default.enumerator(atPath: directory.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".sql") }.sorted() ?? []
+        let files =
+            FileManager.default.enumerator(atPath: directory.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".sql") }.sorted() ?? []
         for file in files {
             hasher.update(data: Data(file.utf8))
             hasher.update(data: try Data(contentsOf: directory.appendingPathComponent(file)))
@@ -63,7 +64,10 @@ actor TemplateDatabases {
     /// it grants the services' roles, whose database-level rights a copy does not carry).
     static func clone(into infra: TestInfrastructure) async throws {
         let prefix = try await shared.prefix(infra)
-        let client = PostgresClient(configuration: infra.postgres.clientConfiguration(databaseName: "postgres"), backgroundLogger: TestInfrastructure.logger)
+        let client = PostgresClient(
+            configuration: infra.postgres.clientConfiguration(databaseName: "postgres"),
+            backgroundLogger: TestInfrastructure.logger
+        )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
@@ -77,7 +81,7 @@ actor TemplateDatabases {
                             logger: TestInfrastructure.logger
                         )
                         return true
-                    } catch where error.sqlState == "55006" {
+                    } catch  where error.sqlState == "55006" {
                         return nil
                     }
                 }
