@@ -10,7 +10,9 @@ let package = Package(
     name: "notify",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "notify", targets: ["NotifyCLI"])
+        .executable(name: "notify", targets: ["NotifyCLI"]),
+        // The load generator: built for benchmarks and tests, not shipped in the image.
+        .executable(name: "notify-bench", targets: ["NotifyBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -319,12 +321,20 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Admin", "Migrations", "NotifyConfig",
-                "PushTransport", "Bench",
+                "PushTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "NotifyBench",
+            dependencies: [
+                "Bench", "NotifyConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

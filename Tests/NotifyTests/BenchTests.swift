@@ -6,15 +6,15 @@ import Testing
 /// (No timing is judged here: benchmarks print numbers; tests assert behaviour.)
 @Suite("Benchmark smoke")
 struct BenchTests {
-    @Test("notify bench --smoke: 50 requests open-loop, every one accepted and delivered, memory of the processes reported")
+    @Test("notify-bench --smoke: 50 requests open-loop, every one accepted and delivered, memory of the processes reported")
     func smoke() async throws {
         try await Stack.with { stack in
             let pids = Stack.Service.core.compactMap { service in
                 stack.process(service).map { "\(service.rawValue)=\($0.process.processIdentifier)" }
             }
             let result = try await stack.runCommand(
-                ["bench", "--smoke", "--json", "--gateway", stack.url(.gateway), "--templates", stack.url(.templates)]
-                    + pids.flatMap { ["--process", $0] }
+                ["--smoke", "--json", "--gateway", stack.url(.gateway), "--templates", stack.url(.templates)] + pids.flatMap { ["--process", $0] },
+                executable: NotifyProcess.benchBinary
             )
             #expect(result.status == 0, "\(result.output)")
             let report = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any], "\(result.output)")

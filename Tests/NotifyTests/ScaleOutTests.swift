@@ -15,7 +15,10 @@ struct ScaleOutTests {
     func twoGatewaysThreeWorkersTwoRelays() async throws {
         try await Stack.with(services: [.users, .templates, .gateway, .relay, .emailWorker]) { stack in
             // First one of each, for the comparison.
-            let single = try await stack.runCommand(Self.bench(gateways: [stack.url(.gateway)], templates: stack.url(.templates)))
+            let single = try await stack.runCommand(
+                Self.bench(gateways: [stack.url(.gateway)], templates: stack.url(.templates)),
+                executable: NotifyProcess.benchBinary
+            )
             #expect(single.status == 0, "\(single.output)")
             let singleReport = try #require(try JSONSerialization.jsonObject(with: Data(single.output.utf8)) as? [String: Any])
             #expect(singleReport["delivered"] as? Int == 5000)
@@ -26,7 +29,10 @@ struct ScaleOutTests {
             let worker2 = try await stack.startReplica(.emailWorker, name: "email-worker-2")
             let worker3 = try await stack.startReplica(.emailWorker, name: "email-worker-3")
 
-            let result = try await stack.runCommand(Self.bench(gateways: [stack.url(.gateway), gateway2], templates: stack.url(.templates)))
+            let result = try await stack.runCommand(
+                Self.bench(gateways: [stack.url(.gateway), gateway2], templates: stack.url(.templates)),
+                executable: NotifyProcess.benchBinary
+            )
             #expect(result.status == 0, "\(result.output)")
             let report = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any], "\(result.output)")
             #expect(report["accepted"] as? Int == 5000)
@@ -79,7 +85,7 @@ struct ScaleOutTests {
 
     static func bench(gateways: [String], templates: String) -> [String] {
         [
-            "bench", "--json", "--mode", "closed", "--concurrency", "32", "--count", "5000", "--users", "50", "--keys", "4", "--duration", "300",
+            "--json", "--mode", "closed", "--concurrency", "32", "--count", "5000", "--users", "50", "--keys", "4", "--duration", "300",
             "--delivery-timeout", "300", "--gateway", gateways.joined(separator: ","), "--templates", templates,
         ]
     }

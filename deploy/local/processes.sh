@@ -23,3 +23,12 @@ stop_process() {
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
     echo "$pid"
 }
+
+# bench_binary NOTIFY: the load generator notify-bench beside the notify binary NOTIFY (a build of its own, not part
+# of the production binary); beside the release build it is built first (quick when up to date).
+bench_binary() {
+    local dir
+    dir=$(dirname "$1")
+    if [[ $(basename "$dir") == release ]]; then swift build -c release --product notify-bench >&2; fi
+    echo "$dir/notify-bench"
+}

@@ -20,7 +20,10 @@ final class NotifyProcess: @unchecked Sendable {
         return repositoryRoot.appendingPathComponent(".build/debug/notify")
     }
 
-    init(name: String, arguments: [String], environment: [String: String]) throws {
+    /// The load generator, built beside `notify`.
+    static var benchBinary: URL { binary.deletingLastPathComponent().appendingPathComponent("notify-bench") }
+
+    init(name: String, executable: URL = NotifyProcess.binary, arguments: [String], environment: [String: String]) throws {
         self.name = name
         let logs = FileManager.default.temporaryDirectory.appendingPathComponent("notify-test-logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
@@ -28,7 +31,7 @@ final class NotifyProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
         process = Process()
-        process.executableURL = Self.binary
+        process.executableURL = executable
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = Self.repositoryRoot

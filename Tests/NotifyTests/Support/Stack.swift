@@ -420,20 +420,27 @@ extension Stack {
     /// not hold one of the few cooperative threads the in-process fakes (FCM) answer on.
     func runCommand(
         _ arguments: [String],
+        executable: URL = NotifyProcess.binary,
         environment: [String: String] = [:],
         withErrors: Bool = false
     ) async throws -> (status: Int32, output: String) {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try self.runCommandBlocking(arguments, environment: environment, withErrors: withErrors) })
+                continuation.resume(
+                    with: Result { try self.runCommandBlocking(arguments, executable: executable, environment: environment, withErrors: withErrors) }
+                )
             }
         }
     }
 
-    private func runCommandBlocking(_ arguments: [String], environment: [String: String], withErrors: Bool) throws -> (status: Int32, output: String)
-    {
+    private func runCommandBlocking(
+        _ arguments: [String],
+        executable: URL,
+        environment: [String: String],
+        withErrors: Bool
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = NotifyProcess.binary
+        process.executableURL = executable
         process.arguments = arguments
         process.environment = infra.processEnvironment(environment)
         process.currentDirectoryURL = NotifyProcess.repositoryRoot
