@@ -7,7 +7,7 @@ enum TemplatesDocument {
             "post": {
               "operationId": "createTemplate",
               "summary": "Create a template (version 1)",
-              "description": "Only the platform's service key is accepted (as bearer or X-API-Key). A code may exist once per channel. Every text part must parse as Mustache. Every problem of the body is reported at once in `details`.",
+              "description": "Only the platform's service key is accepted (as bearer or X-API-Key). A code may exist once per channel; codes starting with `notify.` are the platform's own (seeded, editable, not creatable or archivable). Every text part must parse as Mustache. Every problem of the body is reported at once in `details`.",
               "security": [{"bearer": []}, {"apiKey": []}],
               "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TemplateCreate"}}}},
               "responses": {
@@ -248,7 +248,8 @@ enum TemplatesDocument {
                   "description": "VALIDATION_ERROR: `channel` is not email or push, or the code names two templates and `channel` is missing."
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template."}
+                "404": {"$ref": "#/components/responses/NotFound", "description": "TEMPLATE_NOT_FOUND: no such template."},
+                "409": {"$ref": "#/components/responses/Conflict", "description": "TEMPLATE_RESERVED: a platform template (`notify.…`); it can be edited, not archived."}
               }
             }
           },

@@ -29,6 +29,8 @@ struct TemplateController: Sendable {
         let code = fields.string("code", maxLength: 100)
         if let code, !code.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) {
             fields.fail("code", "may hold only letters, digits, '_', '-' and '.'")
+        } else if let code, Self.isPlatformTemplate(code) {
+            fields.fail("code", "codes starting with 'notify.' are reserved for the platform's own templates")
         }
         let name = fields.string("name", maxLength: 200)
         let channel = fields.oneOf("channel", ["email", "push"])
@@ -114,8 +116,19 @@ struct TemplateController: Sendable {
         )
     }
 
+    /// The platform's own templates (`notify.…`, such as the verification of a new email address) are seeded by the
+    /// migrations: they may be edited (the text is the operator's) but neither created by clients nor archived.
+    static func isPlatformTemplate(_ code: String) -> Bool { code.lowercased().hasPrefix("notify.") }
+
     @Sendable func archive(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let (code, channel) = try await identify(request, context: context)
+        if Self.isPlatformTemplate(code) {
+            throw APIError(
+                .conflict,
+                code: "TEMPLATE_RESERVED",
+                message: "The platform's own templates can be edited but not archived: the platform sends them itself"
+            )
+        }
         guard try await repository.archive(code: code, channel: channel) else { throw Self.notFound }
         await cache.bump("template:\(code):gen")
         return .envelope(data: EmptyPayload(), message: "Template archived: it takes no new notifications")

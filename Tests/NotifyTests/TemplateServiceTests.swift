@@ -220,6 +220,20 @@ struct TemplateServiceTests {
             let restored = try await stack.call(.GET, "\(url(stack))?channel=email", headers: stack.serviceAuth)
             #expect((restored.json["meta"] as? [String: Any])?["total"] as? Int == 4)
             #expect(try await stack.call(.POST, "\(url(stack))nothing-here/restore/", headers: stack.serviceAuth).status == 404)
+            // The platform's own template (the verification of a new address) is edited like any, never archived or
+            // made by a client.
+            let reserved = try await stack.call(.POST, "\(url(stack))notify.email_verification/archive/", headers: stack.serviceAuth)
+            #expect(reserved.status == 409)
+            #expect(reserved.error == "TEMPLATE_RESERVED")
+            #expect(try await stack.call(.GET, "\(url(stack))notify.email_verification/", headers: stack.serviceAuth).status == 200)
+            let squatted = try await stack.call(
+                .POST,
+                url(stack),
+                json: ["code": "Notify.lookalike", "name": "N", "channel": "email", "subject": "S", "body": "B"],
+                headers: stack.serviceAuth
+            )
+            #expect(squatted.status == 400)
+            #expect(squatted.details.contains { $0["field"] as? String == "code" })
         }
     }
 }
