@@ -4,12 +4,12 @@ import NotifyConfig
 import RedisCache
 import Testing
 
-/// The template service against real PostgreSQL and Redis.
+/// The template service in this process (its router through `app.test(.router)`), against real PostgreSQL and Redis.
 @Suite("Template service", .serialized)
 struct TemplateServiceTests {
     @Test("create returns version 1 with its variables; a second template with the same code is 409; bad input 400; unknown 404")
     func createAndFetch() async throws {
-        try await Stack.with(services: [.templates]) { stack in
+        try await RouterHarness.templates { stack in
             let url = "\(stack.url(.templates))/api/v1/templates/"
             let body: [String: Any] = [
                 "code": "welcome", "name": "Welcome", "channel": "email", "category": "transactional", "subject": "Hi {{name}}",
@@ -40,11 +40,11 @@ struct TemplateServiceTests {
         }
     }
 
-    func url(_ stack: Stack) -> String { "\(stack.url(.templates))/api/v1/templates/" }
+    func url(_ stack: RouterHarness) -> String { "\(stack.url(.templates))/api/v1/templates/" }
 
     @Test("a template whose generation key is gone from Redis (flushed, or never bumped) is cached under generation 0")
     func cacheWithoutGeneration() async throws {
-        try await Stack.with(services: [.templates]) { stack in
+        try await RouterHarness.templates { stack in
             try await stack.createTemplate(["code": "nogen", "name": "No gen", "channel": "email", "subject": "S", "body": "B"])
             let redis = RedisClient(host: stack.infra.redis.host, port: stack.infra.redis.port, timeoutMilliseconds: 5000)
             _ = try await redis.command(["DEL", "\(stack.infra.redis.keyPrefix)template:nogen:gen"])
@@ -61,7 +61,7 @@ struct TemplateServiceTests {
 
     @Test("every edit is a new immutable version; history lists them; an older version is still readable")
     func versioning() async throws {
-        try await Stack.with(services: [.templates]) { stack in
+        try await RouterHarness.templates { stack in
             let created = try await stack.call(
                 .POST,
                 url(stack),
@@ -87,7 +87,7 @@ struct TemplateServiceTests {
 
     @Test("languages fall back fr-CA → fr → the template's default, at the version asked for")
     func languageFallback() async throws {
-        try await Stack.with(services: [.templates]) { stack in
+        try await RouterHarness.templates { stack in
             _ = try await stack.call(
                 .POST,
                 url(stack),
@@ -114,7 +114,7 @@ struct TemplateServiceTests {
 
     @Test("render: HTML escaped in the HTML part and intact in text, sections and lists; missing variables 422; unknown 404")
     func renderPreview() async throws {
-        try await Stack.with(services: [.templates]) { stack in
+        try await RouterHarness.templates { stack in
             _ = try await stack.call(
                 .POST,
                 url(stack),
@@ -157,7 +157,7 @@ struct TemplateServiceTests {
 
     @Test("a code can name an email and a push template; lookups pick by channel and ask for it when ambiguous")
     func codeAndChannel() async throws {
-        try await Stack.with(services: [.templates]) { stack in
+        try await RouterHarness.templates { stack in
             let email = try await stack.call(
                 .POST,
                 url(stack),
@@ -190,7 +190,7 @@ struct TemplateServiceTests {
 
     @Test("list is paginated and filtered by channel; an archived template is gone from lookups but its versions still render; restored, it is back")
     func listAndArchive() async throws {
-        try await Stack.with(services: [.templates]) { stack in
+        try await RouterHarness.templates { stack in
             for index in 0..<3 {
                 _ = try await stack.call(
                     .POST,
