@@ -7,22 +7,20 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NotifyConfig
-import RedisCache
 import TemplateService
+import UserService
 
 /// One service in this test process, its router driven by `app.test(.router)`, against the real PostgreSQL (the
 /// test's own copies of the databases, the service logged in as its role) and Redis: HTTP behaviour without
 /// subprocesses. It offers the calls of `Stack` that such tests use, with paths instead of URLs.
-struct RouterHarness: Sendable {
+struct RouterHarness: ServiceClient {
     let client: any TestClientProtocol
     let infra: TestInfrastructure
 
     /// Paths are relative to the service: the base of every URL is empty.
     func url(_ service: Stack.Service) -> String { "" }
 
-    var serviceAuth: [String: String] { ["Authorization": "Bearer \(infra.serviceKey)"] }
-
-    func call(_ method: HTTPMethod, _ path: String, json: Any? = nil, headers: [String: String] = [:]) async throws -> Stack.Reply {
+    func perform(_ method: HTTPMethod, _ path: String, json: Any?, headers: [String: String]) async throws -> Stack.Reply {
         var fields = HTTPFields()
         for (name, value) in headers { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
         var body: ByteBuffer?
@@ -39,41 +37,41 @@ struct RouterHarness: Sendable {
         )
     }
 
-    func createTemplate(_ fields: [String: Any]) async throws {
-        let reply = try await call(.POST, "/api/v1/templates/", json: fields, headers: serviceAuth)
-        guard reply.status == 201 else { throw UnexpectedReply(reply: reply.json, status: reply.status) }
-    }
-
-    func redisKeys(matching pattern: String) async throws -> [String] {
-        let redis = RedisClient(host: infra.redis.host, port: infra.redis.port, timeoutMilliseconds: 5000)
-        guard case .array(let values) = try await redis.command(["KEYS", infra.redis.keyPrefix + pattern]) else { return [] }
-        return values.compactMap { if case .string(let key) = $0 { String(key.dropFirst(infra.redis.keyPrefix.count)) } else { nil } }
-    }
-
-    /// The template service, in process.
-    static func templates<T: Sendable>(_ body: @Sendable (RouterHarness) async throws -> T) async throws -> T {
+    /// `service` in process, configured from the environment its subprocess would get (with `extra`), logged in to
+    /// PostgreSQL as its role.
+    static func with<T: Sendable>(
+        _ service: Stack.Service,
+        extra: [String: String] = [:],
+        _ body: @Sendable (RouterHarness) async throws -> T
+    ) async throws -> T {
         let infra = try TestInfrastructure()
         do {
             try await TemplateDatabases.clone(into: infra)
-            var postgres = infra.postgres
-            let role = infra.roles.templates!
-            postgres.user = role.name
-            postgres.password = role.password ?? ""
-            let app = buildTemplateService(
-                TemplateServiceConfiguration(
-                    listen: ListenSettings(host: "127.0.0.1", port: 0),
-                    postgres: postgres,
-                    redis: infra.redis,
-                    serviceKey: ServiceKeySettings(key: infra.serviceKey)
-                ),
-                logger: TestInfrastructure.logger
-            )
-            let result = try await app.test(.router) { client in try await body(RouterHarness(client: client, infra: infra)) }
+            let role = service == .users ? infra.roles.users! : infra.roles.templates!
+            var settings = extra
+            settings["NOTIFY_PG_USER"] = role.name
+            settings["NOTIFY_PG_PASSWORD"] = role.password
+            let env = EnvironmentReader(infra.processEnvironment(settings))
+            let result: T
+            switch service {
+            case .users:
+                let app = await buildUserService(try UserServiceConfiguration(env), logger: TestInfrastructure.logger)
+                result = try await app.test(.router) { client in try await body(RouterHarness(client: client, infra: infra)) }
+            case .templates:
+                let app = buildTemplateService(try TemplateServiceConfiguration(env), logger: TestInfrastructure.logger)
+                result = try await app.test(.router) { client in try await body(RouterHarness(client: client, infra: infra)) }
+            default:
+                preconditionFailure("\(service.rawValue) has no in-process harness yet")
+            }
             await infra.dropDatabases()
             return result
         } catch {
             await infra.dropDatabases()
             throw error
         }
+    }
+
+    static func templates<T: Sendable>(_ body: @Sendable (RouterHarness) async throws -> T) async throws -> T {
+        try await with(.templates, body)
     }
 }

@@ -17,7 +17,7 @@ import Testing
 
 /// The processes of the platform, each a real `notify` subprocess, against the real infrastructure, isolated in the
 /// test's own databases and vhost. `Stack.with` tears everything down, whatever the test did.
-final class Stack: @unchecked Sendable {
+final class Stack: ServiceClient, @unchecked Sendable {
     enum Service: String, CaseIterable, Sendable {
         case users, templates, gateway, relay
         case emailWorker = "email-worker"
@@ -105,12 +105,6 @@ final class Stack: @unchecked Sendable {
         }
         try await TemplateDatabases.clone(into: infra)
         apiKey = try await createKey(scopes: ["notifications:write", "notifications:read"])
-    }
-
-    func createKey(client: String = "test-client", scopes: [String]) async throws -> String {
-        try await infra.withDatabase(.notifications) { client in
-            try await APIKeyStore(client: client, logger: TestInfrastructure.logger).create(client: "test-client", name: "test", scopes: scopes).key
-        }
     }
 
     private func teardown() async {
@@ -211,7 +205,7 @@ final class Stack: @unchecked Sendable {
         var details: [[String: String]] { json["details"] as? [[String: String]] ?? [] }
     }
 
-    func call(_ method: HTTPMethod, _ url: String, json: Any? = nil, headers: [String: String] = [:]) async throws -> Reply {
+    func perform(_ method: HTTPMethod, _ url: String, json: Any?, headers: [String: String]) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -225,29 +219,7 @@ final class Stack: @unchecked Sendable {
         return Reply(status: Int(response.status.code), headers: response.headers, json: object)
     }
 
-    var serviceAuth: [String: String] { ["Authorization": "Bearer \(infra.serviceKey)"] }
     var clientAuth: [String: String] { ["Authorization": "Bearer \(apiKey)"] }
-
-    func createUser(name: String = "Ada Lovelace", email: String? = nil, pushToken: String? = nil, emailEnabled: Bool = true) async throws -> String {
-        var body: [String: Any] = [
-            "name": name, "email": email ?? "ada.\(UUID().uuidString.prefix(8))@example.com", "password": "correct horse battery",
-            "preferences": ["email": emailEnabled, "push": true],
-        ]
-        if let pushToken { body["push_token"] = pushToken }
-        let reply = try await call(.POST, "\(url(.users))/api/v1/users/", json: body, headers: serviceAuth)
-        guard reply.status == 201, let id = reply.data["user_id"] as? String else { throw UnexpectedReply(reply: reply.json, status: reply.status) }
-        return id
-    }
-
-    /// Changes a user's preferences through the user service (as the user's own backend would).
-    func setPreferences(_ userID: String, _ preferences: [String: Any]) async throws -> Reply {
-        try await call(.PUT, "\(url(.users))/api/v1/users/\(userID)/preferences/", json: preferences, headers: serviceAuth)
-    }
-
-    func createTemplate(_ fields: [String: Any]) async throws {
-        let reply = try await call(.POST, "\(url(.templates))/api/v1/templates/", json: fields, headers: serviceAuth)
-        guard reply.status == 201 else { throw UnexpectedReply(reply: reply.json, status: reply.status) }
-    }
 
     func send(_ body: [String: Any], headers: [String: String] = [:]) async throws -> Reply {
         try await call(.POST, "\(url(.gateway))/api/v1/notifications/", json: body, headers: clientAuth.merging(headers) { $1 })
@@ -407,11 +379,6 @@ struct UnexpectedReply: Error, @unchecked Sendable, CustomStringConvertible {
 
 extension Stack {
     /// This test's Redis keys matching a pattern (the test's key prefix is added and removed).
-    func redisKeys(matching pattern: String) async throws -> [String] {
-        let redis = RedisClient(host: infra.redis.host, port: infra.redis.port, timeoutMilliseconds: 5000)
-        guard case .array(let values) = try await redis.command(["KEYS", infra.redis.keyPrefix + pattern]) else { return [] }
-        return values.compactMap { if case .string(let key) = $0 { String(key.dropFirst(infra.redis.keyPrefix.count)) } else { nil } }
-    }
 }
 
 extension Stack {
