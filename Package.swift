@@ -87,7 +87,9 @@ let package = Package(
             name: "NotifyHTTP",
             dependencies: [
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                "NotificationModel", "Breakers",
+                "NotificationModel", "Breakers", "Telemetry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -215,8 +217,8 @@ let package = Package(
         .target(
             name: "Telemetry",
             dependencies: [
-                "Breakers", "NotifyHTTP", .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Hummingbird", package: "hummingbird"),
+                "Breakers", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -244,9 +246,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
-                "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "JobQueue", "Credentials", "NotifyConfig",
+                "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "Credentials", "NotifyConfig",
                 "NotificationModel", "Breakers",
-                "Broker", "Directory", "Deadlines", "PostgresAccess",
+                "Directory", "Deadlines", "PostgresAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

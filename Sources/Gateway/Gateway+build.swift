@@ -1,7 +1,6 @@
 import APIDocs
 import AsyncHTTPClient
 import Breakers
-import Broker
 import Credentials
 import Deadlines
 import Directory

@@ -1,6 +1,5 @@
 import Deadlines
 import Foundation
-import JobQueue
 import Logging
 import NotifyConfig
 import NotifyHTTP

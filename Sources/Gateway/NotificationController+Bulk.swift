@@ -3,7 +3,6 @@ import Deadlines
 import Directory
 import Foundation
 import Hummingbird
-import JobQueue
 import Logging
 import NotificationModel
 import NotifyHTTP

@@ -2,7 +2,6 @@ import Deadlines
 import Directory
 import Foundation
 import Hummingbird
-import JobQueue
 import Logging
 import NotificationModel
 import NotifyHTTP

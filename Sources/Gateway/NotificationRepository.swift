@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import JobQueue
 import Logging
 import NotificationModel
 import NotifyConfig

@@ -5,6 +5,7 @@ import PostgresNIO
 import RedisCache
 import Testing
 
+@testable import NotifyHTTP
 @testable import PushTransport
 @testable import Telemetry
 
