@@ -51,9 +51,9 @@ struct OverviewController: Sendable {
         var state: String
     }
 
-    struct JobState: Encodable, Sendable {
+    struct JobCount: Encodable, Sendable {
         var queue: String
-        var state: String
+        var state: JobState
         var count: Int
         var oldestAgeSeconds: Double?
         enum CodingKeys: String, CodingKey {
@@ -100,7 +100,7 @@ struct OverviewController: Sendable {
         var services: [ServiceHealth]
         var breakers: [Breaker]
         var totals: [String: Int]
-        var jobStates: [JobState]
+        var jobStates: [JobCount]
         var throughput: [Minute]
         var outbox: Outbox
         var queues: [Queue]
@@ -118,7 +118,7 @@ struct OverviewController: Sendable {
         try context.requireIdentity().require("admin")
         async let health = serviceHealth()
         async let queues = queueDepths()
-        let database: (totals: [String: Int], jobs: [JobState], minutes: [Minute], outbox: Outbox, dead: Int)
+        let database: (totals: [String: Int], jobs: [JobCount], minutes: [Minute], outbox: Outbox, dead: Int)
         do {
             database = try await withDeadline(.seconds(5)) { try await databaseFigures() }
         } catch {
@@ -145,7 +145,7 @@ struct OverviewController: Sendable {
         return .envelope(data: overview, message: "Overview")
     }
 
-    func databaseFigures() async throws -> (totals: [String: Int], jobs: [JobState], minutes: [Minute], outbox: Outbox, dead: Int) {
+    func databaseFigures() async throws -> (totals: [String: Int], jobs: [JobCount], minutes: [Minute], outbox: Outbox, dead: Int) {
         var totals: [String: Int] = [
             "accepted": 0, "pending": 0, "processing": 0, "retrying": 0, "sent": 0, "delivered": 0, "failed": 0, "cancelled": 0,
         ]
@@ -156,17 +156,8 @@ struct OverviewController: Sendable {
             totals[status] = count
             totals["accepted", default: 0] += count
         }
-        var jobs: [JobState] = []
-        for try await (queue, state, count, oldest) in try await postgres.query(
-            """
-            SELECT queue, state, count(*)::int,
-                   (EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'available')))::float8
-            FROM jobs GROUP BY queue, state ORDER BY queue, state
-            """,
-            logger: logger
-        ).decode((String, String, Int, Double?).self) {
-            jobs.append(JobState(queue: queue, state: state, count: count, oldestAgeSeconds: oldest.map { max(0, $0) }))
-        }
+        let stats = try await JobStats.read(postgres, logger: logger)
+        let jobs = stats.jobs.map { JobCount(queue: $0.queue, state: $0.state, count: $0.count, oldestAgeSeconds: $0.oldestAgeSeconds) }
         var minutes: [Minute] = []
         for try await (minute, sent, failed) in try await postgres.query(
             """
@@ -179,13 +170,7 @@ struct OverviewController: Sendable {
         ).decode((Date, Int, Int).self) {
             minutes.append(Minute(minute: minute, sent: sent, failed: failed))
         }
-        var outbox = Outbox(unpublished: 0, oldestAgeSeconds: nil)
-        for try await (count, oldest) in try await postgres.query(
-            "SELECT count(*)::int, (EXTRACT(EPOCH FROM now() - min(created_at)))::float8 FROM outbox WHERE published_at IS NULL",
-            logger: logger
-        ).decode((Int, Double?).self) {
-            outbox = Outbox(unpublished: count, oldestAgeSeconds: oldest.map { max(0, $0) })
-        }
+        let outbox = Outbox(unpublished: stats.outboxUnpublished, oldestAgeSeconds: stats.outboxOldestAgeSeconds)
         var dead = 0
         for try await count in try await postgres.query("SELECT count(*)::int FROM dead_letters", logger: logger).decode(Int.self) {
             dead = count

@@ -10,48 +10,21 @@ import Telemetry
 /// (the queue lag), the outbox backlog, and RabbitMQ's queue depths from the management API.
 enum RelayMetrics {
     static let queues = ["email", "push"]
-    static let states = ["scheduled", "available", "running", "retryable", "completed", "discarded", "cancelled"]
 
     static func collectors(postgres: Database, management: RabbitManagementClient, logger: Logger) -> [@Sendable () async -> Void] {
         [
             {
-                do {
-                    var counts: [String: Int] = [:]
-                    var lag: [String: Double] = [:]
-                    for try await (queue, state, count, oldest) in try await postgres.query(
-                        """
-                        SELECT queue, state, count(*)::int,
-                               COALESCE(EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'available')), 0)::float8
-                        FROM jobs GROUP BY queue, state
-                        """,
-                        logger: logger,
-                        deadline: .seconds(2)
-                    ).decode((String, String, Int, Double).self) {
-                        counts["\(queue)/\(state)"] = count
-                        if state == "available" { lag[queue] = max(0, oldest) }
+                guard let stats = try? await JobStats.read(postgres, logger: logger, deadline: .seconds(2)) else { return }
+                for queue in queues {
+                    for state in JobState.allCases {
+                        let count = stats.jobs.first { $0.queue == queue && $0.state == state }?.count ?? 0
+                        Telemetry.gauge("notify_jobs", Double(count), [("queue", queue), ("state", state.rawValue)])
                     }
-                    for queue in queues {
-                        for state in states {
-                            Telemetry.gauge("notify_jobs", Double(counts["\(queue)/\(state)"] ?? 0), [("queue", queue), ("state", state)])
-                        }
-                        Telemetry.gauge("notify_queue_lag_seconds", lag[queue] ?? 0, [("queue", queue)])
-                    }
-                } catch {}
-            },
-            {
-                do {
-                    for try await (count, oldest) in try await postgres.query(
-                        """
-                        SELECT count(*)::int, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
-                        FROM outbox WHERE published_at IS NULL
-                        """,
-                        logger: logger,
-                        deadline: .seconds(2)
-                    ).decode((Int, Double).self) {
-                        Telemetry.gauge("notify_outbox_backlog", Double(count))
-                        Telemetry.gauge("notify_outbox_oldest_seconds", oldest)
-                    }
-                } catch {}
+                    let lag = stats.jobs.first { $0.queue == queue && $0.state == .available }?.oldestAgeSeconds ?? 0
+                    Telemetry.gauge("notify_queue_lag_seconds", lag, [("queue", queue)])
+                }
+                Telemetry.gauge("notify_outbox_backlog", Double(stats.outboxUnpublished))
+                Telemetry.gauge("notify_outbox_oldest_seconds", stats.outboxOldestAgeSeconds ?? 0)
             },
             {
                 for queue in ["email.queue", "push.queue", "failed.queue"] {
