@@ -22,6 +22,9 @@ public struct ClaimedJob: Sendable {
     public var priority: Int = 0
     /// The address an email goes to instead of the user's (the platform's own mail, such as an address verification).
     public var deliverTo: String? = nil
+    /// Why the row could not be read as it must be (variables that are not a JSON object, an unknown queue): such a
+    /// job fails permanently with this reason instead of being sent with defaults.
+    public var corruption: String? = nil
 }
 
 /// How a worker came to claim a job.
@@ -164,12 +167,19 @@ public struct JobStore: Sendable {
     static func decode<Rows: AsyncSequence & Sendable>(_ rows: Rows) async throws -> [ClaimedJob] where Rows.Element == PostgresRow {
         var jobs: [ClaimedJob] = []
         for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?, Int, String?).self) {
-            let variables = (try? JSONValue.parseObject(Data(row.8.utf8))) ?? [:]
+            var corruption: [String] = []
+            let variables: [String: JSONValue]
+            do { variables = try JSONValue.parseObject(Data(row.8.utf8)) } catch {
+                variables = [:]
+                corruption.append("its variables are not a JSON object")
+            }
+            let channel = NotificationChannel(rawValue: row.2)
+            if channel == nil { corruption.append("its queue \(row.2) is no channel") }
             jobs.append(
                 ClaimedJob(
                     jobID: row.0,
                     notificationID: row.1,
-                    channel: NotificationChannel(rawValue: row.2) ?? .email,
+                    channel: channel ?? .email,
                     attempt: row.3,
                     maxAttempts: row.4,
                     userID: row.5,
@@ -180,7 +190,8 @@ public struct JobStore: Sendable {
                     requestID: row.9,
                     correlationID: row.10,
                     priority: row.12,
-                    deliverTo: row.13
+                    deliverTo: row.13,
+                    corruption: corruption.isEmpty ? nil : "corrupt job row: " + corruption.joined(separator: "; ")
                 )
             )
         }

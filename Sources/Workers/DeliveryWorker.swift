@@ -334,6 +334,8 @@ public struct DeliveryWorker: Service {
     /// `running` until its lease expires and is rescued.
     func process(_ job: ClaimedJob, logger: Logger) async {
         do {
+            // Never sent with defaults in place of what the row should hold: failed, with the reason, for an operator.
+            if let corruption = job.corruption { throw DeliveryFailure(message: corruption, permanent: true) }
             guard let recipient = try await directory.recipient(job.userID, correlationID: job.correlationID) else {
                 throw Withdrawn("not sent: the user no longer exists")
             }

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 
@@ -89,6 +90,25 @@ struct NotificationStatusTests {
             #expect(history.last?["status"] as? String == "delivered")
             #expect(history.last?["cause"] as? String == "delivery report: delivered")
             #expect(history.filter { $0["status"] as? String == "delivered" }.count == 1)
+        }
+    }
+
+    @Test("a job whose row cannot be read as it must be fails with the reason, never sent with defaults")
+    func corruptRowFails() async throws {
+        try await Stack.with(services: [.users, .templates, .gateway, .relay]) { stack in
+            let (ada, _) = try await prepare(stack)
+            let id = try #require(try await stack.send(body(ada, "corrupt-1")).data["notification_id"] as? String)
+            // Variables that are not an object (jsonb allows it; the gateway never writes it).
+            try await stack.infra.withDatabase(.notifications) { client in
+                _ = try await client.query(
+                    "UPDATE notifications SET variables = '[1, 2]'::jsonb WHERE id = \(UUID(uuidString: id)!)",
+                    logger: TestInfrastructure.logger
+                )
+            }
+            try stack.start(.emailWorker)
+            let failed = try await stack.waitForStatus(id, "failed")
+            #expect((failed["last_error"] as? String)?.contains("corrupt job row: its variables are not a JSON object") == true, "\(failed)")
+            #expect(ReceivedEmail.with(messageID: "\(id)@notify.local", in: stack.infra.maildir).isEmpty, "nothing was sent")
         }
     }
 
