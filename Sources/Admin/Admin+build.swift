@@ -10,7 +10,6 @@ import PostgresAccess
 import PostgresNIO
 import RateLimiting
 import RedisCache
-import Telemetry
 
 public struct AdminConfiguration: Sendable {
     public var listen: ListenSettings
@@ -66,18 +65,15 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         vhost: configuration.rabbit.vhost
     )
     let admins = AdminUserStore(client: postgres, logger: logger)
-    let router = Router(context: NotifyRequestContext.self)
-    router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
-    HealthRoutes(
+    let router = serviceRouter(
         service: "admin",
         checks: [
             .timed("postgres") { try await postgres.check() },
             .timed("rabbitmq", critical: false) { try await management.ping() },
-        ]
-    ).register(on: router)
-    MetricsRoute().register(on: router)
-    OpenAPIRoute(document: APIDocument.admin).register(on: router)
+        ],
+        unavailable: Database.isUnavailable,
+        document: APIDocument.admin
+    )
     let redis = RedisClient(
         host: configuration.redis.host,
         port: configuration.redis.port,

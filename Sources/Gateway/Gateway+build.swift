@@ -13,7 +13,6 @@ import PostgresAccess
 import PostgresNIO
 import RateLimiting
 import RedisCache
-import Telemetry
 
 public struct GatewayConfiguration: Sendable {
     public var listen: ListenSettings
@@ -129,10 +128,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         logger: logger,
         groupCommit: .init(maxBatch: configuration.commitBatch, maxInFlight: configuration.commitsInFlight)
     )
-    let router = Router(context: NotifyRequestContext.self)
-    router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
-    HealthRoutes(
+    let router = serviceRouter(
         service: "gateway",
         checks: [
             .timed("postgres") { try await postgres.check() },
@@ -142,10 +138,10 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
                     ?? DependencyHealth(status: .up)
             },
             .breaker(usersBreaker), .breaker(templatesBreaker), .breaker(limiter.breaker),
-        ]
-    ).register(on: router)
-    MetricsRoute().register(on: router)
-    OpenAPIRoute(document: APIDocument.gateway).register(on: router)
+        ],
+        unavailable: Database.isUnavailable,
+        document: APIDocument.gateway
+    )
     let tokens = await AccessTokens.make(
         secret: configuration.jwt.secret,
         issuer: configuration.jwt.issuer,

@@ -10,7 +10,6 @@ import NotifyHTTP
 import PostgresAccess
 import PostgresNIO
 import ServiceLifecycle
-import Telemetry
 
 public struct RelayConfiguration: Sendable {
     public var listen: ListenSettings
@@ -88,10 +87,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     maintenanceConfiguration.rescueGrace = .seconds(configuration.rescueGraceSeconds)
     let maintenance = MaintenanceService(client: postgres, configuration: maintenanceConfiguration, logger: logger)
 
-    let router = Router(context: NotifyRequestContext.self)
-    router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
-    HealthRoutes(
+    let router = serviceRouter(
         service: "relay",
         checks: [
             .timed("postgres") { try await postgres.check() },
@@ -104,9 +100,10 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
             HealthCheck("maintenance", critical: false) {
                 DependencyHealth(status: .up, detail: maintenance.isLeader.withLockedValue { $0 } ? "leader" : "standby")
             },
-        ]
-    ).register(on: router)
-    MetricsRoute(collectors: RelayMetrics.collectors(postgres: postgres, management: management, logger: logger)).register(on: router)
+        ],
+        unavailable: Database.isUnavailable,
+        metrics: MetricsRoute(collectors: RelayMetrics.collectors(postgres: postgres, management: management, logger: logger))
+    )
 
     return Application(
         router: router,

@@ -6,7 +6,6 @@ import NotifyHTTP
 import PostgresAccess
 import PostgresNIO
 import RedisCache
-import Telemetry
 
 public struct TemplateServiceConfiguration: Sendable {
     public var listen: ListenSettings
@@ -49,19 +48,16 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
     )
     let cache = RedisCache(redis: redis, prefix: configuration.redis.keyPrefix, ttlSeconds: configuration.cacheTTLSeconds, logger: logger)
 
-    let router = Router(context: NotifyRequestContext.self)
-    router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
-    HealthRoutes(
+    let router = serviceRouter(
         service: "templates",
         checks: [
             .timed("postgres") { try await postgres.check() },
             .timed("redis", critical: false) { try await redis.ping() },
             .breaker(cache.breaker),
-        ]
-    ).register(on: router)
-    MetricsRoute().register(on: router)
-    OpenAPIRoute(document: APIDocument.templates).register(on: router)
+        ],
+        unavailable: Database.isUnavailable,
+        document: APIDocument.templates
+    )
     let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))
     TemplateController(repository: TemplateRepository(client: postgres, logger: logger), cache: cache).register(on: api)
 

@@ -11,7 +11,6 @@ import PostgresAccess
 import PostgresNIO
 import RateLimiting
 import RedisCache
-import Telemetry
 
 public struct UserServiceConfiguration: Sendable {
     public var listen: ListenSettings
@@ -63,19 +62,16 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         lifetime: configuration.jwt.lifetimeSeconds
     )
 
-    let router = Router(context: NotifyRequestContext.self)
-    router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
-    HealthRoutes(
+    let router = serviceRouter(
         service: "users",
         checks: [
             .timed("postgres") { try await postgres.check() },
             .timed("redis", critical: false) { try await redis.ping() },
             .breaker(cache.breaker),
-        ]
-    ).register(on: router)
-    MetricsRoute().register(on: router)
-    OpenAPIRoute(document: APIDocument.users).register(on: router)
+        ],
+        unavailable: Database.isUnavailable,
+        document: APIDocument.users
+    )
     let repository = UserRepository(client: postgres, logger: logger)
     let hasher = PasswordHasher()
     var controller = UserController(

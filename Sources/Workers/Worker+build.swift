@@ -15,7 +15,6 @@ import PostgresNIO
 import PushTransport
 import SMTPTransport
 import ServiceLifecycle
-import Telemetry
 
 public struct WorkerConfiguration: Sendable {
     public var channel: NotificationChannel
@@ -271,10 +270,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
         logger: logger
     )
 
-    let router = Router(context: NotifyRequestContext.self)
-    router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware(unavailable: Database.isUnavailable))
-    HealthRoutes(
+    let router = serviceRouter(
         service: "\(configuration.channel.rawValue)-worker",
         checks: [
             .timed("postgres") { try await postgres.check() },
@@ -290,9 +286,9 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
                     let open = group.notClosed.count
                     return DependencyHealth(status: open == 0 ? .up : .degraded, detail: open == 0 ? "closed" : "\(open) origin(s) not closed")
                 }
-            }
-    ).register(on: router)
-    MetricsRoute().register(on: router)
+            },
+        unavailable: Database.isUnavailable
+    )
 
     return Application(
         router: router,
