@@ -36,6 +36,7 @@ let package = Package(
         .systemLibrary(name: "CAMQP", path: "Sources/CAMQP", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         .target(name: "NotificationModel", swiftSettings: swiftSettings),
         .target(
@@ -124,6 +125,7 @@ let package = Package(
         .target(
             name: "Migrations",
             dependencies: [
+                "CLibPQ",
                 "NotifyConfig",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -5,7 +5,8 @@ import NIOPosix
 import NotifyConfig
 import PostgresNIO
 
-/// Applies `sql/<database>/NNNN_name.sql` to each database, creating databases that are missing. Forward-only;
+/// Applies `sql/<database>/NNNN_name.sql` to each database, creating databases that are missing; each file goes to the
+/// server whole, through libpq, in one transaction with its record. Forward-only;
 /// every applied file is recorded with its SHA-256 and a changed file stops the run. All migrators serialise on one
 /// advisory lock, so any number of processes may run it at once.
 public struct Migrator: Sendable {
@@ -22,6 +23,7 @@ public struct Migrator: Sendable {
         case noDirectory(String)
         case roleIsMigrator(String)
         case roleTooPowerful(String)
+        case failed(database: String, file: String, message: String)
 
         public var description: String {
             switch self {
@@ -32,6 +34,7 @@ public struct Migrator: Sendable {
             case .noDirectory(let path): return "no migrations directory at \(path)"
             case .roleIsMigrator(let role):
                 return "service role \(role) is the role migrations run as: the services need a role of their own"
+            case .failed(let database, let file, let message): return "migration \(file) of \(database) failed (nothing of it applied): \(message)"
             case .roleTooPowerful(let role):
                 return "service role \(role) is a superuser or may create roles or databases or bypass row security: give the services a plain role"
             }
@@ -141,6 +144,26 @@ public struct Migrator: Sendable {
         }
     }
 
+    /// Sends the file whole through libpq (the server splits it, as psql would), with its record, in one transaction:
+    /// a file that fails leaves nothing behind. libpq blocks, so this runs on a thread of the blocking pool.
+    func apply(_ text: String, version: Int, file: String, database: String) async throws {
+        let settings = self.settings
+        do {
+            try await NIOThreadPool.singleton.runIfActive {
+                let connection = try PQConnection(settings: settings, database: database)
+                try connection.exec("BEGIN")
+                try connection.exec(text)
+                try connection.exec(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1::int, $2, $3)",
+                    [String(version), file, SHA256.hash(data: Data(text.utf8)).hexString]
+                )
+                try connection.exec("COMMIT")
+            }
+        } catch let failure as PQConnection.Failure {
+            throw MigrationError.failed(database: database, file: file, message: failure.message)
+        }
+    }
+
     func ensureDatabase(_ name: String, on connection: PostgresConnection) async throws {
         guard name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLowercase || $0.isNumber)) }), !name.isEmpty else {
             throw MigrationError.badDatabaseName(name)
@@ -186,20 +209,7 @@ public struct Migrator: Sendable {
                     guard recordedChecksum == checksum else { throw MigrationError.edited(database: database, file: file) }
                     continue
                 }
-                _ = try await connection.query("BEGIN", logger: logger)
-                do {
-                    for statement in SQLScript.statements(text) {
-                        _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                    }
-                    _ = try await connection.query(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(version), \(file), \(checksum))",
-                        logger: logger
-                    )
-                    _ = try await connection.query("COMMIT", logger: logger)
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
+                try await apply(text, version: version, file: file, database: database)
                 logger.info("applied migration", metadata: ["database": .string(database), "file": .string(file)])
                 applied.append(Applied(database: database, file: file))
             }

@@ -199,18 +199,49 @@ struct MigratorTests {
         #expect(SCRAMVerifier.make(password: "pencil") != SCRAMVerifier.make(password: "pencil"), "a fresh salt each time")
     }
 
-    @Test("splits SQL on semicolons outside quotes, dollar-quoted bodies and comments")
-    func splitsStatements() {
-        let sql = """
-            -- a comment; with a semicolon
-            CREATE TABLE a (x text DEFAULT 'a;b');
-            CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;
-            /* block; comment */ SELECT "odd;name" FROM a;
-            """
-        let statements = SQLScript.statements(sql)
-        #expect(statements.count == 3)
-        #expect(statements[0].hasSuffix("CREATE TABLE a (x text DEFAULT 'a;b')"))
-        #expect(statements[1] == "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$")
-        #expect(statements[2].hasSuffix("SELECT \"odd;name\" FROM a"))
+    @Test("a file goes to the server whole (quotes, dollar-quoted bodies, comments); a failing file leaves nothing, named in the error")
+    func wholeFiles() async throws {
+        try await withInfrastructure { infra in
+            let copy = FileManager.default.temporaryDirectory.appendingPathComponent("sql-\(infra.runID)")
+            try FileManager.default.copyItem(at: Self.sqlDirectory, to: copy)
+            defer { try? FileManager.default.removeItem(at: copy) }
+            let tricky = """
+                -- a comment; with a semicolon
+                CREATE TABLE tricky (x text DEFAULT 'a;b');
+                CREATE FUNCTION tricky_one() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;
+                /* block; comment */ INSERT INTO tricky VALUES ('c;d');
+                """
+            try tricky.write(to: copy.appendingPathComponent("users/0900_tricky.sql"), atomically: true, encoding: .utf8)
+            let migrator = Migrator(settings: infra.postgres, directory: copy, logger: TestInfrastructure.logger)
+            try await migrator.run()
+            let rows = try await infra.withDatabase(.users) { client in
+                var values: [String] = []
+                for try await (x, one) in try await client.query("SELECT x, tricky_one() FROM tricky", logger: TestInfrastructure.logger)
+                    .decode((String, Int).self)
+                { values.append("\(x) \(one)") }
+                return values
+            }
+            #expect(rows == ["c;d 1"])
+
+            // The first statement worked, the second fails: nothing of the file stays, and it is not recorded.
+            try "CREATE TABLE half (x int);\nSELECT no_such_column FROM half;\n"
+                .write(to: copy.appendingPathComponent("users/0901_broken.sql"), atomically: true, encoding: .utf8)
+            do {
+                try await migrator.run()
+                Issue.record("a failing migration was reported as applied")
+            } catch let error as Migrator.MigrationError {
+                #expect(error.description.contains("0901_broken.sql"), "\(error)")
+                #expect(error.description.contains("no_such_column"), "\(error)")
+            }
+            let left = try await infra.withDatabase(.users) { client in
+                var found: [String] = []
+                for try await name in try await client.query(
+                    "SELECT tablename::text FROM pg_tables WHERE tablename = 'half' UNION ALL SELECT name FROM schema_migrations WHERE version = 901",
+                    logger: TestInfrastructure.logger
+                ).decode(String.self) { found.append(name) }
+                return found
+            }
+            #expect(left.isEmpty, "\(left)")
+        }
     }
 }
