@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NotificationModel
 import NotifyConfig
 import NotifyHTTP
 import PostgresAccess
@@ -146,9 +147,8 @@ struct OverviewController: Sendable {
     }
 
     func databaseFigures() async throws -> (totals: [String: Int], jobs: [JobCount], minutes: [Minute], outbox: Outbox, dead: Int) {
-        var totals: [String: Int] = [
-            "accepted": 0, "pending": 0, "processing": 0, "retrying": 0, "sent": 0, "delivered": 0, "failed": 0, "cancelled": 0,
-        ]
+        var totals = ["accepted": 0]
+        for status in NotificationStatus.allCases { totals[status.rawValue] = 0 }
         for try await (status, count) in try await postgres.query(
             "SELECT status, count(*)::int FROM notifications GROUP BY status",
             logger: logger

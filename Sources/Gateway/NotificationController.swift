@@ -208,9 +208,9 @@ struct NotificationController: Sendable {
             errors.append(FieldError(field: "request_id", message: "must be 1 to 255 characters, without NUL"))
         }
         let status = query.get("status")
-        let statuses = ["pending", "processing", "retrying", "sent", "delivered", "failed", "cancelled"]
-        if let status, !statuses.contains(status) {
-            errors.append(FieldError(field: "status", message: "must be one of: " + statuses.joined(separator: ", ")))
+        if let status, NotificationStatus(rawValue: status) == nil {
+            let statuses = NotificationStatus.allCases.map(\.rawValue).joined(separator: ", ")
+            errors.append(FieldError(field: "status", message: "must be one of: " + statuses))
         }
         if !errors.isEmpty { throw APIError.validation(errors) }
         let (items, total) = try await repository.list(

@@ -26,12 +26,6 @@ public struct PushMessage: Sendable, Equatable {
     }
 }
 
-/// A push destination: an FCM registration token, or a Web Push subscription.
-public enum PushTarget: Sendable, Equatable {
-    case fcm(token: String)
-    case webPush(endpoint: String, p256dh: String, auth: String)
-}
-
 /// What went wrong with one device, as a stable code: what API clients see (with `reason`), never a provider's raw
 /// answer, headers or status. The provider's detail goes to the worker's log only (`message`).
 public enum PushErrorCode: String, Sendable, CaseIterable {

@@ -142,7 +142,7 @@ public struct UserRepository: Sendable {
                     """
                     INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled)
                     VALUES (\(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled))
-                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email
+                    RETURNING \(unescaped: Self.columnList)
                     """,
                     logger: logger
                 )
@@ -162,7 +162,7 @@ public struct UserRepository: Sendable {
 
     public func find(id: UUID) async throws -> UserResource? {
         let rows = try await client.query(
-            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email FROM users WHERE id = \(id)",
+            "SELECT \(unescaped: Self.columnList) FROM users WHERE id = \(id)",
             logger: logger
         )
         for try await row in rows.decode(Row.self) { return Self.resource(row) }
@@ -210,7 +210,7 @@ public struct UserRepository: Sendable {
         var users: [UserResource] = []
         let rows = try await client.query(
             """
-            SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email
+            SELECT \(unescaped: Self.columnList)
             FROM users ORDER BY created_at, id LIMIT \(limit) OFFSET \(offset)
             """,
             logger: logger
@@ -238,7 +238,7 @@ public struct UserRepository: Sendable {
                                         OR (\(changes.email)::text IS NOT NULL AND lower(\(changes.email)::text) <> lower(email)) THEN 1 ELSE 0 END,
                         updated_at = now()
                     WHERE id = \(id)
-                    RETURNING id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email
+                    RETURNING \(unescaped: Self.columnList)
                     """,
                     logger: logger
                 )
@@ -501,7 +501,7 @@ public struct UserRepository: Sendable {
         guard !ids.isEmpty else { return [:] }
         var users: [UUID: Row] = [:]
         for try await row in try await client.query(
-            "SELECT id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email FROM users WHERE id = ANY(\(ids))",
+            "SELECT \(unescaped: Self.columnList) FROM users WHERE id = ANY(\(ids))",
             logger: logger
         ).decode(Row.self) { users[row.0] = row }
         guard !users.isEmpty else { return [:] }
