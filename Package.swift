@@ -100,10 +100,14 @@ let package = Package(
         .target(
             name: "NotifyConfig",
             dependencies: [
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NotifyLogging",
+            dependencies: ["NotifyConfig", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -320,6 +324,7 @@ let package = Package(
         .executableTarget(
             name: "NotifyCLI",
             dependencies: [
+                "NotifyLogging",
                 "Credentials", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), "NotificationModel", "PostgresAccess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -337,7 +342,7 @@ let package = Package(
         .executableTarget(
             name: "NotifyBench",
             dependencies: [
-                "Bench", "NotifyConfig",
+                "Bench", "NotifyConfig", "NotifyLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -3,6 +3,7 @@ import Bench
 import Foundation
 import Logging
 import NotifyConfig
+import NotifyLogging
 
 /// `notify-bench`: the load generator, an executable of its own (the production binary `notify` does not carry it).
 @main

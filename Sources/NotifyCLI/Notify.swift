@@ -10,6 +10,7 @@ import Logging
 import Migrations
 import NotificationModel
 import NotifyConfig
+import NotifyLogging
 import PostgresAccess
 import PostgresNIO
 import PushTransport

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import NIOSSL
 import PostgresNIO
 
@@ -253,16 +252,6 @@ public struct JWTSettings: Sendable {
 extension Duration {
     /// The duration as fractional seconds.
     var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
-extension Logger {
-    /// The logger every process uses: JSON lines with a `component` field, level from NOTIFY_LOG_LEVEL.
-    public static func make(component: String, env: EnvironmentReader = EnvironmentReader()) -> Logger {
-        var logger = Logger(label: "notify.\(component)")
-        logger.logLevel = Logger.Level(rawValue: env.string("NOTIFY_LOG_LEVEL", default: "info")) ?? .info
-        logger[metadataKey: "component"] = .string(component)
-        return logger
-    }
 }
 
 /// Password-login throttling (users and operators): attempts per account and per client address, refilled evenly

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Migrations
 import NotifyConfig
+import PostgresAccess
 import PostgresNIO
 import Testing
 

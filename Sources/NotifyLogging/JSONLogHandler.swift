@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NotifyConfig
 
 /// One JSON object per line on standard error: time, level, message, label and flattened metadata.
 public struct JSONLogHandler: LogHandler {
@@ -101,14 +102,12 @@ public struct JSONLogHandler: LogHandler {
     }
 }
 
-extension Sequence where Element == UInt8 {
-    /// Lowercase hexadecimal, two digits a byte (without String(format:), which is slow).
-    public var hexString: String {
-        var text = ""
-        for byte in self {
-            text.append(JSONLogHandler.hexDigits[Int(byte >> 4)])
-            text.append(JSONLogHandler.hexDigits[Int(byte & 0xF)])
-        }
-        return text
+extension Logger {
+    /// The logger every process uses: JSON lines with a `component` field, level from NOTIFY_LOG_LEVEL.
+    public static func make(component: String, env: EnvironmentReader = EnvironmentReader()) -> Logger {
+        var logger = Logger(label: "notify.\(component)")
+        logger.logLevel = Logger.Level(rawValue: env.string("NOTIFY_LOG_LEVEL", default: "info")) ?? .info
+        logger[metadataKey: "component"] = .string(component)
+        return logger
     }
 }
