@@ -80,15 +80,7 @@ public struct Migrator: Sendable {
     }
 
     func connect(database: String) async throws -> PostgresConnection {
-        let configuration = PostgresConnection.Configuration(
-            host: settings.host,
-            port: settings.port,
-            username: settings.user,
-            password: settings.password,
-            database: database,
-            tls: try settings.connectionTLS()
-        )
-        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        try await PostgresConnection.connect(configuration: try settings.connectionConfiguration(database: database), id: 1, logger: logger)
     }
 
     /// Creates the services' roles that are missing (setting the passwords given), and gives each exactly its rights:

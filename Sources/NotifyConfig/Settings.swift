@@ -58,6 +58,18 @@ public struct PostgresSettings: Sendable {
         return .require(try NIOSSLContext(configuration: tlsConfiguration))
     }
 
+    /// A single connection to `database` (probes, migrations, tools) with these credentials and this TLS mode.
+    public func connectionConfiguration(database: String) throws -> PostgresConnection.Configuration {
+        PostgresConnection.Configuration(
+            host: host,
+            port: port,
+            username: user,
+            password: password,
+            database: database,
+            tls: try connectionTLS()
+        )
+    }
+
     public init(
         host: String,
         port: Int,

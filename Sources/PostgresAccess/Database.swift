@@ -115,15 +115,7 @@ public final class Database: Service, Sendable {
     /// A fresh connection, `SELECT 1`, closed: does the server answer now?
     func probe() async -> Bool {
         // Never a plain connection where TLS is asked for: no TLS context, no probe.
-        guard let tls = try? settings.connectionTLS() else { return false }
-        var configuration = PostgresConnection.Configuration(
-            host: settings.host,
-            port: settings.port,
-            username: settings.user,
-            password: settings.password,
-            database: databaseName,
-            tls: tls
-        )
+        guard var configuration = try? settings.connectionConfiguration(database: databaseName) else { return false }
         configuration.options.connectTimeout = .seconds(2)
         let logger = self.logger
         let probeConfiguration = configuration

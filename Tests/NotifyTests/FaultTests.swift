@@ -537,15 +537,11 @@ struct FaultTests {
     /// A session of the test's own on the notifications database (not pooled: it holds an advisory lock).
     func openSession(_ stack: Stack) async throws -> PostgresConnection {
         let settings = stack.infra.postgres
-        let configuration = PostgresConnection.Configuration(
-            host: settings.host,
-            port: settings.port,
-            username: settings.user,
-            password: settings.password,
-            database: settings.databaseName(.notifications),
-            tls: .disable
+        return try await PostgresConnection.connect(
+            configuration: try settings.connectionConfiguration(database: settings.databaseName(.notifications)),
+            id: 1,
+            logger: TestInfrastructure.logger
         )
-        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: TestInfrastructure.logger)
     }
 
     /// Every service answers /health with 200 and its main reads work (the user and template services read PostgreSQL).

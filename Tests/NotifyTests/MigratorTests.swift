@@ -99,16 +99,12 @@ struct MigratorTests {
             _ sql: String,
             password: String? = nil
         ) async -> String? {
-            let configuration = PostgresConnection.Configuration(
-                host: infra.postgres.host,
-                port: infra.postgres.port,
-                username: role.name,
-                password: password ?? role.password,
-                database: infra.postgres.databaseName(database),
-                tls: (try? infra.postgres.connectionTLS()) ?? .disable
-            )
+            var settings = infra.postgres
+            settings.user = role.name
+            settings.password = password ?? role.password ?? ""
             let connection: PostgresConnection
             do {
+                let configuration = try settings.connectionConfiguration(database: infra.postgres.databaseName(database))
                 connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
             } catch {
                 return "connect"

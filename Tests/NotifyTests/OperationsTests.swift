@@ -121,7 +121,7 @@ struct OperationsTests {
             // which can come after the worker already sent the email): wait for all three.
             for (service, line) in [(Stack.Service.gateway, "notification accepted"), (.relay, "\"published\""), (.emailWorker, "notification sent")]
             {
-                try await eventually("the \(service.rawValue) line \(line)") { () -> Bool? in
+                _ = try await eventually("the \(service.rawValue) line \(line)") { () -> Bool? in
                     (stack.process(service)?.log ?? "").split(separator: "\n").contains { $0.contains(correlation) && $0.contains(line) } ? true : nil
                 }
             }

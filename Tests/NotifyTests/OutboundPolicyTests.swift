@@ -180,15 +180,11 @@ struct MetricsAccessTests {
 struct PostgresTLSTests {
     /// Connects with these settings to the `postgres` database and asks whether the session is encrypted.
     static func encrypted(_ settings: PostgresSettings) async throws -> Bool {
-        let configuration = PostgresConnection.Configuration(
-            host: settings.host,
-            port: settings.port,
-            username: settings.user,
-            password: settings.password,
-            database: "postgres",
-            tls: try settings.connectionTLS()
+        let connection = try await PostgresConnection.connect(
+            configuration: try settings.connectionConfiguration(database: "postgres"),
+            id: 1,
+            logger: TestInfrastructure.logger
         )
-        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: TestInfrastructure.logger)
         defer { Task { try? await connection.close() } }
         for try await ssl in try await connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: TestInfrastructure.logger)
             .decode(Bool.self)

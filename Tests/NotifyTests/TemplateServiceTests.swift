@@ -233,7 +233,7 @@ struct TemplateServiceTests {
                 headers: stack.serviceAuth
             )
             #expect(squatted.status == 400)
-            #expect(squatted.details.contains { $0["field"] as? String == "code" })
+            #expect(squatted.details.contains { $0["field"] == "code" })
         }
     }
 }

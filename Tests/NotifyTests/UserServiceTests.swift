@@ -280,7 +280,7 @@ struct UserServiceTests {
                 headers: stack.serviceAuth
             )
             #expect(pushTo.status == 400)
-            #expect(pushTo.details.contains { $0["field"] as? String == "deliver_to" })
+            #expect(pushTo.details.contains { $0["field"] == "deliver_to" })
             let bulk = try await stack.call(
                 .POST,
                 "\(gateway)bulk/",

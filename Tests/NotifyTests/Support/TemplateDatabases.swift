@@ -37,14 +37,7 @@ actor TemplateDatabases {
         var settings = infra.postgres
         settings.databasePrefix = prefix
         let connection = try await PostgresConnection.connect(
-            configuration: .init(
-                host: settings.host,
-                port: settings.port,
-                username: settings.user,
-                password: settings.password,
-                database: "postgres",
-                tls: try settings.connectionTLS()
-            ),
+            configuration: try settings.connectionConfiguration(database: "postgres"),
             id: 1,
             logger: TestInfrastructure.logger
         )
