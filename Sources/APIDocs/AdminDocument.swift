@@ -57,7 +57,7 @@ enum AdminDocument {
             "post": {
               "operationId": "adminLogout",
               "summary": "Operator logout: ends the session of the cookie sent",
-              "description": "Revokes, on the server, the session named by the cookie sent (if any) and clears the cookie. Needs a credential: the session cookie with `X-Requested-With: notify-dashboard`, or any valid API key or the service key (no scope is checked). No request body is read.",
+              "description": "Revokes, on the server, the session named by the cookie sent (if any) and clears the cookie. Needs a credential: the session cookie with `X-Requested-With: notify-dashboard`, or any valid API key (no scope is checked). No request body is read.",
               "security": [{"session": []}, {"bearer": []}, {"apiKey": []}],
               "parameters": [{"$ref": "#/components/parameters/DashboardHeader"}],
               "responses": {
@@ -77,7 +77,7 @@ enum AdminDocument {
                   "$ref": "#/components/responses/Forbidden",
                   "description": "FORBIDDEN: made with the session cookie but without `X-Requested-With: notify-dashboard`."
                 },
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
@@ -101,9 +101,9 @@ enum AdminDocument {
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`), or a change made with the session cookie lacks `X-Requested-With: notify-dashboard`."},
+                "403": {"$ref": "#/components/responses/AdminChangeForbidden"},
                 "413": {"$ref": "#/components/responses/ContentTooLarge", "description": "VALIDATION_ERROR: the body is larger than 64 KiB."},
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             },
             "get": {
@@ -130,8 +130,8 @@ enum AdminDocument {
                   "description": "VALIDATION_ERROR: `page` or `limit` is not valid, or `include_revoked` is not true or false."
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`)."},
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "403": {"$ref": "#/components/responses/AdminForbidden"},
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
@@ -161,9 +161,9 @@ enum AdminDocument {
                   ]}}}
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`)."},
+                "403": {"$ref": "#/components/responses/AdminForbidden"},
                 "404": {"$ref": "#/components/responses/NotFound", "description": "API_KEY_NOT_FOUND: no key with this id (also when the id is not a UUID)."},
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             },
             "delete": {
@@ -182,9 +182,9 @@ enum AdminDocument {
                   ]}}}
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`), or a change made with the session cookie lacks `X-Requested-With: notify-dashboard`."},
+                "403": {"$ref": "#/components/responses/AdminChangeForbidden"},
                 "404": {"$ref": "#/components/responses/NotFound", "description": "API_KEY_NOT_FOUND: no key with this id (also when the id is not a UUID)."},
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
@@ -205,7 +205,7 @@ enum AdminDocument {
                   ]}}}
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`)."},
+                "403": {"$ref": "#/components/responses/AdminForbidden"},
                 "503": {
                   "$ref": "#/components/responses/Unavailable",
                   "description": "DEPENDENCY_UNAVAILABLE: the notifications database did not answer within 5 s, or the session or credential store is unavailable."
@@ -235,8 +235,8 @@ enum AdminDocument {
                   "description": "VALIDATION_ERROR: `page` or `limit` is not valid."
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`)."},
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "403": {"$ref": "#/components/responses/AdminForbidden"},
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
@@ -266,12 +266,12 @@ enum AdminDocument {
                   ]}}}
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`)."},
+                "403": {"$ref": "#/components/responses/AdminForbidden"},
                 "404": {
                   "$ref": "#/components/responses/NotFound",
                   "description": "NOTIFICATION_NOT_FOUND: no dead letter with this id (also when the id is not a UUID)."
                 },
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
@@ -302,13 +302,13 @@ enum AdminDocument {
                   ]}}}
                 },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden", "description": "FORBIDDEN: the credential lacks the `admin` scope (the service key has only `service`), or a change made with the session cookie lacks `X-Requested-With: notify-dashboard`."},
+                "403": {"$ref": "#/components/responses/AdminChangeForbidden"},
                 "404": {
                   "$ref": "#/components/responses/NotFound",
                   "description": "NOTIFICATION_NOT_FOUND: no notification with this id (also when the id is not a UUID)."
                 },
                 "409": {"$ref": "#/components/responses/Conflict", "description": "NOT_RETRYABLE: the notification is not a dead letter (only a failed notification can be replayed)."},
-                "503": {"$ref": "#/components/responses/Unavailable", "description": "DEPENDENCY_UNAVAILABLE: the session or credential store is unavailable."}
+                "503": {"$ref": "#/components/responses/Unavailable"}
               }
             }
           },
@@ -569,17 +569,29 @@ enum AdminDocument {
         """#
 
     /// Merged over the shared security schemes and components: the admin API's own description of the bearer
-    /// credential, the operator's session cookie, the dashboard's header and the cookie it sets.
+    /// credential and of its 403s, the operator's session cookie, the dashboard's header and the cookie it sets.
     static let components = #"""
         {
           "securitySchemes": {
             "bearer": {
               "type": "http", "scheme": "bearer",
-              "description": "An API key (`nk_...`) with the `admin` scope. The service key and other keys are authenticated but get 403 (except on logout); users' access tokens are refused (401)."
+              "description": "An API key (`nk_...`) with the `admin` scope. Other keys are authenticated but get 403 (except on logout); the service key and users' access tokens are refused (401)."
             },
             "session": {
               "type": "apiKey", "in": "cookie", "name": "__Host-notify_admin",
               "description": "An operator's dashboard session, from POST /api/v1/admin/login/ (`notify_admin` instead when NOTIFY_ADMIN_COOKIE_SECURE=false, for local http only). A change (any method but GET and HEAD) made with it must carry `X-Requested-With: notify-dashboard`. Used only when no bearer or X-API-Key credential is sent."
+            }
+          },
+          "responses": {
+            "AdminForbidden": {
+              "description": "FORBIDDEN: the API key lacks the `admin` scope.",
+              "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+            },
+            "AdminChangeForbidden": {
+              "description": "FORBIDDEN: the API key lacks the `admin` scope, or a change made with the session cookie lacks `X-Requested-With: notify-dashboard`.",
+              "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/CorrelationID"}},
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
             }
           },
           "parameters": {

@@ -52,7 +52,7 @@ struct OpenAPITests {
             try await stack.createTemplate(["code": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi", "body": "Hi {{name}}"])
             _ = try await stack.createUser()
             let gatewayKey = try await stack.createKey(scopes: ["notifications:write", "notifications:read", "service"])
-            // The admin API takes only keys with the `admin` scope (the service key gets 403). Schemathesis reuses ids
+            // The admin API takes only keys with the `admin` scope (the service key gets 401). Schemathesis reuses ids
             // it saw in responses, so with the list of keys in reach it would revoke the key it runs with: revocation
             // runs on its own, with only the keys that run creates.
             let adminKey = try await stack.createKey(scopes: ["admin"])
