@@ -243,6 +243,8 @@ let package = Package(
         ),
         .target(
             name: "APIDocs",
+            // The OpenAPI documents: JSON files, shipped beside the binary (notify_APIDocs.resources).
+            resources: [.process("Resources")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -254,7 +256,7 @@ let package = Package(
                 "Telemetry",
                 "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "Credentials", "NotifyConfig",
                 "NotificationModel", "Breakers",
-                "Directory", "Deadlines", "PostgresAccess",
+                "Directory", "Deadlines", "PostgresAccess", "JobQueue",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -315,10 +317,13 @@ let package = Package(
                 "NotifyHTTP", "NotifyConfig", "Credentials", "Broker", "NotificationModel", "JobQueue", "Deadlines",
                 "PostgresAccess",
                 "RateLimiting", "RedisCache", "APIDocs",
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            // The dashboard's pages: Mustache templates, shipped beside the binary (notify_Admin.resources).
+            resources: [.process("Resources")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

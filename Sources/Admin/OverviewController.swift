@@ -299,13 +299,7 @@ struct OverviewController: Sendable {
         var exists = false
         for try await _ in try await postgres.query("SELECT 1 FROM notifications WHERE id = \(id)", logger: logger).decode(Int.self) { exists = true }
         guard exists else { throw Self.notFound }
-        let replayed = try await postgres.withTransaction(logger: logger) { connection in
-            var replayed = false
-            for try await value in try await connection.query("SELECT replay_dead_letter(\(id))", logger: logger).decode(Bool.self) {
-                replayed = value
-            }
-            return replayed
-        }
+        let replayed = try await JobStore(client: postgres, logger: logger).replayDeadLetter(id)
         guard replayed else { throw APIError(.conflict, code: "NOT_RETRYABLE", message: "Only a failed notification can be replayed") }
         context.logger.info(
             "dead letter replayed",

@@ -207,8 +207,8 @@ struct NotificationController: Sendable {
         if let raw = query.get("request_id"), raw.isEmpty || raw.count > 255 || raw.unicodeScalars.contains("\u{0}") {
             errors.append(FieldError(field: "request_id", message: "must be 1 to 255 characters, without NUL"))
         }
-        let status = query.get("status")
-        if let status, NotificationStatus(rawValue: status) == nil {
+        let status = query.get("status").map { NotificationStatus(rawValue: $0) }
+        if let status, status == nil {
             let statuses = NotificationStatus.allCases.map(\.rawValue).joined(separator: ", ")
             errors.append(FieldError(field: "status", message: "must be one of: " + statuses))
         }
@@ -217,7 +217,7 @@ struct NotificationController: Sendable {
             owner: owner,
             requestID: query.get("request_id"),
             userID: userID,
-            status: status,
+            status: status ?? nil,
             page: page,
             limit: limit
         )
@@ -232,7 +232,9 @@ struct NotificationController: Sendable {
         }
         var fields = FieldValidator(try await request.jsonObject())
         let id = fields.uuid("notification_id")
-        let status = fields.oneOf("status", ["delivered", "pending", "failed"])
+        let status = fields.oneOf("status", [NotificationStatus.delivered, .pending, .failed].map(\.rawValue)).flatMap(
+            NotificationStatus.init(rawValue:)
+        )
         let error = fields.string("error", required: false, maxLength: 2000)
         var at: Date?
         if let raw = fields.string("timestamp", required: false, maxLength: 64) {
@@ -252,7 +254,7 @@ struct NotificationController: Sendable {
             throw APIError(
                 .conflict,
                 code: "INVALID_TRANSITION",
-                message: "A notification that is \(current) cannot become \(status): it has not been sent"
+                message: "A notification that is \(current.rawValue) cannot become \(status.rawValue): it has not been sent"
             )
         }
     }
@@ -319,13 +321,13 @@ struct NotificationController: Sendable {
 struct Accepted: Encodable, Sendable {
     var notificationID: String
     var requestID: String
-    var status: String
+    var status: NotificationStatus
     var notificationType: String
     var createdAt: Date
     /// For the log line of the acceptance (not part of the response).
     var jobID: Int?
 
-    init(notificationID: String, requestID: String, status: String, notificationType: String, createdAt: Date, jobID: Int? = nil) {
+    init(notificationID: String, requestID: String, status: NotificationStatus, notificationType: String, createdAt: Date, jobID: Int? = nil) {
         self.notificationID = notificationID
         self.requestID = requestID
         self.status = status

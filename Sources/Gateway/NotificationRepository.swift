@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import JobQueue
 import Logging
 import NotificationModel
 import NotifyConfig
@@ -47,7 +48,7 @@ struct NotificationResource: Codable, Sendable {
     var notificationType: String
     var userID: String
     var templateCode: String
-    var status: String
+    var status: NotificationStatus
     var priority: Int
     var correlationID: String
     var attempts: Int
@@ -113,8 +114,8 @@ struct DeviceDelivery: Codable, Sendable {
 }
 
 struct HistoryEntry: Codable, Sendable {
-    var status: String
-    var previous: String?
+    var status: NotificationStatus
+    var previous: NotificationStatus?
     var cause: String?
     var at: Date
 }
@@ -140,7 +141,7 @@ enum ReportOutcome: Sendable {
     case recorded(NotificationResource)
     case alreadyRecorded(NotificationResource)
     case notFound
-    case invalid(current: String)
+    case invalid(current: NotificationStatus)
 }
 
 enum CreateOutcome: Sendable {
@@ -197,55 +198,34 @@ struct NotificationRepository: Sendable {
     /// request_id.
     func createMany(_ items: [PendingCreate]) async throws -> [Accepted?] {
         guard !items.isEmpty else { return [] }
-        let ids = items.map { _ in UUID() }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let encoder = JSONEncoder.canonical
-        let variables = try items.map { String(decoding: try encoder.encode($0.new.variables), as: UTF8.self) }
-        // Absent optional values travel as '' and become NULL in SQL (NULLIF).
-        let metadata = try items.map { item in try item.new.metadata.map { String(decoding: try encoder.encode($0), as: UTF8.self) } ?? "" }
-        let requestIDs = items.map(\.new.requestID)
-        let hashes = items.map(\.new.payloadHash)
-        let channels = items.map(\.new.channel.rawValue)
-        let userIDs = items.map(\.new.userID)
-        let codes = items.map(\.new.templateCode)
-        let languages = items.map { $0.new.language ?? "" }
-        let priorities = items.map(\.new.priority)
-        let sendAts = items.map { $0.new.sendAt.map { formatter.string(from: $0) } ?? "" }
-        let versions = items.map(\.templateVersion)
-        // NULL in an int[] is not a bind PostgresNIO writes: -1 stands for "checked against fresh data".
-        let staleAges = items.map { $0.staleDataAge ?? -1 }
-        let deliverTo = items.map { $0.new.deliverTo ?? "" }
-        let clients = items.map(\.client)
-        let correlationIDs = items.map(\.correlationID)
-        let maxAttempts = self.maxAttempts
-
-        // One statement (sql/notifications/0013): notifications, jobs and outbox messages in one round trip;
-        // PL/pgSQL keeps its plans between calls. It runs between BEGIN and COMMIT, and nothing is answered before
-        // COMMIT did (see `Database.withTransaction`): a lone statement's rows arrive before its commit.
-        let written = try await client.withTransaction(logger: logger) { connection in
-            var written: [UUID: (createdAt: Date, jobID: Int)] = [:]
-            for try await (id, createdAt, jobID) in try await connection.query(
-                """
-                SELECT notification_id, created_at, job_id FROM accept_notifications(
-                    \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
-                    \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
-                    \(maxAttempts)::int)
-                """,
-                logger: logger
-            ).decode((UUID, Date, Int).self) {
-                written[id] = (createdAt, jobID)
-            }
-            return written
-        }
-        return zip(items, ids).map { item, id in
-            guard let row = written[id] else { return nil }
-            return Accepted(
-                notificationID: id.lowercased,
+        let jobs = items.map { item in
+            NotificationToEnqueue(
+                id: UUID(),
+                client: item.client,
                 requestID: item.new.requestID,
-                status: "pending",
-                notificationType: item.new.channel.rawValue,
+                payloadHash: item.new.payloadHash,
+                channel: item.new.channel,
+                userID: item.new.userID,
+                templateCode: item.new.templateCode,
+                language: item.new.language,
+                variables: item.new.variables,
+                metadata: item.new.metadata,
+                priority: item.new.priority,
+                sendAt: item.new.sendAt,
+                correlationID: item.correlationID,
+                templateVersion: item.templateVersion,
+                staleDataAge: item.staleDataAge,
+                deliverTo: item.new.deliverTo
+            )
+        }
+        let written = try await JobStore(client: client, logger: logger).enqueue(jobs, maxAttempts: maxAttempts)
+        return jobs.map { job in
+            guard let row = written[job.id] else { return nil }
+            return Accepted(
+                notificationID: job.id.lowercased,
+                requestID: job.requestID,
+                status: .pending,
+                notificationType: job.channel.rawValue,
                 createdAt: row.createdAt,
                 jobID: row.jobID
             )
@@ -272,14 +252,16 @@ struct NotificationRepository: Sendable {
         """
     typealias Row = (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?, Date?, Int?, Int?)
 
-    static func resource(_ row: Row) -> NotificationResource {
-        NotificationResource(
+    /// A status the code does not know fails loudly (the CHECK on `notifications.status` should make it impossible).
+    static func resource(_ row: Row) throws -> NotificationResource {
+        guard let status = NotificationStatus(rawValue: row.5) else { throw UnknownNotificationStatus(status: row.5) }
+        return NotificationResource(
             notificationID: row.0.lowercased,
             requestID: row.1,
             notificationType: row.2,
             userID: row.3.lowercased,
             templateCode: row.4,
-            status: row.5,
+            status: status,
             priority: row.6,
             correlationID: row.7,
             attempts: row.8,
@@ -310,14 +292,20 @@ struct NotificationRepository: Sendable {
             logger: logger
         )
         var found: NotificationResource?
-        for try await row in rows.decode(Row.self) { found = Self.resource(row) }
+        for try await row in rows.decode(Row.self) { found = try Self.resource(row) }
         guard var resource = found, withHistory else { return found }
         resource.history = []
         for try await (status, previous, cause, at) in try await client.query(
             "SELECT to_status, from_status, cause, at FROM notification_events WHERE notification_id = \(id) ORDER BY id",
             logger: logger
         ).decode((String, String?, String?, Date).self) {
-            resource.history?.append(HistoryEntry(status: status, previous: previous, cause: cause, at: at))
+            guard let to = NotificationStatus(rawValue: status) else { throw UnknownNotificationStatus(status: status) }
+            var from: NotificationStatus?
+            if let previous {
+                guard let known = NotificationStatus(rawValue: previous) else { throw UnknownNotificationStatus(status: previous) }
+                from = known
+            }
+            resource.history?.append(HistoryEntry(status: to, previous: from, cause: cause, at: at))
         }
         if resource.notificationType == "push" {
             resource.deliveries = []
@@ -351,7 +339,7 @@ struct NotificationRepository: Sendable {
         owner: Owner,
         requestID: String?,
         userID: UUID?,
-        status: String?,
+        status: NotificationStatus?,
         page: Int,
         limit: Int
     ) async throws
@@ -365,18 +353,18 @@ struct NotificationRepository: Sendable {
             FROM notifications n LEFT JOIN jobs j ON j.notification_id = n.id
             WHERE (\(clientName)::text IS NULL OR n.client = \(clientName)) AND (\(ownerID)::uuid IS NULL OR n.user_id = \(ownerID))
               AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
-              AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status)::text IS NULL OR n.status = \(status))
+              AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status?.rawValue)::text IS NULL OR n.status = \(status?.rawValue))
             ORDER BY n.created_at DESC, n.id LIMIT \(limit) OFFSET \((page - 1) * limit)
             """,
             logger: logger
-        ).decode(Row.self) { items.append(Self.resource(row)) }
+        ).decode(Row.self) { items.append(try Self.resource(row)) }
         var total = 0
         for try await count in try await client.query(
             """
             SELECT count(*)::int FROM notifications n
             WHERE (\(clientName)::text IS NULL OR n.client = \(clientName)) AND (\(ownerID)::uuid IS NULL OR n.user_id = \(ownerID))
               AND (\(requestID)::text IS NULL OR n.request_id = \(requestID))
-              AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status)::text IS NULL OR n.status = \(status))
+              AND (\(userID)::uuid IS NULL OR n.user_id = \(userID)) AND (\(status?.rawValue)::text IS NULL OR n.status = \(status?.rawValue))
             """,
             logger: logger
         ).decode(Int.self) { total = count }
@@ -385,27 +373,30 @@ struct NotificationRepository: Sendable {
 
     /// A delivery report from a provider or service: `delivered` only after `sent`; `failed` after `sent` (a bounce);
     /// `pending` is recorded in the history. Reporting the same outcome again changes nothing.
-    func report(id: UUID, channel: String, status: String, error: String?, at: Date?) async throws -> ReportOutcome {
+    func report(id: UUID, channel: String, status: NotificationStatus, error: String?, at: Date?) async throws -> ReportOutcome {
         guard let current = try await find(id: id, owner: .anyone), current.notificationType == channel else { return .notFound }
-        if current.status == status, status != "pending" {
+        if current.status == status, status != .pending {
             return .alreadyRecorded(try await find(id: id, owner: .anyone, withHistory: true) ?? current)
         }
-        let allowed: Set<String> = status == "pending" ? ["sent", "delivered", "processing", "pending", "retrying"] : ["sent", "delivered"]
+        let allowed: Set<NotificationStatus> = status == .pending ? [.sent, .delivered, .processing, .pending, .retrying] : [.sent, .delivered]
         guard allowed.contains(current.status) else { return .invalid(current: current.status) }
-        let cause = "delivery report: \(status)" + (error.map { " (\($0))" } ?? "")
+        let cause = "delivery report: \(status.rawValue)" + (error.map { " (\($0))" } ?? "")
         try await client.withTransaction(logger: logger) { connection in
             _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
-            if status == "pending" {
+            if status == .pending {
                 _ = try await connection.query(
-                    "INSERT INTO notification_events (notification_id, from_status, to_status, cause) VALUES (\(id), \(current.status), \(current.status), \(cause))",
+                    """
+                    INSERT INTO notification_events (notification_id, from_status, to_status, cause)
+                    VALUES (\(id), \(current.status.rawValue), \(current.status.rawValue), \(cause))
+                    """,
                     logger: logger
                 )
             } else {
                 _ = try await connection.query(
                     """
-                    UPDATE notifications SET status = \(status), updated_at = now(),
-                        delivered_at = CASE WHEN \(status) = 'delivered' THEN COALESCE(\(at), now()) ELSE delivered_at END,
-                        last_error = CASE WHEN \(status) = 'failed' THEN \(error ?? "reported failed") ELSE last_error END
+                    UPDATE notifications SET status = \(status.rawValue), updated_at = now(),
+                        delivered_at = CASE WHEN \(status.rawValue) = 'delivered' THEN COALESCE(\(at), now()) ELSE delivered_at END,
+                        last_error = CASE WHEN \(status.rawValue) = 'failed' THEN \(error ?? "reported failed") ELSE last_error END
                     WHERE id = \(id) AND status IN ('sent', 'delivered')
                     """,
                     logger: logger
@@ -421,15 +412,16 @@ extension NotificationRepository {
     /// Returns nil when there is no such notification, false when it is not failed.
     func replay(id: UUID, client clientName: String) async throws -> Bool? {
         guard try await find(id: id, owner: .client(clientName)) != nil else { return nil }
-        return try await client.withTransaction(logger: logger) { connection in
-            for try await replayed in try await connection.query("SELECT replay_dead_letter(\(id))", logger: logger).decode(Bool.self) {
-                return replayed
-            }
-            return false
-        }
+        return try await JobStore(client: client, logger: logger).replayDeadLetter(id)
     }
 }
 
 enum NotificationRepositoryError: Error {
     case vanished
+}
+
+/// A notification row in a status this code does not know.
+struct UnknownNotificationStatus: Error, CustomStringConvertible {
+    var status: String
+    var description: String { "a notification is in the unknown status \(status)" }
 }

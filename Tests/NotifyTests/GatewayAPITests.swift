@@ -10,7 +10,7 @@ import Testing
 @Suite("Gateway API", .serialized)
 struct GatewayAPITests {
     /// A user and the `welcome` email template the requests name.
-    static func prepare(_ stack: Stack) async throws -> String {
+    static func prepare(_ stack: some ServiceClient) async throws -> String {
         try await stack.createTemplate(["code": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi", "body": "Hi {{name}}"])
         return try await stack.createUser()
     }
@@ -24,7 +24,7 @@ struct GatewayAPITests {
 
     @Test("a request without a credential, or with an unknown key, is 401 in the envelope")
     func unauthorized() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let user = try await Self.prepare(stack)
             let url = "\(stack.url(.gateway))/api/v1/notifications/"
             let missing = try await stack.call(.POST, url, json: Self.valid(user))
@@ -41,7 +41,7 @@ struct GatewayAPITests {
 
     @Test("a key without the write scope is 403")
     func forbidden() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let user = try await Self.prepare(stack)
             let readOnly = try await stack.createKey(scopes: ["notifications:read"])
             let reply = try await stack.call(
@@ -57,7 +57,7 @@ struct GatewayAPITests {
 
     @Test("an invalid body is 400 VALIDATION_ERROR listing every bad field")
     func validation() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let reply = try await stack.send([
                 "notification_type": "sms", "user_id": "not-a-uuid", "variables": "nope", "priority": "high",
                 "request_id": String(repeating: "x", count: 256),
@@ -80,7 +80,7 @@ struct GatewayAPITests {
 
     @Test("an accepted notification is one transaction: notification, available job and outbox row with the correlation id")
     func acceptedWritesOneTransaction() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let user = try await Self.prepare(stack)
             let reply = try await stack.send(Self.valid(user), headers: ["X-Correlation-ID": "corr-tx-1"])
             #expect(reply.status == 202)
@@ -116,7 +116,7 @@ struct GatewayAPITests {
 
     @Test("a write that fails at COMMIT is never answered 202: alone or grouped with others, only its own request fails and nothing of it stays")
     func failedCommitIsNotAccepted() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let user = try await Self.prepare(stack)
             // A deferred constraint trigger fails at COMMIT, after the statement returned its rows, like a server
             // terminated between the two (which a fast shutdown does): the rows alone must not count as accepted.
@@ -176,7 +176,7 @@ struct GatewayAPITests {
 
     @Test("the Idempotency-Key header stands in for request_id")
     func idempotencyKeyHeader() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let user = try await Self.prepare(stack)
             var body = Self.valid(user)
             body.removeValue(forKey: "request_id")
@@ -191,6 +191,7 @@ struct GatewayAPITests {
 
     @Test("with the directory cache on, repeated sends reuse the user and template lookups, and a preference change is honoured within its lifetime")
     func directoryCache() async throws {
+        // Counted in the gateway's metrics, which are per process: this one runs as a subprocess.
         try await Stack.with(services: [.users, .templates, .gateway], extra: ["NOTIFY_DIRECTORY_CACHE_SECONDS": "10"]) { stack in
             _ = try await Self.prepare(stack)
             let user = try await stack.createUser()
@@ -226,7 +227,7 @@ struct GatewayAPITests {
 
     @Test("unknown user or template is 404; a user who turns a channel or category off gets 422 CHANNEL_DISABLED")
     func recipientChecks() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             _ = try await Self.prepare(stack)
             try await stack.createTemplate([
                 "code": "promo", "name": "Promo", "channel": "email", "category": "marketing", "subject": "Sale", "body": "Sale",
@@ -297,7 +298,7 @@ struct GatewayAPITests {
 
     @Test("unknown notifications and unknown paths are 404 in the envelope; health answers without a credential")
     func notFoundAndHealth() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let unknown = try await stack.notification(UUID().uuidString)
             #expect(unknown.status == 404)
             #expect(unknown.error == "NOTIFICATION_NOT_FOUND")

@@ -1,3 +1,5 @@
+import APIDocs
+import Admin
 import Foundation
 import NIOHTTP1
 import Testing
@@ -7,42 +9,60 @@ import Testing
 struct OpenAPITests {
     static let documented: [Stack.Service] = [.gateway, .users, .templates, .admin]
 
-    @Test("gateway, users, templates and admin serve an OpenAPI 3.1 document at /openapi.json; every $ref resolves")
-    func documents() async throws {
-        try await Stack.with(services: Self.documented) { stack in
-            for service in Self.documented {
-                let reply = try await stack.call(.GET, "\(stack.url(service))/openapi.json")
-                #expect(reply.status == 200)
-                let document = reply.json
-                #expect(document["openapi"] as? String == "3.1.0")
-                let paths = try #require(document["paths"] as? [String: Any])
-                #expect(paths["/health"] != nil)
-                var operationIDs: [String] = []
-                for (_, item) in paths {
-                    for (method, operation) in item as? [String: Any] ?? [:] where method != "parameters" {
-                        let operation = try #require(operation as? [String: Any])
-                        operationIDs.append(try #require(operation["operationId"] as? String))
-                        #expect(operation["responses"] is [String: Any])
-                    }
+    @Test("the OpenAPI resources of gateway, users, templates and admin load as OpenAPI 3.1 documents; every $ref resolves")
+    func documents() throws {
+        let documents = APIDocument.all
+        #expect(documents.keys.sorted() == ["admin", "gateway", "templates", "users"])
+        for (service, data) in documents {
+            let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(service)")
+            #expect(document["openapi"] as? String == "3.1.0")
+            #expect((document["info"] as? [String: Any])?["title"] as? String == "notify \(service)")
+            let paths = try #require(document["paths"] as? [String: Any])
+            #expect(paths["/health"] != nil && paths["/api/v1/health/"] != nil && paths["/metrics"] != nil, "\(service)")
+            var operationIDs: [String] = []
+            for (_, item) in paths {
+                for (method, operation) in item as? [String: Any] ?? [:] where method != "parameters" {
+                    let operation = try #require(operation as? [String: Any])
+                    operationIDs.append(try #require(operation["operationId"] as? String))
+                    #expect(operation["responses"] is [String: Any])
                 }
-                #expect(Set(operationIDs).count == operationIDs.count, "operationIds are unique")
-                var unresolved: [String] = []
-                Self.walk(document) { reference in
-                    if Self.resolve(reference, in: document) == nil { unresolved.append(reference) }
-                }
-                #expect(unresolved.isEmpty, "\(service.rawValue): \(unresolved)")
             }
-            #expect(
-                ((try await stack.call(.GET, "\(stack.url(.gateway))/openapi.json")).json["paths"] as? [String: Any])?["/api/v1/notifications/bulk/"]
-                    != nil
-            )
-            // The admin document has the operator's session cookie as a security scheme of its own.
-            let admin = try await stack.call(.GET, "\(stack.url(.admin))/openapi.json").json
-            #expect((admin["paths"] as? [String: Any])?["/api/v1/admin/api-keys/{key_id}/"] != nil)
-            let schemes = (admin["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
-            #expect((schemes?["session"] as? [String: Any])?["in"] as? String == "cookie")
-            #expect(schemes?["apiKey"] != nil)
+            #expect(operationIDs.count > 3, "\(service)")
+            #expect(Set(operationIDs).count == operationIDs.count, "operationIds are unique")
+            var unresolved: [String] = []
+            Self.walk(document) { reference in
+                if Self.resolve(reference, in: document) == nil { unresolved.append(reference) }
+            }
+            #expect(unresolved.isEmpty, "\(service): \(unresolved)")
         }
+        let gateway = try #require(try JSONSerialization.jsonObject(with: APIDocument.gateway) as? [String: Any])
+        #expect((gateway["paths"] as? [String: Any])?["/api/v1/notifications/bulk/"] != nil)
+        // The admin document has the operator's session cookie as a security scheme of its own, and its own
+        // description of the bearer credential over the shared one.
+        let admin = try #require(try JSONSerialization.jsonObject(with: APIDocument.admin) as? [String: Any])
+        #expect((admin["paths"] as? [String: Any])?["/api/v1/admin/api-keys/{key_id}/"] != nil)
+        let schemes = (admin["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
+        #expect((schemes?["session"] as? [String: Any])?["in"] as? String == "cookie")
+        #expect(schemes?["apiKey"] != nil)
+        #expect(((schemes?["bearer"] as? [String: Any])?["description"] as? String)?.contains("`admin` scope") == true)
+        let shared = (gateway["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
+        #expect(shared?["session"] == nil)
+    }
+
+    @Test("the dashboard's Mustache templates render: shared styles included, every tag resolved, the login error escaped")
+    func dashboardTemplates() {
+        let dashboard = DashboardPages.dashboard
+        let login = DashboardPages.login()
+        for page in [dashboard, login] {
+            #expect(page.hasPrefix("<!doctype html>"))
+            #expect(page.contains("--accent: #2457c5"), "the base styles partial")
+            #expect(!page.contains("{{") && !page.contains("}}"))
+        }
+        #expect(dashboard.contains("/api/v1/admin/overview/"))
+        #expect(login.contains(#"role="alert" hidden></p>"#))
+        let failed = DashboardPages.login(error: #"<script>alert("x")</script> & more"#)
+        #expect(failed.contains(#"role="alert">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more</p>"#))
+        #expect(!failed.contains("<script>alert"))
     }
 
     @Test("schemathesis against the live gateway, users, templates and admin: no 5xx, no response outside the documents")
@@ -61,6 +81,14 @@ struct OpenAPITests {
                 (.admin, adminKey, ["--exclude-operation-id", "revokeAPIKey"]),
                 (.admin, adminKey, ["--include-operation-id", "createAPIKey", "--include-operation-id", "revokeAPIKey"]),
             ]
+            // Each service serves its document from the resources.
+            for (service, name) in [(Stack.Service.gateway, "gateway"), (.users, "users"), (.templates, "templates"), (.admin, "admin")] {
+                let served = try await stack.call(.GET, "\(stack.url(service))/openapi.json")
+                #expect(served.status == 200)
+                let document = try #require(APIDocument.all[name])
+                let expected = try #require(try JSONSerialization.jsonObject(with: document) as? NSDictionary)
+                #expect(NSDictionary(dictionary: served.json).isEqual(expected), "\(name)")
+            }
             for (service, credential, filters) in runs {
                 var arguments: [String] = [
                     "run", "\(stack.url(service))/openapi.json",

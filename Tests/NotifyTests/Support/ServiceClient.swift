@@ -2,12 +2,16 @@ import Credentials
 import Foundation
 import NIOHTTP1
 import NotifyConfig
+import PostgresAccess
+import PostgresNIO
 import RedisCache
 
 /// What a test calls the platform through: a whole stack of subprocesses (`Stack`) or one service's router in this
 /// process (`RouterHarness`). The helpers below work with either.
 protocol ServiceClient: Sendable {
     var infra: TestInfrastructure { get }
+    /// An API key of the client `test-client` with `notifications:write` and `notifications:read` (where a gateway runs).
+    var apiKey: String { get }
     /// The base URL of a service ("" in process: paths alone).
     func url(_ service: Stack.Service) -> String
     func perform(_ method: HTTPMethod, _ url: String, json: Any?, headers: [String: String]) async throws -> Stack.Reply
@@ -15,6 +19,23 @@ protocol ServiceClient: Sendable {
 
 extension ServiceClient {
     var serviceAuth: [String: String] { ["Authorization": "Bearer \(infra.serviceKey)"] }
+    var clientAuth: [String: String] { ["Authorization": "Bearer \(apiKey)"] }
+
+    func send(_ body: [String: Any], headers: [String: String] = [:]) async throws -> Stack.Reply {
+        try await call(.POST, "\(url(.gateway))/api/v1/notifications/", json: body, headers: clientAuth.merging(headers) { $1 })
+    }
+
+    func notification(_ id: String) async throws -> Stack.Reply {
+        try await call(.GET, "\(url(.gateway))/api/v1/notifications/\(id)/", headers: clientAuth)
+    }
+
+    /// A single value from this test's notifications database.
+    func scalar<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
+        try await infra.withDatabase(.notifications) { client in
+            for try await value in try await client.query(query, logger: TestInfrastructure.logger).decode(T.self) { return value }
+            return nil
+        }
+    }
 
     func call(_ method: HTTPMethod, _ url: String, json: Any? = nil, headers: [String: String] = [:]) async throws -> Stack.Reply {
         try await perform(method, url, json: json, headers: headers)

@@ -219,16 +219,6 @@ final class Stack: ServiceClient, @unchecked Sendable {
         return Reply(status: Int(response.status.code), headers: response.headers, json: object)
     }
 
-    var clientAuth: [String: String] { ["Authorization": "Bearer \(apiKey)"] }
-
-    func send(_ body: [String: Any], headers: [String: String] = [:]) async throws -> Reply {
-        try await call(.POST, "\(url(.gateway))/api/v1/notifications/", json: body, headers: clientAuth.merging(headers) { $1 })
-    }
-
-    func notification(_ id: String) async throws -> Reply {
-        try await call(.GET, "\(url(.gateway))/api/v1/notifications/\(id)/", headers: clientAuth)
-    }
-
     /// Waits until a worker consumes from RabbitMQ (its health says so), rather than delivering from PostgreSQL.
     func waitConsuming(_ service: Service = .emailWorker, timeout: Duration = .seconds(30)) async throws {
         _ = try await eventually("\(service.rawValue) consuming", timeout: timeout) { () -> Bool? in
@@ -347,14 +337,6 @@ extension Stack {
                 "SELECT j.id, o.payload::text FROM jobs j JOIN outbox o ON o.message_id = j.id::text WHERE j.notification_id = \(notificationID)",
                 logger: TestInfrastructure.logger
             ).decode((Int, String).self) { return row }
-            return nil
-        }
-    }
-
-    /// A single value from this test's notifications database.
-    func scalar<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
-        try await infra.withDatabase(.notifications) { client in
-            for try await value in try await client.query(query, logger: TestInfrastructure.logger).decode(T.self) { return value }
             return nil
         }
     }

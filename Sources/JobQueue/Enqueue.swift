@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import NotificationModel
+import PostgresAccess
+import PostgresNIO
+
+/// One notification to accept: the row `accept_notifications` (sql/notifications/0013) writes with its job and its
+/// outbox message.
+public struct NotificationToEnqueue: Sendable {
+    public var id: UUID
+    public var client: String
+    public var requestID: String
+    /// What idempotency compares: the same request_id with another hash is a conflict.
+    public var payloadHash: String
+    public var channel: NotificationChannel
+    public var userID: UUID
+    public var templateCode: String
+    public var language: String?
+    public var variables: [String: JSONValue]
+    public var metadata: [String: JSONValue]?
+    public var priority: Int
+    public var sendAt: Date?
+    public var correlationID: String
+    public var templateVersion: Int
+    /// Seconds: the age of the last-known user or template data it was checked against (nil: fresh data).
+    public var staleDataAge: Int?
+    /// The address an email goes to instead of the user's.
+    public var deliverTo: String?
+
+    public init(
+        id: UUID,
+        client: String,
+        requestID: String,
+        payloadHash: String,
+        channel: NotificationChannel,
+        userID: UUID,
+        templateCode: String,
+        language: String?,
+        variables: [String: JSONValue],
+        metadata: [String: JSONValue]?,
+        priority: Int,
+        sendAt: Date?,
+        correlationID: String,
+        templateVersion: Int,
+        staleDataAge: Int?,
+        deliverTo: String?
+    ) {
+        self.id = id
+        self.client = client
+        self.requestID = requestID
+        self.payloadHash = payloadHash
+        self.channel = channel
+        self.userID = userID
+        self.templateCode = templateCode
+        self.language = language
+        self.variables = variables
+        self.metadata = metadata
+        self.priority = priority
+        self.sendAt = sendAt
+        self.correlationID = correlationID
+        self.templateVersion = templateVersion
+        self.staleDataAge = staleDataAge
+        self.deliverTo = deliverTo
+    }
+}
+
+/// A notification `enqueue` wrote: when, and the job that carries it.
+public struct EnqueuedJob: Sendable {
+    public var createdAt: Date
+    public var jobID: Int
+}
+
+extension JobStore {
+    /// Writes every notification with its job and outbox message in ONE statement, hence one transaction, set-based
+    /// (one insert of the notifications, one of their jobs, one of their outbox messages, whatever the count).
+    /// Returns what was written, by notification id; a notification whose client already used its request_id is
+    /// not written and is absent. Nothing is returned before COMMIT returned (see `Database.withTransaction`): a lone
+    /// statement's rows arrive before its commit.
+    public func enqueue(_ items: [NotificationToEnqueue], maxAttempts: Int) async throws -> [UUID: EnqueuedJob] {
+        guard !items.isEmpty else { return [:] }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let encoder = JSONEncoder.canonical
+        let ids = items.map(\.id)
+        let variables = try items.map { String(decoding: try encoder.encode($0.variables), as: UTF8.self) }
+        // Absent optional values travel as '' and become NULL in SQL (NULLIF).
+        let metadata = try items.map { item in try item.metadata.map { String(decoding: try encoder.encode($0), as: UTF8.self) } ?? "" }
+        let requestIDs = items.map(\.requestID)
+        let hashes = items.map(\.payloadHash)
+        let channels = items.map(\.channel.rawValue)
+        let userIDs = items.map(\.userID)
+        let codes = items.map(\.templateCode)
+        let languages = items.map { $0.language ?? "" }
+        let priorities = items.map(\.priority)
+        let sendAts = items.map { $0.sendAt.map { formatter.string(from: $0) } ?? "" }
+        let versions = items.map(\.templateVersion)
+        // NULL in an int[] is not a bind PostgresNIO writes: -1 stands for "checked against fresh data".
+        let staleAges = items.map { $0.staleDataAge ?? -1 }
+        let deliverTo = items.map { $0.deliverTo ?? "" }
+        let clients = items.map(\.client)
+        let correlationIDs = items.map(\.correlationID)
+        let logger = self.logger
+
+        // PL/pgSQL keeps its plans between calls: one round trip for the whole batch.
+        return try await client.withTransaction(logger: logger) { connection in
+            var written: [UUID: EnqueuedJob] = [:]
+            for try await (id, createdAt, jobID) in try await connection.query(
+                """
+                SELECT notification_id, created_at, job_id FROM accept_notifications(
+                    \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
+                    \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
+                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
+                    \(maxAttempts)::int)
+                """,
+                logger: logger
+            ).decode((UUID, Date, Int).self) {
+                written[id] = EnqueuedJob(createdAt: createdAt, jobID: jobID)
+            }
+            return written
+        }
+    }
+
+    /// Sends a dead-lettered (failed) notification again with a fresh attempt budget (the SQL function
+    /// `replay_dead_letter`, in its own transaction). False when the notification is not failed.
+    public func replayDeadLetter(_ notificationID: UUID) async throws -> Bool {
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            var replayed = false
+            for try await value in try await connection.query("SELECT replay_dead_letter(\(notificationID))", logger: logger).decode(Bool.self) {
+                replayed = value
+            }
+            return replayed
+        }
+    }
+}
