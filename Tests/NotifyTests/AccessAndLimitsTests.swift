@@ -8,7 +8,7 @@ import Testing
 /// Who may call the gateway and how often: API keys managed over the admin API, users' access tokens, rate limits.
 @Suite("Access and rate limits", .serialized)
 struct AccessAndLimitsTests {
-    static func prepare(_ stack: Stack) async throws -> String {
+    static func prepare(_ stack: some ServiceClient) async throws -> String {
         try await stack.createTemplate(["code": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi", "body": "Hi {{name}}"])
         return try await stack.createUser()
     }
@@ -93,7 +93,7 @@ struct AccessAndLimitsTests {
 
     @Test("a user's access token: sends nothing, reads notifications addressed to that user, stops working after logout; forged tokens 401")
     func userTokens() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let ada = try await Self.prepare(stack)
             let bob = try await stack.createUser(name: "Bob")
             let email = try #require(
@@ -150,7 +150,7 @@ struct AccessAndLimitsTests {
         // Exact counts need every check to reach Redis: on a loaded machine its 200 ms default can run out, and the
         // gateway then answers from its in-process bucket (shown by the fault tests).
         let limits = ["NOTIFY_RATE_LIMIT_PER_KEY": "5/m", "NOTIFY_RATE_LIMIT_KEY_BURST": "5", "NOTIFY_REDIS_TIMEOUT_MS": "3000"]
-        try await Stack.with(services: [.users, .templates, .gateway], extra: limits) { stack in
+        try await RouterHarness.with(.gateway, extra: limits) { stack in
             let user = try await Self.prepare(stack)
             var remaining: [String] = []
             for index in 0..<5 {
@@ -183,7 +183,7 @@ struct AccessAndLimitsTests {
         // Exact counts need every check to reach Redis: on a loaded machine its 200 ms default can run out, and the
         // gateway then answers from its in-process bucket (shown by the fault tests).
         let limits = ["NOTIFY_RATE_LIMIT_PER_USER": "3/m", "NOTIFY_RATE_LIMIT_USER_BURST": "3", "NOTIFY_REDIS_TIMEOUT_MS": "3000"]
-        try await Stack.with(services: [.users, .templates, .gateway], extra: limits) { stack in
+        try await RouterHarness.with(.gateway, extra: limits) { stack in
             let ada = try await Self.prepare(stack)
             let bob = try await stack.createUser(name: "Bob")
             let statuses = NIOLockedValueBox<[Int]>([])

@@ -10,7 +10,7 @@ import Testing
 /// Bulk creation, priority and scheduling, against the real stack.
 @Suite("Bulk, priority and scheduling", .serialized)
 struct BulkAndOrderTests {
-    static func prepare(_ stack: Stack) async throws -> String {
+    static func prepare(_ stack: some ServiceClient) async throws -> String {
         try await stack.createTemplate(["code": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi {{name}}", "body": "Hi {{name}}"])
         return try await stack.createUser()
     }
@@ -22,13 +22,13 @@ struct BulkAndOrderTests {
         ]
     }
 
-    func bulk(_ stack: Stack, _ items: Any) async throws -> Stack.Reply {
+    func bulk(_ stack: some ServiceClient, _ items: Any) async throws -> Stack.Reply {
         try await stack.call(.POST, "\(stack.url(.gateway))/api/v1/notifications/bulk/", json: ["notifications": items], headers: stack.clientAuth)
     }
 
     @Test("bulk: per-item results in order; valid items in one transaction; bad ones refused alone; idempotent per item")
     func bulkResults() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let user = try await Self.prepare(stack)
             var bad = Self.item(user, "b-4")
             bad["user_id"] = "not-a-uuid"
@@ -77,7 +77,7 @@ struct BulkAndOrderTests {
     func bulkPerUserLimits() async throws {
         // Exact counts need every check to reach Redis (see the per-user limit test).
         let limits = ["NOTIFY_RATE_LIMIT_PER_USER": "3/m", "NOTIFY_RATE_LIMIT_USER_BURST": "3", "NOTIFY_REDIS_TIMEOUT_MS": "3000"]
-        try await Stack.with(services: [.users, .templates, .gateway], extra: limits) { stack in
+        try await RouterHarness.with(.gateway, extra: limits) { stack in
             let ada = try await Self.prepare(stack)
             let bob = try await stack.createUser(name: "Bob")
             let cy = try await stack.createUser(name: "Cy")
@@ -107,7 +107,7 @@ struct BulkAndOrderTests {
 
     @Test("bulk: 1,000 notifications are accepted in one request and one transaction")
     func bulkThousand() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let user = try await Self.prepare(stack)
             let items = (0..<1000).map { Self.item(user, "t-\($0)") }
             let reply = try await bulk(stack, items)
@@ -121,7 +121,7 @@ struct BulkAndOrderTests {
     }
 
     /// 30 notifications of priority 0, then 10 of priority 9, each group in one bulk request.
-    func acceptLowThenHigh(_ stack: Stack, _ user: String) async throws {
+    func acceptLowThenHigh(_ stack: some ServiceClient, _ user: String) async throws {
         let low = (0..<30).map { Self.item(user, "low-\($0)", priority: 0) }
         let high = (0..<10).map { Self.item(user, "high-\($0)", priority: 9) }
         #expect(try await bulk(stack, low).data["accepted"] as? Int == 30)
@@ -129,7 +129,7 @@ struct BulkAndOrderTests {
     }
 
     /// The priorities a query of this test's notifications database lists, in its order.
-    static func priorities(_ stack: Stack, _ query: PostgresQuery) async throws -> [Int] {
+    static func priorities(_ stack: some ServiceClient, _ query: PostgresQuery) async throws -> [Int] {
         try await stack.infra.withDatabase(.notifications) { client in
             var priorities: [Int] = []
             for try await priority in try await client.query(query, logger: TestInfrastructure.logger).decode(Int.self) {

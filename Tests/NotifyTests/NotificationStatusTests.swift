@@ -9,7 +9,7 @@ import Testing
 /// Status queries, history, delivery reports and concurrent idempotency, against the real stack.
 @Suite("Notification status", .serialized)
 struct NotificationStatusTests {
-    func prepare(_ stack: Stack) async throws -> (String, String) {
+    func prepare(_ stack: some ServiceClient) async throws -> (String, String) {
         try await stack.createTemplate(["code": "note", "name": "Note", "channel": "email", "subject": "Note {{n}}", "body": "Body {{n}}"])
         return (try await stack.createUser(), try await stack.createUser())
     }
@@ -114,7 +114,7 @@ struct NotificationStatusTests {
 
     @Test("50 concurrent identical requests make exactly one notification")
     func concurrentIdenticalRequests() async throws {
-        try await Stack.with(services: [.users, .templates, .gateway]) { stack in
+        try await RouterHarness.with(.gateway) { stack in
             let (ada, _) = try await prepare(stack)
             let replies = NIOLockedValueBox<[(Int, String?)]>([])
             try await withThrowingTaskGroup(of: Void.self) { group in
