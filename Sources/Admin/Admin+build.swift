@@ -57,6 +57,11 @@ public struct AdminConfiguration: Sendable {
 public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) async -> some ApplicationProtocol {
     let postgres = Database(configuration.postgres, database: .notifications, applicationName: "notify-admin", logger: logger)
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    // The overview's health probes: a process that is down refuses the connection, and that is the answer at once
+    // ("unreachable"), not after connection retries that last the probe's whole timeout.
+    var probing = HTTPClient.Configuration()
+    probing.connectionPool.retryConnectionEstablishment = false
+    let probes = HTTPClient(eventLoopGroupProvider: .singleton, configuration: probing)
     let management = RabbitManagementClient(
         http: http,
         baseURL: configuration.rabbit.managementURL,
@@ -116,7 +121,7 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     OverviewController(
         postgres: postgres,
         management: management,
-        http: http,
+        http: probes,
         services: configuration.services.map { ServiceEndpoint(name: $0.name, url: $0.url) },
         logger: logger
     ).register(on: api)
@@ -124,7 +129,7 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-admin"),
-        services: [postgres, HTTPClientService(client: http), hasher],
+        services: [postgres, HTTPClientService(client: http), HTTPClientService(client: probes), hasher],
         logger: logger
     )
 }

@@ -371,9 +371,13 @@ struct OperationsTests {
             process.standardOutput = stdout
             process.standardError = stderr
             try process.run()
-            let output = stdout.fileHandleForReading.readDataToEndOfFile()
-            let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
+            // Chromium takes a while: waited for on a thread of its own.
+            let (output, errors) = try await onOwnThread { () -> (Data, String) in
+                let output = stdout.fileHandleForReading.readDataToEndOfFile()
+                let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                return (output, errors)
+            }
             #expect(process.terminationStatus == 0, "dashboard_check.py: \(errors.suffix(4000))")
             let observed = (try? JSONSerialization.jsonObject(with: output)) as? [String: Any] ?? [:]
             #expect(observed["logged_in"] as? Bool == true)

@@ -360,26 +360,15 @@ struct UnexpectedReply: Error, @unchecked Sendable, CustomStringConvertible {
 }
 
 extension Stack {
-    /// This test's Redis keys matching a pattern (the test's key prefix is added and removed).
-}
-
-extension Stack {
-    /// Runs a one-shot `notify` command (e.g. `admin create-key`) with this stack's environment; its stdout and status.
-    /// Runs `notify` with these arguments and waits for it on a thread of its own: a long command (a benchmark) must
-    /// not hold one of the few cooperative threads the in-process fakes (FCM) answer on.
+    /// Runs a one-shot `notify` command (e.g. `admin create-key`) with this stack's environment, on a thread of its
+    /// own (`onOwnThread`); its stdout and status.
     func runCommand(
         _ arguments: [String],
         executable: URL = NotifyProcess.binary,
         environment: [String: String] = [:],
         withErrors: Bool = false
     ) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(
-                    with: Result { try self.runCommandBlocking(arguments, executable: executable, environment: environment, withErrors: withErrors) }
-                )
-            }
-        }
+        try await onOwnThread { try self.runCommandBlocking(arguments, executable: executable, environment: environment, withErrors: withErrors) }
     }
 
     private func runCommandBlocking(
