@@ -58,7 +58,7 @@ struct APIKeyController: Sendable {
     }
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        try context.requireIdentity().require("admin")
+        try context.requireIdentity().require(.admin)
         let body = try await request.jsonObject(limit: 64 << 10)
         var fields = FieldValidator(body)
         let client = fields.string("client", maxLength: 100)
@@ -91,7 +91,7 @@ struct APIKeyController: Sendable {
     }
 
     @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        try context.requireIdentity().require("admin")
+        try context.requireIdentity().require(.admin)
         var errors: [FieldError] = []
         let (page, limit) = request.pagination(into: &errors)
         let includeRevoked: Bool
@@ -112,18 +112,18 @@ struct APIKeyController: Sendable {
     }
 
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        try context.requireIdentity().require("admin")
+        try context.requireIdentity().require(.admin)
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let record = try await store.get(id: id) else {
-            throw APIError.notFound("API_KEY_NOT_FOUND", "No API key with this id")
+            throw APIError.notFound(.apiKeyNotFound, "No API key with this id")
         }
         return .envelope(data: APIKeyResource(record), message: "API key retrieved successfully")
     }
 
     /// Revokes a key; the gateway stops accepting it within its key cache time (NOTIFY_KEY_CACHE_SECONDS).
     @Sendable func revoke(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        try context.requireIdentity().require("admin")
+        try context.requireIdentity().require(.admin)
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let record = try await store.revoke(id: id) else {
-            throw APIError.notFound("API_KEY_NOT_FOUND", "No API key with this id")
+            throw APIError.notFound(.apiKeyNotFound, "No API key with this id")
         }
         context.logger.info("api key revoked", metadata: ["key_id": .string(record.id.uuidString.lowercased())])
         return .envelope(data: APIKeyResource(record), message: "API key revoked")

@@ -116,7 +116,7 @@ struct OverviewController: Sendable {
     }
 
     @Sendable func overview(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        try context.requireIdentity().require("admin")
+        try context.requireIdentity().require(.admin)
         async let health = serviceHealth()
         async let queues = queueDepths()
         let database: (totals: [String: Int], jobs: [JobCount], minutes: [Minute], outbox: Outbox, dead: Int)
@@ -262,7 +262,7 @@ struct OverviewController: Sendable {
     }
 
     @Sendable func deadLetters(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        try context.requireIdentity().require("admin")
+        try context.requireIdentity().require(.admin)
         var errors: [FieldError] = []
         let (page, limit) = request.pagination(into: &errors)
         if !errors.isEmpty { throw APIError.validation(errors) }
@@ -280,7 +280,7 @@ struct OverviewController: Sendable {
     }
 
     @Sendable func deadLetter(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        try context.requireIdentity().require("admin")
+        try context.requireIdentity().require(.admin)
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.notFound }
         for try await row in try await postgres.query(
             """
@@ -294,13 +294,13 @@ struct OverviewController: Sendable {
 
     @Sendable func replay(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        try identity.require("admin")
+        try identity.require(.admin)
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.notFound }
         var exists = false
         for try await _ in try await postgres.query("SELECT 1 FROM notifications WHERE id = \(id)", logger: logger).decode(Int.self) { exists = true }
         guard exists else { throw Self.notFound }
         let replayed = try await JobStore(client: postgres, logger: logger).replayDeadLetter(id)
-        guard replayed else { throw APIError(.conflict, code: "NOT_RETRYABLE", message: "Only a failed notification can be replayed") }
+        guard replayed else { throw APIError(.conflict, code: .notRetryable, message: "Only a failed notification can be replayed") }
         context.logger.info(
             "dead letter replayed",
             metadata: ["notification_id": .string(id.uuidString.lowercased()), "by": .string(identity.client)]
@@ -317,5 +317,5 @@ struct OverviewController: Sendable {
         }
     }
 
-    static let notFound = APIError.notFound("NOTIFICATION_NOT_FOUND", "No dead letter with this id")
+    static let notFound = APIError.notFound(.notificationNotFound, "No dead letter with this id")
 }

@@ -51,7 +51,7 @@ struct SessionController: Sendable {
         // so no other site can log a browser in to an account of its choosing (login CSRF).
         let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         guard mediaType == "application/json" else {
-            throw APIError(.unsupportedMediaType, code: "UNSUPPORTED_MEDIA_TYPE", message: "The login body must be application/json")
+            throw APIError(.unsupportedMediaType, code: .unsupportedMediaType, message: "The login body must be application/json")
         }
         var fields = FieldValidator(try await request.jsonObject(limit: 16 << 10))
         let email = fields.string("email", maxLength: 254)
@@ -62,7 +62,7 @@ struct SessionController: Sendable {
             context.logger.warning("admin login throttled")
             throw APIError.loginThrottled(retryAfterSeconds: refused.retryAfterSeconds)
         }
-        let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
+        let invalid = APIError(.unauthorized, code: .invalidCredentials, message: "Email or password is wrong")
         let admin: AdminUserStore.Record?
         do { admin = try await admins.find(email: email) } catch {
             throw APIError.dependencyUnavailable("The operator store is unavailable; try again shortly")
@@ -143,7 +143,7 @@ struct AdminAuthMiddleware: RouterMiddleware {
     }
 
     static func `operator`(_ id: UUID) -> Identity {
-        Identity(client: "admin:\(id.uuidString.lowercased())", keyID: nil, scopes: ["admin"])
+        Identity(client: "admin:\(id.uuidString.lowercased())", keyID: nil, scopes: [Scope.admin])
     }
 }
 

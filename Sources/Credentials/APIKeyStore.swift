@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import NotifyConfig
+import NotifyHTTP
 import PostgresAccess
 import PostgresNIO
 
@@ -18,7 +19,7 @@ public struct APIKeyRecord: Sendable, Equatable {
 
 /// Creates, finds and revokes API keys in the notifications database.
 public struct APIKeyStore: Sendable {
-    public static let knownScopes: Set<String> = ["notifications:write", "notifications:read", "users:read", "users:write", "admin", "service"]
+    public static let knownScopes = Set(Scope.allCases.map(\.rawValue))
 
     let client: Database
     let logger: Logger

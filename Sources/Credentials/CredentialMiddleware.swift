@@ -45,7 +45,7 @@ public struct CredentialMiddleware: RouterMiddleware {
     }
 
     public func identity(for credential: String) async throws -> Identity {
-        if let serviceKey, serviceKey.matches(credential) { return Identity(client: "service", keyID: nil, scopes: ["service"]) }
+        if let serviceKey, serviceKey.matches(credential) { return Identity(client: "service", keyID: nil, scopes: [Scope.service]) }
         if credential.utf8.split(separator: UInt8(ascii: ".")).count == 3 {
             guard let tokens, let token = await tokens.verifyToken(credential) else { throw APIError.unauthorized }
             if let tokenCheck {

@@ -94,7 +94,7 @@ extension APIError {
     /// Password hashing is at capacity (`PasswordHasher.Busy`): nothing was checked; try again in a second.
     public static let hashingBusy = APIError(
         .serviceUnavailable,
-        code: "BUSY",
+        code: .busy,
         message: "Too many password checks are in progress; try again shortly",
         headers: [.retryAfter: "1"]
     )
@@ -103,7 +103,7 @@ extension APIError {
     public static func loginThrottled(retryAfterSeconds: Int) -> APIError {
         APIError(
             .tooManyRequests,
-            code: "RATE_LIMITED",
+            code: .rateLimited,
             message: "Too many login attempts; try again later",
             headers: [.retryAfter: String(max(1, retryAfterSeconds))]
         )

@@ -44,7 +44,7 @@ struct BulkItemResult: Encodable, Sendable {
         self.requestID = requestID
         success = false
         status = Int(error.status.code)
-        self.error = error.code
+        self.error = error.code.rawValue
         message = error.message
         details = error.details
     }
@@ -84,7 +84,7 @@ extension NotificationController {
             throw APIError.validation([FieldError(field: "notifications", message: "must hold 1 to \(Self.bulkLimit) notifications")])
         }
         // The credential's bucket was charged once by the middleware; the other items are charged here.
-        if rawItems.count > 1, let limit = limits.perCredential, !identity.scopes.contains("service") {
+        if rawItems.count > 1, let limit = limits.perCredential, !identity.has(.service) {
             let decision = await limiter.check(RateLimitMiddleware.bucket(identity), limit: limit, cost: rawItems.count - 1)
             if !decision.allowed { throw APIError.rateLimited(decision, "This bulk request is larger than the credential's remaining rate limit") }
         }
@@ -234,7 +234,7 @@ extension NotificationController {
 
     static let idempotencyConflict = APIError(
         .unprocessableContent,
-        code: "IDEMPOTENCY_CONFLICT",
+        code: .idempotencyConflict,
         message: "This request_id was already used with a different payload"
     )
 

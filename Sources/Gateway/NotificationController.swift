@@ -32,12 +32,12 @@ struct NotificationController: Sendable {
     /// Re-queues a failed (dead-lettered) notification with a fresh set of attempts.
     @Sendable func retry(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        try identity.require("notifications:write")
+        try identity.require(.notificationsWrite)
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
             let replayed = try await repository.replay(id: id, client: identity.client)
-        else { throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id") }
+        else { throw APIError.notFound(.notificationNotFound, "No notification with this id") }
         guard replayed else {
-            throw APIError(.conflict, code: "NOT_RETRYABLE", message: "Only a failed notification can be retried")
+            throw APIError(.conflict, code: .notRetryable, message: "Only a failed notification can be retried")
         }
         guard let notification = try await repository.find(id: id, owner: .client(identity.client)) else { throw APIError.internalError }
         context.logger.info("notification replayed", metadata: ["notification_id": .string(notification.notificationID)])
@@ -49,7 +49,7 @@ struct NotificationController: Sendable {
         try Self.requireSend(identity)
         let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
         if let refusal = Self.refusal(identity, sendingTo: new.userID) { throw refusal }
-        if new.deliverTo != nil, !identity.scopes.contains("service") {
+        if new.deliverTo != nil, !identity.has(.service) {
             throw APIError.forbidden("deliver_to is reserved for the platform's own services")
         }
         if let limit = limits.perUser {
@@ -120,15 +120,15 @@ struct NotificationController: Sendable {
     /// Why this notification may not be sent: no such template or user, or the user turned the channel off.
     static func refusal(_ new: NewNotification, recipient: Recipient?, template: TemplateContent?) -> APIError? {
         guard let template else {
-            return APIError.notFound("TEMPLATE_NOT_FOUND", "No \(new.channel.rawValue) template with this template_code")
+            return APIError.notFound(.templateNotFound, "No \(new.channel.rawValue) template with this template_code")
         }
-        guard let preferences = recipient?.preferences else { return APIError.notFound("USER_NOT_FOUND", "No user with this user_id") }
+        guard let preferences = recipient?.preferences else { return APIError.notFound(.userNotFound, "No user with this user_id") }
         // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
         if new.deliverTo != nil { return nil }
         if preferences.allows(channel: new.channel.rawValue, category: template.category) { return nil }
         return APIError(
             .unprocessableContent,
-            code: "CHANNEL_DISABLED",
+            code: .channelDisabled,
             message: "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
         )
     }
@@ -138,11 +138,11 @@ struct NotificationController: Sendable {
     /// choosing, to their own or a changed address). It may read what was sent to that user.
     static func requireSend(_ identity: Identity) throws {
         // The platform's own services send their own mail (the user service: address verifications).
-        if identity.scopes.contains("service") { return }
+        if identity.has(.service) { return }
         if identity.userID != nil {
             throw APIError.forbidden("A user's access token cannot send notifications; a client's API key with notifications:write can")
         }
-        try identity.require("notifications:write")
+        try identity.require(.notificationsWrite)
     }
 
     /// A user's token reaches only notifications addressed to that user.
@@ -154,7 +154,7 @@ struct NotificationController: Sendable {
     /// Reading needs `notifications:read` (or write, or admin), or a user's own token.
     static func readOwner(_ identity: Identity) throws -> Owner {
         if let userID = identity.userID { return .user(userID) }
-        guard identity.scopes.contains("notifications:read") || identity.scopes.contains("notifications:write") || identity.scopes.contains("admin")
+        guard identity.has(.notificationsRead) || identity.has(.notificationsWrite) || identity.has(.admin)
         else { throw APIError.forbidden("This credential lacks the scope notifications:read") }
         return .client(identity.client)
     }
@@ -176,7 +176,7 @@ struct NotificationController: Sendable {
         case .conflict:
             throw APIError(
                 .unprocessableContent,
-                code: "IDEMPOTENCY_CONFLICT",
+                code: .idempotencyConflict,
                 message: "This request_id was already used with a different payload"
             )
         }
@@ -185,10 +185,10 @@ struct NotificationController: Sendable {
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let owner = try Self.readOwner(try context.requireIdentity())
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
-            throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
+            throw APIError.notFound(.notificationNotFound, "No notification with this id")
         }
         guard let notification = try await repository.find(id: id, owner: owner, withHistory: true) else {
-            throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No notification with this id")
+            throw APIError.notFound(.notificationNotFound, "No notification with this id")
         }
         return .envelope(data: notification, message: "Notification retrieved successfully")
     }
@@ -227,7 +227,7 @@ struct NotificationController: Sendable {
     /// `POST /api/v1/{email|push}/status/`: a delivery report, from a service credential.
     func report(_ request: Request, context: NotifyRequestContext, channel: String) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.scopes.contains("service") || identity.scopes.contains("admin") else {
+        guard identity.isPrivileged else {
             throw APIError.forbidden("Delivery reports need a service credential")
         }
         var fields = FieldValidator(try await request.jsonObject())
@@ -249,11 +249,11 @@ struct NotificationController: Sendable {
         case .alreadyRecorded(let notification):
             return .envelope(data: notification, message: "Delivery report already recorded", headers: [.idempotentReplayed: "true"])
         case .notFound:
-            throw APIError.notFound("NOTIFICATION_NOT_FOUND", "No \(channel) notification with this id")
+            throw APIError.notFound(.notificationNotFound, "No \(channel) notification with this id")
         case .invalid(let current):
             throw APIError(
                 .conflict,
-                code: "INVALID_TRANSITION",
+                code: .invalidTransition,
                 message: "A notification that is \(current.rawValue) cannot become \(status.rawValue): it has not been sent"
             )
         }

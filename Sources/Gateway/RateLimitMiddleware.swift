@@ -14,7 +14,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limit: RateLimit?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let limit, let identity = context.identity, !identity.scopes.contains("service") else {
+        guard let limit, let identity = context.identity, !identity.has(.service) else {
             return try await next(request, context)
         }
         let decision = await limiter.check(Self.bucket(identity), limit: limit)
@@ -46,7 +46,7 @@ extension RateDecision {
 
 extension APIError {
     static func rateLimited(_ decision: RateDecision, _ message: String) -> APIError {
-        APIError(.tooManyRequests, code: "RATE_LIMITED", message: message, headers: decision.headers)
+        APIError(.tooManyRequests, code: .rateLimited, message: message, headers: decision.headers)
     }
 }
 

@@ -59,13 +59,13 @@ public struct EnvelopeMiddleware: RouterMiddleware {
 
     static func map(_ error: HTTPError) -> APIError {
         switch error.status {
-        case .notFound: return APIError(.notFound, code: "NOT_FOUND", message: "No such resource")
-        case .methodNotAllowed: return APIError(.methodNotAllowed, code: "METHOD_NOT_ALLOWED", message: "Method not allowed on this resource")
-        case .contentTooLarge: return APIError(.contentTooLarge, code: "VALIDATION_ERROR", message: "The request body is too large")
+        case .notFound: return APIError(.notFound, code: .notFound, message: "No such resource")
+        case .methodNotAllowed: return APIError(.methodNotAllowed, code: .methodNotAllowed, message: "Method not allowed on this resource")
+        case .contentTooLarge: return APIError(.contentTooLarge, code: .validationError, message: "The request body is too large")
         case .unauthorized: return .unauthorized
         default:
             if error.status.code < 500 {
-                return APIError(error.status, code: "VALIDATION_ERROR", message: error.body ?? "The request could not be processed")
+                return APIError(error.status, code: .validationError, message: error.body ?? "The request could not be processed")
             }
             return .internalError
         }

@@ -91,7 +91,7 @@ public struct HealthRoutes: Sendable {
         let report = HealthReport(service: service, status: status, checks: results)
         let message = status == .down ? "Service unavailable" : (status == .degraded ? "Service degraded" : "Service healthy")
         if status == .down {
-            let envelope = Envelope(success: false, data: report, error: "DEPENDENCY_UNAVAILABLE", message: message, meta: .single)
+            let envelope = Envelope(success: false, data: report, error: ErrorCode.dependencyUnavailable.rawValue, message: message, meta: .single)
             return .json(.serviceUnavailable, envelope)
         }
         return .envelope(data: report, message: message)

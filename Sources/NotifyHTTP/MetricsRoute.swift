@@ -40,7 +40,7 @@ public struct MetricsRoute: Sendable {
     public func register(on router: Router<NotifyRequestContext>) {
         router.get("/metrics") { [access, token] request, context -> Response in
             guard Self.allows(peer: context.remoteAddress, authorization: request.headers[.authorization], access: access, token: token) else {
-                throw APIError.notFound("NOT_FOUND", "No such page")
+                throw APIError.notFound(.notFound, "No such page")
             }
             Telemetry.recordBreakers()
             await withTaskGroup(of: Void.self) { group in

@@ -3,10 +3,24 @@ import Hummingbird
 import Logging
 import NotificationModel
 
+/// What a credential may do. An API key carries any of these; the platform's service key is `service`, an operator's
+/// session `admin`; a user's own token carries none (it reaches only that user's records).
+public enum Scope: String, CaseIterable, Sendable {
+    case notificationsWrite = "notifications:write"
+    case notificationsRead = "notifications:read"
+    case usersRead = "users:read"
+    case usersWrite = "users:write"
+    /// The platform's own services: every user, delivery reports, `deliver_to`, no rate limit.
+    case service
+    /// Operators: the admin API, and everything a scope grants.
+    case admin
+}
+
 /// Who is calling: a client with an API key, another service of the platform, or a user with a JWT.
 public struct Identity: Sendable, Equatable {
     public var client: String
     public var keyID: UUID?
+    /// The scopes as stored with the key; only those `Scope` names are ever checked.
     public var scopes: Set<String>
     /// Set for a user's own token: such a caller reaches only that user's records.
     public var userID: UUID?
@@ -18,14 +32,24 @@ public struct Identity: Sendable, Equatable {
         self.userID = userID
     }
 
-    /// True when the caller may act on this user's records: the user themself, or a service with the scope.
-    public func mayAccess(user: UUID, scope: String) -> Bool {
-        userID == user || scopes.contains(scope) || scopes.contains("service") || scopes.contains("admin")
+    public init(client: String, keyID: UUID?, scopes: Set<Scope>, userID: UUID? = nil) {
+        self.init(client: client, keyID: keyID, scopes: Set(scopes.map(\.rawValue)), userID: userID)
     }
 
-    public func require(_ scope: String) throws {
-        guard scopes.contains(scope) || scopes.contains("admin") else {
-            throw APIError.forbidden("This credential lacks the scope \(scope)")
+    /// True when the credential carries this scope itself (`admin` does not imply the others here).
+    public func has(_ scope: Scope) -> Bool { scopes.contains(scope.rawValue) }
+
+    /// The platform's services and operators: they act on every record.
+    public var isPrivileged: Bool { has(.service) || has(.admin) }
+
+    /// True when the caller may act on this user's records: the user themself, or a service with the scope.
+    public func mayAccess(user: UUID, scope: Scope) -> Bool {
+        userID == user || has(scope) || isPrivileged
+    }
+
+    public func require(_ scope: Scope) throws {
+        guard has(scope) || has(.admin) else {
+            throw APIError.forbidden("This credential lacks the scope \(scope.rawValue)")
         }
     }
 }
@@ -73,7 +97,7 @@ extension Request {
         do {
             buffer = try await body.collect(upTo: limit)
         } catch {
-            throw APIError(.contentTooLarge, code: "VALIDATION_ERROR", message: "The request body is larger than \(limit) bytes")
+            throw APIError(.contentTooLarge, code: .validationError, message: "The request body is larger than \(limit) bytes")
         }
         guard buffer.readableBytes > 0 else {
             throw APIError.validation([FieldError(field: "body", message: "a JSON object is required")])

@@ -32,7 +32,7 @@ public struct ServiceKeyMiddleware: RouterMiddleware {
     ) async throws -> Response {
         var context = context
         if context.identity == nil, let credential = request.credential, matches(credential) {
-            context.identity = Identity(client: "service", keyID: nil, scopes: ["service"])
+            context.identity = Identity(client: "service", keyID: nil, scopes: [Scope.service])
         }
         guard context.identity != nil else { throw APIError.unauthorized }
         return try await next(request, context)

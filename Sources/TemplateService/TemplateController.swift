@@ -22,7 +22,7 @@ struct TemplateController: Sendable {
         router.post("/api/v1/templates/:code/render", use: render)
     }
 
-    static let notFound = APIError.notFound("TEMPLATE_NOT_FOUND", "No template with this code")
+    static let notFound = APIError.notFound(.templateNotFound, "No template with this code")
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         var fields = FieldValidator(try await request.jsonObject())
@@ -43,7 +43,7 @@ struct TemplateController: Sendable {
             await cache.bump("template:\(code):gen")
             return .envelope(.created, data: template, message: "Template created")
         } catch TemplateRepositoryError.codeTaken {
-            throw APIError(.conflict, code: "TEMPLATE_EXISTS", message: "A template with this code already exists for this channel")
+            throw APIError(.conflict, code: .templateExists, message: "A template with this code already exists for this channel")
         }
     }
 
@@ -125,7 +125,7 @@ struct TemplateController: Sendable {
         if Self.isPlatformTemplate(code) {
             throw APIError(
                 .conflict,
-                code: "TEMPLATE_RESERVED",
+                code: .templateReserved,
                 message: "The platform's own templates can be edited but not archived: the platform sends them itself"
             )
         }
@@ -175,7 +175,7 @@ struct TemplateController: Sendable {
         guard missing.isEmpty else {
             throw APIError(
                 .unprocessableContent,
-                code: "MISSING_VARIABLES",
+                code: .missingVariables,
                 message: "The template needs variables that were not given",
                 details: missing.map { FieldError(field: "variables.\($0)", message: "is required by the template") }
             )

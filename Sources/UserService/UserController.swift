@@ -61,7 +61,7 @@ struct UserController: Sendable {
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: "users:write") else {
+        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: .usersWrite) else {
             throw APIError.forbidden("Registering users needs a service credential with the scope users:write")
         }
         var fields = FieldValidator(try await request.jsonObject())
@@ -88,7 +88,7 @@ struct UserController: Sendable {
             context.logger.info("user created", metadata: ["user_id": .string(user.userID)])
             return .envelope(.created, data: user, message: "User created")
         } catch UserRepositoryError.emailTaken {
-            throw APIError(.conflict, code: "EMAIL_TAKEN", message: "A user with this email already exists")
+            throw APIError(.conflict, code: .emailTaken, message: "A user with this email already exists")
         }
     }
 
@@ -116,7 +116,7 @@ struct UserController: Sendable {
             context.logger.warning("login throttled")
             throw APIError.loginThrottled(retryAfterSeconds: refused.retryAfterSeconds)
         }
-        let invalid = APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "Email or password is wrong")
+        let invalid = APIError(.unauthorized, code: .invalidCredentials, message: "Email or password is wrong")
         guard let (userID, passwordHash, version) = try await repository.credentials(email: email) else {
             // Spend the same time as a real check, so a response time does not reveal which emails exist.
             _ = try await verify(password, hash: decoyHash)
@@ -136,7 +136,7 @@ struct UserController: Sendable {
         guard Date().timeIntervalSince(current.authTime) < Double(sessionMaxSeconds) else {
             throw APIError(
                 .unauthorized,
-                code: "SESSION_EXPIRED",
+                code: .sessionExpired,
                 message: "The session is older than its limit; log in again",
                 headers: [.wwwAuthenticate: "Bearer"]
             )
@@ -160,7 +160,7 @@ struct UserController: Sendable {
     /// For the gateway: whether a user's token version is current.
     @Sendable func tokenVersion(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.scopes.contains("service") else { throw APIError.forbidden("Only the platform's services may ask this") }
+        guard identity.has(.service) else { throw APIError.forbidden("Only the platform's services may ask this") }
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let version = try await repository.tokenVersion(id: id)
         else { throw Self.userNotFound }
         return .envelope(data: ["token_version": version], message: "Token version")
@@ -170,7 +170,7 @@ struct UserController: Sendable {
 
     @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: "users:read") else {
+        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: .usersRead) else {
             throw APIError.forbidden("Listing users needs a service credential with the scope users:read")
         }
         var errors: [FieldError] = []
@@ -181,14 +181,14 @@ struct UserController: Sendable {
     }
 
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:read")
+        let id = try authorize(context, scope: .usersRead)
         guard let user = try await cache.fetch("user:\(id.lowercased)", as: UserResource.self, load: { try await repository.find(id: id) })
         else { throw Self.userNotFound }
         return .envelope(data: user, message: "User retrieved successfully")
     }
 
     @Sendable func update(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:write")
+        let id = try authorize(context, scope: .usersWrite)
         let body = try await request.jsonObject()
         var fields = FieldValidator(body)
         var changes = UserChanges()
@@ -206,12 +206,12 @@ struct UserController: Sendable {
             guard let currentPassword else {
                 throw APIError(
                     .forbidden,
-                    code: "REAUTHENTICATION_REQUIRED",
+                    code: .reauthenticationRequired,
                     message: "Changing the email or the password needs current_password"
                 )
             }
             guard let secrets = try await repository.secrets(id: id), try await verify(currentPassword, hash: secrets.passwordHash) else {
-                throw APIError(.unauthorized, code: "INVALID_CREDENTIALS", message: "The current password is wrong")
+                throw APIError(.unauthorized, code: .invalidCredentials, message: "The current password is wrong")
             }
         }
         if let newPassword { changes.passwordHash = try await hash(newPassword) }
@@ -244,7 +244,7 @@ struct UserController: Sendable {
             await invalidate(id)
             return .envelope(data: user, message: message)
         } catch UserRepositoryError.emailTaken {
-            throw APIError(.conflict, code: "EMAIL_TAKEN", message: "A user with this email already exists")
+            throw APIError(.conflict, code: .emailTaken, message: "A user with this email already exists")
         }
     }
 
@@ -267,7 +267,7 @@ struct UserController: Sendable {
             try? await repository.cancelEmailChange(id: id, tokenHash: tokenHash)
             throw APIError(
                 .serviceUnavailable,
-                code: "VERIFICATION_NOT_SENT",
+                code: .verificationNotSent,
                 message: "The verification of the new address could not be sent; nothing was changed; try again shortly",
                 headers: [.retryAfter: "5"]
             )
@@ -291,16 +291,16 @@ struct UserController: Sendable {
         case .invalid:
             throw APIError(
                 .badRequest,
-                code: "INVALID_VERIFICATION_TOKEN",
+                code: .invalidVerificationToken,
                 message: "This verification token is unknown, already used or expired; change the email again for a new one"
             )
         case .taken:
-            throw APIError(.conflict, code: "EMAIL_TAKEN", message: "Another account uses this address by now; the change was withdrawn")
+            throw APIError(.conflict, code: .emailTaken, message: "Another account uses this address by now; the change was withdrawn")
         }
     }
 
     @Sendable func delete(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:write")
+        let id = try authorize(context, scope: .usersWrite)
         guard try await repository.delete(id: id) else { throw Self.userNotFound }
         await invalidate(id)
         context.logger.info("user deleted", metadata: ["user_id": .string(id.lowercased)])
@@ -310,13 +310,13 @@ struct UserController: Sendable {
     // MARK: preferences
 
     @Sendable func preferences(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:read")
+        let id = try authorize(context, scope: .usersRead)
         guard let preferences = try await repository.preferences(id: id) else { throw Self.userNotFound }
         return .envelope(data: preferences, message: "Preferences retrieved successfully")
     }
 
     @Sendable func setPreferences(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:write")
+        let id = try authorize(context, scope: .usersWrite)
         var fields = FieldValidator(try await request.jsonObject())
         let email = fields.bool("email")
         let push = fields.bool("push")
@@ -348,7 +348,7 @@ struct UserController: Sendable {
     // MARK: contact and devices
 
     @Sendable func contact(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:read")
+        let id = try authorize(context, scope: .usersRead)
         guard
             let contact = try await cache.fetch("contact:\(id.lowercased)", as: ContactResource.self, load: { try await repository.contact(id: id) })
         else { throw Self.userNotFound }
@@ -362,7 +362,7 @@ struct UserController: Sendable {
     /// bulk path); `contacts` holds those found, `missing` the ids that name no user.
     @Sendable func contacts(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: "users:read") else {
+        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: .usersRead) else {
             throw APIError.forbidden("Looking up many users needs a service credential with the scope users:read")
         }
         let body = try await request.jsonObject(limit: 1 << 20)
@@ -392,7 +392,7 @@ struct UserController: Sendable {
     }
 
     @Sendable func devices(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:read")
+        let id = try authorize(context, scope: .usersRead)
         guard try await repository.find(id: id) != nil else { throw Self.userNotFound }
         let devices = try await repository.devices(userID: id, activeOnly: false)
         return .envelope(
@@ -403,7 +403,7 @@ struct UserController: Sendable {
     }
 
     @Sendable func addDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:write")
+        let id = try authorize(context, scope: .usersWrite)
         var fields = FieldValidator(try await request.jsonObject())
         let platform = fields.oneOf("platform", ["fcm", "webpush", "apns"])
         var token: String?
@@ -437,7 +437,7 @@ struct UserController: Sendable {
         } catch let error as UserRepository.DeviceLimitReached {
             throw APIError(
                 .conflict,
-                code: "DEVICE_LIMIT_REACHED",
+                code: .deviceLimitReached,
                 message: "This user already has \(error.limit) active devices; remove one before registering another"
             )
         }
@@ -447,23 +447,23 @@ struct UserController: Sendable {
     }
 
     @Sendable func deleteDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:write")
+        let id = try authorize(context, scope: .usersWrite)
         guard let device = context.parameters.get("device").flatMap(UUID.init(uuidString:)),
             try await repository.deleteDevice(userID: id, deviceID: device)
-        else { throw APIError.notFound("DEVICE_NOT_FOUND", "No device with this id for this user") }
+        else { throw APIError.notFound(.deviceNotFound, "No device with this id for this user") }
         await invalidate(id)
         return .envelope(data: EmptyPayload(), message: "Device removed")
     }
 
     /// For the push worker: the provider rejected this token.
     @Sendable func deactivateDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
-        let id = try authorize(context, scope: "users:write")
+        let id = try authorize(context, scope: .usersWrite)
         var fields = FieldValidator(try await request.jsonObject())
         let reason = fields.string("reason", required: false, maxLength: 500) ?? "deactivated"
         try fields.check()
         guard let device = context.parameters.get("device").flatMap(UUID.init(uuidString:)),
             let deactivated = try await repository.deactivateDevice(userID: id, deviceID: device, reason: reason)
-        else { throw APIError.notFound("DEVICE_NOT_FOUND", "No device with this id for this user") }
+        else { throw APIError.notFound(.deviceNotFound, "No device with this id for this user") }
         await invalidate(id)
         context.logger.info("device deactivated", metadata: ["user_id": .string(id.lowercased), "device_id": .string(deactivated.deviceID)])
         return .envelope(data: deactivated, message: "Device deactivated")
@@ -471,10 +471,10 @@ struct UserController: Sendable {
 
     // MARK: helpers
 
-    static let userNotFound = APIError.notFound("USER_NOT_FOUND", "No user with this id")
+    static let userNotFound = APIError.notFound(.userNotFound, "No user with this id")
 
     /// The user named in the path, if the caller may reach them: their own token, or a service with `scope`.
-    func authorize(_ context: NotifyRequestContext, scope: String) throws -> UUID {
+    func authorize(_ context: NotifyRequestContext, scope: Scope) throws -> UUID {
         let identity = try context.requireIdentity()
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.userNotFound }
         guard identity.mayAccess(user: id, scope: scope) else {

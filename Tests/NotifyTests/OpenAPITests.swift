@@ -2,6 +2,7 @@ import APIDocs
 import Admin
 import Foundation
 import NIOHTTP1
+import NotifyHTTP
 import Testing
 
 /// The OpenAPI 3.1 documents describe what the code does: checked by schemathesis against the live services.
@@ -47,6 +48,10 @@ struct OpenAPITests {
         #expect(((schemes?["bearer"] as? [String: Any])?["description"] as? String)?.contains("`admin` scope") == true)
         let shared = (gateway["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
         #expect(shared?["session"] == nil)
+        // The documented error codes are exactly the ones the code can answer (schemathesis checks every answer's
+        // `error` against this list).
+        let errorCode = ((gateway["components"] as? [String: Any])?["schemas"] as? [String: Any])?["ErrorCode"] as? [String: Any]
+        #expect((errorCode?["enum"] as? [String])?.sorted() == ErrorCode.allCases.map(\.rawValue).sorted())
     }
 
     @Test("the dashboard's Mustache templates render: shared styles included, every tag resolved, the login error escaped")
