@@ -102,28 +102,6 @@ public struct RabbitManagementClient: Sendable {
         return object
     }
 
-    /// Reads up to `count` messages and puts them back (for inspection and tests).
-    public func peek(queue: String, count: Int) async throws -> [[String: Any]] {
-        let body: [String: Any] = ["count": count, "ackmode": "reject_requeue_true", "encoding": "auto"]
-        guard let messages = try await request(.POST, "/api/queues/\(encodedVhost)/\(Self.pathSegment(queue))/get", body: body) as? [[String: Any]]
-        else { throw ManagementError.malformedResponse("get") }
-        return messages
-    }
-
-    /// Creates the vhost and grants the user full rights on it (local setups and tests).
-    public func ensureVhost(user: String) async throws {
-        try await request(.PUT, "/api/vhosts/\(encodedVhost)", body: [:])
-        try await request(
-            .PUT,
-            "/api/permissions/\(encodedVhost)/\(Self.pathSegment(user))",
-            body: ["configure": ".*", "write": ".*", "read": ".*"]
-        )
-    }
-
-    public func deleteVhost() async throws {
-        try await request(.DELETE, "/api/vhosts/\(encodedVhost)", body: nil)
-    }
-
     @discardableResult
     func request(_ method: HTTPMethod, _ path: String, body: [String: Any]?) async throws -> Any? {
         var request = HTTPClientRequest(url: baseURL + path)

@@ -79,15 +79,6 @@ public final class PasswordHasher: Service {
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
         #endif
     }
-
-    /// The nice value of the calling thread.
-    static func currentNiceness() -> Int32 {
-        #if os(Linux)
-        return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
-        #else
-        return 0
-        #endif
-    }
 }
 
 extension APIError {

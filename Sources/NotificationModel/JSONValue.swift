@@ -48,26 +48,6 @@ public enum JSONValue: Codable, Sendable, Hashable {
         return nil
     }
 
-    public var objectValue: [String: JSONValue]? {
-        if case .object(let object) = self { return object }
-        return nil
-    }
-
-    /// The text a template shows for this value.
-    public var renderedText: String {
-        switch self {
-        case .null: return ""
-        case .bool(let bool): return bool ? "true" : "false"
-        case .number(let number):
-            if number.rounded() == number, abs(number) < 9_007_199_254_740_992 { return String(Int64(number)) }
-            return String(number)
-        case .string(let string): return string
-        case .array, .object:
-            let data = (try? JSONEncoder.canonical.encode(self)) ?? Data()
-            return String(decoding: data, as: UTF8.self)
-        }
-    }
-
     public static func parseObject(_ data: Data) throws -> [String: JSONValue] {
         let value = try JSONDecoder().decode(JSONValue.self, from: data)
         guard case .object(let object) = value else { throw NotAnObject() }

@@ -39,7 +39,6 @@ public final class Database: Service, Sendable {
         /// The first failure (of the connection, not a refusal by the server) since the last success.
         var failingSince: ContinuousClock.Instant?
         var lastSwap: ContinuousClock.Instant?
-        var swaps = 0
     }
 
     public let settings: PostgresSettings
@@ -75,9 +74,6 @@ public final class Database: Service, Sendable {
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(10))
         return PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
-
-    /// How many times the pool was replaced (metrics, tests).
-    public var poolReplacements: Int { state.withLockedValue { $0.swaps } }
 
     // MARK: Service
 
@@ -137,7 +133,6 @@ public final class Database: Service, Sendable {
             state.pool = Pool(client: Self.makeClient(settings, databaseName, applicationName, logger), generation: old.generation + 1)
             state.lastSwap = .now
             state.failingSince = nil
-            state.swaps += 1
             poolStarted.yield(state.pool)
             return old
         }

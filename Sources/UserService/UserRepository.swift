@@ -387,7 +387,6 @@ public struct UserRepository: Sendable {
         return found ? try await preferences(id: id) : nil
     }
 
-    static let deviceColumns: PostgresQuery = "id, platform, token, p256dh, auth, active, deactivation_reason, created_at"
     typealias DeviceRow = (UUID, String, String, String?, String?, Bool, String?, Date)
 
     static func device(_ row: DeviceRow) -> DeviceResource {

@@ -592,14 +592,14 @@ struct UserServiceTests {
     @Test("passwords are hashed on threads of their own at a lower priority; a hash verifies, a wrong password does not")
     func passwordHashing() async throws {
         let hasher = PasswordHasher()
-        let callerNiceness = PasswordHasher.currentNiceness()
+        let callerNiceness = currentNiceness()
         let hash = try await hasher.hash("correct horse battery", cost: 4)
         #expect(hash.hasPrefix("$2"))
         #expect(try await hasher.verify("correct horse battery", hash: hash))
         #expect(try await hasher.verify("correct horse battery!", hash: hash) == false)
         // Contact lookups must not wait behind a burst of sign-ups (deploy/local/lookup_bench.py measures it).
-        #expect(try await hasher.onHashingThread { PasswordHasher.currentNiceness() } == PasswordHasher.niceness)
-        #expect(PasswordHasher.currentNiceness() == callerNiceness, "the caller's thread keeps its priority")
+        #expect(try await hasher.onHashingThread { currentNiceness() } == PasswordHasher.niceness)
+        #expect(currentNiceness() == callerNiceness, "the caller's thread keeps its priority")
     }
 
     @Test("the hashing queue is bounded: beyond it a call is refused at once (Busy) instead of waiting; capacity frees as hashes finish")
