@@ -106,13 +106,6 @@ struct OverviewController: Sendable {
         var outbox: Outbox
         var queues: [Queue]
         var deadLetters: Int
-        enum CodingKeys: String, CodingKey {
-            case generatedAt = "generated_at"
-            case services, breakers, totals
-            case jobStates = "job_states"
-            case throughput, outbox, queues
-            case deadLetters = "dead_letters"
-        }
     }
 
     @Sendable func overview(_ request: Request, context: NotifyRequestContext) async throws -> Response {
@@ -311,10 +304,6 @@ struct OverviewController: Sendable {
     struct Replayed: Encodable, Sendable {
         var notificationID: String
         var replayed: Bool
-        enum CodingKeys: String, CodingKey {
-            case notificationID = "notification_id"
-            case replayed
-        }
     }
 
     static let notFound = APIError.notFound(.notificationNotFound, "No dead letter with this id")

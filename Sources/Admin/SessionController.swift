@@ -152,9 +152,4 @@ struct AdminLogin: Encodable, Sendable {
     var adminID: String
     /// Seconds the session lasts (an integer, as `expires_in` of the users' login).
     var expiresIn: Int
-
-    enum CodingKeys: String, CodingKey {
-        case adminID = "admin_id"
-        case expiresIn = "expires_in"
-    }
 }

@@ -100,17 +100,6 @@ struct DeviceDelivery: Codable, Sendable {
     var error: String?
     var deviceDeactivated: Bool
     var at: Date
-
-    enum CodingKeys: String, CodingKey {
-        case attempt
-        case deviceID = "device_id"
-        case platform, outcome
-        case providerMessageID = "provider_message_id"
-        case errorCode = "error_code"
-        case error
-        case deviceDeactivated = "device_deactivated"
-        case at
-    }
 }
 
 struct HistoryEntry: Codable, Sendable {

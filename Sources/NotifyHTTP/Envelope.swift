@@ -97,6 +97,11 @@ extension Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
+        // Property names become the API's snake_case keys (`userID` → `user_id`); the keys of dictionaries (a
+        // client's variables and metadata, preference categories) are left as they are. Types that are also decoded
+        // (cached in Redis, read by another service) keep explicit CodingKeys: decoding `user_id` with the
+        // matching strategy gives `userId`, not `userID`.
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         let data =
             (try? encoder.encode(value))
             ?? Data(

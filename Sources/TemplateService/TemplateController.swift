@@ -153,14 +153,6 @@ struct TemplateController: Sendable {
         var imageURL: String?
         var link: String?
         var data: [String: String]?
-
-        enum CodingKeys: String, CodingKey {
-            case code, version, language, subject, body
-            case htmlBody = "html_body"
-            case title
-            case imageURL = "image_url"
-            case link, data
-        }
     }
 
     /// Preview: renders a version with the given variables; 422 lists the variables it needs and did not get.

@@ -97,13 +97,6 @@ struct UserController: Sendable {
         var tokenType = "bearer"
         var expiresIn: Int
         var userID: String
-
-        enum CodingKeys: String, CodingKey {
-            case accessToken = "access_token"
-            case tokenType = "token_type"
-            case expiresIn = "expires_in"
-            case userID = "user_id"
-        }
     }
 
     @Sendable func login(_ request: Request, context: NotifyRequestContext) async throws -> Response {
