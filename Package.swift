@@ -198,6 +198,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "EmailProviders",
+            dependencies: [
+                "SMTPTransport", "Breakers", "Telemetry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EmailEvents",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PushTransport",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -256,7 +272,8 @@ let package = Package(
                 "Telemetry",
                 "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "Credentials", "NotifyConfig",
                 "NotificationModel", "Breakers",
-                "Directory", "Deadlines", "PostgresAccess", "JobQueue",
+                "Directory", "Deadlines", "PostgresAccess", "JobQueue", "EmailEvents",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -299,7 +316,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
                 "NotifyHTTP", "JobQueue", "Broker", "RedisCache", "SMTPTransport", "PushTransport", "NotifyConfig", "Breakers",
-                "Directory",
+                "Directory", "EmailProviders",
                 "Rendering", "Deadlines", "PostgresAccess", "OutboundPolicy",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -362,7 +379,8 @@ let package = Package(
                 "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue",
                 "Broker", "Rendering",
-                "SMTPTransport", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport", "Admin",
+                "SMTPTransport", "EmailProviders", "EmailEvents", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP", "PushTransport",
+                "Admin",
                 "Breakers", "RateLimiting",
                 "APIDocs", "Deadlines", "PostgresAccess", "OutboundPolicy",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -373,7 +391,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             // Run by the tests (Python with PyPI packages) or read by them; not Swift sources.
-            exclude: ["Support/webpush_verify.py", "Support/dashboard_check.py", "Support/rfc8291_vector.json"],
+            exclude: ["Support/webpush_verify.py", "Support/tls_smtp.py", "Support/dashboard_check.py", "Support/rfc8291_vector.json"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -223,6 +223,11 @@ public struct BreakerOpenError: Error, CustomStringConvertible, Sendable {
     public var name: String
     public var retryAfter: Duration
     public var description: String { "circuit \(name) is open" }
+
+    public init(name: String, retryAfter: Duration) {
+        self.name = name
+        self.retryAfter = retryAfter
+    }
 }
 
 extension CircuitBreaker {

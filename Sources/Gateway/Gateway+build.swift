@@ -4,8 +4,10 @@ import Breakers
 import Credentials
 import Deadlines
 import Directory
+import EmailEvents
 import Foundation
 import Hummingbird
+import JobQueue
 import Logging
 import NotifyConfig
 import NotifyHTTP
@@ -37,6 +39,10 @@ public struct GatewayConfiguration: Sendable {
     public var commitBatch: Int
     /// … and at most this many such transactions at once.
     public var commitsInFlight: Int
+    /// SendGrid's Event Webhook verification key (base64 DER P-256; `NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY`).
+    public var sendGridWebhook: SendGridWebhook?
+    /// Mailgun's webhook signing key (`NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY`).
+    public var mailgunWebhook: MailgunWebhook?
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -60,6 +66,14 @@ public struct GatewayConfiguration: Sendable {
         if commitBatch < 1 { problems.append("NOTIFY_GATEWAY_COMMIT_BATCH must be at least 1") }
         if commitsInFlight < 1 { problems.append("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT must be at least 1") }
         if directoryCacheSeconds < 0 { problems.append("NOTIFY_DIRECTORY_CACHE_SECONDS must not be negative") }
+        let webhookAge = env.int("NOTIFY_EMAIL_WEBHOOK_MAX_AGE_SECONDS", default: 3600, problems: &problems)
+        if webhookAge < 1 { problems.append("NOTIFY_EMAIL_WEBHOOK_MAX_AGE_SECONDS must be positive") }
+        if let key = env.optionalString("NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY") {
+            do { sendGridWebhook = try SendGridWebhook(publicKeyBase64: key, maxAgeSeconds: webhookAge) } catch {
+                problems.append("NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY: \(error)")
+            }
+        }
+        mailgunWebhook = env.optionalString("NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY").map { MailgunWebhook(signingKey: $0, maxAgeSeconds: webhookAge) }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -166,8 +180,15 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         repository: repository,
         directory: directory,
         limiter: limiter,
-        limits: configuration.limits
+        limits: configuration.limits,
+        suppressions: SuppressionList(client: postgres, logger: logger)
     ).register(on: api)
+    // Signed by the provider instead of an API key: outside the credential and rate-limit middleware.
+    EmailWebhookController(
+        sendGrid: configuration.sendGridWebhook,
+        mailgun: configuration.mailgunWebhook,
+        recorder: EmailEventRecorder(client: postgres, logger: logger)
+    ).register(on: router)
 
     return Application(
         router: router,

@@ -3,6 +3,7 @@ import Deadlines
 import Directory
 import Foundation
 import Hummingbird
+import JobQueue
 import Logging
 import NotificationModel
 import NotifyHTTP
@@ -144,6 +145,9 @@ extension NotificationController {
             let decisions = await limiter.checkMany(counts.map { ("user:\($0.key.lowercased)", $0.value) }, limit: limit)
             for (entry, decision) in zip(counts, decisions) { allowedUsers[entry.key] = decision }
         }
+        // Every email address of the batch checked against the suppression list in one query.
+        let addresses = unique.compactMap { entry in Self.address(of: entry.new, recipient: checked[entry.index]?.recipient?.value) }
+        let suppressed = try await suppressions.reasons(for: addresses)
         var toInsert: [(index: Int, new: NewNotification, version: Int, staleDataAge: Int?)] = []
         var refused: [(index: Int, new: NewNotification, error: APIError)] = []
         for (index, new) in unique {
@@ -153,6 +157,8 @@ extension NotificationController {
             }
             if let refusal = Self.refusal(new, recipient: lookup.recipient?.value, template: lookup.template.value) {
                 refused.append((index, new, refusal))
+            } else if let address = Self.address(of: new, recipient: lookup.recipient?.value), let reason = suppressed[address] {
+                refused.append((index, new, Self.suppressed(reason)))
             } else if let decision = allowedUsers[new.userID], !decision.allowed {
                 refused.append((index, new, APIError.rateLimited(decision, "Too many notifications for this user; try again later")))
             } else {

@@ -2,6 +2,7 @@ import Deadlines
 import Directory
 import Foundation
 import Hummingbird
+import JobQueue
 import Logging
 import NotificationModel
 import NotifyHTTP
@@ -18,6 +19,7 @@ struct NotificationController: Sendable {
     let directory: PlatformDirectory
     let limiter: RateLimiter
     let limits: RateLimits
+    let suppressions: SuppressionList
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/notifications", use: create)
@@ -76,6 +78,12 @@ struct NotificationController: Sendable {
             }
             throw refusal
         }
+        if let suppressed = try await suppression(of: new, recipient: checked.recipient.value) {
+            if let earlier = try await repository.existing(new, client: identity.client) {
+                return try Self.respond(earlier, context: context, requestID: new.requestID)
+            }
+            throw suppressed
+        }
         let outcome: CreateOutcome
         do {
             // If the deadline passes after the commit, the client's retry with the same request_id finds the original.
@@ -130,6 +138,34 @@ struct NotificationController: Sendable {
             .unprocessableContent,
             code: .channelDisabled,
             message: "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
+        )
+    }
+
+    /// The address an email goes to: `deliver_to` (platform mail) or the user's.
+    static func address(of new: NewNotification, recipient: Recipient?) -> String? {
+        guard new.channel == .email else { return nil }
+        return new.deliverTo ?? recipient?.email
+    }
+
+    /// 422 RECIPIENT_SUPPRESSED when the email would go to an address on the suppression list.
+    func suppression(of new: NewNotification, recipient: Recipient?) async throws -> APIError? {
+        guard let address = Self.address(of: new, recipient: recipient), let reason = try await suppressions.reason(for: address) else {
+            return nil
+        }
+        return Self.suppressed(reason)
+    }
+
+    static func suppressed(_ reason: Suppression.Reason) -> APIError {
+        let why: String
+        switch reason {
+        case .hardBounce: why = "it hard-bounced"
+        case .complaint: why = "its owner marked the platform's mail as spam"
+        case .manual: why = "an operator added it"
+        }
+        return APIError(
+            .unprocessableContent,
+            code: .recipientSuppressed,
+            message: "The recipient's email address is on the suppression list (\(why)); an operator can remove it through the admin API"
         )
     }
 

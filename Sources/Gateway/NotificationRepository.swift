@@ -67,6 +67,8 @@ struct NotificationResource: Codable, Sendable {
     var history: [HistoryEntry]?
     /// Push only: each device's outcome in each attempt (on the single-notification view).
     var deliveries: [DeviceDelivery]?
+    /// Email only: each provider tried in each attempt, in chain order (on the single-notification view).
+    var providerAttempts: [ProviderAttemptEntry]?
 
     enum CodingKeys: String, CodingKey {
         case notificationID = "notification_id"
@@ -87,7 +89,18 @@ struct NotificationResource: Codable, Sendable {
         case templateVersion = "template_version"
         case staleDataAge = "stale_data_age_s"
         case history, deliveries
+        case providerAttempts = "provider_attempts"
     }
+}
+
+struct ProviderAttemptEntry: Codable, Sendable {
+    var attempt: Int
+    var provider: String
+    var outcome: String
+    var providerMessageID: String?
+    var errorCode: String?
+    var error: String?
+    var at: Date
 }
 
 struct DeviceDelivery: Codable, Sendable {
@@ -264,7 +277,8 @@ struct NotificationRepository: Sendable {
             templateVersion: row.16,
             staleDataAge: row.17,
             history: nil,
-            deliveries: nil
+            deliveries: nil,
+            providerAttempts: nil
         )
     }
 
@@ -295,6 +309,28 @@ struct NotificationRepository: Sendable {
                 from = known
             }
             resource.history?.append(HistoryEntry(status: to, previous: from, cause: cause, at: at))
+        }
+        if resource.notificationType == "email" {
+            resource.providerAttempts = []
+            for try await row in try await client.query(
+                """
+                SELECT attempt, provider, outcome, provider_message_id, error_code, error, at
+                FROM email_deliveries WHERE notification_id = \(id) ORDER BY id
+                """,
+                logger: logger
+            ).decode((Int, String, String, String?, String?, String?, Date).self) {
+                resource.providerAttempts?.append(
+                    ProviderAttemptEntry(
+                        attempt: row.0,
+                        provider: row.1,
+                        outcome: row.2,
+                        providerMessageID: row.3,
+                        errorCode: row.4,
+                        error: row.5,
+                        at: row.6
+                    )
+                )
+            }
         }
         if resource.notificationType == "push" {
             resource.deliveries = []

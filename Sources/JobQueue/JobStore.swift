@@ -215,7 +215,10 @@ public struct JobStore: Sendable {
                     WHERE id = ANY (\(jobIDs)::bigint[]) AND state = 'running' AND attempted_by = \(worker)
                     RETURNING notification_id
                 )
-                UPDATE notifications n SET status = 'sent', sent_at = now(), updated_at = now(), last_error = NULL
+                -- A provider's webhook can report delivery (or a bounce) before this commit: its verdict stays.
+                UPDATE notifications n
+                SET status = CASE WHEN n.status IN ('delivered', 'bounced', 'complained') THEN n.status ELSE 'sent' END,
+                    sent_at = now(), updated_at = now(), last_error = NULL
                 FROM done WHERE n.id = done.notification_id
                 """,
                 logger: logger

@@ -24,7 +24,9 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case notRetryable = "NOT_RETRYABLE"
     case rateLimited = "RATE_LIMITED"
     case reauthenticationRequired = "REAUTHENTICATION_REQUIRED"
+    case recipientSuppressed = "RECIPIENT_SUPPRESSED"
     case sessionExpired = "SESSION_EXPIRED"
+    case suppressionNotFound = "SUPPRESSION_NOT_FOUND"
     case templateExists = "TEMPLATE_EXISTS"
     case templateNotFound = "TEMPLATE_NOT_FOUND"
     case templateReserved = "TEMPLATE_RESERVED"
@@ -32,6 +34,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case unsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
     case userNotFound = "USER_NOT_FOUND"
     case validationError = "VALIDATION_ERROR"
+    case webhookNotConfigured = "WEBHOOK_NOT_CONFIGURED"
     case verificationNotSent = "VERIFICATION_NOT_SENT"
 }
 

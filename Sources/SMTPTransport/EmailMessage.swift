@@ -13,6 +13,10 @@ public struct EmailMessage: Sendable {
     public var html: String?
     public var messageID: String
     public var headers: [(String, String)]
+    public var replyTo: String?
+    /// Values an HTTP provider echoes back in its event webhooks (SendGrid custom args, Mailgun user variables), so an
+    /// event finds its notification. Not rendered into the MIME message.
+    public var tracking: [String: String]
 
     public init(
         from: String,
@@ -23,8 +27,12 @@ public struct EmailMessage: Sendable {
         text: String,
         html: String?,
         messageID: String,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [],
+        replyTo: String? = nil,
+        tracking: [String: String] = [:]
     ) {
+        self.replyTo = replyTo
+        self.tracking = tracking
         self.from = from
         self.fromName = fromName
         self.to = to
@@ -43,6 +51,7 @@ public struct EmailMessage: Sendable {
         lines.append("Subject: " + Self.encodedWord(subject))
         lines.append("Date: " + Self.rfc5322Date(date))
         lines.append("Message-ID: <\(messageID)>")
+        if let replyTo { lines.append("Reply-To: <\(Self.headerSafe(replyTo))>") }
         for (name, value) in headers { lines.append("\(name): \(Self.headerSafe(value))") }
         lines.append("MIME-Version: 1.0")
         if let html {
@@ -83,7 +92,7 @@ public struct EmailMessage: Sendable {
         return "=?UTF-8?B?" + Data(safe.utf8).base64EncodedString() + "?="
     }
 
-    static func mailbox(name: String?, address: String) -> String {
+    public static func mailbox(name: String?, address: String) -> String {
         guard let name, !name.isEmpty else { return "<\(headerSafe(address))>" }
         let word = encodedWord(name)
         if word.hasPrefix("=?") { return "\(word) <\(headerSafe(address))>" }
@@ -92,7 +101,7 @@ public struct EmailMessage: Sendable {
     }
 
     /// Header values never carry line breaks (header injection).
-    static func headerSafe(_ value: String) -> String {
+    public static func headerSafe(_ value: String) -> String {
         // On scalars, not Characters: "\r\n" is a single Character and would slip past a Character comparison.
         var scalars = String.UnicodeScalarView()
         for scalar in value.unicodeScalars { scalars.append(scalar == "\r" || scalar == "\n" ? " " : scalar) }

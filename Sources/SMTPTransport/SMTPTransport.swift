@@ -11,7 +11,31 @@ public struct SMTPError: Error, CustomStringConvertible, Sendable {
     public var replyCode: Int
     /// 5xx replies (bad mailbox, rejected content) are permanent; 4xx, timeouts and connection errors are transient.
     public var permanent: Bool
+    /// What went wrong at the transport level, when it was not the server's reply: a stable code for clients.
+    public var transportCode: TransportCode?
     public var description: String { message }
+
+    public enum TransportCode: String, Sendable {
+        /// The server offers no STARTTLS, or the TLS handshake failed.
+        case tlsUnavailable = "tls_unavailable"
+        /// The server's certificate did not verify against the trusted CAs (or named another host).
+        case certificateRefused = "certificate_refused"
+        /// The server refused the credentials.
+        case authenticationFailed = "authentication_failed"
+    }
+}
+
+/// How the SMTP session is protected.
+public enum SMTPSecurity: String, Sendable, CaseIterable {
+    /// Plain text throughout. Refused together with credentials.
+    case none
+    /// STARTTLS when the server offers it, plain otherwise (relaying between MTAs). Refused together with credentials:
+    /// a server (or an attacker on the path) that hides STARTTLS would get them in clear.
+    case opportunistic
+    /// STARTTLS required (submission, port 587): the session stops before MAIL FROM or AUTH unless it is upgraded.
+    case starttls
+    /// TLS from the first byte (`smtps://`, port 465).
+    case implicit
 }
 
 /// Sends email over SMTP with libcurl. Each curl handle keeps its connection open between sends; a small pool of
@@ -23,13 +47,55 @@ public final class SMTPTransport: Sendable {
         public var password: String?
         public var timeoutSeconds: Int
         public var connections: Int
+        public var security: SMTPSecurity
+        /// PEM file of the CAs trusted for the server's certificate (a private CA); nil: the system's trust store.
+        /// Certificates are always verified, host name included.
+        public var caFile: String?
 
-        public init(url: String, username: String? = nil, password: String? = nil, timeoutSeconds: Int = 15, connections: Int = 4) {
+        public init(
+            url: String,
+            username: String? = nil,
+            password: String? = nil,
+            timeoutSeconds: Int = 15,
+            connections: Int = 4,
+            security: SMTPSecurity? = nil,
+            caFile: String? = nil
+        ) {
             self.url = url
             self.username = username
             self.password = password
             self.timeoutSeconds = timeoutSeconds
             self.connections = connections
+            self.security = security ?? Self.defaultSecurity(url: url, hasCredentials: username != nil || password != nil)
+            self.caFile = caFile
+        }
+
+        /// `smtps://` is implicit TLS; credentials require STARTTLS; otherwise plain (a local relay or test sink).
+        public static func defaultSecurity(url: String, hasCredentials: Bool) -> SMTPSecurity {
+            if url.lowercased().hasPrefix("smtps://") { return .implicit }
+            return hasCredentials ? .starttls : .none
+        }
+
+        /// What is wrong with this configuration (empty when it can be used).
+        public var problems: [String] {
+            var problems: [String] = []
+            let lowered = url.lowercased()
+            if !lowered.hasPrefix("smtp://") && !lowered.hasPrefix("smtps://") {
+                problems.append("NOTIFY_SMTP_URL must start with smtp:// or smtps://")
+            }
+            if security == .implicit && !lowered.hasPrefix("smtps://") {
+                problems.append("NOTIFY_SMTP_TLS=implicit needs an smtps:// URL (usually port 465)")
+            }
+            if security != .implicit && lowered.hasPrefix("smtps://") {
+                problems.append("an smtps:// URL is implicit TLS: set NOTIFY_SMTP_TLS=implicit or leave it unset")
+            }
+            if (username != nil || password != nil) && (security == .none || security == .opportunistic) {
+                problems.append("NOTIFY_SMTP_USERNAME/PASSWORD are only sent over TLS: set NOTIFY_SMTP_TLS to starttls or implicit")
+            }
+            if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+                problems.append("NOTIFY_SMTP_CA_FILE: cannot read \(caFile)")
+            }
+            return problems
         }
     }
 
@@ -57,6 +123,9 @@ public final class SMTPTransport: Sendable {
         self.handles = NIOLockedValueBox([])
         self.slots = AsyncSemaphore(count: max(1, configuration.connections))
     }
+
+    /// How sessions are protected (the configured value, or the default the URL and credentials imply).
+    public var security: SMTPSecurity { configuration.security }
 
     public func send(_ message: EmailMessage) async throws {
         await slots.wait()
@@ -131,8 +200,20 @@ final class CurlHandle: @unchecked Sendable {
             ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, 5)
             ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
             ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
-            if let username = configuration.username { ccurl_setopt_string(handle, CURLOPT_USERNAME, username) }
-            if let password = configuration.password { ccurl_setopt_string(handle, CURLOPT_PASSWORD, password) }
+            switch configuration.security {
+            case .none: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
+            case .opportunistic: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
+            case .starttls, .implicit: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
+            }
+            ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
+            ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+            if let caFile = configuration.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
+            // Credentials only where the session is encrypted (the configuration refuses the other combinations, and
+            // libcurl stops a required-TLS session before AUTH when the upgrade fails).
+            if configuration.security == .starttls || configuration.security == .implicit {
+                if let username = configuration.username { ccurl_setopt_string(handle, CURLOPT_USERNAME, username) }
+                if let password = configuration.password { ccurl_setopt_string(handle, CURLOPT_PASSWORD, password) }
+            }
             ccurl_setopt_read_callback(handle) { buffer, size, count, context in
                 guard let buffer, let context else { return 0 }
                 let upload = Unmanaged<Upload>.fromOpaque(context).takeUnretainedValue()
@@ -156,7 +237,16 @@ final class CurlHandle: @unchecked Sendable {
         let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         let summary = reply > 0 ? "SMTP \(reply): \(text)" : "SMTP: \(text)"
-        throw SMTPError(message: summary, replyCode: reply, permanent: (500..<600).contains(reply))
+        let transportCode: SMTPError.TransportCode?
+        switch code {
+        case CURLE_USE_SSL_FAILED, CURLE_SSL_CONNECT_ERROR: transportCode = .tlsUnavailable
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE: transportCode = .certificateRefused
+        case CURLE_LOGIN_DENIED: transportCode = .authenticationFailed
+        default: transportCode = nil
+        }
+        // A refused login (535) is the account's problem, not the message's: transient, so another provider may send it.
+        let permanent = (500..<600).contains(reply) && transportCode == nil
+        throw SMTPError(message: summary, replyCode: reply, permanent: permanent, transportCode: transportCode)
     }
 }
 

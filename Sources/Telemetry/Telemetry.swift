@@ -43,6 +43,11 @@ public enum Telemetry {
         Counter(label: "notify_notifications_failed_total", dimensions: [("channel", channel)]).increment()
     }
 
+    /// An email provider's webhook event applied (delivered, hard_bounce, soft_bounce, complained).
+    public static func emailEvent(provider: String, kind: String) {
+        Counter(label: "notify_email_events_total", dimensions: [("provider", provider), ("event", kind)]).increment()
+    }
+
     public static func retried(channel: String) {
         Counter(label: "notify_notifications_retried_total", dimensions: [("channel", channel)]).increment()
     }

@@ -1,6 +1,7 @@
 import Breakers
 import Deadlines
 import Directory
+import EmailProviders
 import Foundation
 import JobQueue
 import Logging
@@ -12,23 +13,34 @@ import Rendering
 import SMTPTransport
 import Telemetry
 
-/// Turns one claimed job into a message on one channel. Two implementations: email (SMTP) and push (FCM).
+/// Turns one claimed job into a message on one channel. Two implementations: email (a provider chain) and push.
 public protocol Deliverer: Sendable {
     var channel: NotificationChannel { get }
     func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws
 }
 
+/// Email: renders the message and walks the provider chain (`NOTIFY_EMAIL_PROVIDERS`); every provider tried is recorded
+/// in `email_deliveries` with its outcome, and the first that accepts ends the attempt.
 public struct EmailDeliverer: Deliverer {
     public let channel = NotificationChannel.email
-    let smtp: SMTPTransport
-    let breaker: CircuitBreaker
+    let chain: EmailProviderChain
+    let deliveries: EmailDeliveryStore
+    let suppressions: SuppressionCheck
     let from: String
     let fromName: String
     let messageIDDomain: String
 
-    public init(smtp: SMTPTransport, breaker: CircuitBreaker, from: String, fromName: String, messageIDDomain: String) {
-        self.smtp = smtp
-        self.breaker = breaker
+    public init(
+        chain: EmailProviderChain,
+        deliveries: EmailDeliveryStore,
+        suppressions: SuppressionCheck,
+        from: String,
+        fromName: String,
+        messageIDDomain: String
+    ) {
+        self.chain = chain
+        self.deliveries = deliveries
+        self.suppressions = suppressions
         self.from = from
         self.fromName = fromName
         self.messageIDDomain = messageIDDomain
@@ -38,47 +50,101 @@ public struct EmailDeliverer: Deliverer {
         let subject = try TemplateRenderer.render(template.subject ?? "", variables: job.variables, as: .text)
         let text = try TemplateRenderer.render(template.body, variables: job.variables, as: .text)
         let html = try template.htmlBody.map { try TemplateRenderer.render($0, variables: job.variables, as: .html) }
+        let notificationID = job.notificationID.lowercased
+        let address = job.deliverTo ?? recipient.email
+        // The gateway checked at accept time; a bounce or complaint may have arrived since.
+        if let reason = try await suppressions.reason(for: address) {
+            throw Withdrawn("not sent: the address is on the suppression list (\(reason.rawValue))")
+        }
         let message = EmailMessage(
             from: from,
             fromName: fromName,
-            to: job.deliverTo ?? recipient.email,
+            to: address,
             toName: recipient.name,
             subject: subject,
             text: text,
             html: html,
-            messageID: "\(job.notificationID.uuidString.lowercased())@\(messageIDDomain)",
+            messageID: "\(notificationID)@\(messageIDDomain)",
             headers: [
                 ("X-Correlation-ID", job.correlationID),
-                ("X-Notification-ID", job.notificationID.uuidString.lowercased()),
+                ("X-Notification-ID", notificationID),
                 ("X-Request-ID", job.requestID),
-            ]
+            ],
+            tracking: ["notification_id": notificationID]
         )
+        let result = await chain.send(message, logger: logger)
         do {
-            // A mailbox the server rejects (5xx) says nothing about the server's health; 4xx and timeouts do.
-            let start = ContinuousClock.now
-            do {
-                try await breaker.run({ try await smtp.send(message) }, isFailure: { ($0 as? SMTPError)?.permanent != true })
-                Telemetry.providerLatency("smtp", since: start, outcome: "ok")
-            } catch {
-                if !(error is BreakerOpenError) { Telemetry.providerLatency("smtp", since: start, outcome: "error") }
-                throw error
-            }
-        } catch let error as SMTPError {
-            // The mail server's and libcurl's own text (host names, addresses, queue ids) is for operators only.
-            logger.warning("smtp refused", metadata: ["reply_code": .stringConvertible(error.replyCode), "detail": .string(error.message)])
-            throw DeliveryFailure(message: Self.clientText(error), permanent: error.permanent)
+            try await deliveries.record(notificationID: job.notificationID, attempt: job.attempt, attempts: result.attempts)
+        } catch {
+            logger.error("email deliveries not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
+        }
+        if let sent = result.sent {
+            logger.info("email accepted", metadata: ["provider": .string(sent.provider), "provider_message": .string(sent.providerMessageID ?? "")])
+            return
+        }
+        // Every circuit open: nothing was tried, so the job waits without spending an attempt.
+        if result.allSkipped {
+            throw BreakerOpenError(name: "email providers (\(chain.names.joined(separator: ", ")))", retryAfter: result.retryAfter ?? .seconds(1))
+        }
+        let tried = result.attempts.filter { $0.outcome != .skipped }
+        // With one provider tried the message is its own; with several, each says its part.
+        let failure =
+            tried.count == 1
+            ? tried[0].error ?? tried[0].outcome.rawValue : tried.map { "\($0.provider): \($0.error ?? $0.outcome.rawValue)" }.joined(separator: "; ")
+        throw DeliveryFailure(message: failure, permanent: result.permanent, retryAfter: result.permanent ? nil : result.retryAfter)
+    }
+}
+
+/// The worker's look at the suppression list: the checks of many concurrent deliveries go in one query under load.
+public struct SuppressionCheck: Sendable {
+    let batches: BatchExecutor<String, Suppression.Reason?>
+
+    public init(list: SuppressionList, deadline: Duration) {
+        batches = BatchExecutor(maxBatch: 128, maxInFlight: 2, deadline: deadline) { addresses in
+            let found = try await list.reasons(for: addresses)
+            return addresses.map { found[$0] }
         }
     }
 
-    /// What clients see of an SMTP failure: a stable code with the reply code, never the server's words.
-    static func clientText(_ error: SMTPError) -> String {
-        switch error.replyCode {
-        case 550, 551, 553: return "mailbox_unavailable: the mail server refused the recipient (SMTP \(error.replyCode))"
-        case 552: return "message_too_large: the mail server refused the message's size (SMTP 552)"
-        case 500..<600: return "rejected_by_server: the mail server refused the message (SMTP \(error.replyCode))"
-        case 400..<500: return "deferred_by_server: the mail server asked to try later (SMTP \(error.replyCode))"
-        default: return "smtp_unavailable: the mail server could not be reached or did not answer"
+    public func reason(for address: String) async throws -> Suppression.Reason? { try await batches.submit(address) }
+}
+
+/// Writes each provider's part of an email attempt to `email_deliveries`; many attempts' rows go in one statement
+/// under load.
+public struct EmailDeliveryStore: Sendable {
+    struct Row: Sendable {
+        var notificationID: UUID
+        var attempt: Int
+        var order: Int
+        var entry: ProviderAttempt
+    }
+    let batches: BatchExecutor<[Row], Void>
+
+    public init(client: Database, logger: Logger) {
+        batches = BatchExecutor(maxBatch: 64, maxInFlight: 2, deadline: client.operationTimeout) { groups in
+            let rows = groups.flatMap { $0 }
+            guard !rows.isEmpty else { return groups.map { _ in () } }
+            _ = try await client.query(
+                """
+                INSERT INTO email_deliveries (notification_id, attempt, provider, outcome, provider_message_id, error_code, error)
+                SELECT n, a, p, o, NULLIF(m, ''), NULLIF(c, ''), NULLIF(e, '')
+                FROM unnest(\(rows.map(\.notificationID)), \(rows.map(\.attempt)), \(rows.map(\.entry.provider)),
+                            \(rows.map(\.entry.outcome.rawValue)), \(rows.map { $0.entry.providerMessageID ?? "" }),
+                            \(rows.map { $0.entry.errorCode ?? "" }), \(rows.map { $0.entry.error ?? "" }), \(rows.map(\.order)))
+                     AS t(n, a, p, o, m, c, e, k)
+                ORDER BY n, a, k
+                """,
+                logger: logger
+            )
+            return groups.map { _ in () }
         }
+    }
+
+    public func record(notificationID: UUID, attempt: Int, attempts: [ProviderAttempt]) async throws {
+        guard !attempts.isEmpty else { return }
+        try await batches.submit(
+            attempts.enumerated().map { Row(notificationID: notificationID, attempt: attempt, order: $0.offset, entry: $0.element) }
+        )
     }
 }
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Breakers
 import Broker
 import Directory
+import EmailProviders
 import Foundation
 import Hummingbird
 import JobQueue
@@ -41,6 +42,15 @@ public struct WorkerConfiguration: Sendable {
     public var smtpUsername: String?
     public var smtpPassword: String?
     public var smtpConnections: Int
+    public var smtpSecurity: SMTPSecurity?
+    public var smtpCAFile: String?
+    /// The email providers in the order they are tried (`NOTIFY_EMAIL_PROVIDERS`, default `smtp`).
+    public var emailProviders: [String]
+    public var sendGridURL: String
+    public var sendGridAPIKey: String?
+    public var mailgunURL: String
+    public var mailgunDomain: String?
+    public var mailgunAPIKey: String?
     public var mailFrom: String
     public var mailFromName: String
     public var messageIDDomain: String
@@ -92,6 +102,20 @@ public struct WorkerConfiguration: Sendable {
         smtpUsername = env.optionalString("NOTIFY_SMTP_USERNAME")
         smtpPassword = env.optionalString("NOTIFY_SMTP_PASSWORD")
         smtpConnections = env.int("NOTIFY_SMTP_CONNECTIONS", default: 32, problems: &problems)
+        if let security = env.optionalString("NOTIFY_SMTP_TLS") {
+            smtpSecurity = SMTPSecurity(rawValue: security.lowercased())
+            if smtpSecurity == nil {
+                problems.append("NOTIFY_SMTP_TLS must be one of \(SMTPSecurity.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        smtpCAFile = env.optionalString("NOTIFY_SMTP_CA_FILE")
+        emailProviders = env.string("NOTIFY_EMAIL_PROVIDERS", default: "smtp").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        sendGridURL = env.string("NOTIFY_SENDGRID_URL", default: "https://api.sendgrid.com")
+        sendGridAPIKey = env.optionalString("NOTIFY_SENDGRID_API_KEY")
+        mailgunURL = env.string("NOTIFY_MAILGUN_URL", default: "https://api.mailgun.net")
+        mailgunDomain = env.optionalString("NOTIFY_MAILGUN_DOMAIN")
+        mailgunAPIKey = env.optionalString("NOTIFY_MAILGUN_API_KEY")
         mailFrom = env.string("NOTIFY_MAIL_FROM", default: "notifications@notify.local")
         mailFromName = env.string("NOTIFY_MAIL_FROM_NAME", default: "Notify")
         messageIDDomain = env.string("NOTIFY_MESSAGE_ID_DOMAIN", default: "notify.local")
@@ -105,6 +129,21 @@ public struct WorkerConfiguration: Sendable {
         pushTimeToLive = env.int("NOTIFY_PUSH_TTL_SECONDS", default: 86_400, problems: &problems)
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
         pushAttemptSeconds = env.int("NOTIFY_PUSH_ATTEMPT_TIMEOUT_SECONDS", default: 30, problems: &problems)
+        if channel == .email {
+            let known = ["smtp", "sendgrid", "mailgun"]
+            let unknown = emailProviders.filter { !known.contains($0) }
+            if !unknown.isEmpty {
+                problems.append("NOTIFY_EMAIL_PROVIDERS: unknown \(unknown.joined(separator: ", ")) (known: \(known.joined(separator: ", ")))")
+            }
+            if emailProviders.isEmpty { problems.append("NOTIFY_EMAIL_PROVIDERS names no provider (\(known.joined(separator: ", ")))") }
+            if Set(emailProviders).count != emailProviders.count { problems.append("NOTIFY_EMAIL_PROVIDERS names a provider twice") }
+            if emailProviders.contains("smtp") { problems += smtpConfiguration.problems }
+            if emailProviders.contains("sendgrid"), sendGridAPIKey == nil { problems.append("NOTIFY_SENDGRID_API_KEY is required for sendgrid") }
+            if emailProviders.contains("mailgun") {
+                if mailgunAPIKey == nil { problems.append("NOTIFY_MAILGUN_API_KEY is required for mailgun") }
+                if mailgunDomain == nil { problems.append("NOTIFY_MAILGUN_DOMAIN is required for mailgun (the sending domain)") }
+            }
+        }
         if channel == .push {
             let unknown = pushProviders.subtracting(["fcm", "webpush"])
             if !unknown.isEmpty {
@@ -130,6 +169,17 @@ public struct WorkerConfiguration: Sendable {
 }
 
 extension WorkerConfiguration {
+    public var smtpConfiguration: SMTPTransport.Configuration {
+        .init(
+            url: smtpURL,
+            username: smtpUsername,
+            password: smtpPassword,
+            connections: smtpConnections,
+            security: smtpSecurity,
+            caFile: smtpCAFile
+        )
+    }
+
     /// The FCM service account from NOTIFY_FCM_SERVICE_ACCOUNT (the JSON itself) or NOTIFY_FCM_SERVICE_ACCOUNT_FILE.
     static func serviceAccount(_ env: EnvironmentReader, problems: inout [String]) -> ServiceAccount? {
         let data: Data
@@ -208,20 +258,31 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
     var resources: [any Service] = []
     switch configuration.channel {
     case .email:
-        let smtpBreaker = CircuitBreaker(name: "smtp", logger: logger)
-        providerBreakers = [smtpBreaker]
-        let smtp = SMTPTransport(
-            configuration: .init(
-                url: configuration.smtpURL,
-                username: configuration.smtpUsername,
-                password: configuration.smtpPassword,
-                connections: configuration.smtpConnections
-            )
-        )
-        resources.append(SMTPTransportService(smtp))
+        var links: [EmailProviderChain.Link] = []
+        for name in configuration.emailProviders {
+            let provider: any EmailProvider
+            switch name {
+            case "sendgrid":
+                provider = SendGridProvider(http: http, baseURL: configuration.sendGridURL, apiKey: configuration.sendGridAPIKey ?? "")
+            case "mailgun":
+                provider = MailgunProvider(
+                    http: http,
+                    baseURL: configuration.mailgunURL,
+                    domain: configuration.mailgunDomain ?? "",
+                    apiKey: configuration.mailgunAPIKey ?? ""
+                )
+            default:
+                let smtp = SMTPTransport(configuration: configuration.smtpConfiguration)
+                resources.append(SMTPTransportService(smtp))
+                provider = SMTPProvider(transport: smtp)
+            }
+            links.append(.init(provider: provider, breaker: CircuitBreaker(name: name, logger: logger)))
+        }
+        providerBreakers = links.map(\.breaker)
         deliverer = EmailDeliverer(
-            smtp: smtp,
-            breaker: smtpBreaker,
+            chain: EmailProviderChain(links),
+            deliveries: EmailDeliveryStore(client: postgres, logger: logger),
+            suppressions: SuppressionCheck(list: SuppressionList(client: postgres, logger: logger), deadline: postgres.operationTimeout),
             from: configuration.mailFrom,
             fromName: configuration.mailFromName,
             messageIDDomain: configuration.messageIDDomain

@@ -49,6 +49,24 @@ struct RouterHarness: ServiceClient {
         )
     }
 
+    /// A request with exactly these body bytes (a signed webhook: the signature covers them).
+    func raw(_ method: HTTPMethod, _ path: String, body: Data, headers: [String: String]) async throws -> Stack.Reply {
+        var fields = HTTPFields()
+        for (name, value) in headers { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        let response = try await client.executeRequest(
+            uri: path,
+            method: HTTPRequest.Method(method.rawValue)!,
+            headers: fields,
+            body: ByteBuffer(data: body)
+        )
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any] ?? [:]
+        return Stack.Reply(
+            status: Int(response.status.code),
+            headers: HTTPHeaders(response.headers.map { ($0.name.rawName, $0.value) }),
+            json: object
+        )
+    }
+
     /// `service` in process, configured from the environment its subprocess would get (with `extra`), logged in to
     /// PostgreSQL as its role.
     static func with<T: Sendable>(
