@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Broker
 import Credentials
 import Hummingbird
+import JobQueue
 import Logging
 import NotifyConfig
 import NotifyHTTP
@@ -118,6 +119,7 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
         )
     )
     APIKeyController(store: store).register(on: api)
+    SuppressionController(list: SuppressionList(client: postgres, logger: logger)).register(on: api)
     OverviewController(
         postgres: postgres,
         management: management,

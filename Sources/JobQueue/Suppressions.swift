@@ -100,6 +100,27 @@ public struct SuppressionList: Sendable {
         return (items, total)
     }
 
+    /// The entry for exactly this address (compared lower-cased), if listed.
+    public func list(exactly address: String) async throws -> Suppression? {
+        try await client.query(
+            "SELECT address, reason, provider, notification_id, detail, created_at FROM suppressions WHERE address = lower(btrim(\(address)))",
+            logger: logger
+        ).decode((String, String, String?, UUID?, String?, Date).self).reduce(into: [Suppression]()) { list, row in
+            list.append(Self.entry(row))
+        }.first
+    }
+
+    static func entry(_ row: (String, String, String?, UUID?, String?, Date)) -> Suppression {
+        Suppression(
+            address: row.0,
+            reason: Suppression.Reason(rawValue: row.1) ?? .manual,
+            provider: row.2,
+            notificationID: row.3,
+            detail: row.4,
+            createdAt: row.5
+        )
+    }
+
     /// Adds an address by hand; an address already listed keeps its first reason. Returns the entry as stored.
     public func add(_ address: String, detail: String?) async throws -> (Suppression, created: Bool) {
         var created = false
@@ -110,22 +131,8 @@ public struct SuppressionList: Sendable {
             """,
             logger: logger
         ).decode(String.self) { created = true }
-        let stored = try await client.query(
-            "SELECT address, reason, provider, notification_id, detail, created_at FROM suppressions WHERE address = lower(btrim(\(address)))",
-            logger: logger
-        ).decode((String, String, String?, UUID?, String?, Date).self).reduce(into: [Suppression]()) { list, row in
-            list.append(
-                Suppression(
-                    address: row.0,
-                    reason: Suppression.Reason(rawValue: row.1) ?? .manual,
-                    provider: row.2,
-                    notificationID: row.3,
-                    detail: row.4,
-                    createdAt: row.5
-                )
-            )
-        }
-        guard let entry = stored.first else { throw SuppressionVanished() }
+        let stored = try await list(exactly: address)
+        guard let entry = stored else { throw SuppressionVanished() }
         return (entry, created)
     }
 

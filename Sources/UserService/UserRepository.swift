@@ -387,6 +387,21 @@ public struct UserRepository: Sendable {
         return found ? try await preferences(id: id) : nil
     }
 
+    /// Turns one category of one channel off for a user (an unsubscribe link); false when there is no such user.
+    public func optOut(id: UUID, category: String, channel: String) async throws -> Bool {
+        var found = false
+        for try await _ in try await client.query(
+            """
+            INSERT INTO category_preferences (user_id, category, channel, enabled)
+            SELECT id, \(category), \(channel), false FROM users WHERE id = \(id)
+            ON CONFLICT (user_id, category, channel) DO UPDATE SET enabled = false
+            RETURNING user_id
+            """,
+            logger: logger
+        ).decode(UUID.self) { found = true }
+        return found
+    }
+
     typealias DeviceRow = (UUID, String, String, String?, String?, Bool, String?, Date)
 
     static func device(_ row: DeviceRow) -> DeviceResource {

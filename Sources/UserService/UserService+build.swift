@@ -24,6 +24,9 @@ public struct UserServiceConfiguration: Sendable {
     public var maxDevicesPerUser: Int
     public var loginThrottle: LoginThrottleSettings
     public var emailVerification: EmailVerificationSettings
+    /// Verifies one-click unsubscribe links (`NOTIFY_UNSUBSCRIBE_SECRET`, shared with the email worker); nil: the
+    /// unsubscribe endpoints answer that the link is not valid.
+    public var unsubscribe: UnsubscribeSigner?
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -39,6 +42,12 @@ public struct UserServiceConfiguration: Sendable {
         emailVerification = EmailVerificationSettings(env, problems: &problems)
         maxDevicesPerUser = env.int("NOTIFY_MAX_DEVICES_PER_USER", default: 20, problems: &problems)
         if maxDevicesPerUser < 1 { problems.append("NOTIFY_MAX_DEVICES_PER_USER must be at least 1") }
+        if let secret = env.optionalString("NOTIFY_UNSUBSCRIBE_SECRET") {
+            if secret.utf8.count < UnsubscribeSigner.minimumSecretLength {
+                problems.append("NOTIFY_UNSUBSCRIBE_SECRET must be at least \(UnsubscribeSigner.minimumSecretLength) bytes")
+            }
+            unsubscribe = UnsubscribeSigner(secret: secret)
+        }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -95,6 +104,12 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
         windowSeconds: configuration.loginThrottle.windowSeconds
     )
     controller.registerPublic(on: router)
+    UnsubscribeController(
+        signer: configuration.unsubscribe,
+        repository: repository,
+        invalidate: { [controller] id in await controller.invalidate(id) }
+    )
+    .register(on: router)
     let api = router.group().add(
         middleware: CredentialMiddleware(
             serviceKey: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key),

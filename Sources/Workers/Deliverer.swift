@@ -6,6 +6,7 @@ import Foundation
 import JobQueue
 import Logging
 import NotificationModel
+import NotifyHTTP
 import PostgresAccess
 import PostgresNIO
 import PushTransport
@@ -26,6 +27,7 @@ public struct EmailDeliverer: Deliverer {
     let chain: EmailProviderChain
     let deliveries: EmailDeliveryStore
     let suppressions: SuppressionCheck
+    let unsubscribe: UnsubscribeLinks?
     let from: String
     let fromName: String
     let messageIDDomain: String
@@ -34,6 +36,7 @@ public struct EmailDeliverer: Deliverer {
         chain: EmailProviderChain,
         deliveries: EmailDeliveryStore,
         suppressions: SuppressionCheck,
+        unsubscribe: UnsubscribeLinks?,
         from: String,
         fromName: String,
         messageIDDomain: String
@@ -41,6 +44,7 @@ public struct EmailDeliverer: Deliverer {
         self.chain = chain
         self.deliveries = deliveries
         self.suppressions = suppressions
+        self.unsubscribe = unsubscribe
         self.from = from
         self.fromName = fromName
         self.messageIDDomain = messageIDDomain
@@ -56,7 +60,7 @@ public struct EmailDeliverer: Deliverer {
         if let reason = try await suppressions.reason(for: address) {
             throw Withdrawn("not sent: the address is on the suppression list (\(reason.rawValue))")
         }
-        let message = EmailMessage(
+        var message = EmailMessage(
             from: from,
             fromName: fromName,
             to: address,
@@ -72,6 +76,14 @@ public struct EmailDeliverer: Deliverer {
             ],
             tracking: ["notification_id": notificationID]
         )
+        // Mail of a category the user can opt out of carries the one-click link (RFC 8058); transactional mail and
+        // the platform's own mail to an address being verified do not.
+        if job.deliverTo == nil, let unsubscribe, let category = template.category,
+            let link = unsubscribe.link(userID: recipient.userID, category: category)
+        {
+            message.headers.append(("List-Unsubscribe", "<\(link)>"))
+            message.headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        }
         let result = await chain.send(message, logger: logger)
         do {
             try await deliveries.record(notificationID: job.notificationID, attempt: job.attempt, attempts: result.attempts)
@@ -107,6 +119,35 @@ public struct SuppressionCheck: Sendable {
     }
 
     public func reason(for address: String) async throws -> Suppression.Reason? { try await batches.submit(address) }
+}
+
+/// Builds the one-click unsubscribe links of non-transactional mail.
+public struct UnsubscribeLinks: Sendable {
+    let baseURL: String
+    let signer: UnsubscribeSigner
+    let transactional: Set<String>
+
+    public init(baseURL: String, signer: UnsubscribeSigner, transactional: Set<String>) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.signer = signer
+        self.transactional = transactional
+    }
+
+    /// nil for a transactional category.
+    public func link(userID: UUID, category: String) -> String? {
+        guard !transactional.contains(category) else { return nil }
+        return "\(baseURL)/\(signer.token(userID: userID, category: category))"
+    }
+
+    /// RFC 8058 wants HTTPS; plain HTTP is accepted only on loopback (development and tests).
+    public static func problem(_ url: String) -> String? {
+        guard let parsed = URL(string: url), let host = parsed.host, parsed.query == nil, parsed.fragment == nil else {
+            return "NOTIFY_UNSUBSCRIBE_URL must be an absolute URL without query or fragment"
+        }
+        if parsed.scheme == "https" { return nil }
+        if parsed.scheme == "http", ["127.0.0.1", "localhost", "::1"].contains(host) { return nil }
+        return "NOTIFY_UNSUBSCRIBE_URL must be https:// (RFC 8058; plain http only on loopback)"
+    }
 }
 
 /// Writes each provider's part of an email attempt to `email_deliveries`; many attempts' rows go in one statement

@@ -51,6 +51,9 @@ public struct WorkerConfiguration: Sendable {
     public var mailgunURL: String
     public var mailgunDomain: String?
     public var mailgunAPIKey: String?
+    /// One-click unsubscribe: the public base URL of the user service's `/api/v1/unsubscribe` and the signing secret
+    /// (`NOTIFY_UNSUBSCRIBE_URL`, `NOTIFY_UNSUBSCRIBE_SECRET`); both or neither.
+    public var unsubscribe: UnsubscribeLinks?
     public var mailFrom: String
     public var mailFromName: String
     public var messageIDDomain: String
@@ -129,7 +132,23 @@ public struct WorkerConfiguration: Sendable {
         pushTimeToLive = env.int("NOTIFY_PUSH_TTL_SECONDS", default: 86_400, problems: &problems)
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
         pushAttemptSeconds = env.int("NOTIFY_PUSH_ATTEMPT_TIMEOUT_SECONDS", default: 30, problems: &problems)
+        let unsubscribeURL = env.optionalString("NOTIFY_UNSUBSCRIBE_URL")
+        let unsubscribeSecret = env.optionalString("NOTIFY_UNSUBSCRIBE_SECRET")
+        let transactional = Set(
+            env.string("NOTIFY_TRANSACTIONAL_CATEGORIES", default: "transactional").split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        )
         if channel == .email {
+            switch (unsubscribeURL, unsubscribeSecret) {
+            case (let url?, let secret?):
+                if secret.utf8.count < UnsubscribeSigner.minimumSecretLength {
+                    problems.append("NOTIFY_UNSUBSCRIBE_SECRET must be at least \(UnsubscribeSigner.minimumSecretLength) bytes")
+                }
+                if let problem = UnsubscribeLinks.problem(url) { problems.append(problem) }
+                unsubscribe = UnsubscribeLinks(baseURL: url, signer: UnsubscribeSigner(secret: secret), transactional: transactional)
+            case (nil, nil): break
+            default: problems.append("NOTIFY_UNSUBSCRIBE_URL and NOTIFY_UNSUBSCRIBE_SECRET go together")
+            }
             let known = ["smtp", "sendgrid", "mailgun"]
             let unknown = emailProviders.filter { !known.contains($0) }
             if !unknown.isEmpty {
@@ -283,6 +302,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             chain: EmailProviderChain(links),
             deliveries: EmailDeliveryStore(client: postgres, logger: logger),
             suppressions: SuppressionCheck(list: SuppressionList(client: postgres, logger: logger), deadline: postgres.operationTimeout),
+            unsubscribe: configuration.unsubscribe,
             from: configuration.mailFrom,
             fromName: configuration.mailFromName,
             messageIDDomain: configuration.messageIDDomain

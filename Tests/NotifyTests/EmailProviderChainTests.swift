@@ -1,0 +1,150 @@
+import AsyncHTTPClient
+import EmailProviders
+import Foundation
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import PostgresNIO
+import SMTPTransport
+import Testing
+
+/// The HTTP email providers against local stand-ins that check what SendGrid and Mailgun check, and the provider
+/// chain in a running stack: a primary that is down hands the message to the next provider within the same attempt,
+/// a permanent refusal does not, and a primary that is back is used again.
+@Suite struct EmailProviderChainTests {
+    static func withProviders<T: Sendable>(_ body: @Sendable (FakeEmailProviders) async throws -> T) async throws -> T {
+        let fake = FakeEmailProviders()
+        let app = fake.makeApplication()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            defer { group.cancelAll() }
+            _ = try await eventually("provider stand-ins listening") { fake.port.withLockedValue { $0 } > 0 ? true : nil }
+            return try await body(fake)
+        }
+    }
+
+    static func message(to address: String) -> EmailMessage {
+        EmailMessage(
+            from: "notifications@notify.test",
+            fromName: "Notify Ops",
+            to: address,
+            toName: "Ada",
+            subject: "Größe: über",
+            text: "plain text",
+            html: "<p>html</p>",
+            messageID: "\(UUID().uuidString.lowercased())@notify.test",
+            headers: [("X-Notification-ID", "n-1")],
+            replyTo: "support@notify.test",
+            tracking: ["notification_id": "n-1"]
+        )
+    }
+
+    @Test("SendGrid and Mailgun: the request each provider takes, its message id, and its errors classified")
+    func providers() async throws {
+        try await Self.withProviders { fake in
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            defer { _ = http.shutdown() }
+            let sendGrid = SendGridProvider(http: http, baseURL: fake.url, apiKey: FakeEmailProviders.sendGridKey)
+            let mailgun = MailgunProvider(
+                http: http,
+                baseURL: fake.url,
+                domain: FakeEmailProviders.mailgunDomain,
+                apiKey: FakeEmailProviders.mailgunKey
+            )
+            for provider in [sendGrid, mailgun] as [any EmailProvider] {
+                let address = "\(provider.name)-\(UUID().uuidString.prefix(6).lowercased())@example.test"
+                let id = try await provider.send(Self.message(to: address))
+                #expect(!id.isEmpty)
+                let sent = try #require(fake.sent(to: address).first)
+                #expect(sent.provider == provider.name)
+                #expect(sent.messageID == id)
+                #expect(sent.subject == "Größe: über")
+                #expect(sent.fromName == "Notify Ops" && sent.from == "notifications@notify.test")
+                #expect(sent.replyTo == "support@notify.test")
+                #expect(sent.text == "plain text" && sent.html == "<p>html</p>")
+                #expect(sent.headers["X-Notification-ID"] == "n-1")
+                #expect(sent.variables["notification_id"] == "n-1")
+            }
+
+            fake.setMode("sendgrid", .rateLimited)
+            let limited = await #expect(throws: EmailProviderError.self) { try await sendGrid.send(Self.message(to: "a@example.test")) }
+            #expect(limited?.code == .rateLimited && limited?.permanent == false && limited?.retryAfterSeconds == 2)
+            fake.setMode("sendgrid", .down)
+            let down = await #expect(throws: EmailProviderError.self) { try await sendGrid.send(Self.message(to: "a@example.test")) }
+            #expect(down?.code == .providerUnavailable && down?.permanent == false && down?.retryAfterSeconds == 1)
+            fake.setMode("mailgun", .reject)
+            let rejected = await #expect(throws: EmailProviderError.self) { try await mailgun.send(Self.message(to: "a@example.test")) }
+            #expect(rejected?.code == .rejectedByProvider && rejected?.permanent == true)
+            #expect(rejected?.clientText.contains("not a valid address") == false, "the provider's words stay in the log")
+
+            let wrongKey = MailgunProvider(http: http, baseURL: fake.url, domain: FakeEmailProviders.mailgunDomain, apiKey: "key-wrong")
+            fake.setMode("mailgun", .ok)
+            let unauthorized = await #expect(throws: EmailProviderError.self) { try await wrongKey.send(Self.message(to: "a@example.test")) }
+            #expect(unauthorized?.code == .providerAuthFailed && unauthorized?.permanent == false)
+        }
+    }
+
+    @Test("primary down: the secondary sends in the same attempt; a permanent refusal is not passed on; the primary back is used again")
+    func failover() async throws {
+        try await Self.withProviders { fake in
+            let settings = [
+                "NOTIFY_EMAIL_PROVIDERS": "sendgrid,smtp",
+                "NOTIFY_SENDGRID_URL": fake.url,
+                "NOTIFY_SENDGRID_API_KEY": FakeEmailProviders.sendGridKey,
+            ]
+            try await Stack.with(services: [.users, .templates, .gateway, .relay, .emailWorker], extra: settings) { stack in
+                try await stack.createTemplate(["code": "chain", "name": "Chain", "channel": "email", "subject": "Hi", "body": "Hi {{name}}"])
+                let user = try await stack.createUser(email: "chain-\(UUID().uuidString.prefix(8).lowercased())@example.test")
+                func send(_ requestID: String) async throws -> String {
+                    let reply = try await stack.send([
+                        "notification_type": "email", "user_id": user, "template_code": "chain", "variables": ["name": "Ada"],
+                        "request_id": requestID,
+                    ])
+                    #expect(reply.status == 202, "\(reply.json)")
+                    return try #require(reply.data["notification_id"] as? String)
+                }
+
+                fake.setMode("sendgrid", .down)
+                let first = try await send("down-1")
+                let shown = try await stack.waitForStatus(first, "sent", timeout: .seconds(60))
+                #expect(shown["attempts"] as? Int == 1, "the failover spent no extra attempt")
+                let attempts = shown["provider_attempts"] as? [[String: Any]] ?? []
+                #expect(attempts.map { $0["provider"] as? String } == ["sendgrid", "smtp"])
+                #expect(attempts.map { $0["outcome"] as? String } == ["failed", "accepted"])
+                #expect(attempts.map { $0["attempt"] as? Int } == [1, 1])
+                #expect(attempts.first?["error_code"] as? String == "provider_unavailable")
+                #expect(attempts.last?["provider_message_id"] as? String == "<\(first)@notify.local>")
+                _ = try await stack.waitForEmail(first)
+                let viaSQL: String? = try await stack.scalar(
+                    "SELECT provider FROM email_deliveries WHERE notification_id = \(UUID(uuidString: first)!) AND outcome = 'accepted'"
+                )
+                #expect(viaSQL == "smtp")
+
+                // Back: once its breaker lets a call through again, SendGrid sends.
+                fake.setMode("sendgrid", .ok)
+                var round = 0
+                let viaPrimary = try await eventually("a notification sent by SendGrid again", timeout: .seconds(90), interval: .milliseconds(200)) {
+                    () -> String? in
+                    round += 1
+                    let id = try await send("back-\(round)")
+                    let data = try await stack.waitForStatus(id, "sent", timeout: .seconds(60))
+                    let accepted = (data["provider_attempts"] as? [[String: Any]] ?? []).first { $0["outcome"] as? String == "accepted" }
+                    return accepted?["provider"] as? String == "sendgrid" ? id : nil
+                }
+                let delivered = try #require(fake.sent.withLockedValue { $0 }.first { $0.variables["notification_id"] == viaPrimary })
+                #expect(delivered.headers["X-Notification-ID"] == viaPrimary)
+                #expect(delivered.subject == "Hi")
+
+                // A refusal of the recipient is not the provider's fault: no failover, the notification fails.
+                fake.setMode("sendgrid", .reject)
+                let refused = try await send("rejected")
+                let failed = try await stack.waitForStatus(refused, "failed", timeout: .seconds(60))
+                let tried = failed["provider_attempts"] as? [[String: Any]] ?? []
+                #expect(tried.map { $0["provider"] as? String } == ["sendgrid"])
+                #expect(tried.map { $0["outcome"] as? String } == ["rejected"])
+                #expect(ReceivedEmail.with(messageID: "\(refused)@notify.local", in: stack.infra.maildir).isEmpty)
+            }
+        }
+    }
+}
