@@ -77,6 +77,10 @@ public struct TemplateContent: Sendable, Decodable {
     public var data: [String: String]?
     /// Archived templates take no new notifications; the worker does not send those accepted before.
     public var archived: Bool?
+    /// Email only: the template's own sender and reply address.
+    public var fromEmail: String?
+    public var fromName: String?
+    public var replyTo: String?
 
     /// Every text part, for the required-variables check.
     public var parts: [String] { [subject, body, htmlBody, title, imageURL, link].compactMap { $0 } + (data.map { Array($0.values) } ?? []) }
@@ -88,6 +92,9 @@ public struct TemplateContent: Sendable, Decodable {
         case title
         case imageURL = "image_url"
         case link
+        case fromEmail = "from_email"
+        case fromName = "from_name"
+        case replyTo = "reply_to"
     }
 }
 

@@ -9,6 +9,7 @@ import Rendering
 struct TemplateController: Sendable {
     let repository: TemplateRepository
     let cache: RedisCache
+    let senders: SenderPolicy
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/templates", use: create)
@@ -24,6 +25,44 @@ struct TemplateController: Sendable {
 
     static let notFound = APIError.notFound(.templateNotFound, "No template with this code")
 
+    /// An email template's own sender: `from_email` (on the allow-list), `from_name`, `reply_to`. On an update only the
+    /// fields present change (null clears one); on a create, absent is unset.
+    func sender(_ fields: inout FieldValidator, channel: String?) -> SenderUpdate {
+        let object = fields.object
+        func present(_ key: String) -> Bool { object[key] != nil }
+        func isNull(_ key: String) -> Bool {
+            if case .null? = object[key] { return true }
+            return false
+        }
+        var update = SenderUpdate()
+        let keys = ["from_email", "from_name", "reply_to"]
+        if channel == "push" {
+            for key in keys where present(key) && !isNull(key) { fields.fail(key, "is for email templates only") }
+            return update
+        }
+        if present("from_email") {
+            let address = isNull("from_email") ? nil : fields.email("from_email")
+            if let address, !senders.allows(address) {
+                fields.fail(
+                    "from_email",
+                    senders.isEmpty
+                        ? "no sender addresses are allowed on this platform (NOTIFY_MAIL_FROM_ALLOWED is empty)"
+                        : "is not an allowed sender address (NOTIFY_MAIL_FROM_ALLOWED)"
+                )
+            }
+            update.fromEmail = .some(address)
+        }
+        if present("from_name") {
+            let name = isNull("from_name") ? nil : fields.string("from_name", maxLength: 100)
+            if let name, name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                fields.fail("from_name", "must not contain control characters")
+            }
+            update.fromName = .some(name)
+        }
+        if present("reply_to") { update.replyTo = .some(isNull("reply_to") ? nil : fields.email("reply_to")) }
+        return update
+    }
+
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         var fields = FieldValidator(try await request.jsonObject())
         let code = fields.string("code", maxLength: 100)
@@ -35,11 +74,19 @@ struct TemplateController: Sendable {
         let name = fields.string("name", maxLength: 200)
         let channel = fields.oneOf("channel", ["email", "push"])
         let category = fields.string("category", required: false, maxLength: 64)
+        let sender = sender(&fields, channel: channel)
         let content = Self.content(&fields, channel: channel)
         try fields.check()
         guard let code, let name, let channel, let content else { throw APIError.internalError }
         do {
-            let template = try await repository.create(code: code, name: name, channel: channel, category: category, content: content)
+            let template = try await repository.create(
+                code: code,
+                name: name,
+                channel: channel,
+                category: category,
+                sender: TemplateSender(fromEmail: sender.fromEmail ?? nil, fromName: sender.fromName ?? nil, replyTo: sender.replyTo ?? nil),
+                content: content
+            )
             await cache.bump("template:\(code):gen")
             return .envelope(.created, data: template, message: "Template created")
         } catch TemplateRepositoryError.codeTaken {
@@ -55,10 +102,12 @@ struct TemplateController: Sendable {
         var fields = FieldValidator(body)
         let name = fields.string("name", required: false, maxLength: 200)
         let category = body.keys.contains("category") ? .some(fields.string("category", required: false, maxLength: 64)) : String??.none
+        let sender = sender(&fields, channel: current.channel)
         var content = Self.content(&fields, channel: current.channel)
         if body["language"] == nil { content?.language = current.defaultLanguage }
         try fields.check()
-        guard let content, let updated = try await repository.update(code: code, channel: channel, name: name, category: category, content: content)
+        guard let content,
+            let updated = try await repository.update(code: code, channel: channel, name: name, category: category, sender: sender, content: content)
         else {
             throw Self.notFound
         }

@@ -26,8 +26,15 @@ public struct TemplateResource: Codable, Sendable, Equatable {
     public var variables: [String]
     public var archived: Bool
     public var createdAt: Date
+    /// Email only: the template's own sender and reply address (nil: the platform's defaults).
+    public var fromEmail: String?
+    public var fromName: String?
+    public var replyTo: String?
 
     enum CodingKeys: String, CodingKey {
+        case fromEmail = "from_email"
+        case fromName = "from_name"
+        case replyTo = "reply_to"
         case code, name, channel, category, version
         case activeVersion = "active_version"
         case language
@@ -42,6 +49,20 @@ public struct TemplateResource: Codable, Sendable, Equatable {
 
     /// Every text part, for variable extraction and rendering.
     var parts: [String] { [subject, body, htmlBody, title, imageURL, link].compactMap { $0 } + (data.map { Array($0.values) } ?? []) }
+}
+
+/// An email template's sender, as created.
+public struct TemplateSender: Sendable {
+    public var fromEmail: String?
+    public var fromName: String?
+    public var replyTo: String?
+}
+
+/// Changes to a template's sender: `.none` keeps a field, `.some(nil)` clears it.
+public struct SenderUpdate: Sendable {
+    public var fromEmail: String??
+    public var fromName: String??
+    public var replyTo: String??
 }
 
 /// The content of one language variant, as created or edited.
@@ -85,13 +106,21 @@ public struct TemplateRepository: Sendable {
         data.flatMap { try? JSONEncoder.canonical.encode($0) }.map { String(decoding: $0, as: UTF8.self) }
     }
 
-    public func create(code: String, name: String, channel: String, category: String?, content: TemplateVariant) async throws -> TemplateResource {
+    public func create(
+        code: String,
+        name: String,
+        channel: String,
+        category: String?,
+        sender: TemplateSender,
+        content: TemplateVariant
+    ) async throws -> TemplateResource {
         do {
             try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
-                    INSERT INTO templates (code, name, channel, default_language, category)
-                    VALUES (\(code), \(name), \(channel), \(content.language), \(category))
+                    INSERT INTO templates (code, name, channel, default_language, category, from_email, from_name, reply_to)
+                    VALUES (\(code), \(name), \(channel), \(content.language), \(category), \(sender.fromEmail), \(sender.fromName),
+                            \(sender.replyTo))
                     RETURNING id
                     """,
                     logger: logger
@@ -127,6 +156,7 @@ public struct TemplateRepository: Sendable {
         channel: String,
         name: String?,
         category: String??,
+        sender: SenderUpdate,
         content: TemplateVariant
     ) async throws
         -> TemplateResource?
@@ -136,7 +166,11 @@ public struct TemplateRepository: Sendable {
             let rows = try await connection.query(
                 """
                 UPDATE templates SET active_version = active_version + 1, name = COALESCE(\(name), name),
-                    category = CASE WHEN \(setCategory) THEN \(category ?? nil) ELSE category END, updated_at = now()
+                    category = CASE WHEN \(setCategory) THEN \(category ?? nil) ELSE category END,
+                    from_email = CASE WHEN \(sender.fromEmail != nil) THEN \(sender.fromEmail ?? nil) ELSE from_email END,
+                    from_name = CASE WHEN \(sender.fromName != nil) THEN \(sender.fromName ?? nil) ELSE from_name END,
+                    reply_to = CASE WHEN \(sender.replyTo != nil) THEN \(sender.replyTo ?? nil) ELSE reply_to END,
+                    updated_at = now()
                 WHERE code = \(code) AND channel = \(channel) AND archived_at IS NULL
                 RETURNING id, active_version
                 """,
@@ -158,7 +192,8 @@ public struct TemplateRepository: Sendable {
         let rows = try await client.query(
             """
             SELECT t.code, t.name, t.channel, t.category, v.version, t.active_version, v.language, t.default_language,
-                   v.subject, v.body, v.html_body, v.title, v.image_url, v.link, v.data::text, t.archived_at IS NOT NULL, v.created_at
+                   v.subject, v.body, v.html_body, v.title, v.image_url, v.link, v.data::text, t.archived_at IS NOT NULL, v.created_at,
+                   t.from_email, t.from_name, t.reply_to
             FROM templates t
             JOIN LATERAL (
                 SELECT * FROM template_versions v
@@ -172,8 +207,10 @@ public struct TemplateRepository: Sendable {
             logger: logger
         )
         for try await row in rows.decode(
-            (String, String, String, String?, Int, Int, String, String, String?, String, String?, String?, String?, String?, String?, Bool, Date)
-                .self
+            (
+                String, String, String, String?, Int, Int, String, String, String?, String, String?, String?, String?, String?, String?, Bool, Date,
+                String?, String?, String?
+            ).self
         ) {
             let data = row.14.flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
             var resource = TemplateResource(
@@ -194,7 +231,10 @@ public struct TemplateRepository: Sendable {
                 data: data,
                 variables: [],
                 archived: row.15,
-                createdAt: row.16
+                createdAt: row.16,
+                fromEmail: row.17,
+                fromName: row.18,
+                replyTo: row.19
             )
             resource.variables = TemplateVariables.names(in: resource.parts)
             return resource

@@ -1,6 +1,7 @@
 import APIDocs
 import Hummingbird
 import Logging
+import NotificationModel
 import NotifyConfig
 import NotifyHTTP
 import PostgresAccess
@@ -13,6 +14,8 @@ public struct TemplateServiceConfiguration: Sendable {
     public var redis: RedisSettings
     public var serviceKey: ServiceKeySettings
     public var cacheTTLSeconds: Int
+    /// The sender addresses a template's `from_email` may name (`NOTIFY_MAIL_FROM_ALLOWED`).
+    public var senders = SenderPolicy("")
 
     public init(listen: ListenSettings, postgres: PostgresSettings, redis: RedisSettings, serviceKey: ServiceKeySettings, cacheTTLSeconds: Int = 300)
     {
@@ -32,6 +35,7 @@ public struct TemplateServiceConfiguration: Sendable {
             serviceKey: ServiceKeySettings(env, problems: &problems),
             cacheTTLSeconds: env.int("NOTIFY_CACHE_TTL_SECONDS", default: 300, problems: &problems)
         )
+        senders = SenderPolicy(env.string("NOTIFY_MAIL_FROM_ALLOWED", default: ""))
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -59,7 +63,9 @@ public func buildTemplateService(_ configuration: TemplateServiceConfiguration, 
         document: APIDocument.templates
     )
     let api = router.group().add(middleware: ServiceKeyMiddleware(serviceKey: configuration.serviceKey.key))
-    TemplateController(repository: TemplateRepository(client: postgres, logger: logger), cache: cache).register(on: api)
+    TemplateController(repository: TemplateRepository(client: postgres, logger: logger), cache: cache, senders: configuration.senders).register(
+        on: api
+    )
 
     return Application(
         router: router,

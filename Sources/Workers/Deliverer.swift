@@ -28,6 +28,7 @@ public struct EmailDeliverer: Deliverer {
     let deliveries: EmailDeliveryStore
     let suppressions: SuppressionCheck
     let unsubscribe: UnsubscribeLinks?
+    let senders: SenderPolicy
     let from: String
     let fromName: String
     let messageIDDomain: String
@@ -37,6 +38,7 @@ public struct EmailDeliverer: Deliverer {
         deliveries: EmailDeliveryStore,
         suppressions: SuppressionCheck,
         unsubscribe: UnsubscribeLinks?,
+        senders: SenderPolicy,
         from: String,
         fromName: String,
         messageIDDomain: String
@@ -45,6 +47,7 @@ public struct EmailDeliverer: Deliverer {
         self.deliveries = deliveries
         self.suppressions = suppressions
         self.unsubscribe = unsubscribe
+        self.senders = senders
         self.from = from
         self.fromName = fromName
         self.messageIDDomain = messageIDDomain
@@ -60,9 +63,13 @@ public struct EmailDeliverer: Deliverer {
         if let reason = try await suppressions.reason(for: address) {
             throw Withdrawn("not sent: the address is on the suppression list (\(reason.rawValue))")
         }
+        // A template's own sender must still be allowed: the list may have shrunk since the template was saved.
+        if let sender = template.fromEmail, !senders.allows(sender) {
+            throw DeliveryFailure(message: "sender_not_allowed: the template's from_email is not on NOTIFY_MAIL_FROM_ALLOWED", permanent: true)
+        }
         var message = EmailMessage(
-            from: from,
-            fromName: fromName,
+            from: template.fromEmail ?? from,
+            fromName: template.fromEmail == nil ? fromName : template.fromName,
             to: address,
             toName: recipient.name,
             subject: subject,
@@ -74,6 +81,7 @@ public struct EmailDeliverer: Deliverer {
                 ("X-Notification-ID", notificationID),
                 ("X-Request-ID", job.requestID),
             ],
+            replyTo: template.replyTo,
             tracking: ["notification_id": notificationID]
         )
         // Mail of a category the user can opt out of carries the one-click link (RFC 8058); transactional mail and

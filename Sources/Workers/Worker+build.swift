@@ -54,6 +54,8 @@ public struct WorkerConfiguration: Sendable {
     /// One-click unsubscribe: the public base URL of the user service's `/api/v1/unsubscribe` and the signing secret
     /// (`NOTIFY_UNSUBSCRIBE_URL`, `NOTIFY_UNSUBSCRIBE_SECRET`); both or neither.
     public var unsubscribe: UnsubscribeLinks?
+    /// The sender addresses templates may name (`NOTIFY_MAIL_FROM_ALLOWED`), checked again at send time.
+    public var senders = SenderPolicy("")
     public var mailFrom: String
     public var mailFromName: String
     public var messageIDDomain: String
@@ -132,6 +134,7 @@ public struct WorkerConfiguration: Sendable {
         pushTimeToLive = env.int("NOTIFY_PUSH_TTL_SECONDS", default: 86_400, problems: &problems)
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
         pushAttemptSeconds = env.int("NOTIFY_PUSH_ATTEMPT_TIMEOUT_SECONDS", default: 30, problems: &problems)
+        senders = SenderPolicy(env.string("NOTIFY_MAIL_FROM_ALLOWED", default: ""))
         let unsubscribeURL = env.optionalString("NOTIFY_UNSUBSCRIBE_URL")
         let unsubscribeSecret = env.optionalString("NOTIFY_UNSUBSCRIBE_SECRET")
         let transactional = Set(
@@ -303,6 +306,7 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             deliveries: EmailDeliveryStore(client: postgres, logger: logger),
             suppressions: SuppressionCheck(list: SuppressionList(client: postgres, logger: logger), deadline: postgres.operationTimeout),
             unsubscribe: configuration.unsubscribe,
+            senders: configuration.senders,
             from: configuration.mailFrom,
             fromName: configuration.mailFromName,
             messageIDDomain: configuration.messageIDDomain

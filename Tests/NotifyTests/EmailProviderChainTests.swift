@@ -92,9 +92,13 @@ import Testing
                 "NOTIFY_EMAIL_PROVIDERS": "sendgrid,smtp",
                 "NOTIFY_SENDGRID_URL": fake.url,
                 "NOTIFY_SENDGRID_API_KEY": FakeEmailProviders.sendGridKey,
+                "NOTIFY_MAIL_FROM_ALLOWED": "@alerts.notify.test, billing@notify.test",
             ]
             try await Stack.with(services: [.users, .templates, .gateway, .relay, .emailWorker], extra: settings) { stack in
-                try await stack.createTemplate(["code": "chain", "name": "Chain", "channel": "email", "subject": "Hi", "body": "Hi {{name}}"])
+                try await stack.createTemplate([
+                    "code": "chain", "name": "Chain", "channel": "email", "subject": "Hi", "body": "Hi {{name}}",
+                    "from_email": "ops@alerts.notify.test", "from_name": "Ops Alerts", "reply_to": "help@notify.test",
+                ])
                 let user = try await stack.createUser(email: "chain-\(UUID().uuidString.prefix(8).lowercased())@example.test")
                 func send(_ requestID: String) async throws -> String {
                     let reply = try await stack.send([
@@ -115,7 +119,9 @@ import Testing
                 #expect(attempts.map { $0["attempt"] as? Int } == [1, 1])
                 #expect(attempts.first?["error_code"] as? String == "provider_unavailable")
                 #expect(attempts.last?["provider_message_id"] as? String == "<\(first)@notify.local>")
-                _ = try await stack.waitForEmail(first)
+                let mail = try await stack.waitForEmail(first)
+                #expect(mail.header("From") == "\"Ops Alerts\" <ops@alerts.notify.test>")
+                #expect(mail.header("Reply-To") == "<help@notify.test>")
                 let viaSQL: String? = try await stack.scalar(
                     "SELECT provider FROM email_deliveries WHERE notification_id = \(UUID(uuidString: first)!) AND outcome = 'accepted'"
                 )
@@ -135,6 +141,8 @@ import Testing
                 let delivered = try #require(fake.sent.withLockedValue { $0 }.first { $0.variables["notification_id"] == viaPrimary })
                 #expect(delivered.headers["X-Notification-ID"] == viaPrimary)
                 #expect(delivered.subject == "Hi")
+                #expect(delivered.from == "ops@alerts.notify.test" && delivered.fromName == "Ops Alerts")
+                #expect(delivered.replyTo == "help@notify.test")
 
                 // A refusal of the recipient is not the provider's fault: no failover, the notification fails.
                 fake.setMode("sendgrid", .reject)
@@ -145,6 +153,54 @@ import Testing
                 #expect(tried.map { $0["outcome"] as? String } == ["rejected"])
                 #expect(ReceivedEmail.with(messageID: "\(refused)@notify.local", in: stack.infra.maildir).isEmpty)
             }
+        }
+    }
+
+    @Test("a template's own sender must be on NOTIFY_MAIL_FROM_ALLOWED; null clears it; push templates take none")
+    func templateSender() async throws {
+        try await RouterHarness.with(.templates, extra: ["NOTIFY_MAIL_FROM_ALLOWED": "@alerts.notify.test"]) { stack in
+            let url = "/api/v1/templates/"
+            let base: [String: Any] = ["code": "sender", "name": "Sender", "channel": "email", "subject": "Hi", "body": "Hi"]
+            let refused = try await stack.call(
+                .POST,
+                url,
+                json: base.merging(["from_email": "ceo@elsewhere.test"]) { $1 },
+                headers: stack.serviceAuth
+            )
+            #expect(refused.status == 400)
+            #expect(refused.details.map { $0["field"] } == ["from_email"])
+            let badName = try await stack.call(
+                .POST,
+                url,
+                json: base.merging(["from_email": "ops@alerts.notify.test", "from_name": "Ops\r\nBcc: x@y.test"]) { $1 },
+                headers: stack.serviceAuth
+            )
+            #expect(badName.status == 400)
+            let created = try await stack.call(
+                .POST,
+                url,
+                json: base.merging(["from_email": "ops@Alerts.Notify.test", "from_name": "Ops", "reply_to": "help@notify.test"]) { $1 },
+                headers: stack.serviceAuth
+            )
+            #expect(created.status == 201, "\(created.json)")
+            #expect(created.data["from_email"] as? String == "ops@Alerts.Notify.test")
+            #expect(created.data["reply_to"] as? String == "help@notify.test")
+            let cleared = try await stack.call(
+                .PUT,
+                "\(url)sender/",
+                json: ["subject": "Hi", "body": "Hi again", "reply_to": NSNull()],
+                headers: stack.serviceAuth
+            )
+            #expect(cleared.status == 200, "\(cleared.json)")
+            #expect(cleared.data["reply_to"] == nil)
+            #expect(cleared.data["from_name"] as? String == "Ops", "fields not named stay")
+            let push = try await stack.call(
+                .POST,
+                url,
+                json: ["code": "p", "name": "P", "channel": "push", "title": "T", "body": "B", "from_email": "ops@alerts.notify.test"],
+                headers: stack.serviceAuth
+            )
+            #expect(push.status == 400)
         }
     }
 }
