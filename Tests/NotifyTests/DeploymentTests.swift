@@ -24,15 +24,28 @@ struct DeploymentTests {
 
     static let secretNames: Set<String> = [
         "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SMTP_USERNAME",
-        "NOTIFY_SMTP_PASSWORD", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT",
+        "NOTIFY_SMTP_PASSWORD", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT", "NOTIFY_SENDGRID_API_KEY", "NOTIFY_MAILGUN_API_KEY",
+        "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY", "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY", "NOTIFY_UNSUBSCRIBE_SECRET",
+    ]
+    /// Secrets a process may run without (features left off in the example): SMTP login, the FCM account, the email
+    /// providers' API and webhook keys, unsubscribe.
+    static let optionalSecrets: Set<String> = [
+        "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD", "NOTIFY_FCM_SERVICE_ACCOUNT", "NOTIFY_SENDGRID_API_KEY", "NOTIFY_MAILGUN_API_KEY",
+        "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY", "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY", "NOTIFY_UNSUBSCRIBE_SECRET",
     ]
     /// What each process uses: the push worker never holds the JWT key, nothing but the gateway and the user
     /// service does, the broker's password only where the broker is used.
     static let secretsUsed: [String: Set<String>] = [
-        "gateway": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
-        "users": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET"],
+        "gateway": [
+            "NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY",
+            "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY",
+        ],
+        "users": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_UNSUBSCRIBE_SECRET"],
         "templates": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY"],
-        "email-worker": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD"],
+        "email-worker": [
+            "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD",
+            "NOTIFY_SENDGRID_API_KEY", "NOTIFY_MAILGUN_API_KEY", "NOTIFY_UNSUBSCRIBE_SECRET",
+        ],
         "push-worker": [
             "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT",
         ],
@@ -143,8 +156,8 @@ struct DeploymentTests {
             // Each process holds the secrets it uses and no other (least privilege).
             let secrets = Set(environment.keys.filter { Self.secretNames.contains($0) })
             #expect(secrets == Self.secretsUsed[name], "\(name) holds \(secrets.sorted())")
-            // Required ones carry a value; SMTP login and the FCM account are optional (the example uses neither).
-            for key in secrets.subtracting(["NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD", "NOTIFY_FCM_SERVICE_ACCOUNT"]) {
+            // Required ones carry a value; the optional ones are features the example leaves off.
+            for key in secrets.subtracting(Self.optionalSecrets) {
                 #expect((environment[key] as? String)?.isEmpty == false, "\(name) gets \(key)")
             }
             // PostgreSQL as the role of its database, with that role's password; only migrate is the owner.

@@ -5,9 +5,12 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import NIOHTTP1
+import NotificationModel
+import NotifyConfig
 import PostgresNIO
 import SMTPTransport
 import Testing
+import Workers
 
 /// The HTTP email providers against local stand-ins that check what SendGrid and Mailgun check, and the provider
 /// chain in a running stack: a primary that is down hands the message to the next provider within the same attempt,
@@ -202,5 +205,28 @@ import Testing
             )
             #expect(push.status == 400)
         }
+    }
+
+    @Test("an email worker refuses to start on an unknown or unconfigured provider, credentials without TLS, or half an unsubscribe setup")
+    func configurationProblems() throws {
+        let settings = [
+            "NOTIFY_EMAIL_PROVIDERS": "sendgrid,postmark,mailgun,smtp",
+            "NOTIFY_SMTP_USERNAME": "mailer", "NOTIFY_SMTP_PASSWORD": "pw-7f3a91", "NOTIFY_SMTP_TLS": "none",
+            "NOTIFY_MAILGUN_API_KEY": "key-x",
+            "NOTIFY_UNSUBSCRIBE_URL": "http://unsubscribe.example.com/u",
+            "NOTIFY_PG_PASSWORD": "x", "NOTIFY_RABBIT_PASSWORD": "x", "NOTIFY_SERVICE_KEY": "service-key-for-config-test-0000",
+        ]
+        let error = #expect(throws: ConfigurationError.self) { try WorkerConfiguration(channel: .email, EnvironmentReader(settings)) }
+        let problems = error?.problems ?? []
+        for expected in [
+            "unknown postmark", "NOTIFY_SENDGRID_API_KEY is required", "NOTIFY_MAILGUN_DOMAIN is required", "only sent over TLS",
+            "NOTIFY_UNSUBSCRIBE_URL and NOTIFY_UNSUBSCRIBE_SECRET go together",
+        ] {
+            #expect(problems.contains { $0.contains(expected) }, "\(expected) in \(problems)")
+        }
+        #expect(!problems.joined().contains("pw-7f3a91"), "no secret in the problems")
+        #expect(UnsubscribeLinks.problem("http://unsubscribe.example.com/u")?.contains("https") == true)
+        #expect(UnsubscribeLinks.problem("https://notify.example.com/api/v1/unsubscribe") == nil)
+        #expect(UnsubscribeLinks.problem("http://127.0.0.1:8001/api/v1/unsubscribe") == nil)
     }
 }
