@@ -205,9 +205,11 @@ public struct JobStore: Sendable {
 
     /// Several jobs of this worker done, in one transaction (committed before it returns: the worker keeps the job
     /// until its completion is durable, so a crash of the server cannot leave a sent job to be sent again).
-    public func complete(jobIDs: [Int], worker: String) async throws {
+    public func complete(jobIDs: [Int], worker: String, deliveries: [ProviderDelivery] = []) async throws {
         guard !jobIDs.isEmpty else { return }
         try await client.withTransaction(logger: logger) { [logger] connection in
+            // Which provider sent each email, in the transaction that completes its job (no round trip of its own).
+            if !deliveries.isEmpty { try await ProviderDelivery.insert(deliveries, on: connection, logger: logger) }
             _ = try await connection.query(
                 """
                 WITH done AS (
@@ -317,4 +319,48 @@ public struct JobStore: Sendable {
 
 public enum JobStoreError: Error {
     case noRowReturned
+}
+
+/// One provider's part in one email attempt (`email_deliveries`), in chain order.
+public struct ProviderDelivery: Sendable {
+    public var notificationID: UUID
+    public var attempt: Int
+    public var provider: String
+    public var outcome: String
+    public var providerMessageID: String?
+    public var errorCode: String?
+    public var error: String?
+
+    public init(
+        notificationID: UUID,
+        attempt: Int,
+        provider: String,
+        outcome: String,
+        providerMessageID: String?,
+        errorCode: String?,
+        error: String?
+    ) {
+        self.notificationID = notificationID
+        self.attempt = attempt
+        self.provider = provider
+        self.outcome = outcome
+        self.providerMessageID = providerMessageID
+        self.errorCode = errorCode
+        self.error = error
+    }
+
+    /// One statement for all rows, kept in the order given.
+    public static func insert(_ rows: [ProviderDelivery], on connection: PostgresConnection, logger: Logger) async throws {
+        _ = try await connection.query(
+            """
+            INSERT INTO email_deliveries (notification_id, attempt, provider, outcome, provider_message_id, error_code, error)
+            SELECT n, a, p, o, NULLIF(m, ''), NULLIF(c, ''), NULLIF(e, '')
+            FROM unnest(\(rows.map(\.notificationID)), \(rows.map(\.attempt)), \(rows.map(\.provider)), \(rows.map(\.outcome)),
+                        \(rows.map { $0.providerMessageID ?? "" }), \(rows.map { $0.errorCode ?? "" }), \(rows.map { $0.error ?? "" }))
+                 WITH ORDINALITY AS t(n, a, p, o, m, c, e, k)
+            ORDER BY k
+            """,
+            logger: logger
+        )
+    }
 }

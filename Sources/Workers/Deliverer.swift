@@ -17,7 +17,8 @@ import Telemetry
 /// Turns one claimed job into a message on one channel. Two implementations: email (a provider chain) and push.
 public protocol Deliverer: Sendable {
     var channel: NotificationChannel { get }
-    func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws
+    /// Sends; returns what the completion records with it (email: each provider tried; push: nothing).
+    func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws -> [ProviderDelivery]
 }
 
 /// Email: renders the message and walks the provider chain (`NOTIFY_EMAIL_PROVIDERS`); every provider tried is recorded
@@ -53,7 +54,7 @@ public struct EmailDeliverer: Deliverer {
         self.messageIDDomain = messageIDDomain
     }
 
-    public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
+    public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws -> [ProviderDelivery] {
         let subject = try TemplateRenderer.render(template.subject ?? "", variables: job.variables, as: .text)
         let text = try TemplateRenderer.render(template.body, variables: job.variables, as: .text)
         let html = try template.htmlBody.map { try TemplateRenderer.render($0, variables: job.variables, as: .html) }
@@ -93,14 +94,24 @@ public struct EmailDeliverer: Deliverer {
             message.headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
         }
         let result = await chain.send(message, logger: logger)
+        let rows = result.attempts.map { entry in
+            ProviderDelivery(
+                notificationID: job.notificationID,
+                attempt: job.attempt,
+                provider: entry.provider,
+                outcome: entry.outcome.rawValue,
+                providerMessageID: entry.providerMessageID,
+                errorCode: entry.errorCode,
+                error: entry.error
+            )
+        }
+        // Sent: recorded with the job's completion, in its transaction.
+        if result.sent != nil { return rows }
+        // Not sent: recorded now, before the failure is.
         do {
-            try await deliveries.record(notificationID: job.notificationID, attempt: job.attempt, attempts: result.attempts)
+            try await deliveries.record(rows)
         } catch {
             logger.error("email deliveries not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
-        }
-        if let sent = result.sent {
-            logger.info("email accepted", metadata: ["provider": .string(sent.provider), "provider_message": .string(sent.providerMessageID ?? "")])
-            return
         }
         // Every circuit open: nothing was tried, so the job waits without spending an attempt.
         if result.allSkipped {
@@ -158,42 +169,19 @@ public struct UnsubscribeLinks: Sendable {
     }
 }
 
-/// Writes each provider's part of an email attempt to `email_deliveries`; many attempts' rows go in one statement
-/// under load.
+/// Writes the provider attempts of an email that was not sent (a sent one's go with its completion).
 public struct EmailDeliveryStore: Sendable {
-    struct Row: Sendable {
-        var notificationID: UUID
-        var attempt: Int
-        var order: Int
-        var entry: ProviderAttempt
-    }
-    let batches: BatchExecutor<[Row], Void>
+    let client: Database
+    let logger: Logger
 
     public init(client: Database, logger: Logger) {
-        batches = BatchExecutor(maxBatch: 64, maxInFlight: 2, deadline: client.operationTimeout) { groups in
-            let rows = groups.flatMap { $0 }
-            guard !rows.isEmpty else { return groups.map { _ in () } }
-            _ = try await client.query(
-                """
-                INSERT INTO email_deliveries (notification_id, attempt, provider, outcome, provider_message_id, error_code, error)
-                SELECT n, a, p, o, NULLIF(m, ''), NULLIF(c, ''), NULLIF(e, '')
-                FROM unnest(\(rows.map(\.notificationID)), \(rows.map(\.attempt)), \(rows.map(\.entry.provider)),
-                            \(rows.map(\.entry.outcome.rawValue)), \(rows.map { $0.entry.providerMessageID ?? "" }),
-                            \(rows.map { $0.entry.errorCode ?? "" }), \(rows.map { $0.entry.error ?? "" }), \(rows.map(\.order)))
-                     AS t(n, a, p, o, m, c, e, k)
-                ORDER BY n, a, k
-                """,
-                logger: logger
-            )
-            return groups.map { _ in () }
-        }
+        self.client = client
+        self.logger = logger
     }
 
-    public func record(notificationID: UUID, attempt: Int, attempts: [ProviderAttempt]) async throws {
-        guard !attempts.isEmpty else { return }
-        try await batches.submit(
-            attempts.enumerated().map { Row(notificationID: notificationID, attempt: attempt, order: $0.offset, entry: $0.element) }
-        )
+    public func record(_ rows: [ProviderDelivery]) async throws {
+        guard !rows.isEmpty else { return }
+        try await client.withConnection { [logger] connection in try await ProviderDelivery.insert(rows, on: connection, logger: logger) }
     }
 }
 
@@ -253,7 +241,7 @@ public struct PushDeliverer: Deliverer {
         self.attemptDeadline = attemptDeadline
     }
 
-    public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws {
+    public func deliver(_ job: ClaimedJob, to recipient: Recipient, template: TemplateContent, logger: Logger) async throws -> [ProviderDelivery] {
         guard !recipient.devices.isEmpty else {
             throw DeliveryFailure(message: "the user has no active push device", permanent: true)
         }
@@ -316,7 +304,7 @@ public struct PushDeliverer: Deliverer {
         } catch {
             logger.error("push outcomes not recorded", metadata: ["error_type": .string(String(describing: type(of: error)))])
         }
-        if results.contains(where: { $0.kind == .accepted }) { return }
+        if results.contains(where: { $0.kind == .accepted }) { return [] }
         let summary = results.map { "\($0.platform) \($0.deviceID): \($0.errorCode ?? $0.kind.rawValue)" }.joined(separator: "; ")
         // Any transient failure means a later attempt may still reach a device; the longest Retry-After is honoured.
         if results.contains(where: { $0.kind == .failed }) {

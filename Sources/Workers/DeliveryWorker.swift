@@ -70,7 +70,7 @@ public struct DeliveryWorker: Service {
     let logger: Logger
     /// Claims of broker deliveries and completions, each grouped into one statement under load.
     let claims: BatchExecutor<[Int], [ClaimedJob?]>
-    let completions: BatchExecutor<Int, Void>
+    let completions: BatchExecutor<Completion, Void>
     public let counters = NIOLockedValueBox(Counters())
     /// The jobs being delivered (their leases are renewed) …
     let inFlight = NIOLockedValueBox<Set<Int>>([])
@@ -108,9 +108,9 @@ public struct DeliveryWorker: Service {
                 return Array(rest.prefix(wave.count))
             }
         }
-        completions = BatchExecutor(maxBatch: batch, maxInFlight: 1, deadline: postgres.operationTimeout) { ids in
-            try await jobs.complete(jobIDs: ids, worker: worker)
-            return ids.map { _ in () }
+        completions = BatchExecutor(maxBatch: batch, maxInFlight: 1, deadline: postgres.operationTimeout) { done in
+            try await jobs.complete(jobIDs: done.map(\.jobID), worker: worker, deliveries: done.flatMap(\.deliveries))
+            return done.map { _ in () }
         }
         self.directory = directory
         self.deliverer = deliverer
@@ -333,6 +333,7 @@ public struct DeliveryWorker: Service {
     /// Delivers a claimed job and records the outcome. When the outcome cannot be recorded (it is logged), the job stays
     /// `running` until its lease expires and is rescued.
     func process(_ job: ClaimedJob, logger: Logger) async {
+        let deliveries: [ProviderDelivery]
         do {
             // Never sent with defaults in place of what the row should hold: failed, with the reason, for an operator.
             if let corruption = job.corruption { throw DeliveryFailure(message: corruption, permanent: true) }
@@ -360,12 +361,12 @@ public struct DeliveryWorker: Service {
             guard missing.isEmpty else {
                 throw DeliveryFailure(message: "missing template variables: \(missing.joined(separator: ", "))", permanent: true)
             }
-            try await deliverer.deliver(job, to: recipient, template: template, logger: logger)
+            deliveries = try await deliverer.deliver(job, to: recipient, template: template, logger: logger)
         } catch {
             await record(error, for: job, logger: logger)
             return
         }
-        guard await recordCompletion(job, logger: logger) else { return }
+        guard await recordCompletion(Completion(jobID: job.jobID, deliveries: deliveries), logger: logger) else { return }
         counters.withLockedValue { $0.delivered += 1 }
         Telemetry.sent(channel: job.channel.rawValue)
         logger.info("notification sent")
@@ -374,12 +375,12 @@ public struct DeliveryWorker: Service {
     /// The notification went out: its completion must land, or the rescuer would send it again once the lease ran out.
     /// While the database cannot be reached the worker keeps the job (its heartbeats renew the lease as soon as they
     /// can) and tries again, up to twice the lease (at least two minutes). A refusal by the server is not retried.
-    func recordCompletion(_ job: ClaimedJob, logger: Logger) async -> Bool {
+    func recordCompletion(_ completion: Completion, logger: Logger) async -> Bool {
         let giveUp = ContinuousClock.now + max(configuration.lease * 2, .seconds(120))
         var pause = Duration.milliseconds(200)
         while true {
             do {
-                try await completions.submit(job.jobID)
+                try await completions.submit(completion)
                 return true
             } catch  where error.sqlState == nil && ContinuousClock.now < giveUp {
                 logger.warning("completion not recorded yet; trying again", metadata: ["error_type": .string(String(describing: type(of: error)))])
@@ -433,6 +434,12 @@ public struct DeliveryWorker: Service {
     }
 
     /// The jobs a message names: a single message's (whose message_id, when numeric, must be its job's) or a batch's.
+    /// A delivered job and what its completion records with it.
+    struct Completion: Sendable {
+        var jobID: Int
+        var deliveries: [ProviderDelivery]
+    }
+
     static func jobIDs(of delivery: AMQPDelivery) -> [Int]? {
         guard let ids = QueueBatch.jobIDs(in: delivery.body) else { return nil }
         if ids.count == 1, let id = delivery.messageID.flatMap(Int.init), id != ids[0] { return nil }
