@@ -147,7 +147,7 @@ extension NotificationController {
         }
         // Every email address of the batch checked against the suppression list in one query.
         let addresses = unique.compactMap { entry in Self.address(of: entry.new, recipient: checked[entry.index]?.recipient?.value) }
-        let suppressed = try await suppressions.reasons(for: addresses)
+        let suppressed = try await Self.checked { try await suppressions.reasons(for: addresses) }
         var toInsert: [(index: Int, new: NewNotification, version: Int, staleDataAge: Int?)] = []
         var refused: [(index: Int, new: NewNotification, error: APIError)] = []
         for (index, new) in unique {

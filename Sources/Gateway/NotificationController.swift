@@ -149,10 +149,18 @@ struct NotificationController: Sendable {
 
     /// 422 RECIPIENT_SUPPRESSED when the email would go to an address on the suppression list.
     func suppression(of new: NewNotification, recipient: Recipient?) async throws -> APIError? {
-        guard let address = Self.address(of: new, recipient: recipient), let reason = try await suppressions.reason(for: address) else {
-            return nil
-        }
+        guard let address = Self.address(of: new, recipient: recipient) else { return nil }
+        guard let reason = try await Self.checked({ try await suppressions.reason(for: address) }) else { return nil }
         return Self.suppressed(reason)
+    }
+
+    /// A suppression lookup the database could not answer: 503, nothing accepted (never a 500, never sent unchecked).
+    static func checked<T: Sendable>(_ lookup: () async throws -> T) async throws -> T {
+        do {
+            return try await lookup()
+        } catch {
+            throw APIError.dependencyUnavailable("The suppression list could not be checked, so nothing was accepted; try again shortly")
+        }
     }
 
     static func suppressed(_ reason: Suppression.Reason) -> APIError {

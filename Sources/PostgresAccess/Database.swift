@@ -283,6 +283,9 @@ extension Database {
     /// callers then get 503 DEPENDENCY_UNAVAILABLE, never 500 (`EnvelopeMiddleware(unavailable:)`).
     public static func isUnavailable(_ error: any Error) -> Bool {
         if error is DeadlineExceeded { return true }
+        // A query on a pool being replaced after the server restarted fails with the pool module's error (its module,
+        // _ConnectionPoolModule, is not a product this target links, so it is recognised by name).
+        if String(reflecting: type(of: error)).hasSuffix(".ConnectionPoolError") { return true }
         if let error = error as? PostgresTransactionError {
             return [error.closureError, error.commitError, error.rollbackError].contains { $0.map(isUnavailable) ?? false }
         }
