@@ -77,16 +77,7 @@ public struct SuppressionList: Sendable {
             logger: logger
         ).decode((String, String, String?, UUID?, String?, Date, Int).self) {
             total = row.6
-            items.append(
-                Suppression(
-                    address: row.0,
-                    reason: Suppression.Reason(rawValue: row.1) ?? .manual,
-                    provider: row.2,
-                    notificationID: row.3,
-                    detail: row.4,
-                    createdAt: row.5
-                )
-            )
+            items.append(Self.entry((row.0, row.1, row.2, row.3, row.4, row.5)))
         }
         if items.isEmpty && offset > 0 {
             total = try await client.query(
