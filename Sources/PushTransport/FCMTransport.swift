@@ -166,7 +166,12 @@ public struct FCMTransport: Sendable {
         if let image = message.imageURL { androidNotification["image"] = image }
         if message.link != nil { androidNotification["click_action"] = "OPEN_LINK" }
         if !androidNotification.isEmpty { android["notification"] = androidNotification }
-        var apns: [String: Any] = ["headers": ["apns-priority": high ? "10" : "5"]]
+        var apnsHeaders = ["apns-priority": high ? "10" : "5"]
+        if let collapse = message.collapseID {
+            android["collapse_key"] = collapse
+            apnsHeaders["apns-collapse-id"] = APNsTransport.collapseID(collapse)
+        }
+        var apns: [String: Any] = ["headers": apnsHeaders]
         if let image = message.imageURL { apns["fcm_options"] = ["image": image] }
         var webpush: [String: Any] = ["headers": ["Urgency": high ? "high" : "normal", "TTL": "\(message.timeToLive)"]]
         if let link = message.link { webpush["fcm_options"] = ["link": link] }

@@ -14,8 +14,21 @@ public struct PushMessage: Sendable, Equatable {
     public var priority: Int
     /// How long a provider may hold the message for an offline device.
     public var timeToLive: Int
+    /// Messages with the same collapse id replace each other on the device (APNs `apns-collapse-id`, FCM
+    /// `collapse_key`): a template sets it as `data.collapse_id`.
+    public var collapseID: String?
 
-    public init(title: String, body: String, imageURL: String?, link: String?, data: [String: String], priority: Int, timeToLive: Int = 86_400) {
+    public init(
+        title: String,
+        body: String,
+        imageURL: String?,
+        link: String?,
+        data: [String: String],
+        priority: Int,
+        timeToLive: Int = 86_400,
+        collapseID: String? = nil
+    ) {
+        self.collapseID = collapseID
         self.title = title
         self.body = body
         self.imageURL = imageURL

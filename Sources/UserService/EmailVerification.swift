@@ -66,6 +66,8 @@ struct VerificationMailer: Sendable {
 
     struct NotSent: Error, CustomStringConvertible {
         var description: String
+        /// The gateway's Retry-After when it refused for a rate limit (429): the caller is told to slow down too.
+        var retryAfter: String? = nil
     }
 
     func send(userID: UUID, name: String, to address: String, token: String, tokenHash: Data, correlationID: String) async throws {
@@ -94,7 +96,10 @@ struct VerificationMailer: Sendable {
         guard response.status == .accepted || response.status == .ok else {
             // The gateway's envelope names the reason (e.g. TEMPLATE_NOT_FOUND); it goes to the log, not to the user.
             let code = (try? JSONSerialization.jsonObject(with: Data(buffer: answer)) as? [String: Any])?["error"] as? String
-            throw NotSent(description: "gateway answered \(response.status.code) \(code ?? "")")
+            throw NotSent(
+                description: "gateway answered \(response.status.code) \(code ?? "")",
+                retryAfter: response.status == .tooManyRequests ? response.headers.first(name: "Retry-After") ?? "1" : nil
+            )
         }
     }
 }

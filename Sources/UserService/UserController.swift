@@ -251,13 +251,23 @@ struct UserController: Sendable {
             if user.pendingEmail != nil { try await repository.cancelEmailChange(id: id) }
             return false
         }
-        guard try await repository.requestEmailChange(id: id, email: email, tokenHash: tokenHash, ttlSeconds: mailer.settings.ttlSeconds) != nil
+        guard
+            let previous = try await repository.requestEmailChange(id: id, email: email, tokenHash: tokenHash, ttlSeconds: mailer.settings.ttlSeconds)
         else { throw Self.userNotFound }
         do {
             try await mailer.send(userID: id, name: user.name, to: email, token: token, tokenHash: tokenHash, correlationID: context.correlationID)
         } catch {
             context.logger.error("email verification not sent", metadata: ["user_id": .string(id.lowercased), "error": .string("\(error)")])
-            try? await repository.cancelEmailChange(id: id, tokenHash: tokenHash)
+            try? await repository.cancelEmailChange(id: id, tokenHash: tokenHash, restoring: previous)
+            if let retryAfter = (error as? VerificationMailer.NotSent)?.retryAfter {
+                // The gateway's per-user limit: too many verification mails in a short time.
+                throw APIError(
+                    .tooManyRequests,
+                    code: .rateLimited,
+                    message: "Too many verification mails for this user; nothing was changed; try again later",
+                    headers: [.retryAfter: retryAfter]
+                )
+            }
             throw APIError(
                 .serviceUnavailable,
                 code: .verificationNotSent,
@@ -398,7 +408,7 @@ struct UserController: Sendable {
     @Sendable func addDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let id = try authorize(context, scope: .usersWrite)
         var fields = FieldValidator(try await request.jsonObject())
-        let platform = fields.oneOf("platform", ["fcm", "webpush", "apns"])
+        let platform = fields.oneOf("platform", ["fcm", "webpush", "apns", "onesignal"])
         var token: String?
         var p256dh: String?
         var auth: String?
@@ -416,6 +426,10 @@ struct UserController: Sendable {
         case "apns":
             token = fields.string("token", maxLength: 200)
             if let token, let problem = DeviceValidation.apns(token) { fields.fail("token", problem) }
+        case "onesignal":
+            token = fields.string("token", maxLength: 36)
+            if let token, UUID(uuidString: token) == nil { fields.fail("token", "must be a OneSignal subscription id (a UUID)") }
+            token = token.flatMap(UUID.init(uuidString:))?.uuidString.lowercased() ?? token
         case "fcm":
             token = fields.string("token", maxLength: 4096)
             if let token, let problem = DeviceValidation.fcm(token) { fields.fail("token", problem) }

@@ -260,25 +260,38 @@ public struct UserRepository: Sendable {
 
     /// Records a new address waiting for verification, with the hash of its single-use token; replaces any earlier
     /// request (its token stops working). Nil: no such user.
-    public func requestEmailChange(id: UUID, email: String, tokenHash: Data, ttlSeconds: Int) async throws -> UserResource? {
+    /// The email change a user had waiting before a new request replaced it.
+    public struct PendingEmailChange: Sendable {
+        var email: String?
+        var tokenHash: Data?
+        var expiresAt: Date?
+    }
+
+    /// Stores `email` as pending with a new token; returns the request it replaced (nil: no such user).
+    public func requestEmailChange(id: UUID, email: String, tokenHash: Data, ttlSeconds: Int) async throws -> PendingEmailChange? {
         let rows = try await client.query(
             """
-            UPDATE users SET pending_email = \(email), email_verification_hash = \(tokenHash),
+            UPDATE users u SET pending_email = \(email), email_verification_hash = \(tokenHash),
                 email_verification_expires_at = now() + make_interval(secs => \(ttlSeconds)), updated_at = now()
-            WHERE id = \(id)
-            RETURNING \(unescaped: Self.columnList)
+            FROM (SELECT id, pending_email, email_verification_hash, email_verification_expires_at FROM users WHERE id = \(id) FOR UPDATE) old
+            WHERE u.id = old.id
+            RETURNING old.pending_email, old.email_verification_hash, old.email_verification_expires_at
             """,
             logger: logger
         )
-        for try await row in rows.decode(Row.self) { return Self.resource(row) }
+        for try await (email, hash, expires) in rows.decode((String?, Data?, Date?).self) {
+            return PendingEmailChange(email: email, tokenHash: hash, expiresAt: expires)
+        }
         return nil
     }
 
-    /// Withdraws a request whose verification could not be sent (only if it is still the current one).
-    public func cancelEmailChange(id: UUID, tokenHash: Data) async throws {
+    /// Withdraws a request whose verification could not be sent (only if it is still the current one), putting back
+    /// the request it replaced.
+    public func cancelEmailChange(id: UUID, tokenHash: Data, restoring previous: PendingEmailChange) async throws {
         _ = try await client.query(
             """
-            UPDATE users SET pending_email = NULL, email_verification_hash = NULL, email_verification_expires_at = NULL
+            UPDATE users SET pending_email = \(previous.email), email_verification_hash = \(previous.tokenHash),
+                email_verification_expires_at = \(previous.expiresAt)
             WHERE id = \(id) AND email_verification_hash = \(tokenHash)
             """,
             logger: logger

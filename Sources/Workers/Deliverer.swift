@@ -204,37 +204,61 @@ public struct DeviceOutcome: Sendable, Equatable {
     }
 }
 
-/// Push: fans a notification out to every active device of the user, over FCM HTTP v1 or Web Push (APNs devices are
-/// reported `skipped`: not supported yet), all devices at once under one deadline for the attempt. The notification
-/// is sent when at least one device accepted it; otherwise the attempt fails, transiently if any device failed
-/// transiently. A token or subscription the provider reports dead deactivates the device in the user service. Every
-/// device's outcome is recorded. Web Push failures are counted per push-service origin, so one failing origin (which
-/// a user may have chosen) pauses that origin only.
+/// The push providers a worker holds, each behind its own circuit breaker: one for FCM, APNs and OneSignal each, and
+/// one per push-service origin for Web Push (a user may choose the origin). A failing provider pauses only its own
+/// devices; the others go on.
+public struct PushProviders: Sendable {
+    public var fcm: FCMTransport?
+    public var apns: APNsTransport?
+    public var oneSignal: OneSignalTransport?
+    public var webPush: WebPushTransport?
+    let breakers: [String: CircuitBreaker]
+    let webPushBreakers: BreakerGroup
+
+    public init(
+        fcm: FCMTransport? = nil,
+        apns: APNsTransport? = nil,
+        oneSignal: OneSignalTransport? = nil,
+        webPush: WebPushTransport? = nil,
+        logger: Logger
+    ) {
+        self.fcm = fcm
+        self.apns = apns
+        self.oneSignal = oneSignal
+        self.webPush = webPush
+        var breakers: [String: CircuitBreaker] = [:]
+        if fcm != nil { breakers["fcm"] = CircuitBreaker(name: "fcm", logger: logger) }
+        if apns != nil { breakers["apns"] = CircuitBreaker(name: "apns", logger: logger) }
+        if oneSignal != nil { breakers["onesignal"] = CircuitBreaker(name: "onesignal", logger: logger) }
+        self.breakers = breakers
+        webPushBreakers = BreakerGroup(name: "webpush", logger: logger)
+    }
+
+    /// The breakers of the fixed providers, for health and metrics (Web Push's are per origin: `webPushBreakers`).
+    public var providerBreakers: [CircuitBreaker] { breakers.keys.sorted().compactMap { breakers[$0] } }
+    public var originBreakers: BreakerGroup { webPushBreakers }
+}
+
+/// Push: fans a notification out to every active device of the user, over FCM HTTP v1, APNs, OneSignal or Web Push,
+/// all devices at once under one deadline for the attempt. The notification is sent when at least one device accepted
+/// it; otherwise the attempt fails, transiently if any device failed transiently. A token or subscription the provider
+/// reports dead deactivates the device in the user service. Every device's outcome is recorded.
 public struct PushDeliverer: Deliverer {
     public let channel = NotificationChannel.push
-    let fcm: FCMTransport?
-    let webPush: WebPushTransport?
-    let fcmBreaker: CircuitBreaker
-    let webPushBreakers: BreakerGroup
+    let providers: PushProviders
     let directory: PlatformDirectory
     let outcomes: PushOutcomeStore
     let timeToLive: Int
     let attemptDeadline: Duration
 
     public init(
-        fcm: FCMTransport?,
-        webPush: WebPushTransport?,
-        fcmBreaker: CircuitBreaker,
-        webPushBreakers: BreakerGroup,
+        providers: PushProviders,
         directory: PlatformDirectory,
         outcomes: PushOutcomeStore,
         timeToLive: Int,
         attemptDeadline: Duration = .seconds(30)
     ) {
-        self.fcm = fcm
-        self.webPush = webPush
-        self.fcmBreaker = fcmBreaker
-        self.webPushBreakers = webPushBreakers
+        self.providers = providers
         self.directory = directory
         self.outcomes = outcomes
         self.timeToLive = timeToLive
@@ -245,16 +269,18 @@ public struct PushDeliverer: Deliverer {
         guard !recipient.devices.isEmpty else {
             throw DeliveryFailure(message: "the user has no active push device", permanent: true)
         }
-        // Rendered once; only the destination differs per device.
+        // Rendered once; only the destination differs per device. A template's `data.collapse_id` is the collapse key.
+        var data = try template.data?.mapValues { try TemplateRenderer.render($0, variables: job.variables, as: .text) } ?? [:]
+        let collapseID = data.removeValue(forKey: "collapse_id").flatMap { $0.isEmpty ? nil : $0 }
         let message = PushMessage(
             title: try TemplateRenderer.render(template.title ?? "", variables: job.variables, as: .text),
             body: try TemplateRenderer.render(template.body, variables: job.variables, as: .text),
             imageURL: try template.imageURL.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
             link: try template.link.map { try TemplateRenderer.render($0, variables: job.variables, as: .text) },
-            data: (try template.data?.mapValues { try TemplateRenderer.render($0, variables: job.variables, as: .text) } ?? [:])
-                .merging(["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID]) { $1 },
+            data: data.merging(["notification_id": job.notificationID.lowercased, "correlation_id": job.correlationID]) { $1 },
             priority: job.priority,
-            timeToLive: timeToLive
+            timeToLive: timeToLive,
+            collapseID: collapseID
         )
         let sent = await withTaskGroup(of: (Int, DeviceOutcome, Int?).self) { group in
             for (index, device) in recipient.devices.enumerated() {
@@ -345,18 +371,37 @@ public struct PushDeliverer: Deliverer {
         )
         let messageID = job.notificationID.lowercased
         do {
+            let isFailure: @Sendable (any Error) -> Bool = { ($0 as? PushError)?.permanent != true }
             switch device.platform {
             case "fcm":
-                guard let fcm else {
+                guard let fcm = providers.fcm, let breaker = providers.breakers["fcm"] else {
                     outcome.fail(.skipped, .notConfigured)
                     return (outcome, nil)
                 }
-                outcome.providerMessageID = try await fcmBreaker.run(
+                outcome.providerMessageID = try await breaker.run(
                     { try await fcm.send(message, token: device.token, messageID: messageID) },
-                    isFailure: { ($0 as? PushError)?.permanent != true }
+                    isFailure: isFailure
+                )
+            case "apns":
+                guard let apns = providers.apns, let breaker = providers.breakers["apns"] else {
+                    outcome.fail(.skipped, .notConfigured)
+                    return (outcome, nil)
+                }
+                outcome.providerMessageID = try await breaker.run(
+                    { try await apns.send(message, deviceToken: device.token, messageID: messageID) },
+                    isFailure: isFailure
+                )
+            case "onesignal":
+                guard let oneSignal = providers.oneSignal, let breaker = providers.breakers["onesignal"] else {
+                    outcome.fail(.skipped, .notConfigured)
+                    return (outcome, nil)
+                }
+                outcome.providerMessageID = try await breaker.run(
+                    { try await oneSignal.send(message, subscriptionID: device.token, messageID: messageID) },
+                    isFailure: isFailure
                 )
             case "webpush":
-                guard let webPush else {
+                guard let webPush = providers.webPush else {
                     outcome.fail(.skipped, .notConfigured)
                     return (outcome, nil)
                 }
@@ -364,9 +409,9 @@ public struct PushDeliverer: Deliverer {
                     outcome.fail(.rejected, .malformedSubscription)
                     return (outcome, nil)
                 }
-                outcome.providerMessageID = try await webPushBreakers.breaker(for: WebPushTransport.origin(of: device.token)).run(
+                outcome.providerMessageID = try await providers.webPushBreakers.breaker(for: WebPushTransport.origin(of: device.token)).run(
                     { try await webPush.send(message, endpoint: device.token, p256dh: p256dh, auth: auth, messageID: messageID) },
-                    isFailure: { ($0 as? PushError)?.permanent != true }
+                    isFailure: isFailure
                 )
             default:
                 outcome.fail(.skipped, .unsupportedPlatform)

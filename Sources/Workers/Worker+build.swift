@@ -67,6 +67,15 @@ public struct WorkerConfiguration: Sendable {
     public var fcmTokenURL: String?
     public var fcmAccount: ServiceAccount?
     public var vapid: VAPIDKey?
+    /// APNs: the `.p8` key with its key and team ids, the app's bundle id, and the host (production, sandbox or a URL).
+    public var apnsKey: APNsKey?
+    public var apnsTopic: String = ""
+    public var apnsURL: String = APNsTransport.productionURL
+    /// A CA file trusted instead of the system's roots for APNs (`NOTIFY_APNS_CA_FILE`).
+    public var apnsCAFile: String?
+    public var oneSignalURL: String = "https://api.onesignal.com"
+    public var oneSignalAppID: String?
+    public var oneSignalAPIKey: String?
     public var pushTimeToLive: Int
     /// Which Web Push endpoints may be sent to (`NOTIFY_WEBPUSH_ALLOWED_HOSTS`, `NOTIFY_WEBPUSH_ALLOW_LOOPBACK`).
     public var webPushPolicy: EndpointPolicy
@@ -167,11 +176,24 @@ public struct WorkerConfiguration: Sendable {
             }
         }
         if channel == .push {
-            let unknown = pushProviders.subtracting(["fcm", "webpush"])
+            let known = ["fcm", "apns", "webpush", "onesignal"]
+            let unknown = pushProviders.subtracting(known)
             if !unknown.isEmpty {
-                problems.append("NOTIFY_PUSH_PROVIDERS: unknown \(unknown.sorted().joined(separator: ", ")) (known: fcm, webpush)")
+                problems.append(
+                    "NOTIFY_PUSH_PROVIDERS: unknown \(unknown.sorted().joined(separator: ", ")) (known: \(known.joined(separator: ", ")))"
+                )
             }
-            if pushProviders.isEmpty { problems.append("NOTIFY_PUSH_PROVIDERS names no provider (fcm, webpush)") }
+            if pushProviders.isEmpty { problems.append("NOTIFY_PUSH_PROVIDERS names no provider (\(known.joined(separator: ", ")))") }
+            if pushProviders.contains("apns") { readAPNs(env, problems: &problems) }
+            if pushProviders.contains("onesignal") {
+                oneSignalURL = env.string("NOTIFY_ONESIGNAL_URL", default: oneSignalURL)
+                oneSignalAppID = env.optionalString("NOTIFY_ONESIGNAL_APP_ID")
+                oneSignalAPIKey = env.optionalString("NOTIFY_ONESIGNAL_API_KEY")
+                if oneSignalAppID.flatMap(UUID.init(uuidString:)) == nil {
+                    problems.append("NOTIFY_ONESIGNAL_APP_ID is required for onesignal (the app's id, a UUID)")
+                }
+                if oneSignalAPIKey == nil { problems.append("NOTIFY_ONESIGNAL_API_KEY is required for onesignal (the app's REST API key)") }
+            }
             if pushProviders.contains("fcm") {
                 fcmAccount = Self.serviceAccount(env, problems: &problems)
                 if fcmProject.isEmpty { fcmProject = fcmAccount?.projectID ?? "" }
@@ -200,6 +222,43 @@ extension WorkerConfiguration {
             security: smtpSecurity,
             caFile: smtpCAFile
         )
+    }
+
+    /// APNs token authentication: the key (NOTIFY_APNS_KEY_FILE, the `.p8` path, or NOTIFY_APNS_KEY, its PEM), its id,
+    /// the team id, the bundle id as topic, and where to send (NOTIFY_APNS_ENVIRONMENT production or sandbox, or
+    /// NOTIFY_APNS_URL).
+    mutating func readAPNs(_ env: EnvironmentReader, problems: inout [String]) {
+        // A PEM in an env file is one line, its line breaks written `\n`.
+        var pem = env.optionalString("NOTIFY_APNS_KEY")?.replacingOccurrences(of: "\\n", with: "\n")
+        if pem == nil, let path = env.optionalString("NOTIFY_APNS_KEY_FILE") {
+            if let contents = FileManager.default.contents(atPath: path) {
+                pem = String(decoding: contents, as: UTF8.self)
+            } else {
+                problems.append("NOTIFY_APNS_KEY_FILE: cannot read \(path)")
+            }
+        } else if pem == nil {
+            problems.append("APNs needs its signing key: NOTIFY_APNS_KEY_FILE (path of the .p8 file) or NOTIFY_APNS_KEY (its PEM)")
+        }
+        let keyID = env.optionalString("NOTIFY_APNS_KEY_ID")
+        let teamID = env.optionalString("NOTIFY_APNS_TEAM_ID")
+        if keyID == nil { problems.append("NOTIFY_APNS_KEY_ID is required for apns (the key's 10-character id)") }
+        if teamID == nil { problems.append("NOTIFY_APNS_TEAM_ID is required for apns (the developer team's 10-character id)") }
+        if let pem, let keyID, let teamID {
+            do { apnsKey = try APNsKey(p8: pem, keyID: keyID, teamID: teamID) } catch { problems.append("APNs: \(error)") }
+        }
+        apnsTopic = env.string("NOTIFY_APNS_TOPIC", default: "")
+        if apnsTopic.isEmpty { problems.append("NOTIFY_APNS_TOPIC is required for apns (the app's bundle id)") }
+        switch env.string("NOTIFY_APNS_ENVIRONMENT", default: "production").lowercased() {
+        case "production": apnsURL = APNsTransport.productionURL
+        case "sandbox", "development": apnsURL = APNsTransport.sandboxURL
+        default: problems.append("NOTIFY_APNS_ENVIRONMENT must be production or sandbox")
+        }
+        apnsURL = env.string("NOTIFY_APNS_URL", default: apnsURL)
+        if !apnsURL.hasPrefix("https://") { problems.append("NOTIFY_APNS_URL must be https:// (APNs speaks HTTP/2 over TLS only)") }
+        apnsCAFile = env.optionalString("NOTIFY_APNS_CA_FILE")
+        if let apnsCAFile, !FileManager.default.isReadableFile(atPath: apnsCAFile) {
+            problems.append("NOTIFY_APNS_CA_FILE: cannot read \(apnsCAFile)")
+        }
     }
 
     /// The FCM service account from NOTIFY_FCM_SERVICE_ACCOUNT (the JSON itself) or NOTIFY_FCM_SERVICE_ACCOUNT_FILE.
@@ -312,11 +371,9 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             messageIDDomain: configuration.messageIDDomain
         )
     case .push:
-        let fcmBreaker = CircuitBreaker(name: "fcm", logger: logger)
-        let webPushBreakers = BreakerGroup(name: "webpush", logger: logger)
-        providerBreakers = [fcmBreaker]
-        breakerGroups = [webPushBreakers]
-        deliverer = PushDeliverer(
+        let apnsClient = configuration.apnsKey.map { _ in APNsTransport.makeClient(caFile: configuration.apnsCAFile) }
+        if let apnsClient { resources.append(HTTPClientService(client: apnsClient)) }
+        let providers = PushProviders(
             fcm: configuration.fcmAccount.map { account in
                 FCMTransport(
                     http: http,
@@ -325,13 +382,25 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
                     tokens: FCMAccessTokens(account: account, tokenURL: configuration.fcmTokenURL, http: http, logger: logger)
                 )
             },
+            apns: configuration.apnsKey.flatMap { key in
+                apnsClient.map {
+                    APNsTransport(http: $0, baseURL: configuration.apnsURL, topic: configuration.apnsTopic, tokens: APNsTokens(key: key))
+                }
+            },
+            oneSignal: configuration.oneSignalAPIKey.map { key in
+                OneSignalTransport(http: http, baseURL: configuration.oneSignalURL, appID: configuration.oneSignalAppID ?? "", apiKey: key)
+            },
             webPush: configuration.vapid.map { vapid in
                 let clients = PinnedHTTPClients(policy: configuration.webPushPolicy)
                 pinnedClients = clients
                 return WebPushTransport(clients: clients, vapid: vapid)
             },
-            fcmBreaker: fcmBreaker,
-            webPushBreakers: webPushBreakers,
+            logger: logger
+        )
+        providerBreakers = providers.providerBreakers
+        breakerGroups = [providers.originBreakers]
+        deliverer = PushDeliverer(
+            providers: providers,
             directory: directory,
             outcomes: PushOutcomeStore(client: postgres, logger: logger),
             timeToLive: configuration.pushTimeToLive,

@@ -244,6 +244,53 @@ struct PushTests {
         #expect(Base64URL.encode(body) == vector["body"] as? String)
     }
 
+    @Test("APNs and OneSignal through the whole stack: each device gets its provider's message; a dead one is deactivated")
+    func apnsAndOneSignal() async throws {
+        try await FakeAPNs.with { apns in
+            try await Stack.with(
+                services: Self.services,
+                extra: apns.workerSettings.merging(["NOTIFY_PUSH_PROVIDERS": "fcm,webpush,apns,onesignal"]) { $1 }
+            ) { stack in
+                try await Self.template(stack)
+                let userID = try await stack.createUser()
+                let phone = try await Self.addDevice(stack, userID, ["platform": "apns", "token": FakeAPNs.deviceToken()])
+                let dead = try await Self.addDevice(stack, userID, ["platform": "apns", "token": FakeAPNs.deviceToken("dead")])
+                let subscription = OneSignalTests.subscription().uppercased()
+                let viaOneSignal = try await Self.addDevice(stack, userID, ["platform": "onesignal", "token": subscription])
+                let refused = try await stack.call(
+                    .POST,
+                    "\(stack.url(.users))/api/v1/users/\(userID)/devices/",
+                    json: ["platform": "onesignal", "token": "player-1"],
+                    headers: stack.serviceAuth
+                )
+                #expect(refused.status == 400, "a OneSignal subscription id is a UUID")
+                #expect(refused.details.contains { $0["field"] == "token" && $0["message"]?.contains("subscription id") == true })
+
+                let id = try await Self.push(stack, userID, "apns-1", priority: 9)
+                let shown = try await stack.waitForStatus(id, "sent")
+                let deliveries = try #require(shown["deliveries"] as? [[String: Any]])
+                func outcome(_ device: String) -> [String: Any]? { deliveries.first { $0["device_id"] as? String == device } }
+                #expect(outcome(phone)?["outcome"] as? String == "accepted")
+                #expect(outcome(phone)?["provider_message_id"] as? String == id, "apns-id is the notification id")
+                #expect(outcome(viaOneSignal)?["outcome"] as? String == "accepted")
+                #expect(outcome(dead)?["outcome"] as? String == "rejected")
+                #expect(outcome(dead)?["error_code"] as? String == "device_gone")
+                #expect(outcome(dead)?["device_deactivated"] as? Bool == true)
+                let devices = try await Self.devices(stack, userID)
+                #expect(devices.first { $0["device_id"] as? String == dead }?["active"] as? Bool == false)
+                #expect(devices.first { $0["device_id"] as? String == phone }?["active"] as? Bool == true)
+
+                let sent = try #require(apns.delivered.withLockedValue { $0 }.first)
+                #expect(sent.headers["apns-priority"] == "10" && sent.headers["apns-push-type"] == "alert")
+                #expect((sent.aps["alert"] as? [String: Any])?["title"] as? String == "Hi Ada")
+                #expect(sent.json["order_id"] as? String == "A-17")
+                let oneSignal = try #require(stack.fcm.oneSignalDelivered().first)
+                #expect(oneSignal["include_subscription_ids"] as? [String] == [subscription.lowercased()])
+                #expect((oneSignal["contents"] as? [String: String])?["en"] == "Your order A-17 shipped")
+            }
+        }
+    }
+
     @Test("a push worker without its providers' credentials does not start, and says what is missing")
     func startupRefusesMissingCredentials() async throws {
         try await Stack.with(services: []) { stack in
@@ -266,6 +313,16 @@ struct PushTests {
             #expect(badAccount.status == 2)
             #expect(badAccount.output.contains("service account"))
             #expect(!badAccount.output.contains("PRIVATE KEY"))
+            let noAPNs = try await stack.runCommand(
+                ["push-worker"],
+                environment: ["NOTIFY_PUSH_PROVIDERS": "apns,onesignal", "NOTIFY_APNS_KEY": FakeAPNs.p8],
+                withErrors: true
+            )
+            #expect(noAPNs.status == 2)
+            for name in ["NOTIFY_APNS_KEY_ID", "NOTIFY_APNS_TEAM_ID", "NOTIFY_APNS_TOPIC", "NOTIFY_ONESIGNAL_APP_ID", "NOTIFY_ONESIGNAL_API_KEY"] {
+                #expect(noAPNs.output.contains(name), "\(noAPNs.output)")
+            }
+            #expect(!noAPNs.output.contains("PRIVATE KEY") && !noAPNs.output.contains(FakeAPNs.signingKey.pemRepresentation.dropFirst(30).prefix(20)))
             // No built-in database or broker credentials: a process without them names what is missing.
             let noCredentials = try await stack.runCommand(
                 ["relay"],

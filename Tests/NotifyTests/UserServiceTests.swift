@@ -299,6 +299,36 @@ struct UserServiceTests {
         }
     }
 
+    @Test("email changes past the gateway's per-user limit: 429 with Retry-After, nothing changed (not a 503)")
+    func emailChangeRateLimited() async throws {
+        try await Stack.with(
+            services: [.users, .templates, .gateway],
+            extra: ["NOTIFY_RATE_LIMIT_PER_USER": "2/m", "NOTIFY_RATE_LIMIT_USER_BURST": "2"]
+        ) { stack in
+            let old = "eve.\(stack.infra.runID)@example.com"
+            let eve = try await stack.createUser(email: old)
+            let me = "\(users(stack))/\(eve)/"
+            let session = ["Authorization": "Bearer \(try #require(try await login(stack, old).data["access_token"] as? String))"]
+            func change(_ n: Int) async throws -> Stack.Reply {
+                try await stack.call(
+                    .PATCH,
+                    me,
+                    json: ["email": "eve.\(n).\(stack.infra.runID)@example.com", "current_password": "correct horse battery"],
+                    headers: session
+                )
+            }
+            #expect(try await change(1).status == 200)
+            #expect(try await change(2).status == 200)
+            let refused = try await change(3)
+            #expect(refused.status == 429, "\(refused.json)")
+            #expect(refused.json["error"] as? String == "RATE_LIMITED")
+            #expect(Int(refused.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            let shown = try await stack.call(.GET, me, headers: stack.serviceAuth)
+            #expect(shown.data["email"] as? String == old)
+            #expect(shown.data["pending_email"] as? String == "eve.2.\(stack.infra.runID)@example.com", "the refused change left no trace")
+        }
+    }
+
     @Test("list is paginated with meta; get, the short form, update and delete work, and delete leaves no personal data")
     func crud() async throws {
         try await RouterHarness.with(.users) { stack in

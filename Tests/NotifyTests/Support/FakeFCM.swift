@@ -14,7 +14,11 @@ import _CryptoExtras
 ///   `dead-…` 404 UNREGISTERED, `invalid-…` 400 INVALID_ARGUMENT, `flaky-…` 503 UNAVAILABLE once (Retry-After: 1),
 ///   `busy-…` always 429 QUOTA_EXCEEDED (Retry-After: 2), anything else 200 `{"name"}`, with FCM's error JSON;
 /// - a Web Push service (`POST /webpush/{id}`): records each request; ids `gone-…` answer 410, `redirect-…` 307 to
-///   `/webpush/internal-…`, `leaky-…` 201 with a Location on another host, `bad-…` 400 with a body; others 201.
+///   `/webpush/internal-…`, `leaky-…` 201 with a Location on another host, `bad-…` 400 with a body; others 201;
+/// - OneSignal's `POST /onesignal/notifications`: requires `Authorization: Key {oneSignalKey}` and the app id, one
+///   subscription id, headings/contents unless `content_available`; answers as OneSignal does, by subscription id:
+///   `dead…` 200 with an empty id and `invalid_player_ids`, `4290…` 429 (Retry-After: 2), `5003…` 503 once,
+///   else 200 `{"id"}`; a repeated `idempotency_key` gets the first answer and is not delivered again.
 final class FakeFCM: Sendable {
     struct Attempt: Sendable {
         var token: String
@@ -43,6 +47,16 @@ final class FakeFCM: Sendable {
     let tokenRequests = NIOLockedValueBox(0)
     let failedOnce = NIOLockedValueBox<Set<String>>([])
     let port = NIOLockedValueBox<Int>(0)
+    /// OneSignal requests accepted (one per idempotency key) and every answer given.
+    let oneSignalReceived = NIOLockedValueBox<[Data]>([])
+    let oneSignalAnswers = NIOLockedValueBox<[(String, Int)]>([])
+    let oneSignalIDs = NIOLockedValueBox<[String: String]>([:])
+    static let oneSignalAppID = "5eb5a37e-b458-11e3-ac11-000c2940e62c"
+    static let oneSignalKey = "os_v2_app_test_rest_api_key"
+    /// The push worker's settings for the OneSignal stand-in.
+    var oneSignalSettings: [String: String] {
+        ["NOTIFY_ONESIGNAL_URL": "\(url)/onesignal", "NOTIFY_ONESIGNAL_APP_ID": Self.oneSignalAppID, "NOTIFY_ONESIGNAL_API_KEY": Self.oneSignalKey]
+    }
     /// The `expires_in` of issued access tokens.
     let tokenLifetime = NIOLockedValueBox(3600)
 
@@ -56,6 +70,10 @@ final class FakeFCM: Sendable {
             "token_uri": "\(url)/token",
         ]
         return String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes]), as: UTF8.self)
+    }
+
+    func oneSignalDelivered() -> [[String: Any]] {
+        oneSignalReceived.withLockedValue { $0 }.compactMap { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] }
     }
 
     func messages() -> [[String: Any]] {
@@ -175,6 +193,47 @@ final class FakeFCM: Sendable {
                 return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "secret-provider-detail: internal stack trace")))
             }
             return Response(status: .created, headers: [.location: "\(self.url)/webpush/messages/\(UUID().uuidString.lowercased())"])
+        }
+        router.post("/onesignal/notifications") { request, _ -> Response in
+            guard request.headers[.authorization] == "Key \(Self.oneSignalKey)" else {
+                return Self.json(.forbidden, ["errors": ["Access denied.  Please include an 'Authorization: Key' header with a valid API key"]])
+            }
+            let data = Data(try await request.body.collect(upTo: 1 << 20).readableBytesView)
+            guard let body = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                return Self.json(.badRequest, ["errors": ["Bad request - please check your parameters"]])
+            }
+            let subscriptions = body["include_subscription_ids"] as? [String] ?? []
+            let hasContents = (body["contents"] as? [String: String])?["en"] != nil
+            guard body["app_id"] as? String == Self.oneSignalAppID, subscriptions.count == 1,
+                hasContents || body["content_available"] as? Bool == true
+            else {
+                return Self.json(.badRequest, ["errors": ["app_id, include_subscription_ids and contents are required"]])
+            }
+            let subscription = subscriptions[0]
+            let key = body["idempotency_key"] as? String ?? UUID().uuidString
+            if let earlier = self.oneSignalIDs.withLockedValue({ $0[key] }) {
+                self.oneSignalAnswers.withLockedValue { $0.append((subscription, 200)) }
+                return Self.json(.ok, ["id": earlier, "external_id": NSNull()])
+            }
+            let response: Response
+            if subscription.hasPrefix("dead") {
+                response = Self.json(.ok, ["id": "", "errors": ["invalid_player_ids": [subscription]]])
+            } else if subscription.hasPrefix("4290") {
+                response = Response(
+                    status: .tooManyRequests,
+                    headers: [.retryAfter: "2"],
+                    body: .init(byteBuffer: ByteBuffer(string: #"{"errors":["API rate limit exceeded"]}"#))
+                )
+            } else if subscription.hasPrefix("5003"), self.failedOnce.withLockedValue({ $0.insert(subscription).inserted }) {
+                response = Self.json(.serviceUnavailable, ["errors": ["Service Unavailable"]])
+            } else {
+                let id = UUID().uuidString.lowercased()
+                self.oneSignalIDs.withLockedValue { $0[key] = id }
+                self.oneSignalReceived.withLockedValue { $0.append(data) }
+                response = Self.json(.ok, ["id": id, "external_id": NSNull()])
+            }
+            self.oneSignalAnswers.withLockedValue { $0.append((subscription, Int(response.status.code))) }
+            return response
         }
         let port = self.port
         return Application(

@@ -146,6 +146,8 @@ final class Stack: ServiceClient, @unchecked Sendable {
             "NOTIFY_WEBPUSH_ALLOW_LOOPBACK": "true",
             "NOTIFY_RELAY_POLL_MS": "200",
         ]
+        // Read only by a push worker whose NOTIFY_PUSH_PROVIDERS names onesignal.
+        environment.merge(fcm.oneSignalSettings) { $1 }
         for (other, port) in ports { environment[other.portKey] = String(port) }
         let role = role(of: service)
         environment["NOTIFY_PG_USER"] = role.name
