@@ -46,6 +46,7 @@ public struct AdminConfiguration: Sendable {
             url("templates", "NOTIFY_TEMPLATES_URL", "NOTIFY_TEMPLATES_PORT", 8002),
             url("email-worker", "NOTIFY_EMAIL_WORKER_URL", "NOTIFY_EMAIL_WORKER_PORT", 8003),
             url("push-worker", "NOTIFY_PUSH_WORKER_URL", "NOTIFY_PUSH_WORKER_PORT", 8004),
+            url("sms-worker", "NOTIFY_SMS_WORKER_URL", "NOTIFY_SMS_WORKER_PORT", 8007),
             url("relay", "NOTIFY_RELAY_URL", "NOTIFY_RELAY_PORT", 8006),
         ]
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }

@@ -200,7 +200,7 @@ struct OverviewController: Sendable {
 
     func queueDepths() async -> [Queue] {
         var queues: [Queue] = []
-        for name in ["email.queue", "push.queue", "failed.queue"] {
+        for name in NotificationChannel.allCases.map(\.queueName) + ["failed.queue"] {
             let info = try? await management.queue(name)
             queues.append(Queue(name: name, messages: info?["messages"] as? Int, consumers: info?["consumers"] as? Int))
         }

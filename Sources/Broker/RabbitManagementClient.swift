@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NotificationModel
 
 /// RabbitMQ through its management HTTP API: topology declaration, publishing, queue inspection.
 public struct RabbitManagementClient: Sendable {
@@ -59,7 +60,7 @@ public struct RabbitManagementClient: Sendable {
         let deadLetter: [String: Any] = [
             "x-dead-letter-exchange": Self.exchange, "x-dead-letter-routing-key": "failed", "x-max-priority": 10,
         ]
-        for (queue, key) in [("email.queue", "email"), ("push.queue", "push")] {
+        for (queue, key) in NotificationChannel.allCases.map({ ($0.queueName, $0.routingKey) }) {
             try await request(.PUT, "/api/queues/\(encodedVhost)/\(queue)", body: ["durable": true, "arguments": deadLetter])
             try await request(.POST, "/api/bindings/\(encodedVhost)/e/\(Self.exchange)/q/\(queue)", body: ["routing_key": key])
         }

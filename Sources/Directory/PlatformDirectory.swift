@@ -12,11 +12,19 @@ public struct Recipient: Sendable, Decodable {
     public struct Preferences: Sendable, Decodable {
         public var email: Bool
         public var push: Bool
+        /// Absent in a contact cached before SMS existed: on, as for a new user.
+        public var sms: Bool?
         public var categories: [String: [String: Bool]]
 
         /// Whether the user accepts this channel, for a template of this category.
         public func allows(channel: String, category: String?) -> Bool {
-            let channelOn = channel == "email" ? email : push
+            let channelOn =
+                switch channel {
+                case "email": email
+                case "push": push
+                case "sms": sms ?? true
+                default: false
+                }
             if let category, let override = categories[category]?[channel] { return channelOn && override }
             return channelOn
         }
@@ -50,12 +58,16 @@ public struct Recipient: Sendable, Decodable {
     public var userID: UUID
     public var name: String
     public var email: String
+    /// E.164; nil when the user has given none.
+    public var phone: String?
+    public var phoneVerified: Bool?
     public var preferences: Preferences
     public var devices: [Device]
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
-        case name, email, preferences, devices
+        case name, email, phone, preferences, devices
+        case phoneVerified = "phone_verified"
     }
 }
 

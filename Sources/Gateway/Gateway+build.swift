@@ -43,6 +43,9 @@ public struct GatewayConfiguration: Sendable {
     public var sendGridWebhook: SendGridWebhook?
     /// Mailgun's webhook signing key (`NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY`).
     public var mailgunWebhook: MailgunWebhook?
+    /// Twilio's auth token and the gateway's public URL, for the signed SMS webhooks (`NOTIFY_TWILIO_AUTH_TOKEN`,
+    /// `NOTIFY_PUBLIC_GATEWAY_URL`); both or neither.
+    var twilioWebhook: SMSWebhookController.Twilio?
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -74,6 +77,15 @@ public struct GatewayConfiguration: Sendable {
             }
         }
         mailgunWebhook = env.optionalString("NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY").map { MailgunWebhook(signingKey: $0, maxAgeSeconds: webhookAge) }
+        switch (env.optionalString("NOTIFY_TWILIO_AUTH_TOKEN"), env.optionalString("NOTIFY_PUBLIC_GATEWAY_URL")) {
+        case (let token?, let base?):
+            if URL(string: base)?.host == nil {
+                problems.append("NOTIFY_PUBLIC_GATEWAY_URL must be an absolute URL (the gateway as Twilio calls it)")
+            }
+            twilioWebhook = .init(authToken: token, publicBaseURL: base.hasSuffix("/") ? String(base.dropLast()) : base)
+        case (nil, nil): break
+        default: problems.append("NOTIFY_TWILIO_AUTH_TOKEN and NOTIFY_PUBLIC_GATEWAY_URL go together (Twilio signs the public URL)")
+        }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -189,6 +201,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         mailgun: configuration.mailgunWebhook,
         recorder: EmailEventRecorder(client: postgres, logger: logger)
     ).register(on: router)
+    SMSWebhookController(twilio: configuration.twilioWebhook, client: postgres, logger: logger).register(on: router)
 
     return Application(
         router: router,

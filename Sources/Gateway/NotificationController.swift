@@ -133,6 +133,9 @@ struct NotificationController: Sendable {
         guard let preferences = recipient?.preferences else { return APIError.notFound(.userNotFound, "No user with this user_id") }
         // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
         if new.deliverTo != nil { return nil }
+        if new.channel == .sms, recipient?.phone == nil {
+            return APIError(.unprocessableContent, code: .noPhoneNumber, message: "The user has no phone number to send an SMS to")
+        }
         if preferences.allows(channel: new.channel.rawValue, category: template.category) { return nil }
         return APIError(
             .unprocessableContent,
@@ -141,10 +144,13 @@ struct NotificationController: Sendable {
         )
     }
 
-    /// The address an email goes to: `deliver_to` (platform mail) or the user's.
+    /// The address an email goes to (`deliver_to`, platform mail, or the user's), or the number an SMS goes to.
     static func address(of new: NewNotification, recipient: Recipient?) -> String? {
-        guard new.channel == .email else { return nil }
-        return new.deliverTo ?? recipient?.email
+        switch new.channel {
+        case .email: return new.deliverTo ?? recipient?.email
+        case .sms: return recipient?.phone
+        case .push: return nil
+        }
     }
 
     /// 422 RECIPIENT_SUPPRESSED when the email would go to an address on the suppression list.
@@ -169,11 +175,13 @@ struct NotificationController: Sendable {
         case .hardBounce: why = "it hard-bounced"
         case .complaint: why = "its owner marked the platform's mail as spam"
         case .manual: why = "an operator added it"
+        case .optOut: why = "its owner replied STOP"
         }
+        let what = reason == .optOut ? "phone number" : "email address"
         return APIError(
             .unprocessableContent,
             code: .recipientSuppressed,
-            message: "The recipient's email address is on the suppression list (\(why)); an operator can remove it through the admin API"
+            message: "The recipient's \(what) is on the suppression list (\(why)); an operator can remove it through the admin API"
         )
     }
 
@@ -305,7 +313,7 @@ struct NotificationController: Sendable {
 
     static func validate(_ body: [String: JSONValue], idempotencyKey: String?) throws -> NewNotification {
         var fields = FieldValidator(body)
-        let channel = fields.oneOf("notification_type", ["email", "push"])
+        let channel = fields.oneOf("notification_type", ["email", "push", "sms"])
         let userID = fields.uuid("user_id")
         let templateCode = fields.string("template_code", maxLength: 100)
         if let templateCode, !FieldValidator.isCode(templateCode) {
@@ -334,7 +342,7 @@ struct NotificationController: Sendable {
             deliverTo = inner.email("email")
             for key in target.keys where key != "email" { inner.fail(key, "is not a field of deliver_to") }
             for error in inner.errors { fields.fail("deliver_to.\(error.field)", error.message) }
-            if channel == "push" { fields.fail("deliver_to", "applies to email notifications only") }
+            if channel != "email" { fields.fail("deliver_to", "applies to email notifications only") }
         }
         try fields.check()
         guard let channel, let userID, let templateCode, let requestID else { throw APIError.internalError }

@@ -310,12 +310,13 @@ struct NotificationRepository: Sendable {
             }
             resource.history?.append(HistoryEntry(status: to, previous: from, cause: cause, at: at))
         }
-        if resource.notificationType == "email" {
+        if resource.notificationType == "email" || resource.notificationType == "sms" {
             resource.providerAttempts = []
+            let table = resource.notificationType == "sms" ? "sms_deliveries" : "email_deliveries"
             for try await row in try await client.query(
                 """
                 SELECT attempt, provider, outcome, provider_message_id, error_code, error, at
-                FROM email_deliveries WHERE notification_id = \(id) ORDER BY id
+                FROM \(unescaped: table) WHERE notification_id = \(id) ORDER BY id
                 """,
                 logger: logger
             ).decode((Int, String, String, String?, String?, String?, Date).self) {

@@ -219,7 +219,7 @@ public struct JobStore: Sendable {
                 )
                 -- A provider's webhook can report delivery (or a bounce) before this commit: its verdict stays.
                 UPDATE notifications n
-                SET status = CASE WHEN n.status IN ('delivered', 'bounced', 'complained') THEN n.status ELSE 'sent' END,
+                SET status = CASE WHEN n.status IN ('delivered', 'undelivered', 'bounced', 'complained') THEN n.status ELSE 'sent' END,
                     sent_at = now(), updated_at = now(), last_error = NULL
                 FROM done WHERE n.id = done.notification_id
                 """,
@@ -330,6 +330,8 @@ public struct ProviderDelivery: Sendable {
     public var providerMessageID: String?
     public var errorCode: String?
     public var error: String?
+    /// Email rows go to `email_deliveries`, SMS rows to `sms_deliveries`.
+    public var channel: NotificationChannel
 
     public init(
         notificationID: UUID,
@@ -338,8 +340,10 @@ public struct ProviderDelivery: Sendable {
         outcome: String,
         providerMessageID: String?,
         errorCode: String?,
-        error: String?
+        error: String?,
+        channel: NotificationChannel = .email
     ) {
+        self.channel = channel
         self.notificationID = notificationID
         self.attempt = attempt
         self.provider = provider
@@ -350,10 +354,17 @@ public struct ProviderDelivery: Sendable {
     }
 
     /// One statement for all rows, kept in the order given.
-    public static func insert(_ rows: [ProviderDelivery], on connection: PostgresConnection, logger: Logger) async throws {
+    public static func insert(_ all: [ProviderDelivery], on connection: PostgresConnection, logger: Logger) async throws {
+        for channel in [NotificationChannel.email, .sms] {
+            let rows = all.filter { $0.channel == channel }
+            if !rows.isEmpty { try await insert(rows, into: channel == .sms ? "sms_deliveries" : "email_deliveries", on: connection, logger: logger) }
+        }
+    }
+
+    static func insert(_ rows: [ProviderDelivery], into table: String, on connection: PostgresConnection, logger: Logger) async throws {
         _ = try await connection.query(
             """
-            INSERT INTO email_deliveries (notification_id, attempt, provider, outcome, provider_message_id, error_code, error)
+            INSERT INTO \(unescaped: table) (notification_id, attempt, provider, outcome, provider_message_id, error_code, error)
             SELECT n, a, p, o, NULLIF(m, ''), NULLIF(c, ''), NULLIF(e, '')
             FROM unnest(\(rows.map(\.notificationID)), \(rows.map(\.attempt)), \(rows.map(\.provider)), \(rows.map(\.outcome)),
                         \(rows.map { $0.providerMessageID ?? "" }), \(rows.map { $0.errorCode ?? "" }), \(rows.map { $0.error ?? "" }))

@@ -9,6 +9,8 @@ public struct Suppression: Sendable, Codable, Equatable {
         case hardBounce = "hard_bounce"
         case complaint
         case manual
+        /// The phone number's owner replied STOP.
+        case optOut = "opt_out"
     }
     public var address: String
     public var reason: Reason

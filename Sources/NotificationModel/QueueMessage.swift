@@ -1,6 +1,6 @@
 import Foundation
 
-/// The body of a message on `email.queue` / `push.queue` (the seed's fields plus the job it belongs to).
+/// The body of a message on `email.queue` / `push.queue` / `sms.queue` (the seed's fields plus the job it belongs to).
 public struct QueueMessage: Codable, Sendable, Equatable {
     public var notificationID: UUID
     public var jobID: Int
@@ -59,9 +59,9 @@ public struct QueueMessage: Codable, Sendable, Equatable {
     }
 }
 
-/// The two delivery channels; each has its own queue, routing key and worker.
+/// The delivery channels; each has its own queue, routing key and worker.
 public enum NotificationChannel: String, Codable, Sendable, CaseIterable {
-    case email, push
+    case email, push, sms
 
     public var routingKey: String { rawValue }
     public var queueName: String { "\(rawValue).queue" }

@@ -28,7 +28,7 @@ struct Notify: AsyncParsableCommand {
         commandName: "notify",
         abstract: "The notification platform: one binary, one subcommand per process.",
         subcommands: [
-            GatewayCommand.self, UsersCommand.self, TemplatesCommand.self, EmailWorkerCommand.self, PushWorkerCommand.self,
+            GatewayCommand.self, UsersCommand.self, TemplatesCommand.self, EmailWorkerCommand.self, PushWorkerCommand.self, SMSWorkerCommand.self,
             AdminCommand.self, RelayCommand.self, MigrateCommand.self,
         ]
     )
@@ -88,6 +88,16 @@ struct PushWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "push-worker", abstract: "Delivers push.queue to the push provider (port 8004).")
     func run() async throws {
         try await serve("push-worker") { env, logger in buildWorker(try WorkerConfiguration(channel: .push, env), logger: logger) }
+    }
+}
+
+struct SMSWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sms-worker",
+        abstract: "Delivers sms.queue through the SMS providers, Twilio and Vonage (port 8007)."
+    )
+    func run() async throws {
+        try await serve("sms-worker") { env, logger in buildWorker(try WorkerConfiguration(channel: .sms, env), logger: logger) }
     }
 }
 

@@ -36,6 +36,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case validationError = "VALIDATION_ERROR"
     case webhookNotConfigured = "WEBHOOK_NOT_CONFIGURED"
     case verificationNotSent = "VERIFICATION_NOT_SENT"
+    case noPhoneNumber = "NO_PHONE_NUMBER"
 }
 
 /// Every failure a client can see: a status, a stable code and a message for humans. Mapped to the envelope in one place.

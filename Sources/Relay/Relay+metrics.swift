@@ -2,6 +2,7 @@ import Broker
 import Foundation
 import JobQueue
 import Logging
+import NotificationModel
 import PostgresAccess
 import PostgresNIO
 import Telemetry
@@ -9,7 +10,7 @@ import Telemetry
 /// The gauges the relay reports at each scrape: jobs per queue and state with the age of the oldest available job
 /// (the queue lag), the outbox backlog, and RabbitMQ's queue depths from the management API.
 enum RelayMetrics {
-    static let queues = ["email", "push"]
+    static let queues = NotificationChannel.allCases.map(\.rawValue)
 
     static func collectors(postgres: Database, management: RabbitManagementClient, logger: Logger) -> [@Sendable () async -> Void] {
         [
@@ -27,7 +28,7 @@ enum RelayMetrics {
                 Telemetry.gauge("notify_outbox_oldest_seconds", stats.outboxOldestAgeSeconds ?? 0)
             },
             {
-                for queue in ["email.queue", "push.queue", "failed.queue"] {
+                for queue in NotificationChannel.allCases.map(\.queueName) + ["failed.queue"] {
                     guard let info = try? await management.queue(queue) else { continue }
                     Telemetry.gauge("notify_rabbitmq_queue_messages", Double(info["messages"] as? Int ?? 0), [("queue", queue)])
                     Telemetry.gauge("notify_rabbitmq_queue_consumers", Double(info["consumers"] as? Int ?? 0), [("queue", queue)])

@@ -48,6 +48,11 @@ public enum Telemetry {
         Counter(label: "notify_email_events_total", dimensions: [("provider", provider), ("event", kind)]).increment()
     }
 
+    /// An SMS provider's report applied (delivered, undelivered, failed) or an inbound opt-out / opt-in.
+    public static func smsEvent(provider: String, status: String) {
+        Counter(label: "notify_sms_events_total", dimensions: [("provider", provider), ("event", status)]).increment()
+    }
+
     public static func retried(channel: String) {
         Counter(label: "notify_notifications_retried_total", dimensions: [("channel", channel)]).increment()
     }

@@ -36,7 +36,7 @@ struct TemplateController: Sendable {
         }
         var update = SenderUpdate()
         let keys = ["from_email", "from_name", "reply_to"]
-        if channel == "push" {
+        if channel == "push" || channel == "sms" {
             for key in keys where present(key) && !isNull(key) { fields.fail(key, "is for email templates only") }
             return update
         }
@@ -72,7 +72,7 @@ struct TemplateController: Sendable {
             fields.fail("code", "codes starting with 'notify.' are reserved for the platform's own templates")
         }
         let name = fields.string("name", maxLength: 200)
-        let channel = fields.oneOf("channel", ["email", "push"])
+        let channel = fields.oneOf("channel", ["email", "push", "sms"])
         let category = fields.string("category", required: false, maxLength: 64)
         let sender = sender(&fields, channel: channel)
         let content = Self.content(&fields, channel: channel)
@@ -149,7 +149,9 @@ struct TemplateController: Sendable {
         var errors: [FieldError] = []
         let (page, limit) = request.pagination(into: &errors)
         let channel = query.get("channel")
-        if let channel, !["email", "push"].contains(channel) { errors.append(FieldError(field: "channel", message: "must be email or push")) }
+        if let channel, !["email", "push", "sms"].contains(channel) {
+            errors.append(FieldError(field: "channel", message: "must be email, push or sms"))
+        }
         if !errors.isEmpty { throw APIError.validation(errors) }
         let (templates, total) = try await repository.list(channel: channel, page: page, limit: limit)
         return .envelope(data: templates, message: "Templates retrieved successfully", meta: PageMeta(total: total, limit: limit, page: page))
@@ -202,6 +204,24 @@ struct TemplateController: Sendable {
         var imageURL: String?
         var link: String?
         var data: [String: String]?
+        /// SMS only: how the rendered body travels.
+        var sms: SMSInfo?
+    }
+
+    struct SMSInfo: Encodable, Sendable {
+        var encoding: String
+        var characters: Int
+        var segments: Int
+        /// Whether the rendered body fits the platform's limit (at most SMSText.maxSegments segments).
+        var sendable: Bool
+
+        init(_ body: String) {
+            let text = SMSText(body)
+            encoding = text.encoding.rawValue
+            characters = text.characters
+            segments = text.segments
+            sendable = text.segments <= SMSText.maxSegments
+        }
     }
 
     /// Preview: renders a version with the given variables; 422 lists the variables it needs and did not get.
@@ -234,15 +254,17 @@ struct TemplateController: Sendable {
             link: try text(template.link),
             data: try template.data?.mapValues { try TemplateRenderer.render($0, variables: variables, as: .text) }
         )
-        return .envelope(data: rendered, message: "Template rendered")
+        var shown = rendered
+        if template.channel == "sms" { shown.sms = SMSInfo(rendered.body) }
+        return .envelope(data: shown, message: "Template rendered")
     }
 
     /// The template a path names: its code, and its channel from `?channel=`, or the only channel the code exists on.
     func identify(_ request: Request, context: NotifyRequestContext) async throws -> (String, String) {
         guard let code = context.parameters.get("code") else { throw Self.notFound }
         if let channel = request.uri.queryParameters.get("channel") {
-            guard ["email", "push"].contains(channel) else {
-                throw APIError.validation([FieldError(field: "channel", message: "must be email or push")])
+            guard ["email", "push", "sms"].contains(channel) else {
+                throw APIError.validation([FieldError(field: "channel", message: "must be email, push or sms")])
             }
             return (code, channel)
         }
@@ -252,7 +274,12 @@ struct TemplateController: Sendable {
         case 1: return (code, channels[0])
         default:
             throw APIError.validation(
-                [FieldError(field: "channel", message: "this code names an email and a push template: add ?channel=email or ?channel=push")])
+                [
+                    FieldError(
+                        field: "channel",
+                        message: "this code names templates of \(channels.sorted().joined(separator: ", ")): add ?channel=\(channels.sorted()[0])"
+                    )
+                ])
         }
     }
 
@@ -260,7 +287,14 @@ struct TemplateController: Sendable {
     static func content(_ fields: inout FieldValidator, channel: String?) -> TemplateVariant? {
         let language = fields.languageTag("language") ?? "en"
         let subject = fields.string("subject", required: channel == "email", maxLength: 998)
-        let body = fields.string("body", maxLength: 100_000)
+        let body = fields.string("body", maxLength: channel == "sms" ? 1600 : 100_000)
+        if channel == "sms" {
+            // A text message is its body alone.
+            for field in ["subject", "html_body", "title", "image_url", "link"] {
+                if let value = fields.object[field], case .null = value { continue }
+                if fields.object[field] != nil { fields.fail(field, "an sms template has a body only") }
+            }
+        }
         let htmlBody = fields.string("html_body", required: false, maxLength: 500_000)
         let title = fields.string("title", required: channel == "push", maxLength: 500)
         let imageURL = fields.string("image_url", required: false, maxLength: 2048)

@@ -70,9 +70,13 @@ struct UserController: Sendable {
         let password = Self.password(&fields, "password", required: true)
         let pushToken = fields.string("push_token", required: false, maxLength: 4096)
         if let pushToken, let problem = DeviceValidation.fcm(pushToken) { fields.fail("push_token", problem) }
+        let phone = Self.phone(&fields)
+        let phoneVerified = fields.bool("phone_verified") ?? false
+        if phoneVerified, phone == nil { fields.fail("phone_verified", "applies only together with phone") }
         var preferenceFields = FieldValidator(fields.object("preferences") ?? [:])
         let emailEnabled = preferenceFields.bool("email") ?? true
         let pushEnabled = preferenceFields.bool("push") ?? true
+        let smsEnabled = preferenceFields.bool("sms") ?? true
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
         try fields.check()
         guard let name, let email, let password else { throw APIError.internalError }
@@ -83,13 +87,26 @@ struct UserController: Sendable {
                 passwordHash: try await hash(password),
                 pushToken: pushToken,
                 emailEnabled: emailEnabled,
-                pushEnabled: pushEnabled
+                pushEnabled: pushEnabled,
+                phone: phone,
+                phoneVerified: phoneVerified,
+                smsEnabled: smsEnabled
             )
             context.logger.info("user created", metadata: ["user_id": .string(user.userID)])
             return .envelope(.created, data: user, message: "User created")
         } catch UserRepositoryError.emailTaken {
             throw APIError(.conflict, code: .emailTaken, message: "A user with this email already exists")
         }
+    }
+
+    /// `phone`: E.164 (spaces, dots, hyphens and parentheses are dropped), stored as `+` and digits.
+    static func phone(_ fields: inout FieldValidator) -> String? {
+        guard let text = fields.string("phone", required: false, maxLength: 32) else { return nil }
+        guard let phone = PhoneNumber.normalize(text) else {
+            fields.fail("phone", PhoneNumber.problem)
+            return nil
+        }
+        return phone
     }
 
     struct TokenResponse: Encodable, Sendable {
@@ -213,12 +230,24 @@ struct UserController: Sendable {
             if let token, let problem = DeviceValidation.fcm(token) { fields.fail("push_token", problem) }
             changes.pushToken = .some(token)
         }
+        if body.keys.contains("phone") { changes.phone = .some(Self.phone(&fields)) }
+        // As with email: only a service that verified the number itself may say so.
+        changes.phoneVerified = fields.bool("phone_verified")
+        if changes.phoneVerified != nil, context.identity?.userID != nil {
+            fields.fail("phone_verified", "may be set only with a service credential")
+        }
+        if changes.phoneVerified == true, changes.phone == nil || changes.phone == .some(nil) {
+            fields.fail("phone_verified", "applies only together with phone")
+        }
         let preferenceObject = fields.object("preferences")
         var preferenceFields = FieldValidator(preferenceObject ?? [:])
         let email = preferenceFields.bool("email")
         let push = preferenceFields.bool("push")
+        let sms = preferenceFields.bool("sms")
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
-        let known: Set<String> = ["name", "email", "email_verified", "password", "current_password", "push_token", "preferences"]
+        let known: Set<String> = [
+            "name", "email", "email_verified", "password", "current_password", "push_token", "preferences", "phone", "phone_verified",
+        ]
         for key in body.keys where !known.contains(key) { fields.fail(key, "is not a field of a user") }
         try fields.check()
         var message = "User updated"
@@ -230,8 +259,8 @@ struct UserController: Sendable {
         }
         do {
             guard var user = try await repository.update(id: id, changes) else { throw Self.userNotFound }
-            if email != nil || push != nil {
-                _ = try await repository.setPreferences(id: id, email: email, push: push, categories: nil)
+            if email != nil || push != nil || sms != nil {
+                _ = try await repository.setPreferences(id: id, email: email, push: push, sms: sms, categories: nil)
                 user = try await repository.find(id: id) ?? user
             }
             await invalidate(id)
@@ -323,6 +352,7 @@ struct UserController: Sendable {
         var fields = FieldValidator(try await request.jsonObject())
         let email = fields.bool("email")
         let push = fields.bool("push")
+        let sms = fields.bool("sms")
         var categories: [String: [String: Bool]]?
         if let object = fields.object("categories") {
             categories = [:]
@@ -332,8 +362,8 @@ struct UserController: Sendable {
                     continue
                 }
                 for (channel, enabled) in channels {
-                    guard ["email", "push"].contains(channel), case .bool(let flag) = enabled else {
-                        fields.fail("categories.\(category).\(channel)", "must be email or push with a boolean")
+                    guard ["email", "push", "sms"].contains(channel), case .bool(let flag) = enabled else {
+                        fields.fail("categories.\(category).\(channel)", "must be email, push or sms with a boolean")
                         continue
                     }
                     categories?[category, default: [:]][channel] = flag
@@ -341,7 +371,7 @@ struct UserController: Sendable {
             }
         }
         try fields.check()
-        guard let preferences = try await repository.setPreferences(id: id, email: email, push: push, categories: categories) else {
+        guard let preferences = try await repository.setPreferences(id: id, email: email, push: push, sms: sms, categories: categories) else {
             throw Self.userNotFound
         }
         await invalidate(id)

@@ -10,6 +10,7 @@ public struct UserResource: Codable, Sendable, Equatable {
     public struct Preferences: Codable, Sendable, Equatable {
         public var email: Bool
         public var push: Bool
+        public var sms: Bool
     }
 
     public var userID: String
@@ -21,6 +22,9 @@ public struct UserResource: Codable, Sendable, Equatable {
     public var updatedAt: Date
     /// A new address waiting for its verification; `email` stays the address in use until then.
     public var pendingEmail: String? = nil
+    /// Where SMS goes (E.164), and whether a service confirmed the user holds it.
+    public var phone: String? = nil
+    public var phoneVerified: Bool = false
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
@@ -30,6 +34,8 @@ public struct UserResource: Codable, Sendable, Equatable {
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case pendingEmail = "pending_email"
+        case phone
+        case phoneVerified = "phone_verified"
     }
 }
 
@@ -37,6 +43,7 @@ public struct UserResource: Codable, Sendable, Equatable {
 public struct PreferencesResource: Codable, Sendable, Equatable {
     public var email: Bool
     public var push: Bool
+    public var sms: Bool
     public var categories: [String: [String: Bool]]
 }
 
@@ -64,6 +71,8 @@ public struct ContactResource: Codable, Sendable, Equatable {
     public var name: String
     public var email: String
     public var pushToken: String?
+    public var phone: String?
+    public var phoneVerified: Bool
     public var preferences: PreferencesResource
     public var devices: [DeviceResource]
 
@@ -71,6 +80,8 @@ public struct ContactResource: Codable, Sendable, Equatable {
         case userID = "user_id"
         case name, email
         case pushToken = "push_token"
+        case phone
+        case phoneVerified = "phone_verified"
         case preferences, devices
     }
 }
@@ -86,6 +97,9 @@ public struct UserChanges: Sendable {
     public var email: String?
     public var passwordHash: String?
     public var pushToken: String??
+    /// `.some(nil)` removes the number.
+    public var phone: String??
+    public var phoneVerified: Bool?
 }
 
 public enum UserRepositoryError: Error {
@@ -102,8 +116,9 @@ public struct UserRepository: Sendable {
         self.logger = logger
     }
 
-    static let columnList = "id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email"
-    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?)
+    static let columnList =
+        "id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email, phone, phone_verified, sms_enabled"
+    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?, String?, Bool, Bool)
 
     static func resource(_ row: Row) -> UserResource {
         UserResource(
@@ -111,10 +126,12 @@ public struct UserRepository: Sendable {
             name: row.1,
             email: row.2,
             pushToken: row.3,
-            preferences: .init(email: row.4, push: row.5),
+            preferences: .init(email: row.4, push: row.5, sms: row.11),
             createdAt: row.6,
             updatedAt: row.7,
-            pendingEmail: row.8
+            pendingEmail: row.8,
+            phone: row.9,
+            phoneVerified: row.10
         )
     }
 
@@ -132,7 +149,10 @@ public struct UserRepository: Sendable {
         passwordHash: String,
         pushToken: String?,
         emailEnabled: Bool,
-        pushEnabled: Bool
+        pushEnabled: Bool,
+        phone: String? = nil,
+        phoneVerified: Bool = false,
+        smsEnabled: Bool = true
     ) async throws
         -> UserResource
     {
@@ -140,8 +160,11 @@ public struct UserRepository: Sendable {
             try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
-                    INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled)
-                    VALUES (\(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled))
+                    INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled, phone, phone_verified, sms_enabled)
+                    VALUES (
+                        \(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled), \(phone), \(phone != nil && phoneVerified),
+                        \(smsEnabled)
+                    )
                     RETURNING \(unescaped: Self.columnList)
                     """,
                     logger: logger
@@ -226,6 +249,8 @@ public struct UserRepository: Sendable {
             try await client.withTransaction(logger: logger) { connection in
                 let setToken = changes.pushToken != nil
                 let token = changes.pushToken ?? nil
+                let setPhone = changes.phone != nil
+                let phone = changes.phone ?? nil
                 let rows = try await connection.query(
                     """
                     UPDATE users SET name = COALESCE(\(changes.name), name), email = COALESCE(\(changes.email), email),
@@ -233,6 +258,12 @@ public struct UserRepository: Sendable {
                         email_verification_hash = CASE WHEN \(changes.email)::text IS NULL THEN email_verification_hash END,
                         password_hash = COALESCE(\(changes.passwordHash), password_hash),
                         push_token = CASE WHEN \(setToken) THEN \(token) ELSE push_token END,
+                        phone = CASE WHEN \(setPhone) THEN \(phone) ELSE phone END,
+                        -- A new number is unverified unless the service that set it vouches for it.
+                        phone_verified = CASE
+                            WHEN \(changes.phoneVerified)::boolean IS NOT NULL THEN \(changes.phoneVerified)::boolean
+                            WHEN \(setPhone) AND \(phone)::text IS DISTINCT FROM phone THEN false
+                            ELSE phone_verified END,
                         token_version = token_version
                             + CASE WHEN \(changes.passwordHash)::text IS NOT NULL
                                         OR (\(changes.email)::text IS NOT NULL AND lower(\(changes.email)::text) <> lower(email)) THEN 1 ELSE 0 END,
@@ -355,9 +386,9 @@ public struct UserRepository: Sendable {
     }
 
     public func preferences(id: UUID) async throws -> PreferencesResource? {
-        var channels: (Bool, Bool)?
-        for try await row in try await client.query("SELECT email_enabled, push_enabled FROM users WHERE id = \(id)", logger: logger)
-            .decode((Bool, Bool).self)
+        var channels: (Bool, Bool, Bool)?
+        for try await row in try await client.query("SELECT email_enabled, push_enabled, sms_enabled FROM users WHERE id = \(id)", logger: logger)
+            .decode((Bool, Bool, Bool).self)
         { channels = row }
         guard let channels else { return nil }
         var categories: [String: [String: Bool]] = [:]
@@ -367,17 +398,23 @@ public struct UserRepository: Sendable {
         ).decode((String, String, Bool).self) {
             categories[category, default: [:]][channel] = enabled
         }
-        return PreferencesResource(email: channels.0, push: channels.1, categories: categories)
+        return PreferencesResource(email: channels.0, push: channels.1, sms: channels.2, categories: categories)
     }
 
     /// Sets the given preferences; categories given replace that category's settings.
-    public func setPreferences(id: UUID, email: Bool?, push: Bool?, categories: [String: [String: Bool]]?) async throws -> PreferencesResource? {
+    public func setPreferences(
+        id: UUID,
+        email: Bool?,
+        push: Bool?,
+        sms: Bool? = nil,
+        categories: [String: [String: Bool]]?
+    ) async throws -> PreferencesResource? {
         let found: Bool = try await client.withTransaction(logger: logger) { connection in
             var exists = false
             for try await _ in try await connection.query(
                 """
                 UPDATE users SET email_enabled = COALESCE(\(email), email_enabled), push_enabled = COALESCE(\(push), push_enabled),
-                    updated_at = now()
+                    sms_enabled = COALESCE(\(sms), sms_enabled), updated_at = now()
                 WHERE id = \(id) RETURNING id
                 """,
                 logger: logger
@@ -557,7 +594,9 @@ public struct UserRepository: Sendable {
                 name: row.1,
                 email: row.2,
                 pushToken: row.3,
-                preferences: PreferencesResource(email: row.4, push: row.5, categories: categories[id] ?? [:]),
+                phone: row.9,
+                phoneVerified: row.10,
+                preferences: PreferencesResource(email: row.4, push: row.5, sms: row.11, categories: categories[id] ?? [:]),
                 devices: devices[id] ?? []
             )
         }
@@ -572,6 +611,8 @@ public struct UserRepository: Sendable {
             name: user.name,
             email: user.email,
             pushToken: user.pushToken,
+            phone: user.phone,
+            phoneVerified: user.phoneVerified,
             preferences: preferences,
             devices: devices
         )

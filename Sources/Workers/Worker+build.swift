@@ -14,6 +14,7 @@ import OutboundPolicy
 import PostgresAccess
 import PostgresNIO
 import PushTransport
+import SMSProviders
 import SMTPTransport
 import ServiceLifecycle
 
@@ -81,12 +82,31 @@ public struct WorkerConfiguration: Sendable {
     public var webPushPolicy: EndpointPolicy
     /// One push attempt's deadline, all devices together (`NOTIFY_PUSH_ATTEMPT_TIMEOUT_SECONDS`).
     public var pushAttemptSeconds: Int
+    // sms
+    /// The SMS providers in the order they are tried (`NOTIFY_SMS_PROVIDERS`, default `twilio`).
+    public var smsProviders: [String] = []
+    public var twilioURL = "https://api.twilio.com"
+    public var twilioAccountSID: String?
+    public var twilioAuthToken: String?
+    public var twilioFrom: String?
+    public var twilioMessagingServiceSID: String?
+    public var vonageURL = "https://rest.nexmo.com"
+    public var vonageAPIKey: String?
+    public var vonageAPISecret: String?
+    public var vonageFrom: String?
+    /// The public URL of the gateway's Twilio status webhook (`NOTIFY_SMS_STATUS_CALLBACK_URL`), sent with each message.
+    public var smsStatusCallback: String?
 
     public init(channel: NotificationChannel, _ env: EnvironmentReader) throws {
         var problems: [String] = []
         self.channel = channel
-        let portKey = channel == .email ? "NOTIFY_EMAIL_WORKER_PORT" : "NOTIFY_PUSH_WORKER_PORT"
-        listen = ListenSettings(env, portKey: portKey, defaultPort: channel == .email ? 8003 : 8004, problems: &problems)
+        let (portKey, defaultPort) =
+            switch channel {
+            case .email: ("NOTIFY_EMAIL_WORKER_PORT", 8003)
+            case .push: ("NOTIFY_PUSH_WORKER_PORT", 8004)
+            case .sms: ("NOTIFY_SMS_WORKER_PORT", 8007)
+            }
+        listen = ListenSettings(env, portKey: portKey, defaultPort: defaultPort, problems: &problems)
         postgres = PostgresSettings(env, problems: &problems)
         rabbit = RabbitSettings(env, problems: &problems)
         serviceKey = ServiceKeySettings(env, problems: &problems)
@@ -208,6 +228,7 @@ public struct WorkerConfiguration: Sendable {
                 }
             }
         }
+        if channel == .sms { readSMS(env, problems: &problems) }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -222,6 +243,45 @@ extension WorkerConfiguration {
             security: smtpSecurity,
             caFile: smtpCAFile
         )
+    }
+
+    /// SMS providers: Twilio (account SID, auth token, a sender number or messaging service) and Vonage (API key and
+    /// secret, a sender), tried in the order of NOTIFY_SMS_PROVIDERS.
+    mutating func readSMS(_ env: EnvironmentReader, problems: inout [String]) {
+        smsProviders = env.string("NOTIFY_SMS_PROVIDERS", default: "twilio").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        let known = ["twilio", "vonage"]
+        let unknown = smsProviders.filter { !known.contains($0) }
+        if !unknown.isEmpty {
+            problems.append("NOTIFY_SMS_PROVIDERS: unknown \(unknown.joined(separator: ", ")) (known: \(known.joined(separator: ", ")))")
+        }
+        if smsProviders.isEmpty { problems.append("NOTIFY_SMS_PROVIDERS names no provider (\(known.joined(separator: ", ")))") }
+        if Set(smsProviders).count != smsProviders.count { problems.append("NOTIFY_SMS_PROVIDERS names a provider twice") }
+        if smsProviders.contains("twilio") {
+            twilioURL = env.string("NOTIFY_TWILIO_URL", default: twilioURL)
+            twilioAccountSID = env.optionalString("NOTIFY_TWILIO_ACCOUNT_SID")
+            twilioAuthToken = env.optionalString("NOTIFY_TWILIO_AUTH_TOKEN")
+            twilioFrom = env.optionalString("NOTIFY_TWILIO_FROM").map { PhoneNumber.normalize($0) ?? $0 }
+            twilioMessagingServiceSID = env.optionalString("NOTIFY_TWILIO_MESSAGING_SERVICE_SID")
+            if twilioAccountSID == nil { problems.append("NOTIFY_TWILIO_ACCOUNT_SID is required for twilio") }
+            if twilioAuthToken == nil { problems.append("NOTIFY_TWILIO_AUTH_TOKEN is required for twilio") }
+            if twilioFrom == nil, twilioMessagingServiceSID == nil {
+                problems.append("twilio needs a sender: NOTIFY_TWILIO_FROM (E.164) or NOTIFY_TWILIO_MESSAGING_SERVICE_SID")
+            }
+        }
+        if smsProviders.contains("vonage") {
+            vonageURL = env.string("NOTIFY_VONAGE_URL", default: vonageURL)
+            vonageAPIKey = env.optionalString("NOTIFY_VONAGE_API_KEY")
+            vonageAPISecret = env.optionalString("NOTIFY_VONAGE_API_SECRET")
+            vonageFrom = env.optionalString("NOTIFY_VONAGE_FROM")
+            if vonageAPIKey == nil { problems.append("NOTIFY_VONAGE_API_KEY is required for vonage") }
+            if vonageAPISecret == nil { problems.append("NOTIFY_VONAGE_API_SECRET is required for vonage") }
+            if vonageFrom == nil { problems.append("NOTIFY_VONAGE_FROM is required for vonage (a number or an alphanumeric sender id)") }
+        }
+        smsStatusCallback = env.optionalString("NOTIFY_SMS_STATUS_CALLBACK_URL")
+        if let url = smsStatusCallback, URL(string: url)?.scheme.map({ ["https", "http"].contains($0) }) != true {
+            problems.append("NOTIFY_SMS_STATUS_CALLBACK_URL must be an absolute http(s) URL")
+        }
     }
 
     /// APNs token authentication: the key (NOTIFY_APNS_KEY_FILE, the `.p8` path, or NOTIFY_APNS_KEY, its PEM), its id,
@@ -294,7 +354,7 @@ struct PinnedClientsService: Service {
     }
 }
 
-/// An email or push worker: the AMQP consumer and delivery loop, plus an HTTP port for /health.
+/// An email, push or SMS worker: the AMQP consumer and delivery loop, plus an HTTP port for /health.
 public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) -> some ApplicationProtocol {
     let postgres = Database(
         configuration.postgres,
@@ -369,6 +429,35 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             from: configuration.mailFrom,
             fromName: configuration.mailFromName,
             messageIDDomain: configuration.messageIDDomain
+        )
+    case .sms:
+        var links: [SMSProviderChain.Link] = []
+        for name in configuration.smsProviders {
+            let provider: any SMSProvider =
+                name == "vonage"
+                ? VonageProvider(
+                    http: http,
+                    baseURL: configuration.vonageURL,
+                    apiKey: configuration.vonageAPIKey ?? "",
+                    apiSecret: configuration.vonageAPISecret ?? "",
+                    from: configuration.vonageFrom ?? ""
+                )
+                : TwilioProvider(
+                    http: http,
+                    baseURL: configuration.twilioURL,
+                    accountSID: configuration.twilioAccountSID ?? "",
+                    authToken: configuration.twilioAuthToken ?? "",
+                    from: configuration.twilioFrom,
+                    messagingServiceSID: configuration.twilioMessagingServiceSID
+                )
+            links.append(.init(provider: provider, breaker: CircuitBreaker(name: name, logger: logger)))
+        }
+        providerBreakers = links.map(\.breaker)
+        deliverer = SMSDeliverer(
+            chain: SMSProviderChain(links),
+            deliveries: EmailDeliveryStore(client: postgres, logger: logger),
+            suppressions: SuppressionCheck(list: SuppressionList(client: postgres, logger: logger), deadline: postgres.operationTimeout),
+            statusCallback: configuration.smsStatusCallback
         )
     case .push:
         let apnsClient = configuration.apnsKey.map { _ in APNsTransport.makeClient(caFile: configuration.apnsCAFile) }

@@ -12,6 +12,7 @@ struct DeploymentTests {
 
     static let processes: [String: Int] = [
         "gateway": 8000, "users": 8001, "templates": 8002, "email-worker": 8003, "push-worker": 8004, "admin": 8005, "relay": 8006,
+        "sms-worker": 8007,
     ]
     static let infrastructure: Set<String> = ["postgres", "rabbitmq", "redis", "smtp"]
 
@@ -26,22 +27,21 @@ struct DeploymentTests {
         "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SMTP_USERNAME",
         "NOTIFY_SMTP_PASSWORD", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT", "NOTIFY_SENDGRID_API_KEY", "NOTIFY_MAILGUN_API_KEY",
         "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY", "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY", "NOTIFY_UNSUBSCRIBE_SECRET", "NOTIFY_APNS_KEY",
-        "NOTIFY_ONESIGNAL_API_KEY",
+        "NOTIFY_ONESIGNAL_API_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET",
     ]
     /// Secrets a process may run without (features left off in the example): SMTP login, the FCM account, the APNs and
-    /// OneSignal keys, the email
-    /// providers' API and webhook keys, unsubscribe.
+    /// OneSignal keys, the email providers' API and webhook keys, unsubscribe.
     static let optionalSecrets: Set<String> = [
         "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD", "NOTIFY_FCM_SERVICE_ACCOUNT", "NOTIFY_SENDGRID_API_KEY", "NOTIFY_MAILGUN_API_KEY",
         "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY", "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY", "NOTIFY_UNSUBSCRIBE_SECRET", "NOTIFY_APNS_KEY",
-        "NOTIFY_ONESIGNAL_API_KEY",
+        "NOTIFY_ONESIGNAL_API_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET",
     ]
     /// What each process uses: the push worker never holds the JWT key, nothing but the gateway and the user
     /// service does, the broker's password only where the broker is used.
     static let secretsUsed: [String: Set<String>] = [
         "gateway": [
             "NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY",
-            "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY",
+            "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY", "NOTIFY_TWILIO_AUTH_TOKEN",
         ],
         "users": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_UNSUBSCRIBE_SECRET"],
         "templates": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY"],
@@ -53,6 +53,9 @@ struct DeploymentTests {
             "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT",
             "NOTIFY_APNS_KEY", "NOTIFY_ONESIGNAL_API_KEY",
         ],
+        "sms-worker": [
+            "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET",
+        ],
         "admin": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
         "relay": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
     ]
@@ -60,7 +63,8 @@ struct DeploymentTests {
     /// The PostgreSQL role each process logs in as: the role of its database, made by `notify migrate`.
     static let postgresRole: [String: String] = [
         "users": "notify_svc_users", "templates": "notify_svc_templates", "gateway": "notify_svc_notifications",
-        "email-worker": "notify_svc_notifications", "push-worker": "notify_svc_notifications", "admin": "notify_svc_notifications",
+        "email-worker": "notify_svc_notifications", "push-worker": "notify_svc_notifications", "sms-worker": "notify_svc_notifications",
+        "admin": "notify_svc_notifications",
         "relay": "notify_svc_notifications",
     ]
 
@@ -148,7 +152,7 @@ struct DeploymentTests {
         }
         for name in Self.infrastructure { #expect(services[name]?["healthcheck"] != nil, "\(name) has a healthcheck") }
 
-        // The seven processes: one image, after the migration, probed on their own /health, configured for the network.
+        // The eight processes: one image, after the migration, probed on their own /health, configured for the network.
         let image = migrate["image"] as? String
         for (name, port) in Self.processes {
             let service = try #require(services[name], "no service \(name)")
@@ -180,7 +184,7 @@ struct DeploymentTests {
             #expect(command.contains { $0 == name || $0.hasSuffix("/app/notify \(name)") }, "\(name) runs notify \(name): \(command)")
         }
         // Workers name themselves after their container: the default name (channel + PID) is the same in every container.
-        for worker in ["email-worker", "push-worker"] {
+        for worker in ["email-worker", "push-worker", "sms-worker"] {
             let entrypoint = (services[worker]?["entrypoint"] as? [String] ?? []).joined(separator: " ")
             #expect(entrypoint.contains("NOTIFY_WORKER_NAME="), "\(worker) sets NOTIFY_WORKER_NAME")
         }
@@ -249,7 +253,7 @@ struct DeploymentTests {
         #expect(egress.values.allSatisfy { Set($0).isSuperset(of: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]) })
         #expect(!egress.isEmpty)
         let hpaTargets = Set((report["hpas"] as? [String: [String: Any]] ?? [:]).values.compactMap { $0["target"] as? String })
-        #expect(hpaTargets.isSuperset(of: ["email-worker", "push-worker", "gateway"]))
+        #expect(hpaTargets.isSuperset(of: ["email-worker", "push-worker", "sms-worker", "gateway"]))
         let pdbs = report["pdbs"] as? [String: [String]] ?? [:]
         #expect(Set(pdbs.keys) == Set(Self.processes.keys), "one PodDisruptionBudget per Deployment")
         let jobs = report["jobs"] as? [String: [[String]]] ?? [:]

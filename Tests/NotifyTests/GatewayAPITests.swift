@@ -59,7 +59,7 @@ struct GatewayAPITests {
     func validation() async throws {
         try await RouterHarness.with(.gateway) { stack in
             let reply = try await stack.send([
-                "notification_type": "sms", "user_id": "not-a-uuid", "variables": "nope", "priority": "high",
+                "notification_type": "fax", "user_id": "not-a-uuid", "variables": "nope", "priority": "high",
                 "request_id": String(repeating: "x", count: 256),
             ])
             #expect(reply.status == 400)

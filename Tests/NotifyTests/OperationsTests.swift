@@ -196,7 +196,7 @@ struct OperationsTests {
 
     @Test("admin API: operator login sets a strict HttpOnly cookie; overview, dead letters and replay; CSRF header required")
     func adminAPI() async throws {
-        try await Stack.with(services: Stack.Service.core + [.admin]) { stack in
+        try await Stack.with(services: Stack.Service.core + [.smsWorker, .admin]) { stack in
             let (email, password) = try await Self.createOperator(stack)
             let admin = stack.url(.admin)
             let wrong = try await stack.call(.POST, "\(admin)/api/v1/admin/login/", json: ["email": email, "password": "nope nope nope"])
@@ -242,8 +242,9 @@ struct OperationsTests {
                 let reply = try await stack.call(.GET, "\(admin)/api/v1/admin/overview/", headers: cookie)
                 let services = reply.data["services"] as? [[String: Any]] ?? []
                 let queues = reply.data["queues"] as? [[String: Any]] ?? []
-                return services.count == 6 && services.allSatisfy({ $0["status"] as? String == "up" })
-                    && queues.contains(where: { $0["name"] as? String == "email.queue" && $0["consumers"] as? Int == 1 }) ? reply.data : nil
+                return services.count == 7 && services.allSatisfy({ $0["status"] as? String == "up" })
+                    && queues.contains(where: { $0["name"] as? String == "email.queue" && $0["consumers"] as? Int == 1 })
+                    && queues.contains(where: { $0["name"] as? String == "sms.queue" && $0["consumers"] as? Int == 1 }) ? reply.data : nil
             }
             let totals = try #require(overview["totals"] as? [String: Int])
             #expect(totals["sent"] == 1)
@@ -334,7 +335,7 @@ struct OperationsTests {
     @Test("the dashboard in headless Chromium: live numbers after notifications, a dead letter replayed with its button, a screenshot")
     func dashboardInBrowser() async throws {
         // Plain http on loopback: the cookie cannot be Secure here (it is everywhere else).
-        try await Stack.with(services: Stack.Service.core + [.admin], extra: ["NOTIFY_ADMIN_COOKIE_SECURE": "false"]) { stack in
+        try await Stack.with(services: Stack.Service.core + [.smsWorker, .admin], extra: ["NOTIFY_ADMIN_COOKIE_SECURE": "false"]) { stack in
             let (email, password) = try await Self.createOperator(stack)
             // A dead letter whose cause is then fixed: the user gets a working device, so the replay delivers it.
             try await stack.createTemplate(["code": "p", "name": "P", "channel": "push", "title": "T", "body": "B"])

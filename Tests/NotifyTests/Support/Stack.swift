@@ -22,6 +22,7 @@ final class Stack: ServiceClient, @unchecked Sendable {
         case users, templates, gateway, relay
         case emailWorker = "email-worker"
         case pushWorker = "push-worker"
+        case smsWorker = "sms-worker"
         case admin
 
         /// Every process that carries notifications (the admin service only when a test asks for it).
@@ -35,6 +36,7 @@ final class Stack: ServiceClient, @unchecked Sendable {
             case .relay: return "NOTIFY_RELAY_PORT"
             case .emailWorker: return "NOTIFY_EMAIL_WORKER_PORT"
             case .pushWorker: return "NOTIFY_PUSH_WORKER_PORT"
+            case .smsWorker: return "NOTIFY_SMS_WORKER_PORT"
             case .admin: return "NOTIFY_ADMIN_PORT"
             }
         }
@@ -43,6 +45,8 @@ final class Stack: ServiceClient, @unchecked Sendable {
     let infra: TestInfrastructure
     let http: HTTPClient
     let fcm: FakeFCM
+    /// Twilio and Vonage stand-ins; every stack's processes are configured for them.
+    let sms = FakeSMSProviders()
     let ports: [Service: Int]
     private(set) var processes: [Service: NotifyProcess] = [:]
     private(set) var apiKey = ""
@@ -74,11 +78,14 @@ final class Stack: ServiceClient, @unchecked Sendable {
         let stack = Stack(infra: infra, http: http, fcm: fcm)
         stack.extra = extra
         let fcmApp = fcm.makeApplication()
+        let smsApp = stack.sms.makeApplication()
         do {
             let result = try await withThrowingTaskGroup(of: Void.self) { group -> T in
                 group.addTask { try await fcmApp.run() }
+                group.addTask { try await smsApp.run() }
                 defer { group.cancelAll() }
                 _ = try await eventually("fake FCM listening") { fcm.port.withLockedValue { $0 } > 0 ? true : nil }
+                _ = try await eventually("fake SMS providers listening") { stack.sms.port.withLockedValue { $0 } > 0 ? true : nil }
                 try await stack.prepare()
                 for service in services { try stack.start(service) }
                 for service in services { try await stack.waitHealthy(service) }
@@ -148,6 +155,15 @@ final class Stack: ServiceClient, @unchecked Sendable {
         ]
         // Read only by a push worker whose NOTIFY_PUSH_PROVIDERS names onesignal.
         environment.merge(fcm.oneSignalSettings) { $1 }
+        // The SMS worker's providers (Twilio first, Vonage when a test lists it) and the signed webhooks' settings.
+        environment.merge([
+            "NOTIFY_TWILIO_URL": sms.twilioURL, "NOTIFY_TWILIO_ACCOUNT_SID": FakeSMSProviders.accountSID,
+            "NOTIFY_TWILIO_AUTH_TOKEN": FakeSMSProviders.authToken, "NOTIFY_TWILIO_FROM": FakeSMSProviders.from,
+            "NOTIFY_VONAGE_URL": sms.vonageURL, "NOTIFY_VONAGE_API_KEY": FakeSMSProviders.vonageKey,
+            "NOTIFY_VONAGE_API_SECRET": FakeSMSProviders.vonageSecret, "NOTIFY_VONAGE_FROM": "Notify",
+            "NOTIFY_PUBLIC_GATEWAY_URL": url(.gateway),
+            "NOTIFY_SMS_STATUS_CALLBACK_URL": "\(url(.gateway))/api/v1/webhooks/sms/twilio/status",
+        ]) { $1 }
         for (other, port) in ports { environment[other.portKey] = String(port) }
         let role = role(of: service)
         environment["NOTIFY_PG_USER"] = role.name
