@@ -2,10 +2,12 @@ import Foundation
 import Hummingbird
 import JobQueue
 import Logging
+import NotificationModel
 import NotifyHTTP
 
 /// `/api/v1/admin/suppressions/`: the global suppression list. List (filtered by part of an address or by reason),
-/// add an address by hand, and remove one so that it may be mailed again. Admin scope only.
+/// add an address by hand, and remove one so that it may be mailed again. Admin scope only. An entry is an email address
+/// or, for SMS, a phone number in E.164 (STOP replies land here with reason `opt_out`).
 struct SuppressionController: Sendable {
     let list: SuppressionList
 
@@ -44,7 +46,18 @@ struct SuppressionController: Sendable {
     @Sendable func add(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         try context.requireIdentity().require(.admin)
         var fields = FieldValidator(try await request.jsonObject(limit: 16 << 10))
-        let address = fields.email("address")
+        let raw = fields.string("address", required: true, maxLength: 254)
+        var address: String?
+        if let raw {
+            // An address with an @ is an email; anything else must be a phone number.
+            if raw.contains("@") {
+                address = fields.email("address")
+            } else if let phone = PhoneNumber.normalize(raw) {
+                address = phone
+            } else {
+                fields.fail("address", "must be an email address or a phone number in E.164 form, e.g. +14155550123")
+            }
+        }
         let detail = fields.string("detail", required: false, maxLength: 500)
         try fields.check()
         guard let address else { throw APIError.internalError }
@@ -53,20 +66,26 @@ struct SuppressionController: Sendable {
         return .envelope(created ? .created : .ok, data: entry, message: created ? "Address suppressed" : "Address already suppressed")
     }
 
+    /// The entry named in the path: an email address as written, a phone number in its E.164 form (`+1 415-555-0123`
+    /// names `+14155550123`).
+    static func address(_ context: NotifyRequestContext) -> String? {
+        guard let text = context.parameters.get("address")?.removingPercentEncoding else { return nil }
+        if !text.contains("@"), let phone = PhoneNumber.normalize(text) { return phone }
+        return text
+    }
+
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         try context.requireIdentity().require(.admin)
-        guard let address = context.parameters.get("address")?.removingPercentEncoding,
-            let entry = try await list.list(exactly: address)
-        else { throw Self.notFound }
+        guard let address = Self.address(context), let entry = try await list.list(exactly: address) else { throw Self.notFound }
         return .envelope(data: entry, message: "Suppression retrieved successfully")
     }
 
     @Sendable func remove(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         try context.requireIdentity().require(.admin)
-        guard let address = context.parameters.get("address")?.removingPercentEncoding, let entry = try await list.list(exactly: address),
+        guard let address = Self.address(context), let entry = try await list.list(exactly: address),
             try await list.remove(address)
         else { throw Self.notFound }
         context.logger.info("suppression removed", metadata: ["reason": .string(entry.reason.rawValue)])
-        return .envelope(data: entry, message: "Address removed from the suppression list; it may be mailed again")
+        return .envelope(data: entry, message: "Address removed from the suppression list; it may be sent to again")
     }
 }

@@ -131,6 +131,16 @@ import Testing
             let removed = try await stack.call(.DELETE, "\(base)\(email)", headers: auth)
             #expect(removed.status == 200)
             #expect(try await stack.call(.DELETE, "\(base)\(email)", headers: auth).error == "SUPPRESSION_NOT_FOUND")
+            // A phone number (SMS) is an entry too, stored in E.164 whatever way it was written.
+            let phone = try await stack.call(.POST, base, json: ["address": "+1 (415) 555-0142", "detail": "asked by phone"], headers: auth)
+            #expect(phone.status == 201, "\(phone.json)")
+            #expect(phone.data["address"] as? String == "+14155550142")
+            #expect(try await stack.call(.GET, "\(base)+1-415-555-0142", headers: auth).data["reason"] as? String == "manual")
+            let neither = try await stack.call(.POST, base, json: ["address": "call me maybe"], headers: auth)
+            #expect(neither.status == 400 && neither.error == "VALIDATION_ERROR", "\(neither.json)")
+            #expect(try await stack.call(.DELETE, "\(base)+14155550142", headers: auth).status == 200)
+            #expect(try await stack.call(.GET, "\(base)+14155550142", headers: auth).error == "SUPPRESSION_NOT_FOUND")
+
             let again = try #require(try await send("after-removal").data["notification_id"] as? String)
             _ = try await stack.waitForEmail(again, timeout: .seconds(60))
         }
