@@ -189,17 +189,73 @@ public struct BenchRunner: Sendable {
             "body": "Hello {{name}}, this is message {{n}}.",
         ]
         request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: template)))
-        let response = try await http.execute(request, timeout: .seconds(10))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        guard response.status == .created || response.status == .conflict else {
-            throw BenchError("creating the template answered \(response.status.code)")
+        let (created, createdBody) = try await call(http, request)
+        guard created == 201 || created == 409 else {
+            throw BenchError(
+                "creating the template bench_email answered \(created)\(Self.reason(createdBody)): nothing was sent; check the template service (deploy/local/up starts it)"
+            )
+        }
+        if created == 409 {
+            // It exists; an earlier fuzz run may have archived it: in use again (200 either way).
+            var restore = HTTPClientRequest(url: "\(options.templatesURL)/api/v1/templates/bench_email/restore/?channel=email")
+            restore.method = .POST
+            restore.headers.add(name: "Authorization", value: "Bearer \(options.serviceKey)")
+            let (restored, restoredBody) = try await call(http, restore)
+            guard restored == 200 else {
+                throw BenchError("restoring the template bench_email answered \(restored)\(Self.reason(restoredBody)): nothing was sent")
+            }
         }
         let store = APIKeyStore(client: notifications, logger: logger)
         var keys: [String] = []
         for index in 0..<max(1, options.keys) {
             keys.append(try await store.create(client: client, name: "bench \(index)", scopes: ["notifications:write"]).key)
         }
+        try await probe(http: http, recipient: ids.first, store: store)
         return (ids, keys)
+    }
+
+    /// One notification from a key of its own client (so it is not counted as the run's) before the load: when the
+    /// gateway refuses it, the run stops here with the gateway's reason instead of sending thousands of requests
+    /// that all fail the same way.
+    func probe(http: HTTPClient, recipient: String?, store: APIKeyStore) async throws {
+        guard let recipient else { throw BenchError("no recipients were prepared: --users must be at least 1") }
+        let key = try await store.create(client: "\(client)-probe", name: "bench probe", scopes: ["notifications:write"]).key
+        let gateway = options.gatewayURLs[0]
+        var request = HTTPClientRequest(url: gateway + "/api/v1/notifications/")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let body: [String: Any] = [
+            "notification_type": "email", "user_id": recipient, "template_code": "bench_email",
+            "variables": ["name": "Probe", "n": "0"], "request_id": "\(client)-probe",
+        ]
+        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+        let status: Int
+        let answer: Data
+        do {
+            (status, answer) = try await call(http, request)
+        } catch {
+            throw BenchError("the gateway at \(gateway) did not answer (\(error)): nothing was sent; is the stack up (deploy/local/up)?")
+        }
+        guard status == 202 else {
+            throw BenchError("the gateway refused a first notification with \(status)\(Self.reason(answer)): nothing else was sent")
+        }
+    }
+
+    func call(_ http: HTTPClient, _ request: HTTPClientRequest) async throws -> (Int, Data) {
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), Data(buffer: body))
+    }
+
+    /// The envelope's error code and message, for a sentence: " (CODE: message)", or nothing.
+    static func reason(_ body: Data) -> String {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return "" }
+        let error = object["error"] as? [String: Any]
+        let code = error?["code"] as? String ?? object["error"] as? String
+        let message = object["message"] as? String ?? error?["message"] as? String
+        let parts = [code, message].compactMap { $0 }
+        return parts.isEmpty ? "" : " (\(parts.joined(separator: ": ")))"
     }
 
     struct Sample: Sendable {

@@ -46,6 +46,8 @@ public struct GatewayConfiguration: Sendable {
     /// Twilio's auth token and the gateway's public URL, for the signed SMS webhooks (`NOTIFY_TWILIO_AUTH_TOKEN`,
     /// `NOTIFY_PUBLIC_GATEWAY_URL`); both or neither.
     var twilioWebhook: SMSWebhookController.Twilio?
+    /// Browser origins allowed to call the gateway (`NOTIFY_CORS_ORIGINS`; nil: none).
+    public var cors: CORSPolicy?
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -64,6 +66,7 @@ public struct GatewayConfiguration: Sendable {
         directoryStaleEntries = env.int("NOTIFY_DIRECTORY_STALE_ENTRIES", default: 100_000, problems: &problems)
         if directoryStaleSeconds < 0 { problems.append("NOTIFY_DIRECTORY_STALE_SECONDS must not be negative") }
         if directoryStaleEntries < 1 { problems.append("NOTIFY_DIRECTORY_STALE_ENTRIES must be at least 1") }
+        cors = CORSPolicy.parse(env.optionalString("NOTIFY_CORS_ORIGINS"), problems: &problems)
         commitBatch = env.int("NOTIFY_GATEWAY_COMMIT_BATCH", default: 256, problems: &problems)
         commitsInFlight = env.int("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT", default: 2, problems: &problems)
         if commitBatch < 1 { problems.append("NOTIFY_GATEWAY_COMMIT_BATCH must be at least 1") }
@@ -166,7 +169,8 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
             .breaker(usersBreaker), .breaker(templatesBreaker), .breaker(limiter.breaker),
         ],
         unavailable: Database.isUnavailable,
-        document: APIDocument.gateway
+        document: APIDocument.gateway,
+        cors: configuration.cors
     )
     let tokens = await AccessTokens.make(
         secret: configuration.jwt.secret,

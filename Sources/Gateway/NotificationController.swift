@@ -26,6 +26,7 @@ struct NotificationController: Sendable {
         router.post("/api/v1/notifications/bulk", use: bulk)
         router.get("/api/v1/notifications/:id", use: show)
         router.post("/api/v1/notifications/:id/retry", use: retry)
+        router.post("/api/v1/notifications/:id/cancel", use: cancel)
         router.get("/api/v1/notifications", use: list)
         router.post("/api/v1/email/status", use: { request, context in try await report(request, context: context, channel: "email") })
         router.post("/api/v1/push/status", use: { request, context in try await report(request, context: context, channel: "push") })
@@ -44,6 +45,45 @@ struct NotificationController: Sendable {
         guard let notification = try await repository.find(id: id, owner: .client(identity.client)) else { throw APIError.internalError }
         context.logger.info("notification replayed", metadata: ["notification_id": .string(notification.notificationID)])
         return .envelope(.accepted, data: notification, message: "Notification re-queued")
+    }
+
+    /// `POST /api/v1/notifications/{id}/cancel/`: withdraws a notification not yet sent (scheduled, waiting, or
+    /// retrying) so it is never sent, even if its message is already on the broker. Cancelling it again answers 200;
+    /// once a worker is sending it, or it was sent or failed, 409.
+    @Sendable func cancel(_ request: Request, context: NotifyRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        if identity.userID != nil {
+            throw APIError.forbidden("A user's access token cannot cancel notifications; a client's API key with notifications:write can")
+        }
+        try identity.require(.notificationsWrite)
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
+            try await repository.find(id: id, owner: .client(identity.client)) != nil
+        else { throw APIError.notFound(.notificationNotFound, "No notification with this id") }
+        let outcome = try await repository.cancel(id: id)
+        let message: String
+        switch outcome {
+        case .cancelled:
+            message = "Notification cancelled: it will not be sent"
+            Telemetry.cancelled()
+            context.logger.info("notification cancelled by its client", metadata: ["notification_id": .string(id.lowercased)])
+        case .alreadyCancelled:
+            message = "Notification already cancelled"
+        case .tooLate(let state):
+            let why =
+                switch state {
+                case .running: "it is being sent right now"
+                case .completed: "it was already sent"
+                case .discarded: "it already failed (a dead letter can be retried, not cancelled)"
+                default: "it is \(state.rawValue)"
+                }
+            throw APIError(.conflict, code: .notCancellable, message: "This notification cannot be cancelled: \(why)")
+        case .notFound:
+            throw APIError.notFound(.notificationNotFound, "No notification with this id")
+        }
+        guard let notification = try await repository.find(id: id, owner: .client(identity.client), withHistory: true) else {
+            throw APIError.internalError
+        }
+        return .envelope(data: notification, message: message)
     }
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {

@@ -440,6 +440,11 @@ extension NotificationRepository {
         guard try await find(id: id, owner: .client(clientName)) != nil else { return nil }
         return try await JobStore(client: client, logger: logger).replayDeadLetter(id)
     }
+
+    /// Withdraws the notification's job if it is not yet sent (see `JobStore.cancel`).
+    func cancel(id: UUID) async throws -> JobStore.CancelOutcome {
+        try await JobStore(client: client, logger: logger).cancel(notificationID: id, cause: "cancelled by the client")
+    }
 }
 
 enum NotificationRepositoryError: Error {

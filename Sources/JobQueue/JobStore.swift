@@ -303,6 +303,53 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// What a client's cancel found.
+    public enum CancelOutcome: Sendable, Equatable {
+        /// Withdrawn now: it will never be sent.
+        case cancelled
+        /// It had been cancelled already (by an earlier call, or at send time).
+        case alreadyCancelled
+        /// Too late: a worker is sending it right now, or it was sent or failed; the job's state says which.
+        case tooLate(JobState)
+        /// No job for this notification.
+        case notFound
+    }
+
+    /// Withdraws a notification that is not yet sent (its job `scheduled`, `available` or `retryable`): the job and
+    /// the notification become `cancelled` with `cause` in both histories, and an outbox message not yet published is
+    /// settled unpublished. A copy already on the broker finds the job no longer `available` and is dropped by the
+    /// claim, so a cancelled job is never sent. A `running` job is left to its worker.
+    public func cancel(notificationID: UUID, cause: String) async throws -> CancelOutcome {
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
+            let rows = try await connection.query(
+                """
+                WITH target AS (
+                    SELECT id, state FROM jobs WHERE notification_id = \(notificationID) FOR UPDATE
+                ), withdrawn AS (
+                    UPDATE jobs j SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL, updated_at = now()
+                    FROM target WHERE j.id = target.id AND target.state IN ('scheduled', 'available', 'retryable')
+                    RETURNING j.id, j.notification_id
+                ), marked AS (
+                    UPDATE notifications n SET status = 'cancelled', last_error = \(cause), updated_at = now()
+                    FROM withdrawn WHERE n.id = withdrawn.notification_id
+                ), settled AS (
+                    UPDATE outbox o SET published_at = now(), last_error = 'cancelled before it was published'
+                    FROM withdrawn WHERE o.message_id = withdrawn.id::text AND o.published_at IS NULL
+                )
+                SELECT target.state, EXISTS (SELECT 1 FROM withdrawn) FROM target
+                """,
+                logger: logger
+            )
+            for try await (state, withdrawn) in rows.decode((String, Bool).self) {
+                if withdrawn { return .cancelled }
+                guard let state = JobState(rawValue: state) else { return .notFound }
+                return state == .cancelled ? .alreadyCancelled : .tooLate(state)
+            }
+            return .notFound
+        }
+    }
+
     /// Extends the leases of jobs this worker is still working on.
     public func heartbeat(jobIDs: [Int], worker: String, lease: Duration) async throws {
         guard !jobIDs.isEmpty else { return }

@@ -22,6 +22,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case notificationNotFound = "NOTIFICATION_NOT_FOUND"
     case notFound = "NOT_FOUND"
     case notRetryable = "NOT_RETRYABLE"
+    case notCancellable = "NOT_CANCELLABLE"
     case rateLimited = "RATE_LIMITED"
     case reauthenticationRequired = "REAUTHENTICATION_REQUIRED"
     case recipientSuppressed = "RECIPIENT_SUPPRESSED"

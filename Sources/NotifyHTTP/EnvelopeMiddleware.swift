@@ -10,9 +10,12 @@ public struct EnvelopeMiddleware: RouterMiddleware {
 
     /// Errors that mean a dependency cannot answer now (PostgreSQL away, a deadline passed): 503, not 500.
     let unavailable: @Sendable (any Error) -> Bool
+    /// Cross-origin access for browsers (nil: none).
+    let cors: CORSPolicy?
 
-    public init(unavailable: @escaping @Sendable (any Error) -> Bool = { _ in false }) {
+    public init(unavailable: @escaping @Sendable (any Error) -> Bool = { _ in false }, cors: CORSPolicy? = nil) {
         self.unavailable = unavailable
+        self.cors = cors
     }
 
     public func handle(
@@ -26,7 +29,11 @@ public struct EnvelopeMiddleware: RouterMiddleware {
         context.logger[metadataKey: "correlation_id"] = .string(correlationID)
         var response: Response
         do {
-            response = try await next(request, context)
+            if let preflight = cors?.preflight(request) {
+                response = preflight
+            } else {
+                response = try await next(request, context)
+            }
         } catch let error as APIError {
             response = error.response()
         } catch let error as HTTPError {
@@ -45,6 +52,7 @@ public struct EnvelopeMiddleware: RouterMiddleware {
             response = APIError.internalError.response()
         }
         response.headers[.correlationID] = correlationID
+        cors?.decorate(&response, for: request)
         return response
     }
 

@@ -9,11 +9,12 @@ public func serviceRouter(
     checks: [HealthCheck],
     unavailable: @escaping @Sendable (any Error) -> Bool,
     metrics: MetricsRoute = MetricsRoute(),
-    document: Data? = nil
+    document: Data? = nil,
+    cors: CORSPolicy? = nil
 ) -> Router<NotifyRequestContext> {
     let router = Router(context: NotifyRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: EnvelopeMiddleware(unavailable: unavailable))
+    router.add(middleware: EnvelopeMiddleware(unavailable: unavailable, cors: cors))
     HealthRoutes(service: service, checks: checks).register(on: router)
     metrics.register(on: router)
     if let document { OpenAPIRoute(document: document).register(on: router) }

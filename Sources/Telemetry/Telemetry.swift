@@ -35,6 +35,11 @@ public enum Telemetry {
         Counter(label: "notify_notifications_accepted_total", dimensions: [("channel", channel)]).increment(by: count)
     }
 
+    /// A client withdrew a notification before it was sent.
+    public static func cancelled() {
+        Counter(label: "notify_notifications_cancelled_total").increment()
+    }
+
     public static func sent(channel: String) {
         Counter(label: "notify_notifications_sent_total", dimensions: [("channel", channel)]).increment()
     }

@@ -37,6 +37,21 @@ public struct UserResource: Codable, Sendable, Equatable {
         case phone
         case phoneVerified = "phone_verified"
     }
+
+    /// As the seed's user model: `push_token` is always there, null when the user has no active FCM token.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(userID, forKey: .userID)
+        try container.encode(name, forKey: .name)
+        try container.encode(email, forKey: .email)
+        try container.encode(pushToken, forKey: .pushToken)
+        try container.encode(preferences, forKey: .preferences)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encodeIfPresent(pendingEmail, forKey: .pendingEmail)
+        try container.encodeIfPresent(phone, forKey: .phone)
+        try container.encode(phoneVerified, forKey: .phoneVerified)
+    }
 }
 
 /// Channel preferences, and per-category overrides: `categories["marketing"]["email"] = false`.
@@ -116,8 +131,16 @@ public struct UserRepository: Sendable {
         self.logger = logger
     }
 
-    static let columnList =
-        "id, name, email, push_token, email_enabled, push_enabled, created_at, updated_at, pending_email, phone, phone_verified, sms_enabled"
+    /// `push_token` is the seed's single token: the most recently registered (or reactivated) active FCM device, so
+    /// a token the provider rejected is never shown as the user's.
+    static let columnList = """
+        id, name, email, \(latestFCMToken), email_enabled, push_enabled, created_at, updated_at, pending_email, phone, phone_verified, \
+        sms_enabled
+        """
+    static let latestFCMToken = """
+        (SELECT d.token FROM devices d WHERE d.user_id = users.id AND d.platform = 'fcm' AND d.active \
+        ORDER BY d.updated_at DESC, d.created_at DESC, d.id LIMIT 1) AS push_token
+        """
     typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?, String?, Bool, Bool)
 
     static func resource(_ row: Row) -> UserResource {
@@ -171,12 +194,13 @@ public struct UserRepository: Sendable {
                 )
                 var user: UserResource?
                 for try await row in rows.decode(Row.self) { user = Self.resource(row) }
-                guard let user else { throw UserRepositoryError.emailTaken }
+                guard var user else { throw UserRepositoryError.emailTaken }
                 if let pushToken, !pushToken.isEmpty {
                     _ = try await connection.query(
                         "INSERT INTO devices (user_id, platform, token) VALUES (\(UUID(uuidString: user.userID)!), 'fcm', \(pushToken))",
                         logger: logger
                     )
+                    user.pushToken = pushToken
                 }
                 return user
             }
@@ -275,14 +299,27 @@ public struct UserRepository: Sendable {
                 )
                 var user: UserResource?
                 for try await row in rows.decode(Row.self) { user = Self.resource(row) }
-                if user != nil, let token, !token.isEmpty {
+                guard user != nil else { return nil }
+                if let token, !token.isEmpty {
                     _ = try await connection.query(
                         """
                         INSERT INTO devices (user_id, platform, token) VALUES (\(id), 'fcm', \(token))
-                        ON CONFLICT (user_id, platform, token) DO UPDATE SET active = true, deactivated_at = NULL, updated_at = now()
+                        ON CONFLICT (user_id, platform, token) DO UPDATE SET active = true, deactivated_at = NULL, deactivation_reason = NULL,
+                            updated_at = now()
                         """,
                         logger: logger
                     )
+                    user?.pushToken = token
+                } else if setToken {
+                    // `push_token: null` withdraws the user's FCM tokens: no more pushes to them.
+                    _ = try await connection.query(
+                        """
+                        UPDATE devices SET active = false, deactivated_at = now(), deactivation_reason = 'removed', updated_at = now()
+                        WHERE user_id = \(id) AND platform = 'fcm' AND active
+                        """,
+                        logger: logger
+                    )
+                    user?.pushToken = nil
                 }
                 return user
             }

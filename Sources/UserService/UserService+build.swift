@@ -27,6 +27,8 @@ public struct UserServiceConfiguration: Sendable {
     /// Verifies one-click unsubscribe links (`NOTIFY_UNSUBSCRIBE_SECRET`, shared with the email worker); nil: the
     /// unsubscribe endpoints answer that the link is not valid.
     public var unsubscribe: UnsubscribeSigner?
+    /// Browser origins allowed to call this service (`NOTIFY_CORS_ORIGINS`; nil: none).
+    public var cors: CORSPolicy?
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -41,6 +43,7 @@ public struct UserServiceConfiguration: Sendable {
         loginThrottle = LoginThrottleSettings(env, problems: &problems)
         emailVerification = EmailVerificationSettings(env, problems: &problems)
         maxDevicesPerUser = env.int("NOTIFY_MAX_DEVICES_PER_USER", default: 20, problems: &problems)
+        cors = CORSPolicy.parse(env.optionalString("NOTIFY_CORS_ORIGINS"), problems: &problems)
         if maxDevicesPerUser < 1 { problems.append("NOTIFY_MAX_DEVICES_PER_USER must be at least 1") }
         if let secret = env.optionalString("NOTIFY_UNSUBSCRIBE_SECRET") {
             if secret.utf8.count < UnsubscribeSigner.minimumSecretLength {
@@ -79,7 +82,8 @@ public func buildUserService(_ configuration: UserServiceConfiguration, logger: 
             .breaker(cache.breaker),
         ],
         unavailable: Database.isUnavailable,
-        document: APIDocument.users
+        document: APIDocument.users,
+        cors: configuration.cors
     )
     let repository = UserRepository(client: postgres, logger: logger)
     let hasher = PasswordHasher()

@@ -476,6 +476,55 @@ struct UserServiceTests {
         }
     }
 
+    @Test("push_token is the most recent active FCM device: a newer one replaces it, a rejected one is never shown, null withdraws them")
+    func pushTokenIsTheLatestActiveDevice() async throws {
+        try await RouterHarness.with(.users) { stack in
+            let id = try await stack.createUser(pushToken: "first-fcm-token-0001")
+            let user = "\(users(stack))/\(id)/"
+            func shown() async throws -> Any? {
+                let reply = try await stack.call(.GET, user, headers: stack.serviceAuth)
+                #expect(reply.status == 200)
+                return reply.data["push_token"]
+            }
+            #expect(try await shown() as? String == "first-fcm-token-0001")
+            let newer = try await stack.call(
+                .POST,
+                "\(user)devices/",
+                json: ["platform": "fcm", "token": "second-fcm-token-0002"],
+                headers: stack.serviceAuth
+            )
+            #expect(newer.status == 201)
+            // An APNs device is not an FCM token: it does not change push_token.
+            let apns = try await stack.call(
+                .POST,
+                "\(user)devices/",
+                json: ["platform": "apns", "token": String(repeating: "cd", count: 32)],
+                headers: stack.serviceAuth
+            )
+            #expect(apns.status == 201)
+            #expect(try await shown() as? String == "second-fcm-token-0002", "the newer registration, read through the cache")
+            let newerID = try #require(newer.data["device_id"] as? String)
+            let rejected = try await stack.call(
+                .POST,
+                "\(user)devices/\(newerID)/deactivate/",
+                json: ["reason": "UNREGISTERED"],
+                headers: stack.serviceAuth
+            )
+            #expect(rejected.status == 200)
+            #expect(try await shown() as? String == "first-fcm-token-0001", "the provider rejected the newer one")
+            let withdrawn = try await stack.call(.PATCH, user, json: ["push_token": NSNull()], headers: stack.serviceAuth)
+            #expect(withdrawn.status == 200)
+            #expect(withdrawn.data["push_token"] is NSNull)
+            #expect(try await shown() is NSNull)
+            let devices = try await stack.call(.GET, "\(user)devices/", headers: stack.serviceAuth)
+            let active = (devices.json["data"] as? [[String: Any]] ?? []).filter { $0["active"] as? Bool == true }
+            #expect(active.map { $0["platform"] as? String } == ["apns"], "null withdrew the FCM tokens only")
+            let patched = try await stack.call(.PATCH, user, json: ["push_token": "third-fcm-token-0003"], headers: stack.serviceAuth)
+            #expect(patched.data["push_token"] as? String == "third-fcm-token-0003")
+            #expect(try await shown() as? String == "third-fcm-token-0003")
+        }
+    }
+
     @Test(
         "Web Push endpoints at internal addresses, on other ports or off the push-service allow-list are 400; a user holds at most N active devices"
     )

@@ -41,9 +41,9 @@ extension ServiceClient {
         try await perform(method, url, json: json, headers: headers)
     }
 
-    func createKey(client: String = "test-client", scopes: [String]) async throws -> String {
+    func createKey(client name: String = "test-client", scopes: [String]) async throws -> String {
         try await infra.withDatabase(.notifications) { client in
-            try await APIKeyStore(client: client, logger: TestInfrastructure.logger).create(client: "test-client", name: "test", scopes: scopes).key
+            try await APIKeyStore(client: client, logger: TestInfrastructure.logger).create(client: name, name: "test", scopes: scopes).key
         }
     }
 
