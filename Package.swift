@@ -60,7 +60,7 @@ let package = Package(
             name: "Directory",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
-                "Breakers", "Telemetry",
+                "Breakers", "Telemetry", "NotificationModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -88,7 +88,7 @@ let package = Package(
             name: "NotifyHTTP",
             dependencies: [
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                "NotificationModel", "Breakers", "Telemetry",
+                "NotificationModel", "Breakers", "Telemetry", "OutboundPolicy",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -284,7 +284,7 @@ let package = Package(
                 "Telemetry",
                 "RateLimiting", "RedisCache", "APIDocs", "NotifyHTTP", "Credentials", "NotifyConfig",
                 "NotificationModel", "Breakers",
-                "Directory", "Deadlines", "PostgresAccess", "JobQueue", "EmailEvents", "SMSProviders",
+                "Directory", "Deadlines", "PostgresAccess", "JobQueue", "EmailEvents", "SMSProviders", "OutboundPolicy",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

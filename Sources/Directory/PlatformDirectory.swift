@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NotificationModel
 import Telemetry
 
 /// What the platform knows about a recipient: the user service's contact view.
@@ -15,6 +16,13 @@ public struct Recipient: Sendable, Decodable {
         /// Absent in a contact cached before SMS existed: on, as for a new user.
         public var sms: Bool?
         public var categories: [String: [String: Bool]]
+
+        public init(email: Bool, push: Bool, sms: Bool?, categories: [String: [String: Bool]]) {
+            self.email = email
+            self.push = push
+            self.sms = sms
+            self.categories = categories
+        }
 
         /// Whether the user accepts this channel, for a template of this category.
         public func allows(channel: String, category: String?) -> Bool {
@@ -63,11 +71,52 @@ public struct Recipient: Sendable, Decodable {
     public var phoneVerified: Bool?
     public var preferences: Preferences
     public var devices: [Device]
+    /// Not a user: an address the client sent to directly (`recipient`). Every preference allows it, there is no
+    /// unsubscribe link (the client owns consent), and a push token the provider rejects has no device to deactivate.
+    public var isDirect = false
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
         case name, email, phone, preferences, devices
         case phoneVerified = "phone_verified"
+    }
+
+    /// The recipient of a notification sent to an address.
+    public static func direct(_ target: DirectRecipient) -> Recipient {
+        var devices: [Device] = []
+        if let platform = target.platform, let token = target.token {
+            devices.append(Device(deviceID: "recipient", platform: platform, token: token, p256dh: target.p256dh, auth: target.auth))
+        }
+        return Recipient(
+            userID: UUID(uuidString: "00000000-0000-0000-0000-000000000000")!,
+            name: "",
+            email: target.email ?? "",
+            phone: target.phone,
+            phoneVerified: nil,
+            preferences: Preferences(email: true, push: true, sms: true, categories: [:]),
+            devices: devices,
+            isDirect: true
+        )
+    }
+
+    init(
+        userID: UUID,
+        name: String,
+        email: String,
+        phone: String?,
+        phoneVerified: Bool?,
+        preferences: Preferences,
+        devices: [Device],
+        isDirect: Bool
+    ) {
+        self.userID = userID
+        self.name = name
+        self.email = email
+        self.phone = phone
+        self.phoneVerified = phoneVerified
+        self.preferences = preferences
+        self.devices = devices
+        self.isDirect = isDirect
     }
 }
 

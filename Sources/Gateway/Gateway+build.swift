@@ -11,6 +11,7 @@ import JobQueue
 import Logging
 import NotifyConfig
 import NotifyHTTP
+import OutboundPolicy
 import PostgresAccess
 import PostgresNIO
 import RateLimiting
@@ -48,6 +49,8 @@ public struct GatewayConfiguration: Sendable {
     var twilioWebhook: SMSWebhookController.Twilio?
     /// Browser origins allowed to call the gateway (`NOTIFY_CORS_ORIGINS`; nil: none).
     public var cors: CORSPolicy?
+    /// Which Web Push endpoints a notification's `recipient` may name (`NOTIFY_WEBPUSH_*`, as for registered devices).
+    public var webPushPolicy: EndpointPolicy
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -67,6 +70,7 @@ public struct GatewayConfiguration: Sendable {
         if directoryStaleSeconds < 0 { problems.append("NOTIFY_DIRECTORY_STALE_SECONDS must not be negative") }
         if directoryStaleEntries < 1 { problems.append("NOTIFY_DIRECTORY_STALE_ENTRIES must be at least 1") }
         cors = CORSPolicy.parse(env.optionalString("NOTIFY_CORS_ORIGINS"), problems: &problems)
+        webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
         commitBatch = env.int("NOTIFY_GATEWAY_COMMIT_BATCH", default: 256, problems: &problems)
         commitsInFlight = env.int("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT", default: 2, problems: &problems)
         if commitBatch < 1 { problems.append("NOTIFY_GATEWAY_COMMIT_BATCH must be at least 1") }
@@ -197,7 +201,8 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         directory: directory,
         limiter: limiter,
         limits: configuration.limits,
-        suppressions: SuppressionList(client: postgres, logger: logger)
+        suppressions: SuppressionList(client: postgres, logger: logger),
+        webPushPolicy: configuration.webPushPolicy
     ).register(on: api)
     // Signed by the provider instead of an API key: outside the credential and rate-limit middleware.
     EmailWebhookController(

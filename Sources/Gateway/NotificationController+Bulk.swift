@@ -102,11 +102,11 @@ extension NotificationController {
                 continue
             }
             do {
-                let new = try Self.validate(object, idempotencyKey: nil)
+                let new = try Self.validate(object, idempotencyKey: nil, webPush: webPushPolicy)
                 if new.deliverTo != nil {
                     let refusal = APIError.validation([FieldError(field: "deliver_to", message: "is not accepted in a bulk request")])
                     results[index] = BulkItemResult(index: index, requestID: new.requestID, error: refusal)
-                } else if let refusal = Self.refusal(identity, sendingTo: new.userID) {
+                } else if let refusal = Self.refusal(identity, sending: new) {
                     results[index] = BulkItemResult(index: index, requestID: new.requestID, error: refusal)
                 } else {
                     candidates.append((index, new))
@@ -138,11 +138,11 @@ extension NotificationController {
         let unavailable = APIError.dependencyUnavailable(
             "The user or template service is unavailable and this recipient or template has not been seen recently; try again shortly"
         )
-        var allowedUsers: [UUID: RateDecision] = [:]
+        var allowedUsers: [String: RateDecision] = [:]
         if let limit = limits.perUser {
             // Every recipient's bucket in one round trip to Redis, each charged with its items.
-            let counts = Array(Dictionary(grouping: unique, by: \.new.userID).mapValues(\.count))
-            let decisions = await limiter.checkMany(counts.map { ("user:\($0.key.lowercased)", $0.value) }, limit: limit)
+            let counts = Array(Dictionary(grouping: unique, by: \.new.rateKey).mapValues(\.count))
+            let decisions = await limiter.checkMany(counts.map { ($0.key, $0.value) }, limit: limit)
             for (entry, decision) in zip(counts, decisions) { allowedUsers[entry.key] = decision }
         }
         // Every email address of the batch checked against the suppression list in one query.
@@ -159,8 +159,8 @@ extension NotificationController {
                 refused.append((index, new, refusal))
             } else if let address = Self.address(of: new, recipient: lookup.recipient?.value), let reason = suppressed[address] {
                 refused.append((index, new, Self.suppressed(reason)))
-            } else if let decision = allowedUsers[new.userID], !decision.allowed {
-                refused.append((index, new, APIError.rateLimited(decision, "Too many notifications for this user; try again later")))
+            } else if let decision = allowedUsers[new.rateKey], !decision.allowed {
+                refused.append((index, new, APIError.rateLimited(decision, Self.tooMany(new))))
             } else {
                 let staleDataAge = Self.staleSeconds(lookup.recipient?.staleFor, lookup.template.staleFor)
                 toInsert.append((index, new, lookup.template.value?.activeVersion ?? 1, staleDataAge))
@@ -270,12 +270,13 @@ extension NotificationController {
     /// Looks up every distinct user and template once, a few at a time. While a service cannot answer, items are
     /// checked against its last answers; those never seen (or seen too long ago) are `unavailable`.
     func lookUpAll(_ items: [(index: Int, new: NewNotification)], correlationID: String) async throws -> [Int: Lookup] {
-        let userIDs = Array(Set(items.map(\.new.userID)))
+        let userIDs = Array(Set(items.compactMap(\.new.userID)))
         struct TemplateKey: Hashable { var code: String, channel: String, language: String? }
         let templateKeys = Array(
             Set(items.map { TemplateKey(code: $0.new.templateCode, channel: $0.new.channel.rawValue, language: $0.new.language) })
         )
-        let (recipients, unknownUsers) = try await directory.checkedRecipients(userIDs, correlationID: correlationID)
+        let (recipients, unknownUsers) =
+            userIDs.isEmpty ? ([:], []) : try await directory.checkedRecipients(userIDs, correlationID: correlationID)
         let templates = try await Self.concurrently(templateKeys, width: 8) { key -> Checked<TemplateContent?>? in
             do {
                 return try await directory.checkedTemplate(key.code, channel: key.channel, language: key.language, correlationID: correlationID)
@@ -289,10 +290,12 @@ extension NotificationController {
         for (index, new) in items {
             let key = TemplateKey(code: new.templateCode, channel: new.channel.rawValue, language: new.language)
             let template = templates[key] ?? nil
+            // Sent to an address: nothing to look up.
+            let recipient = new.userID.flatMap { recipients[$0] } ?? new.recipient.map { Checked(value: Recipient.direct($0)) }
             found[index] = Lookup(
-                recipient: recipients[new.userID],
+                recipient: recipient,
                 template: template ?? Checked(value: nil),
-                unavailable: template == nil || unknownUsers.contains(new.userID)
+                unavailable: template == nil || (new.userID.map { unknownUsers.contains($0) } ?? false)
             )
         }
         return found

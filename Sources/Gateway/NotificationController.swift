@@ -6,6 +6,7 @@ import JobQueue
 import Logging
 import NotificationModel
 import NotifyHTTP
+import OutboundPolicy
 import RateLimiting
 import Telemetry
 
@@ -20,6 +21,8 @@ struct NotificationController: Sendable {
     let limiter: RateLimiter
     let limits: RateLimits
     let suppressions: SuppressionList
+    /// Which Web Push endpoints a `recipient` may name (the user service's rule for registered devices).
+    var webPushPolicy = EndpointPolicy()
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/notifications", use: create)
@@ -89,20 +92,17 @@ struct NotificationController: Sendable {
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         try Self.requireSend(identity)
-        let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey])
-        if let refusal = Self.refusal(identity, sendingTo: new.userID) { throw refusal }
-        if new.deliverTo != nil, !identity.has(.service) {
-            throw APIError.forbidden("deliver_to is reserved for the platform's own services")
-        }
+        let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey], webPush: webPushPolicy)
+        if let refusal = Self.refusal(identity, sending: new) { throw refusal }
         if let limit = limits.perUser {
-            let decision = await limiter.check("user:\(new.userID.lowercased)", limit: limit)
+            let decision = await limiter.check(new.rateKey, limit: limit)
             if !decision.allowed {
                 // A replay of what was accepted before still answers with the original.
                 if let earlier = try await repository.existing(new, client: identity.client) {
                     return try Self.respond(earlier, context: context, requestID: new.requestID)
                 }
-                Telemetry.rateLimited(scope: "user")
-                throw APIError.rateLimited(decision, "Too many notifications for this user; try again later")
+                Telemetry.rateLimited(scope: new.recipient == nil ? "user" : "recipient")
+                throw APIError.rateLimited(decision, Self.tooMany(new))
             }
         }
         let checked: (recipient: Checked<Recipient?>, template: Checked<TemplateContent?>)
@@ -154,7 +154,11 @@ struct NotificationController: Sendable {
             language: new.language,
             correlationID: correlationID
         )
-        let recipient = try await directory.checkedRecipient(new.userID, correlationID: correlationID)
+        guard let userID = new.userID else {
+            // Sent to an address: nothing to look up.
+            return (Checked(value: new.recipient.map(Recipient.direct)), try await template)
+        }
+        let recipient = try await directory.checkedRecipient(userID, correlationID: correlationID)
         return (recipient, try await template)
     }
 
@@ -170,10 +174,13 @@ struct NotificationController: Sendable {
         guard let template else {
             return APIError.notFound(.templateNotFound, "No \(new.channel.rawValue) template with this template_code")
         }
-        guard let preferences = recipient?.preferences else { return APIError.notFound(.userNotFound, "No user with this user_id") }
+        guard let recipient else { return APIError.notFound(.userNotFound, "No user with this user_id") }
+        // Sent to an address: the client owns consent; the suppression list still applies.
+        if recipient.isDirect { return nil }
+        let preferences = recipient.preferences
         // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
         if new.deliverTo != nil { return nil }
-        if new.channel == .sms, recipient?.phone == nil {
+        if new.channel == .sms, recipient.phone == nil {
             return APIError(.unprocessableContent, code: .noPhoneNumber, message: "The user has no phone number to send an SMS to")
         }
         if preferences.allows(channel: new.channel.rawValue, category: template.category) { return nil }
@@ -237,10 +244,20 @@ struct NotificationController: Sendable {
         try identity.require(.notificationsWrite)
     }
 
-    /// A user's token reaches only notifications addressed to that user.
-    static func refusal(_ identity: Identity, sendingTo userID: UUID) -> APIError? {
-        guard let own = identity.userID, own != userID else { return nil }
-        return APIError.forbidden("A user's access token may only send notifications to that user")
+    /// A user's token reaches only notifications addressed to that user; `deliver_to` is the platform's own.
+    static func refusal(_ identity: Identity, sending new: NewNotification) -> APIError? {
+        if let own = identity.userID, own != new.userID {
+            return APIError.forbidden("A user's access token may only send notifications to that user")
+        }
+        if new.deliverTo != nil, !identity.has(.service) {
+            return APIError.forbidden("deliver_to is reserved for the platform's own services")
+        }
+        return nil
+    }
+
+    /// The 429 message of the per-recipient limit.
+    static func tooMany(_ new: NewNotification) -> String {
+        new.recipient == nil ? "Too many notifications for this user; try again later" : "Too many notifications for this recipient; try again later"
     }
 
     /// Reading needs `notifications:read` (or write, or admin), or a user's own token.
@@ -351,10 +368,23 @@ struct NotificationController: Sendable {
         }
     }
 
-    static func validate(_ body: [String: JSONValue], idempotencyKey: String?) throws -> NewNotification {
+    static func validate(_ body: [String: JSONValue], idempotencyKey: String?, webPush: EndpointPolicy) throws -> NewNotification {
         var fields = FieldValidator(body)
         let channel = fields.oneOf("notification_type", ["email", "push", "sms"])
-        let userID = fields.uuid("user_id")
+        let hasUser = body["user_id"].map { $0 != .null } ?? false
+        let hasRecipient = body["recipient"].map { $0 != .null } ?? false
+        var userID: UUID?
+        var recipient: DirectRecipient?
+        switch (hasUser, hasRecipient) {
+        case (true, true):
+            fields.fail("recipient", "give either user_id (a user of the platform) or recipient (an address), not both")
+        case (false, false):
+            fields.fail("user_id", "is required, or recipient: an address to send to instead of a user")
+        case (true, false):
+            userID = fields.uuid("user_id")
+        case (false, true):
+            if let channel { recipient = Self.recipient(body["recipient"] ?? .null, channel: channel, webPush: webPush, into: &fields) }
+        }
         let templateCode = fields.string("template_code", maxLength: 100)
         if let templateCode, !FieldValidator.isCode(templateCode) {
             fields.fail("template_code", "may hold only letters, digits, '_', '-' and '.'")
@@ -383,9 +413,10 @@ struct NotificationController: Sendable {
             for key in target.keys where key != "email" { inner.fail(key, "is not a field of deliver_to") }
             for error in inner.errors { fields.fail("deliver_to.\(error.field)", error.message) }
             if channel != "email" { fields.fail("deliver_to", "applies to email notifications only") }
+            if hasRecipient { fields.fail("deliver_to", "applies to notifications to a user; recipient already names the address") }
         }
         try fields.check()
-        guard let channel, let userID, let templateCode, let requestID else { throw APIError.internalError }
+        guard let channel, userID != nil || recipient != nil, let templateCode, let requestID else { throw APIError.internalError }
         return NewNotification(
             channel: NotificationChannel(rawValue: channel) ?? .email,
             userID: userID,
@@ -396,8 +427,80 @@ struct NotificationController: Sendable {
             metadata: metadata,
             language: language,
             sendAt: sendAt,
-            deliverTo: deliverTo
+            deliverTo: deliverTo,
+            recipient: recipient
         )
+    }
+
+    /// `recipient` for the channel: an email address; a phone number (E.164, normalized); for push an FCM token, or
+    /// `{"platform": "fcm"|"apns", "token": …}`, or `{"platform": "webpush", "endpoint": …, "keys": {"p256dh", "auth"}}`
+    /// with an endpoint the Web Push policy allows (never an internal address).
+    static func recipient(_ value: JSONValue, channel: String, webPush: EndpointPolicy, into fields: inout FieldValidator) -> DirectRecipient? {
+        switch (channel, value) {
+        case ("email", .string):
+            var inner = FieldValidator(["recipient": value])
+            let email = inner.email("recipient")
+            for error in inner.errors { fields.fail(error.field, error.message) }
+            return email.map { DirectRecipient(email: $0) }
+        case ("email", _):
+            fields.fail("recipient", "must be an email address for an email notification")
+        case ("sms", .string(let text)):
+            guard let phone = PhoneNumber.normalize(text) else {
+                fields.fail("recipient", PhoneNumber.problem)
+                return nil
+            }
+            return DirectRecipient(phone: phone)
+        case ("sms", _):
+            fields.fail("recipient", "must be a phone number (E.164) for an SMS notification")
+        case ("push", .string(let token)):
+            if let problem = DeviceValidation.fcm(token) {
+                fields.fail("recipient", problem)
+                return nil
+            }
+            return DirectRecipient(platform: "fcm", token: token)
+        case ("push", .object(let object)):
+            var inner = FieldValidator(object)
+            let platform = inner.oneOf("platform", ["fcm", "apns", "webpush"])
+            var target: DirectRecipient?
+            switch platform {
+            case "fcm", "apns":
+                if let token = inner.string("token", maxLength: 4096) {
+                    if let problem = platform == "fcm" ? DeviceValidation.fcm(token) : DeviceValidation.apns(token) {
+                        inner.fail("token", problem)
+                    } else {
+                        target = DirectRecipient(platform: platform, token: token)
+                    }
+                }
+                for key in object.keys where !["platform", "token"].contains(key) {
+                    inner.fail(key, "is not a field of a \(platform ?? "") recipient")
+                }
+            case "webpush":
+                let endpoint = inner.string("endpoint", maxLength: 2048)
+                var keys = FieldValidator(inner.object("keys", required: true) ?? [:])
+                let p256dh = keys.string("p256dh", maxLength: 200)
+                let auth = keys.string("auth", maxLength: 100)
+                for error in keys.errors { inner.fail("keys.\(error.field)", error.message) }
+                if let endpoint {
+                    let problems = DeviceValidation.webpush(endpoint: endpoint, p256dh: p256dh, auth: auth, policy: webPush)
+                    for problem in problems { inner.fail(problem.field, problem.message) }
+                    if problems.isEmpty, keys.errors.isEmpty {
+                        target = DirectRecipient(platform: "webpush", token: endpoint, p256dh: p256dh, auth: auth)
+                    }
+                }
+                for key in object.keys where !["platform", "endpoint", "keys"].contains(key) {
+                    inner.fail(key, "is not a field of a webpush recipient")
+                }
+            default:
+                break
+            }
+            for error in inner.errors { fields.fail("recipient.\(error.field)", error.message) }
+            return inner.errors.isEmpty ? target : nil
+        case ("push", _):
+            fields.fail("recipient", "must be an FCM token or a push destination object for a push notification")
+        default:
+            break
+        }
+        return nil
     }
 
     static func parseTimestamp(_ raw: String) -> Date? {

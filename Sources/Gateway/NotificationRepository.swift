@@ -10,7 +10,8 @@ import PostgresNIO
 /// A validated create request, normalised (the hash of this is what idempotency compares).
 struct NewNotification: Sendable, Encodable {
     var channel: NotificationChannel
-    var userID: UUID
+    /// The user it goes to, or nil when it goes to `recipient`.
+    var userID: UUID?
     var templateCode: String
     var variables: [String: JSONValue]
     var requestID: String
@@ -21,6 +22,14 @@ struct NewNotification: Sendable, Encodable {
     /// The address an email goes to instead of the user's (the platform's own mail, such as the verification of a new
     /// address; only the service key may set it). Part of the payload hash only when set.
     var deliverTo: String? = nil
+    /// An address to send to instead of a user (the client owns consent). Part of the payload hash only when set.
+    var recipient: DirectRecipient? = nil
+
+    /// The per-recipient rate limit's bucket: the user, or the address (hashed: Redis holds no addresses).
+    var rateKey: String {
+        if let userID { return "user:\(userID.lowercased)" }
+        return "recipient:" + SHA256.hash(data: Data((recipient?.key ?? "").utf8)).hexString
+    }
 
     enum CodingKeys: String, CodingKey {
         case channel = "notification_type"
@@ -31,6 +40,7 @@ struct NewNotification: Sendable, Encodable {
         case priority, metadata, language
         case sendAt = "send_at"
         case deliverTo = "deliver_to"
+        case recipient
     }
 
     var payloadHash: String {
@@ -46,7 +56,11 @@ struct NotificationResource: Codable, Sendable {
     var notificationID: String
     var requestID: String
     var notificationType: String
-    var userID: String
+    /// The user it went to; null when it went to `recipient`.
+    var userID: String?
+    /// The address it went to instead of a user, as the client gave it (normalized): an email address, a phone
+    /// number, or a push destination.
+    var recipient: RecipientView?
     var templateCode: String
     var status: NotificationStatus
     var priority: Int
@@ -75,6 +89,7 @@ struct NotificationResource: Codable, Sendable {
         case requestID = "request_id"
         case notificationType = "notification_type"
         case userID = "user_id"
+        case recipient
         case templateCode = "template_code"
         case status, priority
         case correlationID = "correlation_id"
@@ -90,6 +105,76 @@ struct NotificationResource: Codable, Sendable {
         case staleDataAge = "stale_data_age_s"
         case history, deliveries
         case providerAttempts = "provider_attempts"
+    }
+
+    /// As synthesized, except that `user_id` is always there (null for a notification sent to a `recipient`).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(notificationID, forKey: .notificationID)
+        try container.encode(requestID, forKey: .requestID)
+        try container.encode(notificationType, forKey: .notificationType)
+        try container.encode(userID, forKey: .userID)
+        try container.encodeIfPresent(recipient, forKey: .recipient)
+        try container.encode(templateCode, forKey: .templateCode)
+        try container.encode(status, forKey: .status)
+        try container.encode(priority, forKey: .priority)
+        try container.encode(correlationID, forKey: .correlationID)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encodeIfPresent(jobState, forKey: .jobState)
+        try container.encodeIfPresent(lastError, forKey: .lastError)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encodeIfPresent(sentAt, forKey: .sentAt)
+        try container.encodeIfPresent(sendAt, forKey: .sendAt)
+        try container.encodeIfPresent(deliveredAt, forKey: .deliveredAt)
+        try container.encodeIfPresent(templateVersion, forKey: .templateVersion)
+        try container.encodeIfPresent(staleDataAge, forKey: .staleDataAge)
+        try container.encodeIfPresent(history, forKey: .history)
+        try container.encodeIfPresent(deliveries, forKey: .deliveries)
+        try container.encodeIfPresent(providerAttempts, forKey: .providerAttempts)
+    }
+}
+
+/// `recipient` as the API shows it: the string a client sends for an email address, a phone number or an FCM token;
+/// an object for other push destinations.
+enum RecipientView: Codable, Sendable {
+    case address(String)
+    case destination(platform: String, token: String)
+
+    init(_ recipient: DirectRecipient) {
+        if let email = recipient.email {
+            self = .address(email)
+        } else if let phone = recipient.phone {
+            self = .address(phone)
+        } else {
+            self = .destination(platform: recipient.platform ?? "fcm", token: recipient.token ?? "")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case platform, token
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .address(let text):
+            var container = encoder.singleValueContainer()
+            try container.encode(text)
+        case .destination(let platform, let token):
+            // Web Push keys are the subscriber's secrets: never shown back.
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(platform, forKey: .platform)
+            try container.encode(token, forKey: .token)
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            self = .address(text)
+            return
+        }
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self = .destination(platform: try container.decode(String.self, forKey: .platform), token: try container.decode(String.self, forKey: .token))
     }
 }
 
@@ -217,7 +302,8 @@ struct NotificationRepository: Sendable {
                 correlationID: item.correlationID,
                 templateVersion: item.templateVersion,
                 staleDataAge: item.staleDataAge,
-                deliverTo: item.new.deliverTo
+                deliverTo: item.new.deliverTo,
+                recipient: item.new.recipient
             )
         }
         let written = try await JobStore(client: client, logger: logger).enqueue(jobs, maxAttempts: maxAttempts)
@@ -250,9 +336,11 @@ struct NotificationRepository: Sendable {
     static let columns = """
         n.id, n.request_id, n.channel, n.user_id, n.template_code, n.status, n.priority, n.correlation_id,
         COALESCE(j.attempt, 0), j.state, n.last_error, n.created_at, n.updated_at, n.sent_at, n.send_at, n.delivered_at, n.template_version,
-        n.stale_data_age_s
+        n.stale_data_age_s, n.recipient::text
         """
-    typealias Row = (UUID, String, String, UUID, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?, Date?, Int?, Int?)
+    typealias Row = (
+        UUID, String, String, UUID?, String, String, Int, String, Int, String?, String?, Date, Date, Date?, Date?, Date?, Int?, Int?, String?
+    )
 
     /// A status the code does not know fails loudly (the CHECK on `notifications.status` should make it impossible).
     static func resource(_ row: Row) throws -> NotificationResource {
@@ -261,7 +349,8 @@ struct NotificationRepository: Sendable {
             notificationID: row.0.lowercased,
             requestID: row.1,
             notificationType: row.2,
-            userID: row.3.lowercased,
+            userID: row.3?.lowercased,
+            recipient: row.18.flatMap { try? JSONDecoder().decode(DirectRecipient.self, from: Data($0.utf8)) }.map(RecipientView.init),
             templateCode: row.4,
             status: status,
             priority: row.6,

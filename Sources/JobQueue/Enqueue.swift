@@ -4,7 +4,7 @@ import NotificationModel
 import PostgresAccess
 import PostgresNIO
 
-/// One notification to accept: the row `accept_notifications` (sql/notifications/0013) writes with its job and its
+/// One notification to accept: the row `accept_notifications` (sql/notifications/0016) writes with its job and its
 /// outbox message.
 public struct NotificationToEnqueue: Sendable {
     public var id: UUID
@@ -13,7 +13,8 @@ public struct NotificationToEnqueue: Sendable {
     /// What idempotency compares: the same request_id with another hash is a conflict.
     public var payloadHash: String
     public var channel: NotificationChannel
-    public var userID: UUID
+    /// The user it goes to, or nil when it goes to `recipient`.
+    public var userID: UUID?
     public var templateCode: String
     public var language: String?
     public var variables: [String: JSONValue]
@@ -26,6 +27,8 @@ public struct NotificationToEnqueue: Sendable {
     public var staleDataAge: Int?
     /// The address an email goes to instead of the user's.
     public var deliverTo: String?
+    /// Where it goes when it goes to an address rather than a user.
+    public var recipient: DirectRecipient?
 
     public init(
         id: UUID,
@@ -33,7 +36,7 @@ public struct NotificationToEnqueue: Sendable {
         requestID: String,
         payloadHash: String,
         channel: NotificationChannel,
-        userID: UUID,
+        userID: UUID?,
         templateCode: String,
         language: String?,
         variables: [String: JSONValue],
@@ -43,7 +46,8 @@ public struct NotificationToEnqueue: Sendable {
         correlationID: String,
         templateVersion: Int,
         staleDataAge: Int?,
-        deliverTo: String?
+        deliverTo: String?,
+        recipient: DirectRecipient? = nil
     ) {
         self.id = id
         self.client = client
@@ -61,6 +65,7 @@ public struct NotificationToEnqueue: Sendable {
         self.templateVersion = templateVersion
         self.staleDataAge = staleDataAge
         self.deliverTo = deliverTo
+        self.recipient = recipient
     }
 }
 
@@ -71,6 +76,8 @@ public struct EnqueuedJob: Sendable {
 }
 
 extension JobStore {
+    static let noUser = UUID(uuidString: "00000000-0000-0000-0000-000000000000")!
+
     /// Writes every notification with its job and outbox message in ONE statement, hence one transaction, set-based
     /// (one insert of the notifications, one of their jobs, one of their outbox messages, whatever the count).
     /// Returns what was written, by notification id; a notification whose client already used its request_id is
@@ -88,7 +95,8 @@ extension JobStore {
         let requestIDs = items.map(\.requestID)
         let hashes = items.map(\.payloadHash)
         let channels = items.map(\.channel.rawValue)
-        let userIDs = items.map(\.userID)
+        // NULL in a uuid[] is not a bind PostgresNIO writes: the nil UUID stands for "no user" (a recipient).
+        let userIDs = items.map { $0.userID ?? Self.noUser }
         let codes = items.map(\.templateCode)
         let languages = items.map { $0.language ?? "" }
         let priorities = items.map(\.priority)
@@ -97,6 +105,7 @@ extension JobStore {
         // NULL in an int[] is not a bind PostgresNIO writes: -1 stands for "checked against fresh data".
         let staleAges = items.map { $0.staleDataAge ?? -1 }
         let deliverTo = items.map { $0.deliverTo ?? "" }
+        let recipients = items.map { $0.recipient?.json ?? "" }
         let clients = items.map(\.client)
         let correlationIDs = items.map(\.correlationID)
         let logger = self.logger
@@ -110,7 +119,7 @@ extension JobStore {
                     \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
                     \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
                     \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
-                    \(maxAttempts)::int)
+                    \(recipients)::text[], \(maxAttempts)::int)
                 """,
                 logger: logger
             ).decode((UUID, Date, Int).self) {

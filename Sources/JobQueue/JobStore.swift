@@ -11,7 +11,8 @@ public struct ClaimedJob: Sendable {
     public var channel: NotificationChannel
     public var attempt: Int
     public var maxAttempts: Int
-    public var userID: UUID
+    /// The user it goes to; nil when it goes to `recipient`, an address.
+    public var userID: UUID?
     public var templateCode: String
     /// The template version pinned when the notification was accepted.
     public var templateVersion: Int?
@@ -22,6 +23,8 @@ public struct ClaimedJob: Sendable {
     public var priority: Int = 0
     /// The address an email goes to instead of the user's (the platform's own mail, such as an address verification).
     public var deliverTo: String? = nil
+    /// Where it goes when it was sent to an address rather than a user.
+    public var recipient: DirectRecipient? = nil
     /// Why the row could not be read as it must be (variables that are not a JSON object, an unknown queue): such a
     /// job fails permanently with this reason instead of being sent with defaults.
     public var corruption: String? = nil
@@ -155,7 +158,7 @@ public struct JobStore: Sendable {
                 )
                 SELECT claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
                        n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version,
-                       n.priority, n.deliver_to
+                       n.priority, n.deliver_to, n.recipient::text
                 FROM claimed JOIN notifications n ON n.id = claimed.notification_id
                 """,
                 logger: logger
@@ -165,8 +168,9 @@ public struct JobStore: Sendable {
     }
 
     static func decode<Rows: AsyncSequence & Sendable>(_ rows: Rows) async throws -> [ClaimedJob] where Rows.Element == PostgresRow {
+        typealias Row = (Int, UUID, String, Int, Int, UUID?, String, String?, String, String, String, Int?, Int, String?, String?)
         var jobs: [ClaimedJob] = []
-        for try await row in rows.decode((Int, UUID, String, Int, Int, UUID, String, String?, String, String, String, Int?, Int, String?).self) {
+        for try await row in rows.decode(Row.self) {
             var corruption: [String] = []
             let variables: [String: JSONValue]
             do { variables = try JSONValue.parseObject(Data(row.8.utf8)) } catch {
@@ -175,6 +179,13 @@ public struct JobStore: Sendable {
             }
             let channel = NotificationChannel(rawValue: row.2)
             if channel == nil { corruption.append("its queue \(row.2) is no channel") }
+            var recipient: DirectRecipient?
+            if let text = row.14 {
+                recipient = try? JSONDecoder().decode(DirectRecipient.self, from: Data(text.utf8))
+                if recipient == nil { corruption.append("its recipient is not one this release knows") }
+            } else if row.5 == nil {
+                corruption.append("it names neither a user nor a recipient")
+            }
             jobs.append(
                 ClaimedJob(
                     jobID: row.0,
@@ -191,6 +202,7 @@ public struct JobStore: Sendable {
                     correlationID: row.10,
                     priority: row.12,
                     deliverTo: row.13,
+                    recipient: recipient,
                     corruption: corruption.isEmpty ? nil : "corrupt job row: " + corruption.joined(separator: "; ")
                 )
             )

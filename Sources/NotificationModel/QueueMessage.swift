@@ -4,7 +4,8 @@ import Foundation
 public struct QueueMessage: Codable, Sendable, Equatable {
     public var notificationID: UUID
     public var jobID: Int
-    public var userID: UUID
+    /// Null when the notification goes to an address (`recipient`) rather than a user.
+    public var userID: UUID?
     public var templateCode: String
     public var variables: [String: JSONValue]
     public var requestID: String
@@ -15,7 +16,7 @@ public struct QueueMessage: Codable, Sendable, Equatable {
     public init(
         notificationID: UUID,
         jobID: Int,
-        userID: UUID,
+        userID: UUID?,
         templateCode: String,
         variables: [String: JSONValue],
         requestID: String,
@@ -39,7 +40,7 @@ public struct QueueMessage: Codable, Sendable, Equatable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(notificationID.lowercased, forKey: .notificationID)
         try container.encode(jobID, forKey: .jobID)
-        try container.encode(userID.lowercased, forKey: .userID)
+        try container.encode(userID?.lowercased, forKey: .userID)
         try container.encode(templateCode, forKey: .templateCode)
         try container.encode(variables, forKey: .variables)
         try container.encode(requestID, forKey: .requestID)

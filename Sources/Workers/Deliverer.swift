@@ -87,7 +87,7 @@ public struct EmailDeliverer: Deliverer {
         )
         // Mail of a category the user can opt out of carries the one-click link (RFC 8058); transactional mail and
         // the platform's own mail to an address being verified do not.
-        if job.deliverTo == nil, let unsubscribe, let category = template.category,
+        if job.deliverTo == nil, !recipient.isDirect, let unsubscribe, let category = template.category,
             let link = unsubscribe.link(userID: recipient.userID, category: category)
         {
             message.headers.append(("List-Unsubscribe", "<\(link)>"))
@@ -288,7 +288,11 @@ public struct PushDeliverer: Deliverer {
                     let start = ContinuousClock.now
                     var (outcome, wait) = await sendWithinDeadline(message, to: device, job: job, logger: logger)
                     if outcome.kind != .skipped { Telemetry.providerLatency(device.platform, since: start, outcome: outcome.kind.rawValue) }
-                    if outcome.kind == .rejected, outcome.deviceDeactivated {
+                    if outcome.kind == .rejected, outcome.deviceDeactivated, recipient.isDirect {
+                        // A token sent to directly is no registered device: nothing to deactivate; the client is told
+                        // through the notification's failure and its deliveries.
+                        outcome.deviceDeactivated = false
+                    } else if outcome.kind == .rejected, outcome.deviceDeactivated {
                         outcome.deviceDeactivated = await directory.deactivateDevice(
                             userID: recipient.userID,
                             deviceID: device.deviceID,

@@ -337,7 +337,13 @@ public struct DeliveryWorker: Service {
         do {
             // Never sent with defaults in place of what the row should hold: failed, with the reason, for an operator.
             if let corruption = job.corruption { throw DeliveryFailure(message: corruption, permanent: true) }
-            guard let recipient = try await directory.recipient(job.userID, correlationID: job.correlationID) else {
+            let recipient: Recipient
+            if let direct = job.recipient {
+                // Sent to an address: nothing to look up, no preferences (the client owns consent).
+                recipient = .direct(direct)
+            } else if let userID = job.userID, let found = try await directory.recipient(userID, correlationID: job.correlationID) {
+                recipient = found
+            } else {
                 throw Withdrawn("not sent: the user no longer exists")
             }
             guard
@@ -352,7 +358,7 @@ public struct DeliveryWorker: Service {
             // The gateway may have accepted it against data that has changed since (or was stale): check again.
             if template.archived == true { throw Withdrawn("not sent: the template was archived") }
             // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
-            if job.deliverTo == nil, !recipient.preferences.allows(channel: job.channel.rawValue, category: template.category) {
+            if job.deliverTo == nil, !recipient.isDirect, !recipient.preferences.allows(channel: job.channel.rawValue, category: template.category) {
                 throw Withdrawn(
                     "not sent: the user turned \(job.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
                 )
