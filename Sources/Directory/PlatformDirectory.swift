@@ -74,11 +74,17 @@ public struct Recipient: Sendable, Decodable {
     /// Not a user: an address the client sent to directly (`recipient`). Every preference allows it, there is no
     /// unsubscribe link (the client owns consent), and a push token the provider rejects has no device to deactivate.
     public var isDirect = false
+    /// IANA name; absent in contacts cached before quiet hours existed.
+    public var timeZone: String?
+    /// Per channel, the local window in which non-urgent notifications wait.
+    public var quietHours: [String: QuietWindow]?
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
         case name, email, phone, preferences, devices
         case phoneVerified = "phone_verified"
+        case timeZone = "time_zone"
+        case quietHours = "quiet_hours"
     }
 
     /// The recipient of a notification sent to an address.

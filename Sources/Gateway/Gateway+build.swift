@@ -9,6 +9,7 @@ import Foundation
 import Hummingbird
 import JobQueue
 import Logging
+import NotificationModel
 import NotifyConfig
 import NotifyHTTP
 import OutboundPolicy
@@ -51,6 +52,9 @@ public struct GatewayConfiguration: Sendable {
     public var cors: CORSPolicy?
     /// Which Web Push endpoints a notification's `recipient` may name (`NOTIFY_WEBPUSH_*`, as for registered devices).
     public var webPushPolicy: EndpointPolicy
+    /// Which notifications wait for the end of a user's quiet hours (`NOTIFY_QUIET_HOURS_URGENT_PRIORITY`,
+    /// `NOTIFY_QUIET_HOURS_URGENT_BY_CATEGORY`).
+    public var quietHours: QuietHoursPolicy
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -71,6 +75,16 @@ public struct GatewayConfiguration: Sendable {
         if directoryStaleEntries < 1 { problems.append("NOTIFY_DIRECTORY_STALE_ENTRIES must be at least 1") }
         cors = CORSPolicy.parse(env.optionalString("NOTIFY_CORS_ORIGINS"), problems: &problems)
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
+        let urgent = env.int("NOTIFY_QUIET_HOURS_URGENT_PRIORITY", default: 8, problems: &problems)
+        if !(0...11).contains(urgent) { problems.append("NOTIFY_QUIET_HOURS_URGENT_PRIORITY must be 0 to 11 (11: nothing is urgent)") }
+        quietHours = QuietHoursPolicy(
+            urgentPriority: urgent,
+            byCategory: QuietHoursPolicy.parseCategories(
+                env.optionalString("NOTIFY_QUIET_HOURS_URGENT_BY_CATEGORY"),
+                problems: &problems,
+                variable: "NOTIFY_QUIET_HOURS_URGENT_BY_CATEGORY"
+            )
+        )
         commitBatch = env.int("NOTIFY_GATEWAY_COMMIT_BATCH", default: 256, problems: &problems)
         commitsInFlight = env.int("NOTIFY_GATEWAY_COMMITS_IN_FLIGHT", default: 2, problems: &problems)
         if commitBatch < 1 { problems.append("NOTIFY_GATEWAY_COMMIT_BATCH must be at least 1") }
@@ -202,7 +216,8 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         limiter: limiter,
         limits: configuration.limits,
         suppressions: SuppressionList(client: postgres, logger: logger),
-        webPushPolicy: configuration.webPushPolicy
+        webPushPolicy: configuration.webPushPolicy,
+        quietHours: configuration.quietHours
     ).register(on: api)
     // Signed by the provider instead of an API key: outside the credential and rate-limit middleware.
     EmailWebhookController(

@@ -163,7 +163,9 @@ extension NotificationController {
                 refused.append((index, new, APIError.rateLimited(decision, Self.tooMany(new))))
             } else {
                 let staleDataAge = Self.staleSeconds(lookup.recipient?.staleFor, lookup.template.staleFor)
-                toInsert.append((index, new, lookup.template.value?.activeVersion ?? 1, staleDataAge))
+                var held = new
+                held.heldUntil = hold(new, recipient: lookup.recipient?.value, template: lookup.template.value)
+                toInsert.append((index, held, lookup.template.value?.activeVersion ?? 1, staleDataAge))
             }
         }
 

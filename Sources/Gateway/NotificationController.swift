@@ -23,6 +23,10 @@ struct NotificationController: Sendable {
     let suppressions: SuppressionList
     /// Which Web Push endpoints a `recipient` may name (the user service's rule for registered devices).
     var webPushPolicy = EndpointPolicy()
+    /// Which notifications wait for the end of a user's quiet hours.
+    var quietHours = QuietHoursPolicy()
+    /// The clock quiet hours are read against.
+    var now: @Sendable () -> Date = { Date() }
 
     func register(on router: some RouterMethods<NotifyRequestContext>) {
         router.post("/api/v1/notifications", use: create)
@@ -124,12 +128,15 @@ struct NotificationController: Sendable {
             }
             throw suppressed
         }
+        var held = new
+        held.heldUntil = hold(new, recipient: checked.recipient.value, template: checked.template.value)
+        let toWrite = held
         let outcome: CreateOutcome
         do {
             // If the deadline passes after the commit, the client's retry with the same request_id finds the original.
             outcome = try await withDeadline(.seconds(10)) {
                 try await repository.create(
-                    new,
+                    toWrite,
                     templateVersion: checked.template.value?.activeVersion ?? 1,
                     staleDataAge: Self.staleSeconds(checked.recipient.staleFor, checked.template.staleFor),
                     client: identity.client,
@@ -188,6 +195,21 @@ struct NotificationController: Sendable {
             .unprocessableContent,
             code: .channelDisabled,
             message: "The user has turned \(new.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
+        )
+    }
+
+    /// The end of the user's quiet hours on this channel when the notification would go inside them and is not urgent
+    /// (its priority below the threshold of its template's category); nil: it goes when due. The platform's own mail
+    /// and notifications to an address are never held.
+    func hold(_ new: NewNotification, recipient: Recipient?, template: TemplateContent?) -> Date? {
+        guard let recipient, !recipient.isDirect, new.deliverTo == nil else { return nil }
+        return quietHours.hold(
+            due: new.sendAt ?? now(),
+            channel: new.channel.rawValue,
+            priority: new.priority,
+            category: template?.category,
+            quietHours: recipient.quietHours,
+            timeZone: recipient.timeZone
         )
     }
 
@@ -279,7 +301,10 @@ struct NotificationController: Sendable {
                     "job_id": .string(notification.jobID.map(String.init) ?? ""),
                 ]
             )
-            return .envelope(.accepted, data: notification, message: "Notification accepted")
+            let message =
+                notification.heldUntil == nil
+                ? "Notification accepted" : "Notification accepted; it is held until the end of the user's quiet hours (held_until)"
+            return .envelope(.accepted, data: notification, message: message)
         case .replayed(let notification):
             return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])
         case .conflict:
@@ -521,8 +546,19 @@ struct Accepted: Encodable, Sendable {
     var createdAt: Date
     /// For the log line of the acceptance (not part of the response).
     var jobID: Int?
+    /// Held for the user's quiet hours: when it goes.
+    var heldUntil: Date?
 
-    init(notificationID: String, requestID: String, status: NotificationStatus, notificationType: String, createdAt: Date, jobID: Int? = nil) {
+    init(
+        notificationID: String,
+        requestID: String,
+        status: NotificationStatus,
+        notificationType: String,
+        createdAt: Date,
+        jobID: Int? = nil,
+        heldUntil: Date? = nil
+    ) {
+        self.heldUntil = heldUntil
         self.notificationID = notificationID
         self.requestID = requestID
         self.status = status
@@ -545,5 +581,6 @@ struct Accepted: Encodable, Sendable {
         case status
         case notificationType = "notification_type"
         case createdAt = "created_at"
+        case heldUntil = "held_until"
     }
 }

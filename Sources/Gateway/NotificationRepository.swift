@@ -24,6 +24,9 @@ struct NewNotification: Sendable, Encodable {
     var deliverTo: String? = nil
     /// An address to send to instead of a user (the client owns consent). Part of the payload hash only when set.
     var recipient: DirectRecipient? = nil
+    /// Not asked for but decided at acceptance: the end of the user's quiet hours, when it falls in them and is not
+    /// urgent. It replaces `send_at` when written; not part of the payload hash (a replay is the same request).
+    var heldUntil: Date? = nil
 
     /// The per-recipient rate limit's bucket: the user, or the address (hashed: Redis holds no addresses).
     var rateKey: String {
@@ -298,7 +301,7 @@ struct NotificationRepository: Sendable {
                 variables: item.new.variables,
                 metadata: item.new.metadata,
                 priority: item.new.priority,
-                sendAt: item.new.sendAt,
+                sendAt: item.new.heldUntil ?? item.new.sendAt,
                 correlationID: item.correlationID,
                 templateVersion: item.templateVersion,
                 staleDataAge: item.staleDataAge,
@@ -315,7 +318,8 @@ struct NotificationRepository: Sendable {
                 status: .pending,
                 notificationType: job.channel.rawValue,
                 createdAt: row.createdAt,
-                jobID: row.jobID
+                jobID: row.jobID,
+                heldUntil: items.first { $0.new.requestID == job.requestID && $0.client == job.client }?.new.heldUntil
             )
         }
     }

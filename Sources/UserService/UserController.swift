@@ -78,6 +78,7 @@ struct UserController: Sendable {
         let pushEnabled = preferenceFields.bool("push") ?? true
         let smsEnabled = preferenceFields.bool("sms") ?? true
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
+        let (timeZone, quietHours) = Self.quietHours(&fields)
         try fields.check()
         guard let name, let email, let password else { throw APIError.internalError }
         do {
@@ -90,13 +91,53 @@ struct UserController: Sendable {
                 pushEnabled: pushEnabled,
                 phone: phone,
                 phoneVerified: phoneVerified,
-                smsEnabled: smsEnabled
+                smsEnabled: smsEnabled,
+                timeZone: timeZone ?? nil,
+                quietHours: quietHours ?? [:]
             )
             context.logger.info("user created", metadata: ["user_id": .string(user.userID)])
             return .envelope(.created, data: user, message: "User created")
         } catch UserRepositoryError.emailTaken {
             throw APIError(.conflict, code: .emailTaken, message: "A user with this email already exists")
         }
+    }
+
+    /// `time_zone` (an IANA name; null removes it) and `quiet_hours` (per channel `{"start": "22:00", "end": "07:00"}`;
+    /// the object replaces every channel's window, `{}` or null removes them). Absent: unchanged.
+    static func quietHours(_ fields: inout FieldValidator) -> (timeZone: String??, quietHours: [String: QuietWindow]?) {
+        var timeZone: String??
+        if let value = fields.object["time_zone"] {
+            if value == .null {
+                timeZone = .some(nil)
+            } else if let text = fields.string("time_zone", maxLength: 64) {
+                if let name = TimeZoneName.validate(text) { timeZone = .some(name) } else { fields.fail("time_zone", TimeZoneName.problem) }
+            }
+        }
+        var quietHours: [String: QuietWindow]?
+        if let value = fields.object["quiet_hours"] {
+            if value == .null {
+                quietHours = [:]
+            } else if let object = fields.object("quiet_hours") {
+                var windows: [String: QuietWindow] = [:]
+                for (channel, raw) in object {
+                    let field = "quiet_hours.\(channel)"
+                    guard ["email", "push", "sms"].contains(channel) else {
+                        fields.fail(field, "is not a channel (email, push, sms)")
+                        continue
+                    }
+                    guard case .object(let times) = raw, case .string(let start)? = times["start"], case .string(let end)? = times["end"],
+                        times.count == 2
+                    else {
+                        fields.fail(field, "must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"}")
+                        continue
+                    }
+                    let window = QuietWindow(start: start, end: end)
+                    if let problem = window.problem { fields.fail(field, problem) } else { windows[channel] = window }
+                }
+                quietHours = windows
+            }
+        }
+        return (timeZone, quietHours)
     }
 
     /// `phone`: E.164 (spaces, dots, hyphens and parentheses are dropped), stored as `+` and digits.
@@ -245,8 +286,10 @@ struct UserController: Sendable {
         let push = preferenceFields.bool("push")
         let sms = preferenceFields.bool("sms")
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
+        (changes.timeZone, changes.quietHours) = Self.quietHours(&fields)
         let known: Set<String> = [
             "name", "email", "email_verified", "password", "current_password", "push_token", "preferences", "phone", "phone_verified",
+            "time_zone", "quiet_hours",
         ]
         for key in body.keys where !known.contains(key) { fields.fail(key, "is not a field of a user") }
         try fields.check()

@@ -25,6 +25,10 @@ public struct UserResource: Codable, Sendable, Equatable {
     /// Where SMS goes (E.164), and whether a service confirmed the user holds it.
     public var phone: String? = nil
     public var phoneVerified: Bool = false
+    /// IANA time zone name; quiet hours are read in it (UTC when none).
+    public var timeZone: String? = nil
+    /// Per channel: the local window in which non-urgent notifications wait for its end.
+    public var quietHours: [String: QuietWindow]? = nil
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
@@ -36,6 +40,8 @@ public struct UserResource: Codable, Sendable, Equatable {
         case pendingEmail = "pending_email"
         case phone
         case phoneVerified = "phone_verified"
+        case timeZone = "time_zone"
+        case quietHours = "quiet_hours"
     }
 
     /// As the seed's user model: `push_token` is always there, null when the user has no active FCM token.
@@ -51,6 +57,8 @@ public struct UserResource: Codable, Sendable, Equatable {
         try container.encodeIfPresent(pendingEmail, forKey: .pendingEmail)
         try container.encodeIfPresent(phone, forKey: .phone)
         try container.encode(phoneVerified, forKey: .phoneVerified)
+        try container.encode(timeZone, forKey: .timeZone)
+        try container.encode(quietHours ?? [:], forKey: .quietHours)
     }
 }
 
@@ -90,6 +98,8 @@ public struct ContactResource: Codable, Sendable, Equatable {
     public var phoneVerified: Bool
     public var preferences: PreferencesResource
     public var devices: [DeviceResource]
+    public var timeZone: String? = nil
+    public var quietHours: [String: QuietWindow]? = nil
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
@@ -98,6 +108,8 @@ public struct ContactResource: Codable, Sendable, Equatable {
         case phone
         case phoneVerified = "phone_verified"
         case preferences, devices
+        case timeZone = "time_zone"
+        case quietHours = "quiet_hours"
     }
 }
 
@@ -115,6 +127,10 @@ public struct UserChanges: Sendable {
     /// `.some(nil)` removes the number.
     public var phone: String??
     public var phoneVerified: Bool?
+    /// `.some(nil)` removes the time zone (UTC then).
+    public var timeZone: String??
+    /// Replaces every channel's window; `[:]` removes them all.
+    public var quietHours: [String: QuietWindow]?
 }
 
 public enum UserRepositoryError: Error {
@@ -135,13 +151,21 @@ public struct UserRepository: Sendable {
     /// a token the provider rejected is never shown as the user's.
     static let columnList = """
         id, name, email, \(latestFCMToken), email_enabled, push_enabled, created_at, updated_at, pending_email, phone, phone_verified, \
-        sms_enabled
+        sms_enabled, time_zone, quiet_hours::text
         """
     static let latestFCMToken = """
         (SELECT d.token FROM devices d WHERE d.user_id = users.id AND d.platform = 'fcm' AND d.active \
         ORDER BY d.updated_at DESC, d.created_at DESC, d.id LIMIT 1) AS push_token
         """
-    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?, String?, Bool, Bool)
+    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?, String?, Bool, Bool, String?, String)
+
+    static func quietHours(_ text: String) -> [String: QuietWindow] {
+        (try? JSONDecoder().decode([String: QuietWindow].self, from: Data(text.utf8))) ?? [:]
+    }
+
+    static func json(_ quietHours: [String: QuietWindow]?) -> String? {
+        quietHours.flatMap { try? JSONEncoder.canonical.encode($0) }.map { String(decoding: $0, as: UTF8.self) }
+    }
 
     static func resource(_ row: Row) -> UserResource {
         UserResource(
@@ -154,7 +178,9 @@ public struct UserRepository: Sendable {
             updatedAt: row.7,
             pendingEmail: row.8,
             phone: row.9,
-            phoneVerified: row.10
+            phoneVerified: row.10,
+            timeZone: row.12,
+            quietHours: quietHours(row.13)
         )
     }
 
@@ -175,7 +201,9 @@ public struct UserRepository: Sendable {
         pushEnabled: Bool,
         phone: String? = nil,
         phoneVerified: Bool = false,
-        smsEnabled: Bool = true
+        smsEnabled: Bool = true,
+        timeZone: String? = nil,
+        quietHours: [String: QuietWindow] = [:]
     ) async throws
         -> UserResource
     {
@@ -183,10 +211,12 @@ public struct UserRepository: Sendable {
             try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
-                    INSERT INTO users (name, email, password_hash, push_token, email_enabled, push_enabled, phone, phone_verified, sms_enabled)
+                    INSERT INTO users (
+                        name, email, password_hash, push_token, email_enabled, push_enabled, phone, phone_verified, sms_enabled, time_zone, quiet_hours
+                    )
                     VALUES (
                         \(name), \(email), \(passwordHash), \(pushToken), \(emailEnabled), \(pushEnabled), \(phone), \(phone != nil && phoneVerified),
-                        \(smsEnabled)
+                        \(smsEnabled), \(timeZone), \(Self.json(quietHours) ?? "{}")::jsonb
                     )
                     RETURNING \(unescaped: Self.columnList)
                     """,
@@ -275,6 +305,9 @@ public struct UserRepository: Sendable {
                 let token = changes.pushToken ?? nil
                 let setPhone = changes.phone != nil
                 let phone = changes.phone ?? nil
+                let setTimeZone = changes.timeZone != nil
+                let timeZone = changes.timeZone ?? nil
+                let quietHours = Self.json(changes.quietHours)
                 let rows = try await connection.query(
                     """
                     UPDATE users SET name = COALESCE(\(changes.name), name), email = COALESCE(\(changes.email), email),
@@ -283,6 +316,8 @@ public struct UserRepository: Sendable {
                         password_hash = COALESCE(\(changes.passwordHash), password_hash),
                         push_token = CASE WHEN \(setToken) THEN \(token) ELSE push_token END,
                         phone = CASE WHEN \(setPhone) THEN \(phone) ELSE phone END,
+                        time_zone = CASE WHEN \(setTimeZone) THEN \(timeZone) ELSE time_zone END,
+                        quiet_hours = COALESCE(\(quietHours)::jsonb, quiet_hours),
                         -- A new number is unverified unless the service that set it vouches for it.
                         phone_verified = CASE
                             WHEN \(changes.phoneVerified)::boolean IS NOT NULL THEN \(changes.phoneVerified)::boolean
@@ -634,7 +669,9 @@ public struct UserRepository: Sendable {
                 phone: row.9,
                 phoneVerified: row.10,
                 preferences: PreferencesResource(email: row.4, push: row.5, sms: row.11, categories: categories[id] ?? [:]),
-                devices: devices[id] ?? []
+                devices: devices[id] ?? [],
+                timeZone: row.12,
+                quietHours: Self.quietHours(row.13)
             )
         }
         return contacts
@@ -651,7 +688,9 @@ public struct UserRepository: Sendable {
             phone: user.phone,
             phoneVerified: user.phoneVerified,
             preferences: preferences,
-            devices: devices
+            devices: devices,
+            timeZone: user.timeZone,
+            quietHours: user.quietHours
         )
     }
 }
