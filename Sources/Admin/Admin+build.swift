@@ -7,6 +7,7 @@ import JobQueue
 import Logging
 import NotifyConfig
 import NotifyHTTP
+import OutboundPolicy
 import PostgresAccess
 import PostgresNIO
 import RateLimiting
@@ -25,6 +26,11 @@ public struct AdminConfiguration: Sendable {
     /// Where operator-login attempts are counted (shared by every admin replica).
     public var redis: RedisSettings
     public var loginThrottle: LoginThrottleSettings
+    /// Seals the signing secrets of client webhooks (`NOTIFY_WEBHOOK_SECRET_KEY`, the relay's value); nil: endpoints
+    /// cannot be created.
+    public var webhookSecrets: WebhookSecrets?
+    /// Which URLs a webhook endpoint may have (`NOTIFY_WEBHOOK_ALLOW_LOOPBACK` admits loopback for local use).
+    public var webhookPolicy: EndpointPolicy
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -35,6 +41,8 @@ public struct AdminConfiguration: Sendable {
         sessionSeconds = env.int("NOTIFY_ADMIN_SESSION_SECONDS", default: 8 * 3600, problems: &problems)
         redis = RedisSettings(env, problems: &problems)
         loginThrottle = LoginThrottleSettings(env, problems: &problems)
+        webhookSecrets = WebhookSettings.secrets(env, problems: &problems)
+        webhookPolicy = WebhookSettings.policy(env)
         let host = env.string("NOTIFY_SERVICES_HOST", default: "127.0.0.1")
         func url(_ name: String, _ urlKey: String, _ portKey: String, _ port: Int) -> (String, String) {
             let port = env.int(portKey, default: port, problems: &problems)
@@ -121,6 +129,11 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     )
     APIKeyController(store: store).register(on: api)
     SuppressionController(list: SuppressionList(client: postgres, logger: logger)).register(on: api)
+    WebhookController(
+        store: WebhookStore(client: postgres, logger: logger),
+        secrets: configuration.webhookSecrets,
+        policy: configuration.webhookPolicy
+    ).register(on: api)
     OverviewController(
         postgres: postgres,
         management: management,

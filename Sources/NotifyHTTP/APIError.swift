@@ -36,6 +36,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case userNotFound = "USER_NOT_FOUND"
     case validationError = "VALIDATION_ERROR"
     case webhookNotConfigured = "WEBHOOK_NOT_CONFIGURED"
+    case webhookNotFound = "WEBHOOK_NOT_FOUND"
     case verificationNotSent = "VERIFICATION_NOT_SENT"
     case noPhoneNumber = "NO_PHONE_NUMBER"
 }

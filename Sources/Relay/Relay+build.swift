@@ -1,12 +1,14 @@
 import AsyncHTTPClient
 import Breakers
 import Broker
+import Credentials
 import Hummingbird
 import JobQueue
 import Logging
 import NIOConcurrencyHelpers
 import NotifyConfig
 import NotifyHTTP
+import OutboundPolicy
 import PostgresAccess
 import PostgresNIO
 import ServiceLifecycle
@@ -21,6 +23,10 @@ public struct RelayConfiguration: Sendable {
     public var rescueGraceSeconds: Int
     /// How messages reach RabbitMQ: `http` (the management API) or `amqp` (AMQP 0-9-1 with publisher confirms).
     public var publisher: String
+    /// Opens the signing secrets of client webhooks (`NOTIFY_WEBHOOK_SECRET_KEY`, admin's value); nil: no webhooks are sent.
+    public var webhookSecrets: WebhookSecrets?
+    public var webhookPolicy: EndpointPolicy
+    public var webhooks: WebhookDispatcher.Configuration
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -46,6 +52,16 @@ public struct RelayConfiguration: Sendable {
         if rescueGraceSeconds < 0 { problems.append("NOTIFY_RESCUE_GRACE_SECONDS must not be negative") }
         publisher = env.string("NOTIFY_RELAY_PUBLISHER", default: "http")
         if !["http", "amqp"].contains(publisher) { problems.append("NOTIFY_RELAY_PUBLISHER must be http or amqp") }
+        webhookSecrets = WebhookSettings.secrets(env, problems: &problems)
+        webhookPolicy = WebhookSettings.policy(env)
+        webhooks = WebhookDispatcher.Configuration()
+        webhooks.concurrency = env.int("NOTIFY_WEBHOOK_CONCURRENCY", default: 16, problems: &problems)
+        webhooks.maxAttempts = env.int("NOTIFY_WEBHOOK_MAX_ATTEMPTS", default: 10, problems: &problems)
+        webhooks.retryBase = .milliseconds(env.int("NOTIFY_WEBHOOK_RETRY_BASE_MS", default: 10_000, problems: &problems))
+        webhooks.retryCap = .seconds(env.int("NOTIFY_WEBHOOK_RETRY_CAP_SECONDS", default: 3600, problems: &problems))
+        if webhooks.concurrency < 1 || webhooks.maxAttempts < 1 {
+            problems.append("NOTIFY_WEBHOOK_CONCURRENCY and NOTIFY_WEBHOOK_MAX_ATTEMPTS must be at least 1")
+        }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }
@@ -87,6 +103,15 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     maintenanceConfiguration.rescueGrace = .seconds(configuration.rescueGraceSeconds)
     let maintenance = MaintenanceService(client: postgres, configuration: maintenanceConfiguration, logger: logger)
 
+    let webhooks = configuration.webhookSecrets.map { secrets in
+        WebhookDispatcher(
+            store: WebhookStore(client: postgres, logger: logger),
+            secrets: secrets,
+            policy: configuration.webhookPolicy,
+            configuration: configuration.webhooks,
+            logger: logger
+        )
+    }
     let router = serviceRouter(
         service: "relay",
         checks: [
@@ -108,7 +133,7 @@ public func buildRelay(_ configuration: RelayConfiguration, logger: Logger) -> s
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "notify-relay"),
-        services: [postgres, HTTPClientService(client: http), maintenance, relay],
+        services: [postgres, HTTPClientService(client: http), maintenance, relay] + (webhooks.map { [$0] } ?? []),
         logger: logger
     )
 }

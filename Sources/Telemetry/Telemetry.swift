@@ -35,6 +35,11 @@ public enum Telemetry {
         Counter(label: "notify_notifications_accepted_total", dimensions: [("channel", channel)]).increment(by: count)
     }
 
+    /// One attempt of a client webhook: delivered, retried or dead_lettered.
+    public static func webhook(outcome: String) {
+        Counter(label: "notify_webhook_deliveries_total", dimensions: [("outcome", outcome)]).increment()
+    }
+
     /// A client withdrew a notification before it was sent.
     public static func cancelled() {
         Counter(label: "notify_notifications_cancelled_total").increment()

@@ -27,14 +27,14 @@ struct DeploymentTests {
         "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_JWT_SECRET", "NOTIFY_SMTP_USERNAME",
         "NOTIFY_SMTP_PASSWORD", "NOTIFY_VAPID_PRIVATE_KEY", "NOTIFY_FCM_SERVICE_ACCOUNT", "NOTIFY_SENDGRID_API_KEY", "NOTIFY_MAILGUN_API_KEY",
         "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY", "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY", "NOTIFY_UNSUBSCRIBE_SECRET", "NOTIFY_APNS_KEY",
-        "NOTIFY_ONESIGNAL_API_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET",
+        "NOTIFY_ONESIGNAL_API_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET", "NOTIFY_WEBHOOK_SECRET_KEY",
     ]
     /// Secrets a process may run without (features left off in the example): SMTP login, the FCM account, the APNs and
     /// OneSignal keys, the email providers' API and webhook keys, unsubscribe.
     static let optionalSecrets: Set<String> = [
         "NOTIFY_SMTP_USERNAME", "NOTIFY_SMTP_PASSWORD", "NOTIFY_FCM_SERVICE_ACCOUNT", "NOTIFY_SENDGRID_API_KEY", "NOTIFY_MAILGUN_API_KEY",
         "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY", "NOTIFY_MAILGUN_WEBHOOK_SIGNING_KEY", "NOTIFY_UNSUBSCRIBE_SECRET", "NOTIFY_APNS_KEY",
-        "NOTIFY_ONESIGNAL_API_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET",
+        "NOTIFY_ONESIGNAL_API_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET", "NOTIFY_WEBHOOK_SECRET_KEY",
     ]
     /// What each process uses: the push worker never holds the JWT key, nothing but the gateway and the user
     /// service does, the broker's password only where the broker is used.
@@ -56,8 +56,8 @@ struct DeploymentTests {
         "sms-worker": [
             "NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_SERVICE_KEY", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_VONAGE_API_SECRET",
         ],
-        "admin": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
-        "relay": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD"],
+        "admin": ["NOTIFY_PG_PASSWORD", "NOTIFY_REDIS_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_WEBHOOK_SECRET_KEY"],
+        "relay": ["NOTIFY_PG_PASSWORD", "NOTIFY_RABBIT_PASSWORD", "NOTIFY_WEBHOOK_SECRET_KEY"],
     ]
 
     /// The PostgreSQL role each process logs in as: the role of its database, made by `notify migrate`.

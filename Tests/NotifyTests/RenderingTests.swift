@@ -1,4 +1,5 @@
 import Foundation
+import JobQueue
 import NotificationModel
 import Rendering
 import SMTPTransport
