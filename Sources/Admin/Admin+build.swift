@@ -31,6 +31,9 @@ public struct AdminConfiguration: Sendable {
     public var webhookSecrets: WebhookSecrets?
     /// Which URLs a webhook endpoint may have (`NOTIFY_WEBHOOK_ALLOW_LOOPBACK` admits loopback for local use).
     public var webhookPolicy: EndpointPolicy
+    /// The dashboard manages users and templates through their services' APIs with this key (`NOTIFY_SERVICE_KEY`);
+    /// nil: those pages answer 503.
+    public var serviceKey: String?
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -43,6 +46,7 @@ public struct AdminConfiguration: Sendable {
         loginThrottle = LoginThrottleSettings(env, problems: &problems)
         webhookSecrets = WebhookSettings.secrets(env, problems: &problems)
         webhookPolicy = WebhookSettings.policy(env)
+        serviceKey = env.optionalString("NOTIFY_SERVICE_KEY")
         let host = env.string("NOTIFY_SERVICES_HOST", default: "127.0.0.1")
         func url(_ name: String, _ urlKey: String, _ portKey: String, _ port: Int) -> (String, String) {
             let port = env.int(portKey, default: port, problems: &problems)
@@ -129,6 +133,12 @@ public func buildAdmin(_ configuration: AdminConfiguration, logger: Logger) asyn
     )
     APIKeyController(store: store).register(on: api)
     SuppressionController(list: SuppressionList(client: postgres, logger: logger)).register(on: api)
+    DirectoryController(
+        http: http,
+        usersURL: configuration.services.first { $0.name == "users" }?.url ?? "http://127.0.0.1:8001",
+        templatesURL: configuration.services.first { $0.name == "templates" }?.url ?? "http://127.0.0.1:8002",
+        serviceKey: configuration.serviceKey
+    ).register(on: api)
     WebhookController(
         store: WebhookStore(client: postgres, logger: logger),
         secrets: configuration.webhookSecrets,

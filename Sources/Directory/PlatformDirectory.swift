@@ -78,10 +78,12 @@ public struct Recipient: Sendable, Decodable {
     public var timeZone: String?
     /// Per channel, the local window in which non-urgent notifications wait.
     public var quietHours: [String: QuietWindow]?
+    /// Disabled by an operator (absent in contacts cached before this existed: enabled).
+    public var disabled: Bool?
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
-        case name, email, phone, preferences, devices
+        case name, email, phone, preferences, devices, disabled
         case phoneVerified = "phone_verified"
         case timeZone = "time_zone"
         case quietHours = "quiet_hours"

@@ -184,6 +184,9 @@ struct NotificationController: Sendable {
         guard let recipient else { return APIError.notFound(.userNotFound, "No user with this user_id") }
         // Sent to an address: the client owns consent; the suppression list still applies.
         if recipient.isDirect { return nil }
+        if recipient.disabled == true {
+            return APIError(.unprocessableContent, code: .userDisabled, message: "The user is disabled: nothing is sent to them")
+        }
         let preferences = recipient.preferences
         // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
         if new.deliverTo != nil { return nil }

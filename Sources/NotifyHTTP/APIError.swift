@@ -34,6 +34,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case unauthorized = "UNAUTHORIZED"
     case unsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
     case userNotFound = "USER_NOT_FOUND"
+    case userDisabled = "USER_DISABLED"
     case validationError = "VALIDATION_ERROR"
     case webhookNotConfigured = "WEBHOOK_NOT_CONFIGURED"
     case webhookNotFound = "WEBHOOK_NOT_FOUND"

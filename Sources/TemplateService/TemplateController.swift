@@ -152,8 +152,16 @@ struct TemplateController: Sendable {
         if let channel, !["email", "push", "sms"].contains(channel) {
             errors.append(FieldError(field: "channel", message: "must be email, push or sms"))
         }
+        let archived: Bool
+        switch query.get("archived") {
+        case nil, "false"?: archived = false
+        case "true"?: archived = true
+        default:
+            archived = false
+            errors.append(FieldError(field: "archived", message: "must be true or false"))
+        }
         if !errors.isEmpty { throw APIError.validation(errors) }
-        let (templates, total) = try await repository.list(channel: channel, page: page, limit: limit)
+        let (templates, total) = try await repository.list(channel: channel, page: page, limit: limit, archived: archived)
         return .envelope(data: templates, message: "Templates retrieved successfully", meta: PageMeta(total: total, limit: limit, page: page))
     }
 

@@ -306,23 +306,27 @@ public struct TemplateRepository: Sendable {
     }
 
     /// Active templates, newest first, in their default language.
-    public func list(channel: String?, page: Int, limit: Int) async throws -> ([TemplateResource], Int) {
+    /// `archived`: the archived templates instead (to restore them), each with its last version.
+    public func list(channel: String?, page: Int, limit: Int, archived: Bool = false) async throws -> ([TemplateResource], Int) {
         var codes: [(String, String)] = []
         for try await code in try await client.query(
             """
-            SELECT code, channel FROM templates WHERE archived_at IS NULL AND (\(channel)::text IS NULL OR channel = \(channel))
+            SELECT code, channel FROM templates WHERE (archived_at IS NOT NULL) = \(archived) AND (\(channel)::text IS NULL OR channel = \(channel))
             ORDER BY created_at DESC, code LIMIT \(limit) OFFSET \((page - 1) * limit)
             """,
             logger: logger
         ).decode((String, String).self) { codes.append(code) }
         var total = 0
         for try await count in try await client.query(
-            "SELECT count(*)::int FROM templates WHERE archived_at IS NULL AND (\(channel)::text IS NULL OR channel = \(channel))",
+            "SELECT count(*)::int FROM templates WHERE (archived_at IS NOT NULL) = \(archived) AND (\(channel)::text IS NULL OR channel = \(channel))",
             logger: logger
         ).decode(Int.self) { total = count }
         var templates: [TemplateResource] = []
         for (code, channel) in codes {
-            if let template = try await find(code: code, channel: channel, language: nil, version: nil) { templates.append(template) }
+            // An archived template is found by version only: its last one.
+            if let template = try await find(code: code, channel: channel, language: nil, version: archived ? Int(Int32.max) : nil) {
+                templates.append(template)
+            }
         }
         return (templates, total)
     }

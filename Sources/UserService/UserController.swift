@@ -227,7 +227,12 @@ struct UserController: Sendable {
         var errors: [FieldError] = []
         let (page, limit) = request.pagination(into: &errors)
         if !errors.isEmpty { throw APIError.validation(errors) }
-        let (users, total) = try await repository.list(page: page, limit: limit)
+        let search = request.uri.queryParameters.get("search").map { String($0) }
+        if let search, search.isEmpty || search.count > 200 || search.contains("\u{0}") {
+            errors.append(FieldError(field: "search", message: "must be 1 to 200 characters"))
+        }
+        if !errors.isEmpty { throw APIError.validation(errors) }
+        let (users, total) = try await repository.list(page: page, limit: limit, search: search)
         return .envelope(data: users, message: "Users retrieved successfully", meta: PageMeta(total: total, limit: limit, page: page))
     }
 
@@ -287,9 +292,12 @@ struct UserController: Sendable {
         let sms = preferenceFields.bool("sms")
         for error in preferenceFields.errors { fields.fail("preferences.\(error.field)", error.message) }
         (changes.timeZone, changes.quietHours) = Self.quietHours(&fields)
+        // Only an operator or a service disables a user (their own token cannot undo it).
+        changes.disabled = fields.bool("disabled")
+        if changes.disabled != nil, context.identity?.userID != nil { fields.fail("disabled", "may be set only with a service credential") }
         let known: Set<String> = [
             "name", "email", "email_verified", "password", "current_password", "push_token", "preferences", "phone", "phone_verified",
-            "time_zone", "quiet_hours",
+            "time_zone", "quiet_hours", "disabled",
         ]
         for key in body.keys where !known.contains(key) { fields.fail(key, "is not a field of a user") }
         try fields.check()

@@ -29,10 +29,12 @@ public struct UserResource: Codable, Sendable, Equatable {
     public var timeZone: String? = nil
     /// Per channel: the local window in which non-urgent notifications wait for its end.
     public var quietHours: [String: QuietWindow]? = nil
+    /// Disabled by an operator: nothing is sent to the user, who cannot log in.
+    public var disabled: Bool = false
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
-        case name, email
+        case name, email, disabled
         case pushToken = "push_token"
         case preferences
         case createdAt = "created_at"
@@ -59,6 +61,7 @@ public struct UserResource: Codable, Sendable, Equatable {
         try container.encode(phoneVerified, forKey: .phoneVerified)
         try container.encode(timeZone, forKey: .timeZone)
         try container.encode(quietHours ?? [:], forKey: .quietHours)
+        try container.encode(disabled, forKey: .disabled)
     }
 }
 
@@ -100,10 +103,11 @@ public struct ContactResource: Codable, Sendable, Equatable {
     public var devices: [DeviceResource]
     public var timeZone: String? = nil
     public var quietHours: [String: QuietWindow]? = nil
+    public var disabled: Bool = false
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
-        case name, email
+        case name, email, disabled
         case pushToken = "push_token"
         case phone
         case phoneVerified = "phone_verified"
@@ -131,6 +135,8 @@ public struct UserChanges: Sendable {
     public var timeZone: String??
     /// Replaces every channel's window; `[:]` removes them all.
     public var quietHours: [String: QuietWindow]?
+    /// An operator disables (true) or enables (false) the user.
+    public var disabled: Bool?
 }
 
 public enum UserRepositoryError: Error {
@@ -151,13 +157,13 @@ public struct UserRepository: Sendable {
     /// a token the provider rejected is never shown as the user's.
     static let columnList = """
         id, name, email, \(latestFCMToken), email_enabled, push_enabled, created_at, updated_at, pending_email, phone, phone_verified, \
-        sms_enabled, time_zone, quiet_hours::text
+        sms_enabled, time_zone, quiet_hours::text, disabled_at IS NOT NULL
         """
     static let latestFCMToken = """
         (SELECT d.token FROM devices d WHERE d.user_id = users.id AND d.platform = 'fcm' AND d.active \
         ORDER BY d.updated_at DESC, d.created_at DESC, d.id LIMIT 1) AS push_token
         """
-    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?, String?, Bool, Bool, String?, String)
+    typealias Row = (UUID, String, String, String?, Bool, Bool, Date, Date, String?, String?, Bool, Bool, String?, String, Bool)
 
     static func quietHours(_ text: String) -> [String: QuietWindow] {
         (try? JSONDecoder().decode([String: QuietWindow].self, from: Data(text.utf8))) ?? [:]
@@ -180,7 +186,8 @@ public struct UserRepository: Sendable {
             phone: row.9,
             phoneVerified: row.10,
             timeZone: row.12,
-            quietHours: quietHours(row.13)
+            quietHours: quietHours(row.13),
+            disabled: row.14
         )
     }
 
@@ -249,7 +256,7 @@ public struct UserRepository: Sendable {
     /// The id and password hash for a login.
     public func credentials(email: String) async throws -> (UUID, String, Int)? {
         let rows = try await client.query(
-            "SELECT id, password_hash, token_version FROM users WHERE lower(email) = lower(\(email))",
+            "SELECT id, password_hash, token_version FROM users WHERE lower(email) = lower(\(email)) AND disabled_at IS NULL",
             logger: logger
         )
         for try await row in rows.decode((UUID, String, Int).self) { return row }
@@ -282,19 +289,29 @@ public struct UserRepository: Sendable {
         }
     }
 
-    public func list(page: Int, limit: Int) async throws -> ([UserResource], Int) {
+    /// `search`: a part of the name or the email, case-insensitive (LIKE's wildcards in it are taken literally).
+    public func list(page: Int, limit: Int, search: String? = nil) async throws -> ([UserResource], Int) {
         let offset = (page - 1) * limit
+        let pattern = search.map {
+            "%"
+                + $0.lowercased().replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_") + "%"
+        }
         var users: [UserResource] = []
         let rows = try await client.query(
             """
             SELECT \(unescaped: Self.columnList)
-            FROM users ORDER BY created_at, id LIMIT \(limit) OFFSET \(offset)
+            FROM users WHERE \(pattern)::text IS NULL OR lower(email) LIKE \(pattern) OR lower(name) LIKE \(pattern)
+            ORDER BY created_at, id LIMIT \(limit) OFFSET \(offset)
             """,
             logger: logger
         )
         for try await row in rows.decode(Row.self) { users.append(Self.resource(row)) }
         var total = 0
-        for try await count in try await client.query("SELECT count(*)::int FROM users", logger: logger).decode(Int.self) { total = count }
+        for try await count in try await client.query(
+            "SELECT count(*)::int FROM users WHERE \(pattern)::text IS NULL OR lower(email) LIKE \(pattern) OR lower(name) LIKE \(pattern)",
+            logger: logger
+        ).decode(Int.self) { total = count }
         return (users, total)
     }
 
@@ -318,12 +335,15 @@ public struct UserRepository: Sendable {
                         phone = CASE WHEN \(setPhone) THEN \(phone) ELSE phone END,
                         time_zone = CASE WHEN \(setTimeZone) THEN \(timeZone) ELSE time_zone END,
                         quiet_hours = COALESCE(\(quietHours)::jsonb, quiet_hours),
+                        disabled_at = CASE WHEN \(changes.disabled)::boolean IS NULL THEN disabled_at
+                                           WHEN \(changes.disabled)::boolean THEN COALESCE(disabled_at, now()) END,
                         -- A new number is unverified unless the service that set it vouches for it.
                         phone_verified = CASE
                             WHEN \(changes.phoneVerified)::boolean IS NOT NULL THEN \(changes.phoneVerified)::boolean
                             WHEN \(setPhone) AND \(phone)::text IS DISTINCT FROM phone THEN false
                             ELSE phone_verified END,
                         token_version = token_version
+                            + CASE WHEN \(changes.disabled)::boolean AND disabled_at IS NULL THEN 1 ELSE 0 END
                             + CASE WHEN \(changes.passwordHash)::text IS NOT NULL
                                         OR (\(changes.email)::text IS NOT NULL AND lower(\(changes.email)::text) <> lower(email)) THEN 1 ELSE 0 END,
                         updated_at = now()
@@ -671,7 +691,8 @@ public struct UserRepository: Sendable {
                 preferences: PreferencesResource(email: row.4, push: row.5, sms: row.11, categories: categories[id] ?? [:]),
                 devices: devices[id] ?? [],
                 timeZone: row.12,
-                quietHours: Self.quietHours(row.13)
+                quietHours: Self.quietHours(row.13),
+                disabled: row.14
             )
         }
         return contacts
@@ -690,7 +711,8 @@ public struct UserRepository: Sendable {
             preferences: preferences,
             devices: devices,
             timeZone: user.timeZone,
-            quietHours: user.quietHours
+            quietHours: user.quietHours,
+            disabled: user.disabled
         )
     }
 }

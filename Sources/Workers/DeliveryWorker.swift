@@ -355,6 +355,7 @@ public struct DeliveryWorker: Service {
                     correlationID: job.correlationID
                 )
             else { throw DeliveryFailure(message: "template not found", permanent: true) }
+            if recipient.disabled == true { throw Withdrawn("not sent: the user was disabled") }
             // The gateway may have accepted it against data that has changed since (or was stale): check again.
             if template.archived == true { throw Withdrawn("not sent: the template was archived") }
             // The platform's own mail to an address the user asked for (a verification) is not subject to their preferences.
