@@ -335,7 +335,11 @@ struct OperationsTests {
     @Test("the dashboard in headless Chromium: live numbers after notifications, a dead letter replayed with its button, a screenshot")
     func dashboardInBrowser() async throws {
         // Plain http on loopback: the cookie cannot be Secure here (it is everywhere else).
-        try await Stack.with(services: Stack.Service.core + [.smsWorker, .admin], extra: ["NOTIFY_ADMIN_COOKIE_SECURE": "false"]) { stack in
+        let extra = [
+            "NOTIFY_ADMIN_COOKIE_SECURE": "false", "NOTIFY_WEBHOOK_SECRET_KEY": "webhook-sealing-key-for-tests-0123456789abcdef",
+            "NOTIFY_WEBHOOK_ALLOW_LOOPBACK": "true",
+        ]
+        try await Stack.with(services: Stack.Service.core + [.smsWorker, .admin], extra: extra) { stack in
             let (email, password) = try await Self.createOperator(stack)
             // A dead letter whose cause is then fixed: the user gets a working device, so the replay delivers it.
             try await stack.createTemplate(["code": "p", "name": "P", "channel": "push", "title": "T", "body": "B"])
@@ -350,10 +354,11 @@ struct OperationsTests {
                 headers: stack.serviceAuth
             )
             #expect(fixed.status == 201)
-            try await stack.createTemplate(["code": "d", "name": "D", "channel": "email", "subject": "S", "body": "B"])
+            try await stack.createTemplate(["code": "d", "name": "D", "channel": "email", "subject": "Hello {{name}}", "body": "B"])
+            _ = try await stack.createUser(name: "Grace Hopper", pushToken: "grace-dashboard-token")
             let user = try await stack.createUser()
             let ids = try await stack.sendMany(5, concurrency: 2) { index in
-                ["notification_type": "email", "user_id": user, "template_code": "d", "request_id": "d-\(index)"]
+                ["notification_type": "email", "user_id": user, "template_code": "d", "request_id": "d-\(index)", "variables": ["name": "Ada"]]
             }
             for id in ids { _ = try await stack.waitForStatus(id, "sent") }
 
@@ -365,7 +370,7 @@ struct OperationsTests {
             process.arguments = [
                 NotifyProcess.repositoryRoot.appendingPathComponent("Tests/NotifyTests/Support/dashboard_check.py").path,
                 "--base", stack.url(.admin), "--email", email, "--password", password, "--expect-sent", "5", "--replay", dead,
-                "--screenshot", screenshot,
+                "--screenshot", screenshot, "--user-search", "Grace Hopper", "--template", "d", "--webhook-url", "http://127.0.0.1:9/hooks/dashboard",
             ]
             let stdout = Pipe()
             let stderr = Pipe()
@@ -385,6 +390,16 @@ struct OperationsTests {
             #expect(observed["sent"] as? Int == 5)
             #expect((observed["chart_points"] as? Int ?? 0) >= 1)
             #expect(observed["replayed"] as? Bool == true)
+            let selfService = observed["self_service"] as? [String: Any] ?? [:]
+            #expect((selfService["webhook_secret_prefix"] as? String)?.hasPrefix("whsec_") == true, "\(observed)")
+            #expect(selfService["template_restored"] as? Bool == true)
+            #expect((selfService["preview"] as? String)?.contains("subject: Hello Ada") == true, "\(selfService)")
+            // What the browser did reached the platform: the key is revoked, the endpoint disabled, the user enabled.
+            let prefix = try #require(selfService["key_prefix"] as? String)
+            #expect(try await stack.scalar("SELECT revoked_at IS NOT NULL FROM api_keys WHERE client = 'dashboard-client'", as: Bool.self) == true)
+            let stored = try #require(try await stack.scalar("SELECT prefix FROM api_keys WHERE client = 'dashboard-client'", as: String.self))
+            #expect(stored == prefix, "the key shown once is the one stored")
+            #expect(try await stack.scalar("SELECT active FROM webhook_endpoints WHERE client = 'dashboard-client'", as: Bool.self) == false)
             let png = FileManager.default.contents(atPath: screenshot) ?? Data()
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "a PNG screenshot at \(screenshot)")
             print("dashboard screenshot: \(screenshot)")

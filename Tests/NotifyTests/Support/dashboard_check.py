@@ -14,10 +14,14 @@ Steps, each polled against a deadline (--timeout, at most 30 s; no fixed sleeps)
    and #updated-at changes between two polls while the document is never reloaded
    (performance navigation entries stay 1 and a marker set on window survives);
 4. the #dead-letters row tr[data-notification-id=ID]: click its button.replay, wait until the row is gone;
-5. a 1400x1000 screenshot of the window to --screenshot.
+5. self-service through the forms: create an API key (shown once) and revoke it; add a webhook endpoint (its secret
+   shown once) and disable it; search users for --user-search, view one (devices listed), disable and enable it;
+   preview the template --template, archive it (gone from the list, listed as archived) and restore it;
+6. a 1400x1000 screenshot of the window to --screenshot.
 
 On success prints one JSON object to stdout:
     {"logged_in": true, "sent": N, "chart_points": k, "updated_at": [first, second], "replayed": true,
+     "self_service": {"key_prefix", "webhook_secret_prefix", "user_disabled", "template_restored", "preview"},
      "navigations": 1, "cookie": {"name", "http_only", "same_site", "secure"}, "screenshot": path}
 On any failure exits 1, with the reason, the current URL, the page's visible text and the browser console
 log on stderr. Uncaught JavaScript errors in the browser console are failures too.
@@ -58,6 +62,9 @@ def parse_args():
     parser.add_argument("--expect-sent", type=int, required=True, help="the value #total-sent must reach")
     parser.add_argument("--replay", required=True, help="a dead letter's notification_id to replay")
     parser.add_argument("--screenshot", required=True, help="where to write the PNG")
+    parser.add_argument("--user-search", required=True, help="a user's name to search for (one match)")
+    parser.add_argument("--template", required=True, help="an email template's code to preview, archive and restore")
+    parser.add_argument("--webhook-url", required=True, help="a webhook URL the admin service accepts")
     parser.add_argument("--timeout", type=float, default=MAX_TIMEOUT, help="deadline of each wait, in seconds (at most 30)")
     args = parser.parse_args()
     args.timeout = max(1.0, min(args.timeout, MAX_TIMEOUT))
@@ -109,7 +116,10 @@ class Check:
         """Polls condition(driver) until it returns something truthy (returned) or the deadline passes.
         description: text, or a function giving it, for the failure message."""
         try:
-            return WebDriverWait(self.driver, self.args.timeout, poll_frequency=POLL).until(
+            # The dashboard re-renders rows as it refreshes: an element read just as it is replaced is polled again.
+            return WebDriverWait(
+                self.driver, self.args.timeout, poll_frequency=POLL, ignored_exceptions=(StaleElementReferenceException,)
+            ).until(
                 lambda driver: condition(driver)
             )
         except TimeoutException:
@@ -226,7 +236,10 @@ class Check:
         self.wait(f"the row of {args.replay} to leave #dead-letters", lambda d: self.js(find_row, args.replay) is None)
         self.assert_not_reloaded(marker, "after the replay")
 
-        # 5. Screenshot of the window, from the top: a 1400x1000 window, grown by the browser's own frame so
+        self_service = self.self_service()
+        self.assert_not_reloaded(marker, "after the self-service steps")
+
+        # 6. Screenshot of the window, from the top: a 1400x1000 window, grown by the browser's own frame so
         # that the page area (what the screenshot shows) is 1400x1000.
         self.js("window.scrollTo(0, 0);")
         driver.set_window_size(1400, 1000)
@@ -248,6 +261,7 @@ class Check:
             "chart_points": chart_points,
             "updated_at": [first, second],
             "replayed": True,
+            "self_service": self_service,
             "navigations": navigations,
             "cookie": {
                 "name": cookie["name"],
@@ -256,6 +270,135 @@ class Check:
                 "secure": bool(cookie.get("secure")),
             },
             "screenshot": os.path.abspath(args.screenshot),
+        }
+
+    # ---- 5. self-service ----
+
+    def fill(self, element_id, text):
+        field = self.driver.find_element(By.ID, element_id)
+        field.clear()
+        field.send_keys(text)
+
+    def submit(self, form_id):
+        button = self.driver.find_element(By.CSS_SELECTOR, f"#{form_id} button[type=submit]")
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+        button.click()
+
+    def row(self, table_id, attribute, value):
+        return self.js(
+            f"return Array.from(document.querySelectorAll('#{table_id} tbody tr[{attribute}]'))"
+            f".find(r => r.getAttribute('{attribute}') === arguments[0]) || null;",
+            value,
+        )
+
+    def row_text(self, table_id, text):
+        return self.js(
+            f"return Array.from(document.querySelectorAll('#{table_id} tbody tr'))"
+            ".find(r => r.innerText.includes(arguments[0])) || null;",
+            text,
+        )
+
+    def row_inner(self, table_id, text):
+        """The visible text of the first row of the table that contains text, read in one script (never stale)."""
+        return self.js(
+            f"const r = Array.from(document.querySelectorAll('#{table_id} tbody tr')).find(r => r.innerText.includes(arguments[0]));"
+            " return r ? r.innerText : null;",
+            text,
+        )
+
+    def click_in(self, description, find_row, selector):
+        """Clicks the button matching selector in the row find_row() returns, again until a click lands (the
+        tables re-render after each action)."""
+
+        def attempt(d):
+            try:
+                found = find_row()
+                if not found:
+                    return False
+                buttons = found.find_elements(By.CSS_SELECTOR, selector)
+                if not buttons:
+                    return False
+                d.execute_script("arguments[0].scrollIntoView({block: 'center'});", buttons[0])
+                buttons[0].click()
+                return True
+            except StaleElementReferenceException:
+                return False
+
+        self.wait(description, attempt)
+
+    def notice(self, element_id, kind):
+        return self.js(f"const n = document.getElementById('{element_id}'); return n.dataset.kind === arguments[0] ? n.textContent : null;", kind)
+
+    def self_service(self):
+        args = self.args
+        # An API key: created through the form, shown once, listed by its prefix, revoked with its button.
+        self.fill("key-client", "dashboard-client")
+        self.submit("key-form")
+        key = self.wait("the new API key shown once in #key-secret", lambda d: self.js(
+            "const n = document.getElementById('key-secret'); return !n.hidden && n.textContent.length > 20 ? n.textContent : null;"))
+        if not key.startswith("nk_") or key.count("_") < 2:
+            raise Failure(f"#key-secret does not hold an API key: {key[:6]}…")
+        prefix = key.split("_")[1]
+        key_row = lambda: self.row_text("keys", "dashboard-client")  # noqa: E731
+        self.wait("the new key's row in #keys", lambda d: key_row())
+        listed = self.wait("the key's row text", lambda d: self.row_inner("keys", "dashboard-client"))
+        if prefix not in listed.split():
+            raise Failure(f"the #keys row does not show a prefix of the key: {listed!r}")
+        self.click_in("a click on the key's Revoke button", key_row, "button.revoke-key")
+        self.wait("#key-status to say the key was revoked", lambda d: (self.notice("key-status", "ok") or "").startswith("Revoked"))
+        self.wait("the revoked key to leave #keys", lambda d: key_row() is None)
+
+        # A webhook endpoint: its secret shown once; disabled with its button.
+        self.fill("webhook-client", "dashboard-client")
+        self.fill("webhook-url", args.webhook_url)
+        self.submit("webhook-form")
+        secret = self.wait("the webhook secret shown once in #webhook-secret", lambda d: self.js(
+            "const n = document.getElementById('webhook-secret'); return !n.hidden && n.textContent.startsWith('whsec_') ? n.textContent : null;"))
+        hook_row = lambda: self.row_text("webhooks", args.webhook_url)  # noqa: E731
+        self.wait("the endpoint's row in #webhooks", lambda d: hook_row())
+        self.click_in("a click on the endpoint's Disable button", hook_row, "button.webhook-disable")
+        self.wait("the endpoint shown disabled", lambda d: "disabled" in (self.row_inner("webhooks", args.webhook_url) or ""))
+
+        # A user: searched, viewed with devices, disabled and enabled again.
+        self.fill("user-search", args.user_search)
+        self.submit("user-form")
+        user_row = lambda: self.row_text("users", args.user_search)  # noqa: E731
+        self.wait(f"a #users row for {args.user_search}", lambda d: user_row())
+        self.click_in("a click on the user's View button", user_row, "button.user-view")
+        detail = self.wait("#user-detail with the user's devices", lambda d: self.js(
+            "const n = document.getElementById('user-detail'); return !n.hidden && n.textContent.includes('Devices') ? n.textContent : null;"))
+        if args.user_search not in detail or "fcm" not in detail:
+            raise Failure(f"#user-detail does not show the user and their FCM device: {detail!r}")
+        self.click_in("a click on the user's Disable button", user_row, "button.user-disable")
+        self.wait("the user shown disabled", lambda d: "disabled" in (self.row_inner("users", args.user_search) or ""))
+        self.click_in("a click on the user's Enable button", user_row, "button.user-enable")
+        self.wait("the user shown active again", lambda d: "active" in (self.row_inner("users", args.user_search) or ""))
+
+        # A template: previewed, archived (listed as archived), restored.
+        template_row = lambda: self.row("templates", "data-code", args.template)  # noqa: E731
+        self.wait(f"the #templates row of {args.template}", lambda d: template_row())
+        self.click_in("a click on the template's Preview button", template_row, "button.template-preview")
+        self.wait("the preview form", lambda d: self.js("return !document.getElementById('preview-form').hidden;"))
+        self.fill("preview-variables", '{"name": "Ada"}')
+        self.submit("preview-form")
+        preview = self.wait("the rendered preview in #template-detail", lambda d: self.js(
+            "const n = document.getElementById('template-detail'); return !n.hidden && n.textContent.includes('subject:') ? n.textContent : null;"))
+        self.click_in("a click on the template's Archive button", template_row, "button.template-archive")
+        self.wait("the archived template to leave the list", lambda d: template_row() is None)
+        self.js("document.getElementById('template-archived').checked = true;")
+        self.submit("template-form")
+        self.wait("the archived template listed as archived", lambda d: template_row())
+        self.click_in("a click on the template's Restore button", template_row, "button.template-restore")
+        self.wait("#template-status to say it was restored", lambda d: (self.notice("template-status", "ok") or "").startswith("Restored"))
+        self.js("document.getElementById('template-archived').checked = false;")
+        self.submit("template-form")
+        self.wait("the restored template back in the list", lambda d: template_row())
+        return {
+            "key_prefix": prefix,
+            "webhook_secret_prefix": secret[:12],
+            "user_disabled_and_enabled": True,
+            "template_restored": True,
+            "preview": preview,
         }
 
     def report_failure(self, reason):
