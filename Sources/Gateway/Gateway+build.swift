@@ -55,6 +55,8 @@ public struct GatewayConfiguration: Sendable {
     /// Which notifications wait for the end of a user's quiet hours (`NOTIFY_QUIET_HOURS_URGENT_PRIORITY`,
     /// `NOTIFY_QUIET_HOURS_URGENT_BY_CATEGORY`).
     public var quietHours: QuietHoursPolicy
+    /// Template categories combined per user and window (`NOTIFY_DIGEST_CATEGORIES`, the workers' value).
+    public var digests: DigestPolicy
 
     public init(_ env: EnvironmentReader) throws {
         var problems: [String] = []
@@ -77,6 +79,7 @@ public struct GatewayConfiguration: Sendable {
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
         let urgent = env.int("NOTIFY_QUIET_HOURS_URGENT_PRIORITY", default: 8, problems: &problems)
         if !(0...11).contains(urgent) { problems.append("NOTIFY_QUIET_HOURS_URGENT_PRIORITY must be 0 to 11 (11: nothing is urgent)") }
+        digests = DigestPolicy.parse(env.optionalString("NOTIFY_DIGEST_CATEGORIES"), problems: &problems)
         quietHours = QuietHoursPolicy(
             urgentPriority: urgent,
             byCategory: QuietHoursPolicy.parseCategories(
@@ -217,7 +220,8 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         limits: configuration.limits,
         suppressions: SuppressionList(client: postgres, logger: logger),
         webPushPolicy: configuration.webPushPolicy,
-        quietHours: configuration.quietHours
+        quietHours: configuration.quietHours,
+        digests: configuration.digests
     ).register(on: api)
     // Signed by the provider instead of an API key: outside the credential and rate-limit middleware.
     EmailWebhookController(

@@ -25,6 +25,8 @@ struct NotificationController: Sendable {
     var webPushPolicy = EndpointPolicy()
     /// Which notifications wait for the end of a user's quiet hours.
     var quietHours = QuietHoursPolicy()
+    /// Template categories whose notifications wait for the end of their window, to go out as one message.
+    var digests = DigestPolicy()
     /// The clock quiet hours are read against.
     var now: @Sendable () -> Date = { Date() }
 
@@ -206,14 +208,17 @@ struct NotificationController: Sendable {
     /// and notifications to an address are never held.
     func hold(_ new: NewNotification, recipient: Recipient?, template: TemplateContent?) -> Date? {
         guard let recipient, !recipient.isDirect, new.deliverTo == nil else { return nil }
-        return quietHours.hold(
-            due: new.sendAt ?? now(),
+        let due = new.sendAt ?? now()
+        let quiet = quietHours.hold(
+            due: due,
             channel: new.channel.rawValue,
             priority: new.priority,
             category: template?.category,
             quietHours: recipient.quietHours,
             timeZone: recipient.timeZone
         )
+        // A digest category: the end of the window it falls in (after quiet hours, if those hold it).
+        return digests.windowEnd(category: template?.category, due: quiet ?? due) ?? quiet
     }
 
     /// The address an email goes to (`deliver_to`, platform mail, or the user's), or the number an SMS goes to.
@@ -306,7 +311,7 @@ struct NotificationController: Sendable {
             )
             let message =
                 notification.heldUntil == nil
-                ? "Notification accepted" : "Notification accepted; it is held until the end of the user's quiet hours (held_until)"
+                ? "Notification accepted" : "Notification accepted; it is held until held_until (the user's quiet hours or its digest window)"
             return .envelope(.accepted, data: notification, message: message)
         case .replayed(let notification):
             return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])

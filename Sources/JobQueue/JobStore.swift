@@ -167,6 +167,78 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// The rest of a digest: every other job of the same client, user, channel and template whose notification was
+    /// held until the same window end and is not yet sent (at most `limit`, oldest first). Those waiting are claimed
+    /// now, under a lease, as the claim of a single job does (`claimed`); those this worker already holds (claimed in
+    /// the same wave as `job`) are returned as they are (`held`): their own turn must then do nothing. Empty when
+    /// `job` was not held or has no company.
+    public func claimDigest(
+        of job: ClaimedJob,
+        worker: String,
+        lease: Duration,
+        limit: Int = 500
+    ) async throws
+        -> (claimed: [ClaimedJob], held: [ClaimedJob])
+    {
+        try await client.withTransaction(logger: logger) { [logger] connection in
+            let claimed = try await Self.decode(
+                try await connection.query(
+                    """
+                    WITH main AS (
+                        SELECT client, user_id, channel, template_code, send_at FROM notifications WHERE id = \(job.notificationID)
+                    ), siblings AS (
+                        SELECT j.id FROM main
+                        JOIN notifications n ON n.client = main.client AND n.user_id = main.user_id AND n.channel = main.channel
+                             AND n.template_code = main.template_code AND n.send_at = main.send_at AND n.id <> \(job.notificationID)
+                        JOIN jobs j ON j.notification_id = n.id
+                        WHERE main.send_at IS NOT NULL AND main.user_id IS NOT NULL AND j.state IN ('scheduled', 'available', 'retryable')
+                        ORDER BY n.created_at, n.id
+                        LIMIT \(limit)
+                        FOR UPDATE OF j SKIP LOCKED
+                    ), claimed AS (
+                        UPDATE jobs j
+                        SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = \(worker), attempted_via = 'digest',
+                            lease_expires_at = now() + make_interval(secs => \(lease.inSeconds)), updated_at = now()
+                        FROM siblings WHERE j.id = siblings.id
+                        RETURNING j.id, j.notification_id, j.queue, j.attempt, j.max_attempts
+                    ), marked AS (
+                        UPDATE notifications n SET status = 'processing', updated_at = now()
+                        FROM claimed WHERE n.id = claimed.notification_id
+                    )
+                    SELECT claimed.id, claimed.notification_id, claimed.queue, claimed.attempt, claimed.max_attempts,
+                           n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version,
+                           n.priority, n.deliver_to, n.recipient::text
+                    FROM claimed JOIN notifications n ON n.id = claimed.notification_id
+                    ORDER BY n.created_at, n.id
+                    """,
+                    logger: logger
+                )
+            )
+            let held = try await Self.decode(
+                try await connection.query(
+                    """
+                    WITH main AS (
+                        SELECT client, user_id, channel, template_code, send_at FROM notifications WHERE id = \(job.notificationID)
+                    )
+                    SELECT j.id, j.notification_id, j.queue, j.attempt, j.max_attempts,
+                           n.user_id, n.template_code, n.language, n.variables::text, n.request_id, n.correlation_id, n.template_version,
+                           n.priority, n.deliver_to, n.recipient::text
+                    FROM main
+                    JOIN notifications n ON n.client = main.client AND n.user_id = main.user_id AND n.channel = main.channel
+                         AND n.template_code = main.template_code AND n.send_at = main.send_at AND n.id <> \(job.notificationID)
+                    JOIN jobs j ON j.notification_id = n.id
+                    WHERE main.send_at IS NOT NULL AND main.user_id IS NOT NULL AND j.state = 'running' AND j.attempted_by = \(worker)
+                      AND j.attempted_via <> 'digest'
+                    ORDER BY n.created_at, n.id
+                    LIMIT \(limit)
+                    """,
+                    logger: logger
+                )
+            )
+            return (claimed, held)
+        }
+    }
+
     static func decode<Rows: AsyncSequence & Sendable>(_ rows: Rows) async throws -> [ClaimedJob] where Rows.Element == PostgresRow {
         typealias Row = (Int, UUID, String, Int, Int, UUID?, String, String?, String, String, String, Int?, Int, String?, String?)
         var jobs: [ClaimedJob] = []

@@ -41,6 +41,8 @@ public struct DeliveryWorker: Service {
         /// Jobs whose outbox message waited unpublished this long are claimed from PostgreSQL even while the broker
         /// works (nil: never).
         public var unpublishedAfter: Duration?
+        /// Template categories whose notifications go out as one message per user and window.
+        public var digests = DigestPolicy()
 
         public init(
             workerName: String,
@@ -49,8 +51,10 @@ public struct DeliveryWorker: Service {
             retryBase: Duration = .seconds(5),
             retryCap: Duration = .seconds(3600),
             fallbackPoll: Duration = .seconds(1),
-            unpublishedAfter: Duration? = .seconds(10)
+            unpublishedAfter: Duration? = .seconds(10),
+            digests: DigestPolicy = DigestPolicy()
         ) {
+            self.digests = digests
             self.unpublishedAfter = unpublishedAfter
             self.workerName = workerName
             self.slots = slots
@@ -71,6 +75,10 @@ public struct DeliveryWorker: Service {
     /// Claims of broker deliveries and completions, each grouped into one statement under load.
     let claims: BatchExecutor<[Int], [ClaimedJob?]>
     let completions: BatchExecutor<Completion, Void>
+    /// One digest at a time per user, channel and template in this worker …
+    let digestGate = KeyedGate()
+    /// … and the jobs of this worker's waves already sent (or given back) in another job's digest.
+    let absorbed = NIOLockedValueBox<Set<Int>>([])
     public let counters = NIOLockedValueBox(Counters())
     /// The jobs being delivered (their leases are renewed) …
     let inFlight = NIOLockedValueBox<Set<Int>>([])
@@ -109,7 +117,7 @@ public struct DeliveryWorker: Service {
             }
         }
         completions = BatchExecutor(maxBatch: batch, maxInFlight: 1, deadline: postgres.operationTimeout) { done in
-            try await jobs.complete(jobIDs: done.map(\.jobID), worker: worker, deliveries: done.flatMap(\.deliveries))
+            try await jobs.complete(jobIDs: done.flatMap { [$0.jobID] + $0.alsoCompleted }, worker: worker, deliveries: done.flatMap(\.deliveries))
             return done.map { _ in () }
         }
         self.directory = directory
@@ -334,6 +342,8 @@ public struct DeliveryWorker: Service {
     /// `running` until its lease expires and is rescued.
     func process(_ job: ClaimedJob, logger: Logger) async {
         let deliveries: [ProviderDelivery]
+        var company: [ClaimedJob] = []
+        var gate: String?
         do {
             // Never sent with defaults in place of what the row should hold: failed, with the reason, for an operator.
             if let corruption = job.corruption { throw DeliveryFailure(message: corruption, permanent: true) }
@@ -364,19 +374,65 @@ public struct DeliveryWorker: Service {
                     "not sent: the user turned \(job.channel.rawValue) notifications\(template.category.map { " of category \($0)" } ?? "") off"
                 )
             }
-            let missing = TemplateVariables.missing(in: template.parts, variables: job.variables)
+            let isDigest = configuration.digests.isDigest(category: template.category) && job.userID != nil && job.recipient == nil
+            // A digest renders with `items` and `count` besides the first notification's own variables.
+            let missing = TemplateVariables.missing(
+                in: template.parts,
+                variables: isDigest ? DigestPolicy.variables([job.variables]) : job.variables
+            )
             guard missing.isEmpty else {
                 throw DeliveryFailure(message: "missing template variables: \(missing.joined(separator: ", "))", permanent: true)
             }
-            deliveries = try await deliverer.deliver(job, to: recipient, template: template, logger: logger)
+            var deliverable = job
+            if isDigest, let userID = job.userID {
+                // One message for every notification of this user, template and window. The jobs of one digest often
+                // arrive in one wave: their turns take the gate one after the other; the first sends for them all.
+                let key = "\(userID.lowercased):\(job.channel.rawValue):\(job.templateCode)"
+                await digestGate.lock(key)
+                gate = key
+                if absorbed.withLockedValue({ $0.remove(job.jobID) != nil }) {
+                    await digestGate.unlock(key)
+                    logger.debug("sent in an earlier notification's digest")
+                    return
+                }
+                let (claimed, held) = try await jobs.claimDigest(of: job, worker: configuration.workerName, lease: configuration.lease)
+                company = claimed + held
+                absorbed.withLockedValue { set in for other in held { set.insert(other.jobID) } }
+                inFlight.withLockedValue { running in for other in claimed { running.insert(other.jobID) } }
+                deliverable.variables = DigestPolicy.variables([job.variables] + company.map(\.variables))
+                if !company.isEmpty { logger.info("digest", metadata: ["items": "\(company.count + 1)"]) }
+            }
+            deliveries = try await deliverer.deliver(deliverable, to: recipient, template: template, logger: logger)
         } catch {
             await record(error, for: job, logger: logger)
+            await release(company, logger: logger)
+            if let gate { await digestGate.unlock(gate) }
             return
         }
-        guard await recordCompletion(Completion(jobID: job.jobID, deliveries: deliveries), logger: logger) else { return }
-        counters.withLockedValue { $0.delivered += 1 }
-        Telemetry.sent(channel: job.channel.rawValue)
+        let completed = await recordCompletion(
+            Completion(jobID: job.jobID, deliveries: deliveries, alsoCompleted: company.map(\.jobID)),
+            logger: logger
+        )
+        inFlight.withLockedValue { running in for other in company { running.remove(other.jobID) } }
+        // Held until the digest's jobs are completed: a later turn must not find them running and send them again.
+        if let gate { await digestGate.unlock(gate) }
+        guard completed else { return }
+        counters.withLockedValue { $0.delivered += 1 + company.count }
+        for _ in 0...company.count { Telemetry.sent(channel: job.channel.rawValue) }
         logger.info("notification sent")
+    }
+
+    /// The rest of a digest whose message could not be sent: given back without spending their attempt; they go out
+    /// together when due again. (Those of the same wave were given back too: their own turn does nothing.)
+    func release(_ company: [ClaimedJob], logger: Logger) async {
+        for other in company {
+            do {
+                try await jobs.snooze(jobID: other.jobID, delay: .seconds(1), cause: "its digest was not sent; retried")
+            } catch {
+                logger.error("digest job not released", metadata: ["job_id": .string(String(other.jobID))])
+            }
+            inFlight.withLockedValue { _ = $0.remove(other.jobID) }
+        }
     }
 
     /// The notification went out: its completion must land, or the rescuer would send it again once the lease ran out.
@@ -445,11 +501,38 @@ public struct DeliveryWorker: Service {
     struct Completion: Sendable {
         var jobID: Int
         var deliveries: [ProviderDelivery]
+        /// The other jobs of a digest, sent in the same message: completed in the same transaction.
+        var alsoCompleted: [Int] = []
     }
 
     static func jobIDs(of delivery: AMQPDelivery) -> [Int]? {
         guard let ids = QueueBatch.jobIDs(in: delivery.body) else { return nil }
         if ids.count == 1, let id = delivery.messageID.flatMap(Int.init), id != ids[0] { return nil }
         return ids
+    }
+}
+
+/// Serializes work per key among the tasks of one process; other keys pass freely.
+actor KeyedGate {
+    var held: Set<String> = []
+    var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func lock(_ key: String) async {
+        guard held.contains(key) else {
+            held.insert(key)
+            return
+        }
+        await withCheckedContinuation { waiting[key, default: []].append($0) }
+    }
+
+    /// Hands the key to the next waiter, if any (it stays held), or frees it.
+    func unlock(_ key: String) {
+        if var queue = waiting[key], !queue.isEmpty {
+            let next = queue.removeFirst()
+            waiting[key] = queue.isEmpty ? nil : queue
+            next.resume()
+        } else {
+            held.remove(key)
+        }
     }
 }

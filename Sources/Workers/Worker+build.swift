@@ -36,6 +36,8 @@ public struct WorkerConfiguration: Sendable {
     public var retryBaseMilliseconds: Int
     public var retryCapSeconds: Int
     public var fallbackPollMilliseconds: Int
+    /// Template categories combined per user and window (`NOTIFY_DIGEST_CATEGORIES`, the gateway's value).
+    public var digests: DigestPolicy
     /// Seconds a job's outbox message may wait unpublished before a worker claims the job from PostgreSQL (0: never).
     public var unpublishedAfterSeconds: Int
     // email
@@ -120,6 +122,7 @@ public struct WorkerConfiguration: Sendable {
         if directoryCacheSeconds < 0 { problems.append("NOTIFY_DIRECTORY_CACHE_SECONDS must not be negative") }
         leaseSeconds = env.int("NOTIFY_JOB_LEASE_SECONDS", default: 60, problems: &problems)
         retryBaseMilliseconds = env.int("NOTIFY_RETRY_BASE_MS", default: 5000, problems: &problems)
+        digests = DigestPolicy.parse(env.optionalString("NOTIFY_DIGEST_CATEGORIES"), problems: &problems)
         retryCapSeconds = env.int("NOTIFY_RETRY_CAP_SECONDS", default: 3600, problems: &problems)
         fallbackPollMilliseconds = env.int("NOTIFY_WORKER_FALLBACK_POLL_MS", default: 1000, problems: &problems)
         if fallbackPollMilliseconds < 1 { problems.append("NOTIFY_WORKER_FALLBACK_POLL_MS must be positive") }
@@ -508,7 +511,8 @@ public func buildWorker(_ configuration: WorkerConfiguration, logger: Logger) ->
             retryBase: .milliseconds(configuration.retryBaseMilliseconds),
             retryCap: .seconds(configuration.retryCapSeconds),
             fallbackPoll: .milliseconds(configuration.fallbackPollMilliseconds),
-            unpublishedAfter: configuration.unpublishedAfterSeconds > 0 ? .seconds(configuration.unpublishedAfterSeconds) : nil
+            unpublishedAfter: configuration.unpublishedAfterSeconds > 0 ? .seconds(configuration.unpublishedAfterSeconds) : nil,
+            digests: configuration.digests
         ),
         logger: logger
     )

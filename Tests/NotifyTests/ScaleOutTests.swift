@@ -87,7 +87,7 @@ struct ScaleOutTests {
         try await stack.infra.withDatabase(.notifications) { client in
             var statuses: [String: String] = [:]
             for try await (id, status) in try await client.query(
-                "SELECT id, status FROM notifications WHERE client LIKE 'bench-%'",
+                "SELECT id, status FROM notifications WHERE client LIKE 'bench-%' AND client NOT LIKE '%-probe'",
                 logger: TestInfrastructure.logger
             ).decode((UUID, String).self) { statuses[id.uuidString.lowercased()] = status }
             return statuses

@@ -47,24 +47,31 @@ CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id 
 CREATE INDEX webhook_deliveries_notification ON webhook_deliveries (notification_id);
 COMMENT ON TABLE webhook_deliveries IS 'One POST of one status change to one endpoint; errors holds every failed attempt [{"at", "attempt", "status", "error"}].';
 
+-- One statement per batch of status changes (a bulk accept writes a thousand events in one INSERT): a single join
+-- against the (small) table of active endpoints, not a query per event.
 CREATE FUNCTION enqueue_webhooks() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint;
 BEGIN
     INSERT INTO webhook_deliveries (endpoint_id, notification_id, event, payload)
-    SELECT e.id, n.id, NEW.to_status,
+    SELECT e.id, n.id, ev.to_status,
            jsonb_build_object(
-               'event', NEW.to_status, 'event_id', NEW.id, 'notification_id', n.id, 'request_id', n.request_id,
-               'notification_type', n.channel, 'user_id', n.user_id, 'status', NEW.to_status,
-               'previous_status', NEW.from_status, 'cause', NEW.cause, 'occurred_at', NEW.at)
-    FROM notifications n
-    JOIN webhook_endpoints e ON e.client = n.client AND e.active AND NEW.to_status = ANY (e.events)
-    WHERE n.id = NEW.notification_id;
-    IF FOUND THEN
+               'event', ev.to_status, 'event_id', ev.id, 'notification_id', n.id, 'request_id', n.request_id,
+               'notification_type', n.channel, 'user_id', n.user_id, 'status', ev.to_status,
+               'previous_status', ev.from_status, 'cause', ev.cause, 'occurred_at', ev.at)
+    FROM inserted ev
+    JOIN notifications n ON n.id = ev.notification_id
+    JOIN webhook_endpoints e ON e.client = n.client AND e.active AND ev.to_status = ANY (e.events)
+    WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE active)
+    ORDER BY ev.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
         PERFORM pg_notify('webhooks', '');
     END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER notification_events_webhooks AFTER INSERT ON notification_events
-    FOR EACH ROW EXECUTE FUNCTION enqueue_webhooks();
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION enqueue_webhooks();
 
 -- For operators: each endpoint with its deliveries by state, and the dead letters with their last error.
 CREATE VIEW webhook_overview AS
