@@ -115,19 +115,24 @@ public struct OutboxRelay: Service {
         }
     }
 
-    /// Holds one connection in LISTEN; reconnects after a failure.
     func listen(wake: AsyncStream<Void>.Continuation) async {
+        await Self.listen(postgres, on: OutboxStore.channel, wake: wake, logger: logger)
+    }
+
+    /// Holds one connection in LISTEN on `channel`, waking the caller at the start and on every notification;
+    /// reconnects after a failure, until cancelled.
+    static func listen(_ postgres: Database, on channel: String, wake: AsyncStream<Void>.Continuation, logger: Logger) async {
         while !Task.isCancelled {
             do {
                 try await postgres.withHeldConnection { connection in
-                    try await connection.listen(on: OutboxStore.channel) { notifications in
+                    try await connection.listen(on: channel) { notifications in
                         wake.yield()
                         for try await _ in notifications { wake.yield() }
                     }
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("outbox listener lost", metadata: ["error_type": .string(String(describing: type(of: error)))])
+                logger.warning("listener lost", metadata: ["channel": .string(channel), "error_type": .string(String(describing: type(of: error)))])
             }
             try? await Task.sleep(for: .seconds(1))
         }

@@ -77,20 +77,7 @@ public struct WebhookDispatcher: Service {
     }
 
     func listen(wake: AsyncStream<Void>.Continuation) async {
-        while !Task.isCancelled {
-            do {
-                try await store.client.withHeldConnection { connection in
-                    try await connection.listen(on: WebhookStore.channel) { notifications in
-                        wake.yield()
-                        for try await _ in notifications { wake.yield() }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning("webhook listener lost", metadata: ["error_type": .string(String(describing: type(of: error)))])
-            }
-            try? await Task.sleep(for: .seconds(1))
-        }
+        await OutboxRelay.listen(store.client, on: WebhookStore.channel, wake: wake, logger: logger)
     }
 
     /// Sends rounds of due deliveries until none is left.
