@@ -310,7 +310,7 @@ struct NotificationRepository: Sendable {
             )
         }
         let written = try await JobStore(client: client, logger: logger).enqueue(jobs, maxAttempts: maxAttempts)
-        return jobs.map { job in
+        return zip(items, jobs).map { item, job in
             guard let row = written[job.id] else { return nil }
             return Accepted(
                 notificationID: job.id.lowercased,
@@ -319,7 +319,7 @@ struct NotificationRepository: Sendable {
                 notificationType: job.channel.rawValue,
                 createdAt: row.createdAt,
                 jobID: row.jobID,
-                heldUntil: items.first { $0.new.requestID == job.requestID && $0.client == job.client }?.new.heldUntil
+                heldUntil: item.new.heldUntil
             )
         }
     }

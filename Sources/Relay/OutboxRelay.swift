@@ -80,25 +80,14 @@ public struct OutboxRelay: Service {
     public var isTopologyDeclared: Bool { topologyReady.withLockedValue { $0 } }
 
     public func run() async throws {
-        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.listen(wake: wake) }
-            group.addTask {
-                while !Task.isCancelled {
-                    wake.yield()
-                    try? await Task.sleep(for: self.configuration.pollInterval)
-                }
-            }
-            for await _ in wakeups.cancelOnGracefulShutdown() {
-                if !isTopologyDeclared { await declareTopology() }
-                guard isTopologyDeclared else { continue }
-                // Every accept wakes the relay; lingering a moment lets the rows of the next few arrive too, so one
-                // claim, one batch message per queue and priority, and the workers' claims of it serve many. Wakes
-                // meanwhile coalesce.
-                if configuration.linger > .zero { try? await Task.sleep(for: configuration.linger) }
-                await drain()
-            }
-            group.cancelAll()
+        await Self.whenWoken(postgres, on: OutboxStore.channel, poll: configuration.pollInterval, logger: logger) {
+            if !isTopologyDeclared { await declareTopology() }
+            guard isTopologyDeclared else { return }
+            // Every accept wakes the relay; lingering a moment lets the rows of the next few arrive too, so one
+            // claim, one batch message per queue and priority, and the workers' claims of it serve many. Wakes
+            // meanwhile coalesce.
+            if configuration.linger > .zero { try? await Task.sleep(for: configuration.linger) }
+            await drain()
         }
         // The broker sees a clean close of the publishing connection, not a dropped socket.
         await amqp?.shutdown()
@@ -115,8 +104,27 @@ public struct OutboxRelay: Service {
         }
     }
 
-    func listen(wake: AsyncStream<Void>.Continuation) async {
-        await Self.listen(postgres, on: OutboxStore.channel, wake: wake, logger: logger)
+    /// Runs `work` each time `channel` is notified, and every `poll` besides, until graceful shutdown; wakes that
+    /// come while it runs coalesce into one more run.
+    static func whenWoken(
+        _ postgres: Database,
+        on channel: String,
+        poll: Duration,
+        logger: Logger,
+        _ work: @escaping @Sendable () async -> Void
+    ) async {
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await listen(postgres, on: channel, wake: wake, logger: logger) }
+            group.addTask {
+                while !Task.isCancelled {
+                    wake.yield()
+                    try? await Task.sleep(for: poll)
+                }
+            }
+            for await _ in wakeups.cancelOnGracefulShutdown() { await work() }
+            group.cancelAll()
+        }
     }
 
     /// Holds one connection in LISTEN on `channel`, waking the caller at the start and on every notification;

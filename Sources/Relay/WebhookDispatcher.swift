@@ -58,26 +58,11 @@ public struct WebhookDispatcher: Service {
     }
 
     public func run() async throws {
-        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.listen(wake: wake) }
-            group.addTask {
-                while !Task.isCancelled {
-                    wake.yield()
-                    try? await Task.sleep(for: self.configuration.pollInterval)
-                }
-            }
-            for await _ in wakeups.cancelOnGracefulShutdown() {
-                await drain()
-            }
-            group.cancelAll()
+        await OutboxRelay.whenWoken(store.client, on: WebhookStore.channel, poll: configuration.pollInterval, logger: logger) {
+            await drain()
         }
         await clients.shutdown()
         logger.info("webhook dispatcher stopped")
-    }
-
-    func listen(wake: AsyncStream<Void>.Continuation) async {
-        await OutboxRelay.listen(store.client, on: WebhookStore.channel, wake: wake, logger: logger)
     }
 
     /// Sends rounds of due deliveries until none is left.
