@@ -89,6 +89,9 @@ public struct BenchReport: Codable, Sendable {
     /// CPU used by each process (with its child processes) from the first request until delivery ended, in % of
     /// one core; "bench" is this load generator.
     public var cpuPercent: [String: Double] = [:]
+    /// The same CPU divided by the notifications the run was about (delivered when it waited for delivery, else
+    /// accepted), in µs each: what one notification costs each process.
+    public var cpuMicrosPerNotification: [String: Double] = [:]
 
     enum CodingKeys: String, CodingKey {
         case mode, requested, accepted, errors
@@ -102,6 +105,7 @@ public struct BenchReport: Codable, Sendable {
         case memoryMB = "rss_mb"
         case peakMemoryMB = "peak_rss_mb"
         case cpuPercent = "cpu_percent"
+        case cpuMicrosPerNotification = "cpu_us_per_notification"
     }
 }
 
@@ -148,8 +152,11 @@ public struct BenchRunner: Sendable {
                     try await delivery(into: &report, notifications: notifications, progress: progress)
                 }
                 let wall = (ContinuousClock.now - began).inSeconds
+                let counted = options.waitForDelivery ? report.delivered ?? 0 : report.accepted
                 for (name, seconds) in Self.cpuSeconds(watched) {
-                    report.cpuPercent[name] = ((seconds - (cpuBefore[name] ?? 0)) / max(wall, 0.001) * 1000).rounded() / 10
+                    let used = seconds - (cpuBefore[name] ?? 0)
+                    report.cpuPercent[name] = (used / max(wall, 0.001) * 1000).rounded() / 10
+                    if counted > 0 { report.cpuMicrosPerNotification[name] = (used / Double(counted) * 1_000_000).rounded() }
                 }
                 report.memoryMB = Self.memory(options.processes, field: "VmRSS")
                 report.peakMemoryMB = Self.memory(options.processes, field: "VmHWM")

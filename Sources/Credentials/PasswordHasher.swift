@@ -24,8 +24,14 @@ import Glibc
 /// threads end with the process, after the hashes in progress.
 public final class PasswordHasher: Service {
 
-    /// The nice value of the hashing threads (0 is the default of every other thread; 19 the lowest priority).
-    static let niceness: Int32 = 10
+    /// The nice value of the user service's hashing threads (0 is the default of every other thread; 19 the lowest
+    /// priority).
+    public static let background: Int32 = 10
+
+    /// The nice value of this hasher's threads: `background` where hashes compete with a hot path (the user service's
+    /// lookups), 0 for the admin's logins. An operator logs in when the platform is busiest, and at nice 10 on a
+    /// saturated machine one hash waited more than 10 s for its CPU (a debug build under the test suite's load).
+    let niceness: Int32
 
     private let pool: NIOThreadPool
     /// Hashes running or waiting; beyond `maxPending` a call is refused at once (`Busy`) instead of queueing, so
@@ -38,7 +44,8 @@ public final class PasswordHasher: Service {
         public var description: String { "password hashing is at capacity" }
     }
 
-    public init(threads: Int = System.coreCount, maxPending: Int? = nil) {
+    public init(threads: Int = System.coreCount, maxPending: Int? = nil, niceness: Int32 = PasswordHasher.background) {
+        self.niceness = niceness
         pool = NIOThreadPool(numberOfThreads: max(1, threads))
         pool.start()
         self.maxPending = maxPending ?? Int(ProcessInfo.processInfo.environment["NOTIFY_PASSWORD_HASH_QUEUE"] ?? "") ?? 32
@@ -61,8 +68,9 @@ public final class PasswordHasher: Service {
         }
         guard admitted else { throw Busy() }
         defer { pending.withLockedValue { $0 -= 1 } }
+        let niceness = niceness
         return try await pool.runIfActive {
-            Self.lowerPriority()
+            Self.lowerPriority(to: niceness)
             return body()
         }
     }
@@ -74,7 +82,7 @@ public final class PasswordHasher: Service {
 
     /// Lowers the calling thread's priority: on Linux the nice value belongs to each thread, and `who` 0 is the
     /// calling one. Cheap beside a hash, and idempotent, so it is simply done before each one.
-    static func lowerPriority() {
+    static func lowerPriority(to niceness: Int32) {
         #if os(Linux)
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
         #endif

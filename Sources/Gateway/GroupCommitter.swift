@@ -15,6 +15,8 @@ struct PendingCreate: Sendable {
     var staleDataAge: Int?
     var client: String
     var correlationID: String
+    /// The address to check against the suppression list in the write's transaction (nil: none to check there).
+    var suppressionAddress: String? = nil
 }
 
 /// Group commit of single creates: those that arrive while the database is busy share one transaction (the
@@ -28,7 +30,7 @@ final class GroupCommitter: Sendable {
         var maxInFlight: Int
     }
 
-    let executor: BatchExecutor<PendingCreate, Result<Accepted?, any Error>>
+    let executor: BatchExecutor<PendingCreate, Result<Written, any Error>>
 
     init(limits: Limits, repository: NotificationRepository, logger: Logger) {
         var writer = repository
@@ -42,10 +44,10 @@ final class GroupCommitter: Sendable {
                 // The server refused the statement or its commit: one request must not sink the others, so each is
                 // written alone and a request that fails alone gets its own error.
                 logger.warning("group commit refused; writing its requests one by one", metadata: ["count": .stringConvertible(items.count)])
-                var results: [Result<Accepted?, any Error>] = []
+                var results: [Result<Written, any Error>] = []
                 for item in items {
                     do {
-                        results.append(.success(try await writer.createMany([item]).first ?? nil))
+                        results.append(.success(try await writer.createMany([item]).first ?? .alreadyUsed))
                     } catch {
                         results.append(.failure(error))
                     }
@@ -57,14 +59,14 @@ final class GroupCommitter: Sendable {
 
     /// `/health`: down while a group has been writing for longer than the deadline after which it is given up (no create
     /// can be answered then), up otherwise, with the slots' use.
-    static func health(_ snapshot: BatchExecutor<PendingCreate, Result<Accepted?, any Error>>.Snapshot, deadline: Duration) -> DependencyHealth {
+    static func health(_ snapshot: BatchExecutor<PendingCreate, Result<Written, any Error>>.Snapshot, deadline: Duration) -> DependencyHealth {
         let detail = "\(snapshot.running) writing, \(snapshot.waiting) waiting"
         if let oldest = snapshot.oldest, oldest > deadline { return DependencyHealth(status: .down, detail: "stuck: " + detail) }
         return DependencyHealth(status: .up, detail: detail)
     }
 
-    /// What the client is told (nil: this client already used the request_id), after the commit.
-    func write(_ item: PendingCreate) async throws -> Accepted? {
+    /// What the write did, after the commit.
+    func write(_ item: PendingCreate) async throws -> Written {
         try await executor.submit(item).get()
     }
 }

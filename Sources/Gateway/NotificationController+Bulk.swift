@@ -181,7 +181,11 @@ extension NotificationController {
         }
         do {
             inserted = try await withDeadline(.seconds(30)) {
-                try await repository.createMany(rows)
+                // No suppression address here: the bulk checked its addresses above, in one query.
+                try await repository.createMany(rows).map { written in
+                    if case .accepted(let accepted) = written { return accepted }
+                    return nil
+                }
             }
         } catch {
             context.logger.error("bulk not stored", metadata: ["error_type": .string(String(describing: type(of: error)))])
@@ -258,6 +262,7 @@ extension NotificationController {
         case .created(let accepted): return BulkItemResult(index: index, requestID: new.requestID, accepted: accepted, replayed: false)
         case .replayed(let resource): return BulkItemResult(index: index, requestID: new.requestID, accepted: Accepted(resource), replayed: true)
         case .conflict: return BulkItemResult(index: index, requestID: new.requestID, error: idempotencyConflict)
+        case .suppressed(let reason): return BulkItemResult(index: index, requestID: new.requestID, error: suppressed(reason))
         }
     }
 

@@ -97,20 +97,40 @@ struct NotificationController: Sendable {
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        try Self.requireSend(identity)
-        let new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey], webPush: webPushPolicy)
-        if let refusal = Self.refusal(identity, sending: new) { throw refusal }
-        if let limit = limits.perUser {
-            let decision = await limiter.check(new.rateKey, limit: limit)
-            if !decision.allowed {
-                // A replay of what was accepted before still answers with the original.
-                if let earlier = try await repository.existing(new, client: identity.client) {
-                    return try Self.respond(earlier, context: context, requestID: new.requestID)
-                }
-                Telemetry.rateLimited(scope: new.recipient == nil ? "user" : "recipient")
-                throw APIError.rateLimited(decision, Self.tooMany(new))
+        // The credential's bucket (which the middleware leaves to this handler) and the recipient's, in one round trip.
+        let keyLimit = identity.has(.service) ? nil : limits.perCredential
+        let new: NewNotification
+        do {
+            try Self.requireSend(identity)
+            new = try Self.validate(try await request.jsonObject(), idempotencyKey: request.headers[.idempotencyKey], webPush: webPushPolicy)
+            if let refusal = Self.refusal(identity, sending: new) { throw refusal }
+        } catch {
+            // Refused before the buckets: charged to the credential all the same, as every other call.
+            if let keyLimit {
+                let decision = await limiter.check(RateLimitMiddleware.bucket(identity), limit: keyLimit)
+                if !decision.allowed { throw RateLimitMiddleware.refused(decision) }
             }
+            throw error
         }
+        var buckets: [(key: String, limit: RateLimit, cost: Int)] = []
+        if let keyLimit { buckets.append((RateLimitMiddleware.bucket(identity), keyLimit, 1)) }
+        if let limit = limits.perUser { buckets.append((new.rateKey, limit, 1)) }
+        let decisions = await limiter.checkChain(buckets)
+        let keyDecision = keyLimit == nil ? nil : decisions.first
+        if let keyDecision, !keyDecision.allowed { throw RateLimitMiddleware.refused(keyDecision) }
+        if let decision = decisions.last, !decision.allowed {
+            // A replay of what was accepted before still answers with the original.
+            if let earlier = try await repository.existing(new, client: identity.client) {
+                return RateLimitMiddleware.withHeaders(try Self.respond(earlier, context: context, requestID: new.requestID), of: keyDecision)
+            }
+            Telemetry.rateLimited(scope: new.recipient == nil ? "user" : "recipient")
+            throw APIError.rateLimited(decision, Self.tooMany(new))
+        }
+        return RateLimitMiddleware.withHeaders(try await accept(new, identity: identity, context: context), of: keyDecision)
+    }
+
+    /// A create past its rate limits: checked against the recipient, the template and the suppression list, then written.
+    func accept(_ new: NewNotification, identity: Identity, context: NotifyRequestContext) async throws -> Response {
         let checked: (recipient: Checked<Recipient?>, template: Checked<TemplateContent?>)
         do {
             checked = try await lookUp(new, correlationID: context.correlationID)
@@ -124,12 +144,8 @@ struct NotificationController: Sendable {
             }
             throw refusal
         }
-        if let suppressed = try await suppression(of: new, recipient: checked.recipient.value) {
-            if let earlier = try await repository.existing(new, client: identity.client) {
-                return try Self.respond(earlier, context: context, requestID: new.requestID)
-            }
-            throw suppressed
-        }
+        // The suppression list is checked in the transaction that writes it, with the other creates of its group.
+        let address = Self.address(of: new, recipient: checked.recipient.value)
         var held = new
         held.heldUntil = hold(new, recipient: checked.recipient.value, template: checked.template.value)
         let toWrite = held
@@ -141,6 +157,7 @@ struct NotificationController: Sendable {
                     toWrite,
                     templateVersion: checked.template.value?.activeVersion ?? 1,
                     staleDataAge: Self.staleSeconds(checked.recipient.staleFor, checked.template.staleFor),
+                    suppressionAddress: address,
                     client: identity.client,
                     correlationID: context.correlationID
                 )
@@ -230,13 +247,6 @@ struct NotificationController: Sendable {
         }
     }
 
-    /// 422 RECIPIENT_SUPPRESSED when the email would go to an address on the suppression list.
-    func suppression(of new: NewNotification, recipient: Recipient?) async throws -> APIError? {
-        guard let address = Self.address(of: new, recipient: recipient) else { return nil }
-        guard let reason = try await Self.checked({ try await suppressions.reason(for: address) }) else { return nil }
-        return Self.suppressed(reason)
-    }
-
     /// A suppression lookup the database could not answer: 503, nothing accepted (never a 500, never sent unchecked).
     static func checked<T: Sendable>(_ lookup: () async throws -> T) async throws -> T {
         do {
@@ -321,6 +331,8 @@ struct NotificationController: Sendable {
                 code: .idempotencyConflict,
                 message: "This request_id was already used with a different payload"
             )
+        case .suppressed(let reason):
+            throw Self.suppressed(reason)
         }
     }
 

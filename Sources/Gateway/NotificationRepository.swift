@@ -239,6 +239,17 @@ enum CreateOutcome: Sendable {
     case created(Accepted)
     case replayed(NotificationResource)
     case conflict
+    /// Not written: its address is on the suppression list.
+    case suppressed(Suppression.Reason)
+}
+
+/// What writing one create did.
+enum Written: Sendable {
+    case accepted(Accepted)
+    /// This client already used the request_id: nothing written.
+    case alreadyUsed
+    /// Its address is on the suppression list: nothing written.
+    case suppressed(Suppression.Reason)
 }
 
 /// The gateway's SQL: the notification, its job and its outbox message are written in ONE transaction.
@@ -261,6 +272,7 @@ struct NotificationRepository: Sendable {
         _ new: NewNotification,
         templateVersion: Int,
         staleDataAge: Int? = nil,
+        suppressionAddress: String? = nil,
         client clientName: String,
         correlationID: String
     ) async throws -> CreateOutcome {
@@ -269,24 +281,32 @@ struct NotificationRepository: Sendable {
             templateVersion: templateVersion,
             staleDataAge: staleDataAge,
             client: clientName,
-            correlationID: correlationID
+            correlationID: correlationID,
+            suppressionAddress: suppressionAddress
         )
-        let accepted: Accepted?
+        let written: Written
         if let committer {
-            accepted = try await committer.write(item)
+            written = try await committer.write(item)
         } else {
-            accepted = try await createMany([item]).first ?? nil
+            written = try await createMany([item]).first ?? .alreadyUsed
         }
-        if let accepted { return .created(accepted) }
-        guard let earlier = try await existing(new, client: clientName) else { throw NotificationRepositoryError.vanished }
-        return earlier
+        switch written {
+        case .accepted(let accepted):
+            return .created(accepted)
+        case .suppressed(let reason):
+            // A replay of a request accepted before the address was suppressed still returns the original.
+            return try await existing(new, client: clientName) ?? .suppressed(reason)
+        case .alreadyUsed:
+            guard let earlier = try await existing(new, client: clientName) else { throw NotificationRepositoryError.vanished }
+            return earlier
+        }
     }
 
     /// Writes every notification with its job and outbox message in ONE statement, hence one transaction, set-based:
     /// one insert of the notifications, one of their jobs, one of their outbox messages, whatever the count. Per item:
-    /// what the client is told (status `pending`, as of the commit), or nil when this client already used the
-    /// request_id.
-    func createMany(_ items: [PendingCreate]) async throws -> [Accepted?] {
+    /// what the client is told (status `pending`, as of the commit), that its address is suppressed (items with a
+    /// `suppressionAddress`, checked in the same transaction), or that this client already used the request_id.
+    func createMany(_ items: [PendingCreate]) async throws -> [Written] {
         guard !items.isEmpty else { return [] }
         let jobs = items.map { item in
             NotificationToEnqueue(
@@ -306,20 +326,24 @@ struct NotificationRepository: Sendable {
                 templateVersion: item.templateVersion,
                 staleDataAge: item.staleDataAge,
                 deliverTo: item.new.deliverTo,
-                recipient: item.new.recipient
+                recipient: item.new.recipient,
+                suppressionAddress: item.suppressionAddress
             )
         }
-        let written = try await JobStore(client: client, logger: logger).enqueue(jobs, maxAttempts: maxAttempts)
+        let enqueued = try await JobStore(client: client, logger: logger).enqueue(jobs, maxAttempts: maxAttempts)
         return zip(items, jobs).map { item, job in
-            guard let row = written[job.id] else { return nil }
-            return Accepted(
-                notificationID: job.id.lowercased,
-                requestID: job.requestID,
-                status: .pending,
-                notificationType: job.channel.rawValue,
-                createdAt: row.createdAt,
-                jobID: row.jobID,
-                heldUntil: item.new.heldUntil
+            if let reason = enqueued.suppressed[job.id] { return .suppressed(reason) }
+            guard let row = enqueued.written[job.id] else { return .alreadyUsed }
+            return .accepted(
+                Accepted(
+                    notificationID: job.id.lowercased,
+                    requestID: job.requestID,
+                    status: .pending,
+                    notificationType: job.channel.rawValue,
+                    createdAt: row.createdAt,
+                    jobID: row.jobID,
+                    heldUntil: item.new.heldUntil
+                )
             )
         }
     }

@@ -14,17 +14,32 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limit: RateLimit?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let limit, let identity = context.identity, !identity.has(.service) else {
+        guard let limit, let identity = context.identity, !identity.has(.service), !Self.chargedByHandler(request) else {
             return try await next(request, context)
         }
         let decision = await limiter.check(Self.bucket(identity), limit: limit)
-        guard decision.allowed else {
-            Telemetry.rateLimited(scope: "key")
-            throw APIError.rateLimited(decision, "Too many requests for this credential; try again later")
-        }
-        var response = try await next(request, context)
+        guard decision.allowed else { throw Self.refused(decision) }
+        return Self.withHeaders(try await next(request, context), of: decision)
+    }
+
+    /// 429: the credential's bucket refused.
+    static func refused(_ decision: RateDecision) -> APIError {
+        Telemetry.rateLimited(scope: "key")
+        return APIError.rateLimited(decision, "Too many requests for this credential; try again later")
+    }
+
+    /// The credential's `RateLimit-*` headers on an answer.
+    static func withHeaders(_ response: Response, of decision: RateDecision?) -> Response {
+        guard let decision else { return response }
+        var response = response
         for field in decision.headers where response.headers[field.name] == nil { response.headers.append(field) }
         return response
+    }
+
+    /// A single create charges the credential's bucket itself, together with its recipient's, in one round trip to
+    /// Redis (`NotificationController.create`); a request it refuses before that is charged to the credential alone.
+    static func chargedByHandler(_ request: Request) -> Bool {
+        request.method == .post && (request.uri.path == "/api/v1/notifications/" || request.uri.path == "/api/v1/notifications")
     }
 
     static func bucket(_ identity: Identity) -> String {

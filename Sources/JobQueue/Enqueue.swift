@@ -29,6 +29,9 @@ public struct NotificationToEnqueue: Sendable {
     public var deliverTo: String?
     /// Where it goes when it goes to an address rather than a user.
     public var recipient: DirectRecipient?
+    /// The address to check against the suppression list in the transaction that writes it (nil: checked before, or
+    /// nothing to check): a suppressed one is not written.
+    public var suppressionAddress: String?
 
     public init(
         id: UUID,
@@ -47,7 +50,8 @@ public struct NotificationToEnqueue: Sendable {
         templateVersion: Int,
         staleDataAge: Int?,
         deliverTo: String?,
-        recipient: DirectRecipient? = nil
+        recipient: DirectRecipient? = nil,
+        suppressionAddress: String? = nil
     ) {
         self.id = id
         self.client = client
@@ -66,6 +70,7 @@ public struct NotificationToEnqueue: Sendable {
         self.staleDataAge = staleDataAge
         self.deliverTo = deliverTo
         self.recipient = recipient
+        self.suppressionAddress = suppressionAddress
     }
 }
 
@@ -73,6 +78,13 @@ public struct NotificationToEnqueue: Sendable {
 public struct EnqueuedJob: Sendable {
     public var createdAt: Date
     public var jobID: Int
+}
+
+/// What `enqueue` did, by notification id: written, or refused for a suppressed address; an id in neither was not
+/// written because its client already used its request_id.
+public struct Enqueued: Sendable {
+    public var written: [UUID: EnqueuedJob] = [:]
+    public var suppressed: [UUID: Suppression.Reason] = [:]
 }
 
 extension JobStore {
@@ -83,7 +95,34 @@ extension JobStore {
     /// Returns what was written, by notification id; a notification whose client already used its request_id is
     /// not written and is absent. Nothing is returned before COMMIT returned (see `Database.withTransaction`): a lone
     /// statement's rows arrive before its commit.
-    public func enqueue(_ items: [NotificationToEnqueue], maxAttempts: Int) async throws -> [UUID: EnqueuedJob] {
+    ///
+    /// Items with a `suppressionAddress` are checked against the suppression list in the same transaction, in one
+    /// query for all of them, and the suppressed ones are left out: a single create does not pay a query of its own.
+    public func enqueue(_ items: [NotificationToEnqueue], maxAttempts: Int) async throws -> Enqueued {
+        guard !items.isEmpty else { return Enqueued() }
+        let checked = items.compactMap(\.suppressionAddress)
+        guard !checked.isEmpty else {
+            return try await client.withTransaction(logger: logger) { connection in
+                Enqueued(written: try await accept(items, maxAttempts: maxAttempts, on: connection))
+            }
+        }
+        return try await client.withTransaction(logger: logger) { connection in
+            let reasons = try await SuppressionList.reasons(for: checked, on: connection, logger: logger)
+            var result = Enqueued()
+            var writing: [NotificationToEnqueue] = []
+            for item in items {
+                if let address = item.suppressionAddress, let reason = reasons[address] {
+                    result.suppressed[item.id] = reason
+                } else {
+                    writing.append(item)
+                }
+            }
+            result.written = try await accept(writing, maxAttempts: maxAttempts, on: connection)
+            return result
+        }
+    }
+
+    func accept(_ items: [NotificationToEnqueue], maxAttempts: Int, on connection: PostgresConnection) async throws -> [UUID: EnqueuedJob] {
         guard !items.isEmpty else { return [:] }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -111,22 +150,20 @@ extension JobStore {
         let logger = self.logger
 
         // PL/pgSQL keeps its plans between calls: one round trip for the whole batch.
-        return try await client.withTransaction(logger: logger) { connection in
-            var written: [UUID: EnqueuedJob] = [:]
-            for try await (id, createdAt, jobID) in try await connection.query(
-                """
-                SELECT notification_id, created_at, job_id FROM accept_notifications(
-                    \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
-                    \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                    \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
-                    \(recipients)::text[], \(maxAttempts)::int)
-                """,
-                logger: logger
-            ).decode((UUID, Date, Int).self) {
-                written[id] = EnqueuedJob(createdAt: createdAt, jobID: jobID)
-            }
-            return written
+        var written: [UUID: EnqueuedJob] = [:]
+        for try await (id, createdAt, jobID) in try await connection.query(
+            """
+            SELECT notification_id, created_at, job_id FROM accept_notifications(
+                \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
+                \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
+                \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
+                \(recipients)::text[], \(maxAttempts)::int)
+            """,
+            logger: logger
+        ).decode((UUID, Date, Int).self) {
+            written[id] = EnqueuedJob(createdAt: createdAt, jobID: jobID)
         }
+        return written
     }
 
     /// Sends a dead-lettered (failed) notification again with a fresh attempt budget (the SQL function

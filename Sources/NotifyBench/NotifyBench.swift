@@ -143,6 +143,14 @@ struct BenchCommand: AsyncParsableCommand {
                     + report.cpuPercent.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             )
         }
+        if !report.cpuMicrosPerNotification.isEmpty {
+            let total = report.cpuMicrosPerNotification.filter { $0.key != "bench" }.values.reduce(0, +)
+            lines.append(
+                "CPU µs per \(report.delivered == nil ? "accepted" : "delivered") notification: "
+                    + report.cpuMicrosPerNotification.sorted { $0.value > $1.value }.map { "\($0.key) \(Int($0.value))" }.joined(separator: ", ")
+                    + "; all but the bench \(Int(total))"
+            )
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -95,6 +95,34 @@ public final class RateLimiter: Sendable {
         """
     static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
 
+    /// GCRA over buckets with limits of their own, in order, stopping at the first refusal: the later buckets are
+    /// neither charged nor reported. KEYS are the buckets; ARGV holds interval (µs), burst and cost per bucket. One
+    /// round trip for a request charged to its credential and to its recipient.
+    static let chainScript = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local results = {}
+        for i, key in ipairs(KEYS) do
+          local interval = tonumber(ARGV[3 * i - 2])
+          local burst = tonumber(ARGV[3 * i - 1])
+          local cost = tonumber(ARGV[3 * i])
+          local tolerance = interval * burst
+          local tat = tonumber(redis.call('GET', key) or '0')
+          if tat < now then tat = now end
+          local new_tat = tat + interval * cost
+          if new_tat - tolerance > now then
+            local remaining = math.floor((now - (tat - tolerance)) / interval)
+            if remaining < 0 then remaining = 0 end
+            results[i] = {0, remaining, math.ceil(new_tat - tolerance - now), math.ceil(tat - now)}
+            return results
+          end
+          redis.call('SET', key, string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+          results[i] = {1, math.floor((now - (new_tat - tolerance)) / interval), 0, math.ceil(new_tat - now)}
+        end
+        return results
+        """
+    static let chainScriptSHA = Insecure.SHA1.hash(data: Data(chainScript.utf8)).map { String(format: "%02x", $0) }.joined()
+
     public init(redis: RedisClient?, prefix: String, logger: Logger) {
         self.redis = redis
         self.prefix = prefix
@@ -121,6 +149,52 @@ public final class RateLimiter: Sendable {
         return buckets.map { checkLocal($0.key, limit: limit, cost: $0.cost) }
     }
 
+    /// Takes from each bucket under its own limit, in order, in one round trip, until one refuses: the decisions of
+    /// the buckets charged and of the one that refused (fewer than `buckets` when one did; a refused bucket is not
+    /// charged, and the ones after it are not touched).
+    public func checkChain(_ buckets: [(key: String, limit: RateLimit, cost: Int)]) async -> [RateDecision] {
+        guard !buckets.isEmpty else { return [] }
+        if let redis, let decisions = try? await breaker.run({ try await self.chainRedis(redis, buckets) }) {
+            return decisions
+        }
+        var decisions: [RateDecision] = []
+        for bucket in buckets {
+            let decision = checkLocal(bucket.key, limit: bucket.limit, cost: bucket.cost)
+            decisions.append(decision)
+            if !decision.allowed { break }
+        }
+        return decisions
+    }
+
+    func chainRedis(_ redis: RedisClient, _ buckets: [(key: String, limit: RateLimit, cost: Int)]) async throws -> [RateDecision] {
+        var arguments = [String(buckets.count)]
+        arguments.reserveCapacity(4 * buckets.count + 1)
+        for bucket in buckets { arguments.append(prefix + "rl:" + bucket.key) }
+        for bucket in buckets {
+            arguments.append(String(bucket.limit.intervalMicros))
+            arguments.append(String(bucket.limit.burst))
+            arguments.append(String(bucket.cost))
+        }
+        let reply: RedisClient.Reply
+        do {
+            reply = try await redis.command(["EVALSHA", Self.chainScriptSHA] + arguments)
+        } catch let error as RedisError where error.message.contains("NOSCRIPT") {
+            reply = try await redis.command(["EVAL", Self.chainScript] + arguments)
+        }
+        guard case .array(let results) = reply, (1...buckets.count).contains(results.count) else {
+            throw RedisError(message: "redis: unexpected reply from the rate-limit script")
+        }
+        return try zip(results, buckets).map { result, bucket in try Self.decision(result, limit: bucket.limit) }
+    }
+
+    static func decision(_ result: RedisClient.Reply, limit: RateLimit) throws -> RateDecision {
+        guard case .array(let values) = result, values.count == 4,
+            case .integer(let allowed) = values[0], case .integer(let remaining) = values[1],
+            case .integer(let retryMicros) = values[2], case .integer(let resetMicros) = values[3]
+        else { throw RedisError(message: "redis: unexpected reply from the rate-limit script") }
+        return decision(allowed: allowed == 1, limit: limit, remaining: remaining, retryMicros: Double(retryMicros), resetMicros: Double(resetMicros))
+    }
+
     func checkRedis(_ redis: RedisClient, _ buckets: [(key: String, cost: Int)], limit: RateLimit) async throws -> [RateDecision] {
         var arguments = [String(buckets.count)]
         arguments.reserveCapacity(2 * buckets.count + 3)
@@ -137,19 +211,7 @@ public final class RateLimiter: Sendable {
         guard case .array(let results) = reply, results.count == buckets.count else {
             throw RedisError(message: "redis: unexpected reply from the rate-limit script")
         }
-        return try results.map { result in
-            guard case .array(let values) = result, values.count == 4,
-                case .integer(let allowed) = values[0], case .integer(let remaining) = values[1],
-                case .integer(let retryMicros) = values[2], case .integer(let resetMicros) = values[3]
-            else { throw RedisError(message: "redis: unexpected reply from the rate-limit script") }
-            return Self.decision(
-                allowed: allowed == 1,
-                limit: limit,
-                remaining: remaining,
-                retryMicros: Double(retryMicros),
-                resetMicros: Double(resetMicros)
-            )
-        }
+        return try results.map { result in try Self.decision(result, limit: limit) }
     }
 
     /// Empties the bucket `key` (in Redis and in memory): a later check starts with the whole burst.

@@ -209,6 +209,40 @@ struct AccessAndLimitsTests {
         }
     }
 
+    @Test(
+        "a create charges its credential and its user in one script: a refused request is charged to the credential; the credential's refusal leaves the user's bucket alone"
+    )
+    func oneRoundTrip() async throws {
+        let limits = [
+            "NOTIFY_RATE_LIMIT_PER_KEY": "4/m", "NOTIFY_RATE_LIMIT_KEY_BURST": "4", "NOTIFY_RATE_LIMIT_PER_USER": "2/m",
+            "NOTIFY_RATE_LIMIT_USER_BURST": "2", "NOTIFY_REDIS_TIMEOUT_MS": "3000",
+        ]
+        try await RouterHarness.with(.gateway, extra: limits) { stack in
+            let ada = try await Self.prepare(stack)
+            let bob = try await stack.createUser(name: "Bob")
+            // Invalid (400): charged to the credential all the same.
+            var invalid = Self.body(ada, "i-1")
+            invalid["priority"] = "high"
+            #expect(try await stack.send(invalid).status == 400)
+            let first = try await stack.send(Self.body(ada, "a-1"))
+            #expect(first.status == 202)
+            #expect(first.headers.first(name: "RateLimit-Remaining") == "2", "the credential's bucket: 4 - 400 - this one")
+            #expect(try await stack.send(Self.body(ada, "a-2")).headers.first(name: "RateLimit-Remaining") == "1")
+            // Ada's bucket refuses; the credential's was charged before it.
+            let userRefused = try await stack.send(Self.body(ada, "a-3"))
+            #expect(userRefused.status == 429)
+            #expect((userRefused.json["message"] as? String)?.contains("this user") == true)
+            #expect(try await stack.redisKeys(matching: "rl:user:*").count == 1)
+            // The credential's bucket is empty now: Bob's request is refused by it, and Bob's bucket is not touched.
+            let keyRefused = try await stack.send(Self.body(bob, "b-1"))
+            #expect(keyRefused.status == 429)
+            #expect((keyRefused.json["message"] as? String)?.contains("credential") == true)
+            #expect(keyRefused.headers.first(name: "RateLimit-Limit") == "4")
+            #expect(try await stack.redisKeys(matching: "rl:user:*").count == 1)
+            #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == 2)
+        }
+    }
+
     @Test("a bad Redis timeout stops the gateway, the user service and the template service at start, exit code 2, naming it")
     func badRedisTimeout() async throws {
         try await Stack.with(services: []) { stack in

@@ -4,12 +4,18 @@
 # alive NAME: its process is running.
 alive() { [[ -s $DIR/pids/$1.pid ]] && kill -0 "$(cat "$DIR/pids/$1.pid")" 2>/dev/null; }
 
-# bench_up NAME: deploy/local/up, quietly, for the bench script NAME (with NOTIFY_BIN, if set). up ends by watching a
-# demo email arrive, which a backlog earlier runs left can delay past its wait; the processes run all the same, so
-# that alone does not stop a bench.
+# bench_up NAME: deploy/local/up, quietly, for the bench script NAME. up ends by watching a demo email arrive, which
+# a backlog earlier runs left can delay past its wait; the processes run all the same, so that alone does not stop a
+# bench. It runs in a clean environment that keeps only which stack (its directory and ports, from $DIR/env) and which
+# binary (NOTIFY_BIN): a bench of a stack of its own (the CI smoke, deploy/local/bench-smoke) restores that one.
 bench_up() {
-    env -i PATH="$PATH" HOME="$HOME" NOTIFY_RELAY_PUBLISHER="${NOTIFY_RELAY_PUBLISHER:-http}" NOTIFY_BIN="${NOTIFY_BIN:-}" \
-        bash -c 'deploy/local/up' >/dev/null || echo "[$1] deploy/local/up reported a problem (above); going on" >&2
+    local name vars=()
+    for name in PATH HOME NOTIFY_LOCAL_DIR NOTIFY_BIN NOTIFY_PG_PORT NOTIFY_AMQP_PORT NOTIFY_RABBIT_MGMT_PORT NOTIFY_RABBIT_DIST_PORT \
+        NOTIFY_EPMD_PORT NOTIFY_REDIS_PORT NOTIFY_SMTP_PORT NOTIFY_SMTP_CONTROL_PORT; do
+        if [[ -n ${!name:-} ]]; then vars+=("$name=${!name}"); fi
+    done
+    env -i "${vars[@]}" NOTIFY_RELAY_PUBLISHER="${NOTIFY_RELAY_PUBLISHER:-http}" bash -c 'deploy/local/up' >/dev/null \
+        || echo "[$1] deploy/local/up reported a problem (above); going on" >&2
 }
 
 # stop_process NAME: SIGTERM, up to 15 s to finish its work, then SIGKILL. Prints the PID it stopped, nothing when
