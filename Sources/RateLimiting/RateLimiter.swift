@@ -66,46 +66,19 @@ public final class RateLimiter: Sendable {
     private let local = NIOLockedValueBox([String: Double]())
     private let logger: Logger
 
-    /// One GCRA step per key: KEYS are the buckets, ARGV the interval (µs), the burst, then each key's cost. Each
-    /// bucket is decided on its own (a refused one is not charged, and does not refuse the others); one round trip
-    /// and one atomic step for all of them. (On a Redis Cluster the keys of one call would need one hash slot; the
-    /// architecture has one Redis.)
+    /// One GCRA step per key, in one round trip and one atomic step: KEYS are the buckets; ARGV[1] is 1 to stop at
+    /// the first refusal (the buckets after it are neither charged nor reported) or 0 to decide each bucket on its
+    /// own; then interval (µs), burst and cost per bucket. A refused bucket is not charged. (On a Redis Cluster the
+    /// keys of one call would need one hash slot; the architecture has one Redis.)
     static let script = """
-        local interval = tonumber(ARGV[1])
-        local burst = tonumber(ARGV[2])
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local tolerance = interval * burst
+        local stop = ARGV[1] == '1'
         local results = {}
         for i, key in ipairs(KEYS) do
-          local cost = tonumber(ARGV[2 + i])
-          local tat = tonumber(redis.call('GET', key) or '0')
-          if tat < now then tat = now end
-          local new_tat = tat + interval * cost
-          if new_tat - tolerance > now then
-            local remaining = math.floor((now - (tat - tolerance)) / interval)
-            if remaining < 0 then remaining = 0 end
-            results[i] = {0, remaining, math.ceil(new_tat - tolerance - now), math.ceil(tat - now)}
-          else
-            redis.call('SET', key, string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-            results[i] = {1, math.floor((now - (new_tat - tolerance)) / interval), 0, math.ceil(new_tat - now)}
-          end
-        end
-        return results
-        """
-    static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
-
-    /// GCRA over buckets with limits of their own, in order, stopping at the first refusal: the later buckets are
-    /// neither charged nor reported. KEYS are the buckets; ARGV holds interval (µs), burst and cost per bucket. One
-    /// round trip for a request charged to its credential and to its recipient.
-    static let chainScript = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local results = {}
-        for i, key in ipairs(KEYS) do
-          local interval = tonumber(ARGV[3 * i - 2])
-          local burst = tonumber(ARGV[3 * i - 1])
-          local cost = tonumber(ARGV[3 * i])
+          local interval = tonumber(ARGV[3 * i - 1])
+          local burst = tonumber(ARGV[3 * i])
+          local cost = tonumber(ARGV[3 * i + 1])
           local tolerance = interval * burst
           local tat = tonumber(redis.call('GET', key) or '0')
           if tat < now then tat = now end
@@ -114,14 +87,15 @@ public final class RateLimiter: Sendable {
             local remaining = math.floor((now - (tat - tolerance)) / interval)
             if remaining < 0 then remaining = 0 end
             results[i] = {0, remaining, math.ceil(new_tat - tolerance - now), math.ceil(tat - now)}
-            return results
+            if stop then return results end
+          else
+            redis.call('SET', key, string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+            results[i] = {1, math.floor((now - (new_tat - tolerance)) / interval), 0, math.ceil(new_tat - now)}
           end
-          redis.call('SET', key, string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-          results[i] = {1, math.floor((now - (new_tat - tolerance)) / interval), 0, math.ceil(new_tat - now)}
         end
         return results
         """
-    static let chainScriptSHA = Insecure.SHA1.hash(data: Data(chainScript.utf8)).map { String(format: "%02x", $0) }.joined()
+    static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
 
     public init(redis: RedisClient?, prefix: String, logger: Logger) {
         self.redis = redis
@@ -167,9 +141,15 @@ public final class RateLimiter: Sendable {
     }
 
     func chainRedis(_ redis: RedisClient, _ buckets: [(key: String, limit: RateLimit, cost: Int)]) async throws -> [RateDecision] {
+        try await evaluate(redis, buckets, stopAtRefusal: true)
+    }
+
+    /// The script over `buckets`: one decision per bucket, in order (up to the first refusal when `stopAtRefusal`).
+    func evaluate(_ redis: RedisClient, _ buckets: [(key: String, limit: RateLimit, cost: Int)], stopAtRefusal: Bool) async throws -> [RateDecision] {
         var arguments = [String(buckets.count)]
-        arguments.reserveCapacity(4 * buckets.count + 1)
+        arguments.reserveCapacity(4 * buckets.count + 2)
         for bucket in buckets { arguments.append(prefix + "rl:" + bucket.key) }
+        arguments.append(stopAtRefusal ? "1" : "0")
         for bucket in buckets {
             arguments.append(String(bucket.limit.intervalMicros))
             arguments.append(String(bucket.limit.burst))
@@ -177,11 +157,11 @@ public final class RateLimiter: Sendable {
         }
         let reply: RedisClient.Reply
         do {
-            reply = try await redis.command(["EVALSHA", Self.chainScriptSHA] + arguments)
+            reply = try await redis.command(["EVALSHA", Self.scriptSHA] + arguments)
         } catch let error as RedisError where error.message.contains("NOSCRIPT") {
-            reply = try await redis.command(["EVAL", Self.chainScript] + arguments)
+            reply = try await redis.command(["EVAL", Self.script] + arguments)
         }
-        guard case .array(let results) = reply, (1...buckets.count).contains(results.count) else {
+        guard case .array(let results) = reply, (stopAtRefusal ? 1 : buckets.count)...buckets.count ~= results.count else {
             throw RedisError(message: "redis: unexpected reply from the rate-limit script")
         }
         return try zip(results, buckets).map { result, bucket in try Self.decision(result, limit: bucket.limit) }
@@ -196,22 +176,7 @@ public final class RateLimiter: Sendable {
     }
 
     func checkRedis(_ redis: RedisClient, _ buckets: [(key: String, cost: Int)], limit: RateLimit) async throws -> [RateDecision] {
-        var arguments = [String(buckets.count)]
-        arguments.reserveCapacity(2 * buckets.count + 3)
-        for bucket in buckets { arguments.append(prefix + "rl:" + bucket.key) }
-        arguments.append(String(limit.intervalMicros))
-        arguments.append(String(limit.burst))
-        for bucket in buckets { arguments.append(String(bucket.cost)) }
-        let reply: RedisClient.Reply
-        do {
-            reply = try await redis.command(["EVALSHA", Self.scriptSHA] + arguments)
-        } catch let error as RedisError where error.message.contains("NOSCRIPT") {
-            reply = try await redis.command(["EVAL", Self.script] + arguments)
-        }
-        guard case .array(let results) = reply, results.count == buckets.count else {
-            throw RedisError(message: "redis: unexpected reply from the rate-limit script")
-        }
-        return try results.map { result in try Self.decision(result, limit: limit) }
+        try await evaluate(redis, buckets.map { ($0.key, limit, $0.cost) }, stopAtRefusal: false)
     }
 
     /// Empties the bucket `key` (in Redis and in memory): a later check starts with the whole burst.
