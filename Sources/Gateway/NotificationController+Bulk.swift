@@ -239,7 +239,7 @@ extension NotificationController {
             metadata: ["accepted": "\(summary.accepted)", "replayed": "\(summary.replayed)", "rejected": "\(summary.rejected)"]
         )
         return .envelope(
-            data: summary,
+            writing: summary,
             message: "\(summary.accepted) accepted, \(summary.replayed) already accepted, \(summary.rejected) rejected"
         )
     }
@@ -326,5 +326,47 @@ extension NotificationController {
             }
             return results
         }
+    }
+}
+
+extension BulkItemResult: JSONWritable {
+    func write(to json: inout JSONBytes) {
+        json.beginObject()
+        json.key("index")
+        json.int(index)
+        json.key("request_id")
+        json.string(requestID)
+        json.key("success")
+        json.bool(success)
+        json.key("status")
+        json.int(status)
+        json.key("error")
+        json.string(error)
+        json.key("message")
+        json.string(message)
+        if let details {
+            json.key("details")
+            json.array(details)
+        }
+        json.key("data")
+        json.value(data)
+        json.endObject()
+    }
+}
+
+extension BulkSummary: JSONWritable {
+    func write(to json: inout JSONBytes) {
+        json.beginObject()
+        json.key("total")
+        json.int(total)
+        json.key("accepted")
+        json.int(accepted)
+        json.key("replayed")
+        json.int(replayed)
+        json.key("rejected")
+        json.int(rejected)
+        json.key("results")
+        json.array(results)
+        json.endObject()
     }
 }

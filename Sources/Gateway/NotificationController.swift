@@ -322,9 +322,9 @@ struct NotificationController: Sendable {
             let message =
                 notification.heldUntil == nil
                 ? "Notification accepted" : "Notification accepted; it is held until held_until (the user's quiet hours or its digest window)"
-            return .envelope(.accepted, data: notification, message: message)
+            return .envelope(.accepted, writing: notification, message: message)
         case .replayed(let notification):
-            return .envelope(.ok, data: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])
+            return .envelope(.ok, writing: Accepted(notification), message: "Notification already accepted", headers: [.idempotentReplayed: "true"])
         case .conflict:
             throw APIError(
                 .unprocessableContent,
@@ -602,5 +602,26 @@ struct Accepted: Encodable, Sendable {
         case notificationType = "notification_type"
         case createdAt = "created_at"
         case heldUntil = "held_until"
+    }
+}
+
+extension Accepted: JSONWritable {
+    func write(to json: inout JSONBytes) {
+        json.beginObject()
+        json.key("notification_id")
+        json.string(notificationID)
+        json.key("request_id")
+        json.string(requestID)
+        json.key("status")
+        json.string(status.rawValue)
+        json.key("notification_type")
+        json.string(notificationType)
+        json.key("created_at")
+        json.date(createdAt)
+        if let heldUntil {
+            json.key("held_until")
+            json.date(heldUntil)
+        }
+        json.endObject()
     }
 }

@@ -49,9 +49,7 @@ public enum JSONValue: Codable, Sendable, Hashable {
     }
 
     public static func parseObject(_ data: Data) throws -> [String: JSONValue] {
-        let value = try JSONDecoder().decode(JSONValue.self, from: data)
-        guard case .object(let object) = value else { throw NotAnObject() }
-        return object
+        try data.withUnsafeBytes { try parseObject(bytes: $0) }
     }
 
     struct NotAnObject: Error {}

@@ -103,7 +103,7 @@ extension Request {
             throw APIError.validation([FieldError(field: "body", message: "a JSON object is required")])
         }
         do {
-            return try JSONValue.parseObject(Data(buffer.readableBytesView))
+            return try buffer.withUnsafeReadableBytes { try JSONValue.parseObject(bytes: $0) }
         } catch {
             throw APIError.validation([FieldError(field: "body", message: "must be a JSON object")], message: "The body is not a JSON object")
         }
