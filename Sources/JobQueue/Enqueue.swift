@@ -4,7 +4,7 @@ import NotificationModel
 import PostgresAccess
 import PostgresNIO
 
-/// One notification to accept: the row `accept_notifications` (sql/notifications/0016) writes with its job and its
+/// One notification to accept: the row `accept_notifications` (sql/notifications/0020) writes with its job and its
 /// outbox message.
 public struct NotificationToEnqueue: Sendable {
     public var id: UUID
@@ -96,34 +96,17 @@ extension JobStore {
     /// not written and is absent. Nothing is returned before COMMIT returned (see `Database.withTransaction`): a lone
     /// statement's rows arrive before its commit.
     ///
-    /// Items with a `suppressionAddress` are checked against the suppression list in the same transaction, in one
-    /// query for all of them, and the suppressed ones are left out: a single create does not pay a query of its own.
+    /// Items with a `suppressionAddress` are checked against the suppression list by the same statement, and the
+    /// suppressed ones are left out: the transaction is BEGIN, one statement, COMMIT.
     public func enqueue(_ items: [NotificationToEnqueue], maxAttempts: Int) async throws -> Enqueued {
         guard !items.isEmpty else { return Enqueued() }
-        let checked = items.compactMap(\.suppressionAddress)
-        guard !checked.isEmpty else {
-            return try await client.withTransaction(logger: logger) { connection in
-                Enqueued(written: try await accept(items, maxAttempts: maxAttempts, on: connection))
-            }
-        }
         return try await client.withTransaction(logger: logger) { connection in
-            let reasons = try await SuppressionList.reasons(for: checked, on: connection, logger: logger)
-            var result = Enqueued()
-            var writing: [NotificationToEnqueue] = []
-            for item in items {
-                if let address = item.suppressionAddress, let reason = reasons[address] {
-                    result.suppressed[item.id] = reason
-                } else {
-                    writing.append(item)
-                }
-            }
-            result.written = try await accept(writing, maxAttempts: maxAttempts, on: connection)
-            return result
+            try await accept(items, maxAttempts: maxAttempts, on: connection)
         }
     }
 
-    func accept(_ items: [NotificationToEnqueue], maxAttempts: Int, on connection: PostgresConnection) async throws -> [UUID: EnqueuedJob] {
-        guard !items.isEmpty else { return [:] }
+    func accept(_ items: [NotificationToEnqueue], maxAttempts: Int, on connection: PostgresConnection) async throws -> Enqueued {
+        guard !items.isEmpty else { return Enqueued() }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let encoder = JSONEncoder.canonical
@@ -147,23 +130,28 @@ extension JobStore {
         let recipients = items.map { $0.recipient?.json ?? "" }
         let clients = items.map(\.client)
         let correlationIDs = items.map(\.correlationID)
+        let checkAddresses = items.map { $0.suppressionAddress ?? "" }
         let logger = self.logger
 
-        // PL/pgSQL keeps its plans between calls: one round trip for the whole batch.
-        var written: [UUID: EnqueuedJob] = [:]
-        for try await (id, createdAt, jobID) in try await connection.query(
+        // PL/pgSQL keeps its plans between calls: one round trip for the whole batch, the suppression list included.
+        var result = Enqueued()
+        for try await (id, createdAt, jobID, suppressed) in try await connection.query(
             """
-            SELECT notification_id, created_at, job_id FROM accept_notifications(
+            SELECT notification_id, created_at, job_id, suppressed FROM accept_notifications(
                 \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
                 \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
                 \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
-                \(recipients)::text[], \(maxAttempts)::int)
+                \(recipients)::text[], \(checkAddresses)::text[], \(maxAttempts)::int)
             """,
             logger: logger
-        ).decode((UUID, Date, Int).self) {
-            written[id] = EnqueuedJob(createdAt: createdAt, jobID: jobID)
+        ).decode((UUID, Date?, Int?, String?).self) {
+            if let suppressed {
+                result.suppressed[id] = Suppression.Reason(rawValue: suppressed) ?? .manual
+            } else if let createdAt, let jobID {
+                result.written[id] = EnqueuedJob(createdAt: createdAt, jobID: jobID)
+            }
         }
-        return written
+        return result
     }
 
     /// Sends a dead-lettered (failed) notification again with a fresh attempt budget (the SQL function

@@ -44,25 +44,11 @@ public struct SuppressionList: Sendable {
         let wanted = Array(Set(addresses))
         guard !wanted.isEmpty else { return [:] }
         var found: [String: Suppression.Reason] = [:]
-        for try await (address, reason) in try await client.query(Self.lookup(wanted), logger: logger).decode((String, String).self) {
+        let query: PostgresQuery = "SELECT a, s.reason FROM unnest(\(wanted)::text[]) AS a JOIN suppressions s ON s.address = lower(btrim(a))"
+        for try await (address, reason) in try await client.query(query, logger: logger).decode((String, String).self) {
             found[address] = Suppression.Reason(rawValue: reason) ?? .manual
         }
         return found
-    }
-
-    /// `reasons(for:)` on a connection, inside the caller's transaction.
-    static func reasons(for addresses: [String], on connection: PostgresConnection, logger: Logger) async throws -> [String: Suppression.Reason] {
-        let wanted = Array(Set(addresses))
-        guard !wanted.isEmpty else { return [:] }
-        var found: [String: Suppression.Reason] = [:]
-        for try await (address, reason) in try await connection.query(Self.lookup(wanted), logger: logger).decode((String, String).self) {
-            found[address] = Suppression.Reason(rawValue: reason) ?? .manual
-        }
-        return found
-    }
-
-    static func lookup(_ addresses: [String]) -> PostgresQuery {
-        "SELECT a, s.reason FROM unnest(\(addresses)::text[]) AS a JOIN suppressions s ON s.address = lower(btrim(a))"
     }
 
     public func reason(for address: String) async throws -> Suppression.Reason? {
