@@ -142,7 +142,7 @@ let package = Package(
             name: "RedisCache",
             dependencies: [
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                "Telemetry",
+                "Telemetry", "Deadlines",
                 "CHiredis", "Breakers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -18,4 +18,18 @@ static inline redisContext *chiredis_connect(const char *host, int port, int tim
 static inline redisReply *chiredis_command_argv(redisContext *c, int argc, const char **argv, const size_t *argvlen) {
     return (redisReply *)redisCommandArgv(c, argc, argv, argvlen);
 }
+
+// Pipelining: commands appended to the output buffer, then their replies read in order (the first read writes the
+// buffer). NULL when the connection failed (c->err says why).
+static inline int chiredis_append_argv(redisContext *c, int argc, const char **argv, const size_t *argvlen) {
+    return redisAppendCommandArgv(c, argc, argv, argvlen);
+}
+
+static inline redisReply *chiredis_get_reply(redisContext *c) {
+    void *reply = NULL;
+    if (redisGetReply(c, &reply) != REDIS_OK) {
+        return NULL;
+    }
+    return (redisReply *)reply;
+}
 #endif

@@ -1,4 +1,5 @@
 import CHiredis
+import Deadlines
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -10,8 +11,10 @@ public struct RedisError: Error, CustomStringConvertible {
     public init(message: String) { self.message = message }
 }
 
-/// A Redis connection through hiredis. Calls block, so they run on the `NIOThreadPool`, one at a time on the one
-/// connection (guarded by a lock); a failed connection is dropped and redialled on the next call.
+/// A Redis connection through hiredis. Calls block, so they run on the `NIOThreadPool`, on the one connection
+/// (guarded by a lock); a failed connection is dropped and redialled on the next call. Commands that arrive while
+/// one is in flight go together as one pipeline (all written, then every reply read): one hop to the thread pool
+/// and one round trip for all of them, as the gateway's group commit does for PostgreSQL.
 public final class RedisClient: @unchecked Sendable {
     public enum Reply: Sendable, Equatable {
         case null
@@ -30,6 +33,8 @@ public final class RedisClient: @unchecked Sendable {
     /// `AUTH [username] password` on every new connection when a password is set (Redis `requirepass` or an ACL user).
     private let username: String?
     private let password: String?
+    /// Concurrent commands, pipelined.
+    private let pipelines = NIOLockedValueBox<BatchExecutor<[String], Result<Reply, any Error>>?>(nil)
 
     public init(
         host: String,
@@ -52,7 +57,19 @@ public final class RedisClient: @unchecked Sendable {
     }
 
     public func command(_ arguments: [String]) async throws -> Reply {
-        try await threadPool.runIfActive { try self.commandBlocking(arguments) }
+        try await executor.submit(arguments).get()
+    }
+
+    /// Made on first use: it holds `self` weakly enough not to matter (the client lives as long as its process).
+    private var executor: BatchExecutor<[String], Result<Reply, any Error>> {
+        pipelines.withLockedValue { executor in
+            if let executor { return executor }
+            let made = BatchExecutor<[String], Result<Reply, any Error>>(maxBatch: 128, maxInFlight: 1) { [self] commands in
+                try await threadPool.runIfActive { try self.pipelineBlocking(commands) }
+            }
+            executor = made
+            return made
+        }
     }
 
     public func get(_ key: String) async throws -> String? {
@@ -74,48 +91,76 @@ public final class RedisClient: @unchecked Sendable {
     }
 
     func commandBlocking(_ arguments: [String]) throws -> Reply {
+        try pipelineBlocking([arguments])[0].get()
+    }
+
+    /// Every command written, then every reply read, in order; a command's error reply is its own failure, a broken
+    /// connection fails them all (and is dropped).
+    func pipelineBlocking(_ commands: [[String]]) throws -> [Result<Reply, any Error>] {
         try lock.withLock {
-            if context == nil {
-                guard let opened = chiredis_connect(host, Int32(port), Int32(timeoutMilliseconds)) else {
-                    throw RedisError(message: "redis: cannot allocate context")
-                }
-                if opened.pointee.err != 0 {
-                    let message = Self.errorText(opened)
-                    redisFree(opened)
-                    throw RedisError(message: "redis: \(message)")
-                }
-                if let password, !password.isEmpty {
-                    // The reply's text is not passed on: it could echo what was sent.
-                    let auth = username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
-                    guard let reply = Self.send(auth, on: opened) else {
-                        redisFree(opened)
-                        throw RedisError(message: "redis: the connection closed during AUTH")
-                    }
-                    let refused = reply.pointee.type == REDIS_REPLY_ERROR
-                    freeReplyObject(reply)
-                    if refused {
-                        redisFree(opened)
-                        throw RedisError(message: "redis: authentication refused (NOTIFY_REDIS_USERNAME / NOTIFY_REDIS_PASSWORD)")
-                    }
-                }
-                context = opened
+            let context = try connected()
+            for arguments in commands where Self.withArgv(arguments, { chiredis_append_argv(context, $0, $1, $2) }) != REDIS_OK {
+                throw dropConnection(context)
             }
-            guard let context else { throw RedisError(message: "redis: not connected") }
-            let raw = Self.send(arguments, on: context)
-            guard let raw else {
-                let message = Self.errorText(context)
-                redisFree(context)
-                self.context = nil
-                throw RedisError(message: "redis: \(message)")
+            var results: [Result<Reply, any Error>] = []
+            results.reserveCapacity(commands.count)
+            for _ in commands {
+                guard let raw = chiredis_get_reply(context) else { throw dropConnection(context) }
+                results.append(Result { try Self.convert(raw) })
+                freeReplyObject(raw)
             }
-            defer { freeReplyObject(raw) }
-            return try Self.convert(raw)
+            return results
         }
+    }
+
+    /// Closes a connection that failed; the next call dials again. The error says why.
+    private func dropConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
+        let message = Self.errorText(context)
+        redisFree(context)
+        self.context = nil
+        return RedisError(message: "redis: \(message)")
+    }
+
+    /// The open connection, dialled (and authenticated) when there is none. Called with the lock held.
+    private func connected() throws -> UnsafeMutablePointer<redisContext> {
+        if let context { return context }
+        guard let opened = chiredis_connect(host, Int32(port), Int32(timeoutMilliseconds)) else {
+            throw RedisError(message: "redis: cannot allocate context")
+        }
+        if opened.pointee.err != 0 {
+            let message = Self.errorText(opened)
+            redisFree(opened)
+            throw RedisError(message: "redis: \(message)")
+        }
+        if let password, !password.isEmpty {
+            // The reply's text is not passed on: it could echo what was sent.
+            let auth = username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+            guard let reply = Self.send(auth, on: opened) else {
+                redisFree(opened)
+                throw RedisError(message: "redis: the connection closed during AUTH")
+            }
+            let refused = reply.pointee.type == REDIS_REPLY_ERROR
+            freeReplyObject(reply)
+            if refused {
+                redisFree(opened)
+                throw RedisError(message: "redis: authentication refused (NOTIFY_REDIS_USERNAME / NOTIFY_REDIS_PASSWORD)")
+            }
+        }
+        context = opened
+        return opened
     }
 
     /// One command: every argument's exact UTF-8 bytes in one buffer, passed with explicit lengths (hiredis's argv
     /// form is binary-safe): a value holding a NUL byte is sent whole, and nothing is read past what was copied.
     static func send(_ arguments: [String], on context: UnsafeMutablePointer<redisContext>) -> UnsafeMutablePointer<redisReply>? {
+        withArgv(arguments) { chiredis_command_argv(context, $0, $1, $2) }
+    }
+
+    /// `body(argc, argv, argvlen)` over the arguments' bytes.
+    static func withArgv<T>(
+        _ arguments: [String],
+        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> T
+    ) -> T {
         var bytes: [UInt8] = []
         var lengths: [Int] = []
         lengths.reserveCapacity(arguments.count)
@@ -124,7 +169,7 @@ public final class RedisClient: @unchecked Sendable {
             lengths.append(argument.utf8.count)
         }
         if bytes.isEmpty { bytes.append(0) }
-        return bytes.withUnsafeBufferPointer { buffer -> UnsafeMutablePointer<redisReply>? in
+        return bytes.withUnsafeBufferPointer { buffer -> T in
             let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
             var offset = 0
             var pointers: [UnsafePointer<CChar>?] = lengths.map { length in
@@ -132,9 +177,7 @@ public final class RedisClient: @unchecked Sendable {
                 return base + offset
             }
             return pointers.withUnsafeMutableBufferPointer { argv in
-                lengths.withUnsafeBufferPointer { argvlen in
-                    chiredis_command_argv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
-                }
+                lengths.withUnsafeBufferPointer { argvlen in body(Int32(arguments.count), argv.baseAddress, argvlen.baseAddress) }
             }
         }
     }

@@ -116,6 +116,42 @@ struct RedisArgumentTests {
         try await redis.delete([key])
     }
 
+    @Test("concurrent commands go as pipelines: each caller gets its own reply, an error reply fails only its own command")
+    func pipelinedCommands() async throws {
+        let infra = try TestInfrastructure()
+        let redis = RedisClient(host: infra.redis.host, port: infra.redis.port, timeoutMilliseconds: 5000)
+        let prefix = "\(infra.redis.keyPrefix)pipeline-test:\(UUID().uuidString):"
+        // 300 callers at once: INCRBY on a key of its own by its own index (so a reply given to the wrong caller
+        // shows), and every 25th a command Redis refuses (INCR of a non-integer value).
+        try await redis.set(prefix + "text", "not a number", ttlSeconds: 60)
+        let outcomes = await withTaskGroup(of: (Int, Result<RedisClient.Reply, any Error>).self) { group in
+            for index in 0..<300 {
+                group.addTask {
+                    let command = index % 25 == 0 ? ["INCR", prefix + "text"] : ["INCRBY", prefix + String(index), String(index + 1)]
+                    do { return (index, .success(try await redis.command(command))) } catch { return (index, .failure(error)) }
+                }
+            }
+            var outcomes: [Int: Result<RedisClient.Reply, any Error>] = [:]
+            for await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes
+        }
+        #expect(outcomes.count == 300)
+        for (index, outcome) in outcomes {
+            if index % 25 == 0 {
+                guard case .failure(let error) = outcome else {
+                    Issue.record("command \(index) should have been refused")
+                    continue
+                }
+                #expect("\(error)".contains("not an integer"), "\(error)")
+            } else {
+                #expect(try outcome.get() == .integer(index + 1), "command \(index)")
+            }
+        }
+        // The connection is still good after the refusals.
+        #expect(try await redis.command(["INCRBY", prefix + "1", "10"]) == .integer(12))
+        try await redis.delete([prefix + "text"] + (0..<300).map { prefix + String($0) })
+    }
+
     @Test("a Redis with a password: AUTH on every connection; a wrong or missing password is refused without echoing it")
     func passwordProtectedRedis() async throws {
         let port = freePort()
