@@ -60,12 +60,14 @@ public final class RedisClient: @unchecked Sendable {
         try await executor.submit(arguments).get()
     }
 
-    /// Made on first use: it holds `self` weakly enough not to matter (the client lives as long as its process).
+    /// Made on first use. It holds the client weakly: a client no longer used is freed (and its connection closed)
+    /// even though its executor exists; a caller of `command` holds the client until its reply.
     private var executor: BatchExecutor<[String], Result<Reply, any Error>> {
         pipelines.withLockedValue { executor in
             if let executor { return executor }
-            let made = BatchExecutor<[String], Result<Reply, any Error>>(maxBatch: 128, maxInFlight: 1) { [self] commands in
-                try await threadPool.runIfActive { try self.pipelineBlocking(commands) }
+            let made = BatchExecutor<[String], Result<Reply, any Error>>(maxBatch: 128, maxInFlight: 1) { [weak self] commands in
+                guard let self else { throw RedisError(message: "redis: the client was closed") }
+                return try await self.threadPool.runIfActive { try self.pipelineBlocking(commands) }
             }
             executor = made
             return made
@@ -88,10 +90,6 @@ public final class RedisClient: @unchecked Sendable {
 
     public func ping() async throws {
         _ = try await command(["PING"])
-    }
-
-    func commandBlocking(_ arguments: [String]) throws -> Reply {
-        try pipelineBlocking([arguments])[0].get()
     }
 
     /// Every command written, then every reply read, in order; a command's error reply is its own failure, a broken

@@ -75,6 +75,23 @@ struct GatewayAPITests {
             )
             #expect(notJSON.status == 400)
             #expect(notJSON.error == "VALIDATION_ERROR")
+
+            // Bodies that are not strict JSON (RFC 8259): a clear 400 naming the body, nothing written.
+            let headers = stack.clientAuth.merging(["Content-Type": "application/json"]) { $1 }
+            let written = try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self)
+            for body: [UInt8] in [
+                Array(#"{"notification_type": "email", "request_id": "trailing-comma",}"#.utf8),
+                Array(#"{"notification_type": "email", "request_id": "lone-\ud800"}"#.utf8),
+                [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D],  // {"a":"<0xFF>"}: not UTF-8
+                Array(#"{"request_id": "a"} {"request_id": "b"}"#.utf8),
+            ] {
+                let reply = try await stack.raw(.POST, "/api/v1/notifications/", body: Data(body), headers: headers)
+                #expect(reply.status == 400, "\(String(decoding: body, as: UTF8.self))")
+                #expect(reply.error == "VALIDATION_ERROR")
+                #expect(reply.json["message"] as? String == "The body is not a JSON object")
+                #expect(reply.details.compactMap { $0["field"] } == ["body"])
+            }
+            #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == written)
         }
     }
 
