@@ -133,16 +133,32 @@ extension JobStore {
         let checkAddresses = items.map { $0.suppressionAddress ?? "" }
         let logger = self.logger
 
-        // PL/pgSQL keeps its plans between calls: one round trip for the whole batch, the suppression list included.
+        // PL/pgSQL keeps its plans between calls, and the call itself is prepared once per connection: one round
+        // trip for the whole batch, the suppression list included.
+        var bindings = PostgresBindings(capacity: 19)
+        bindings.append(ids)
+        bindings.append(clients)
+        bindings.append(requestIDs)
+        bindings.append(hashes)
+        bindings.append(channels)
+        bindings.append(userIDs)
+        bindings.append(codes)
+        bindings.append(languages)
+        bindings.append(variables)
+        bindings.append(metadata)
+        bindings.append(priorities)
+        bindings.append(sendAts)
+        bindings.append(correlationIDs)
+        bindings.append(versions)
+        bindings.append(staleAges)
+        bindings.append(deliverTo)
+        bindings.append(recipients)
+        bindings.append(checkAddresses)
+        bindings.append(maxAttempts)
         var result = Enqueued()
-        for try await (id, createdAt, jobID, suppressed) in try await connection.query(
-            """
-            SELECT notification_id, created_at, job_id, suppressed FROM accept_notifications(
-                \(ids)::uuid[], \(clients)::text[], \(requestIDs)::text[], \(hashes)::text[], \(channels)::text[], \(userIDs)::uuid[],
-                \(codes)::text[], \(languages)::text[], \(variables)::text[], \(metadata)::text[], \(priorities)::int[],
-                \(sendAts)::text[], \(correlationIDs)::text[], \(versions)::int[], \(staleAges)::int[], \(deliverTo)::text[],
-                \(recipients)::text[], \(checkAddresses)::text[], \(maxAttempts)::int)
-            """,
+        for try await (id, createdAt, jobID, suppressed) in try await connection.execute(
+            AcceptStatement.self,
+            bindings,
             logger: logger
         ).decode((UUID, Date?, Int?, String?).self) {
             if let suppressed {
@@ -152,6 +168,18 @@ extension JobStore {
             }
         }
         return result
+    }
+
+    /// `accept_notifications` (sql/notifications/0020), prepared once per connection. Integer arrays are bound as
+    /// `bigint[]` and narrowed by the cast.
+    enum AcceptStatement: PreparedSQL {
+        static let sql = """
+            SELECT notification_id, created_at, job_id, suppressed FROM accept_notifications(
+                $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[]::int[],
+                $12::text[], $13::text[], $14::bigint[]::int[], $15::bigint[]::int[], $16::text[],
+                $17::text[], $18::text[], $19::bigint::int)
+            """
     }
 
     /// Sends a dead-lettered (failed) notification again with a fresh attempt budget (the SQL function

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresAccess
 import PostgresNIO
 
 /// An outbox row as the relay publishes it.
@@ -22,15 +23,9 @@ public enum OutboxStore {
     /// Locks up to `limit` unpublished rows for the rest of the caller's transaction, highest priority first, then
     /// oldest first (`sql/notifications/0009`); other relays skip them.
     public static func claimUnpublished(on connection: PostgresConnection, limit: Int, logger: Logger) async throws -> [OutboxMessage] {
-        let rows = try await connection.query(
-            """
-            SELECT id, routing_key, message_id, correlation_id, priority, payload::text, payload->>'notification_id'
-            FROM outbox WHERE published_at IS NULL
-            ORDER BY priority DESC, id LIMIT \(limit)
-            FOR UPDATE SKIP LOCKED
-            """,
-            logger: logger
-        )
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(limit)
+        let rows = try await connection.execute(ClaimStatement.self, bindings, logger: logger)
         var messages: [OutboxMessage] = []
         for try await row in rows.decode((Int, String, String, String, Int, String, String?).self) {
             messages.append(
@@ -50,10 +45,22 @@ public enum OutboxStore {
 
     public static func markPublished(on connection: PostgresConnection, ids: [Int], logger: Logger) async throws {
         guard !ids.isEmpty else { return }
-        _ = try await connection.query(
-            "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(\(ids))",
-            logger: logger
-        )
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(ids)
+        _ = try await connection.execute(PublishedStatement.self, bindings, logger: logger)
+    }
+
+    enum ClaimStatement: PreparedSQL {
+        static let sql = """
+            SELECT id, routing_key, message_id, correlation_id, priority, payload::text, payload->>'notification_id'
+            FROM outbox WHERE published_at IS NULL
+            ORDER BY priority DESC, id LIMIT $1::bigint
+            FOR UPDATE SKIP LOCKED
+            """
+    }
+
+    enum PublishedStatement: PreparedSQL {
+        static let sql = "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])"
     }
 
     public static func markFailed(on connection: PostgresConnection, ids: [Int], error: String, logger: Logger) async throws {

@@ -44,11 +44,16 @@ public struct SuppressionList: Sendable {
         let wanted = Array(Set(addresses))
         guard !wanted.isEmpty else { return [:] }
         var found: [String: Suppression.Reason] = [:]
-        let query: PostgresQuery = "SELECT a, s.reason FROM unnest(\(wanted)::text[]) AS a JOIN suppressions s ON s.address = lower(btrim(a))"
-        for try await (address, reason) in try await client.query(query, logger: logger).decode((String, String).self) {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(wanted)
+        for try await (address, reason) in try await client.execute(ReasonsStatement.self, bindings, logger: logger).decode((String, String).self) {
             found[address] = Suppression.Reason(rawValue: reason) ?? .manual
         }
         return found
+    }
+
+    enum ReasonsStatement: PreparedSQL {
+        static let sql = "SELECT a, s.reason FROM unnest($1::text[]) AS a JOIN suppressions s ON s.address = lower(btrim(a))"
     }
 
     public func reason(for address: String) async throws -> Suppression.Reason? {

@@ -58,9 +58,9 @@ public struct ServiceRoles: Sendable, Equatable {
             let name = "\"\(role.name)\""
             statements += [
                 "GRANT USAGE ON SCHEMA public TO \(name)",
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \(name)",
-                "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO \(name)",
-                "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO \(name)",
+                // Not `ON ALL TABLES / FUNCTIONS IN SCHEMA`: that names every object there, an extension's too (an
+                // operator's pg_stat_statements, owned by a superuser), and the migrator may not grant on those.
+                Self.grantOnOwnedObjects(to: role.name),
                 // The record of applied migrations is the migrator's alone.
                 "REVOKE ALL ON schema_migrations FROM \(name)",
             ]
@@ -78,6 +78,40 @@ public struct ServiceRoles: Sendable, Equatable {
             }
         }
         return statements
+    }
+
+    /// Data rights on the tables, views and sequences and EXECUTE on the functions of the schema `public` that the
+    /// migrating role owns (directly or through a role it belongs to) and that belong to no extension. `role` is a
+    /// checked name (`isValidName`).
+    static func grantOnOwnedObjects(to role: String) -> String {
+        """
+        DO $grants$
+        DECLARE
+            object record;
+        BEGIN
+            FOR object IN
+                SELECT c.oid::regclass::text AS name, c.relkind = 'S' AS is_sequence FROM pg_class c
+                WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                  AND pg_has_role(c.relowner, 'USAGE')
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            LOOP
+                IF object.is_sequence THEN
+                    EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %I', object.name, '\(role)');
+                ELSE
+                    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', object.name, '\(role)');
+                END IF;
+            END LOOP;
+            FOR object IN
+                SELECT p.oid::regprocedure::text AS name, p.prokind = 'p' AS is_procedure FROM pg_proc p
+                WHERE p.pronamespace = 'public'::regnamespace AND pg_has_role(p.proowner, 'USAGE')
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+            LOOP
+                EXECUTE format('GRANT EXECUTE ON %s %s TO %I', CASE WHEN object.is_procedure THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                               object.name, '\(role)');
+            END LOOP;
+        END
+        $grants$
+        """
     }
 
     /// The roles that may connect to `database`.

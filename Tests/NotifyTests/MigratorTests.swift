@@ -123,6 +123,23 @@ struct MigratorTests {
         do {
             let migrator = Migrator(settings: infra.postgres, directory: Self.sqlDirectory, roles: roles, logger: logger)
             try await migrator.run()
+            // An operator's object in the schema that the migrator does not own and may not grant on (as
+            // pg_stat_statements' functions, a superuser's, no EXECUTE for PUBLIC): the grants leave it alone.
+            let migratorRole = ServiceRoles.Role(name: infra.postgres.user, password: infra.postgres.password)
+            let operatorRole = "\(infra.runID)_operator"
+            let operatorObject = """
+                DO $$ BEGIN
+                    CREATE ROLE \(operatorRole) NOLOGIN;
+                    EXECUTE format('GRANT \(operatorRole) TO %I', current_user);
+                    GRANT CREATE ON SCHEMA public TO \(operatorRole);
+                    CREATE FUNCTION operator_tool() RETURNS int LANGUAGE sql AS 'SELECT 1';
+                    REVOKE EXECUTE ON FUNCTION operator_tool() FROM PUBLIC;
+                    ALTER FUNCTION operator_tool() OWNER TO \(operatorRole);
+                    REVOKE CREATE ON SCHEMA public FROM \(operatorRole);
+                    EXECUTE format('REVOKE \(operatorRole) FROM %I', current_user);
+                END $$
+                """
+            #expect(await attempt(migratorRole, .notifications, operatorObject) == nil)
             try await migrator.run()  // idempotent: roles exist, passwords are set again, grants repeat
             let users = roles.users!
             let templates = roles.templates!
@@ -132,6 +149,8 @@ struct MigratorTests {
             #expect(await attempt(notifications, .notifications, "SELECT count(*) FROM jobs") == nil)
             #expect(await attempt(notifications, .notifications, "UPDATE jobs SET priority = priority WHERE false") == nil)
             #expect(await attempt(notifications, .notifications, "SELECT * FROM dead_letters LIMIT 1") == nil)
+            #expect(await attempt(notifications, .notifications, "SELECT replay_dead_letter(gen_random_uuid())") == nil)
+            #expect(await attempt(notifications, .notifications, "SELECT operator_tool()") == "42501")
             #expect(await attempt(users, .users, "SELECT count(*) FROM users") == nil)
             #expect(await attempt(templates, .templates, "DELETE FROM templates WHERE false") == nil)
             // No DDL, no migration records (42501: insufficient privilege).
@@ -158,22 +177,22 @@ struct MigratorTests {
             }
         } catch {
             await infra.dropDatabases()
-            await dropRoles(roles, infra)
+            await dropRoles(roles, infra, also: ["\(infra.runID)_operator"])
             throw error
         }
         await infra.dropDatabases()
-        await dropRoles(roles, infra)
+        await dropRoles(roles, infra, also: ["\(infra.runID)_operator"])
     }
 
-    func dropRoles(_ roles: ServiceRoles, _ infra: TestInfrastructure) async {
+    func dropRoles(_ roles: ServiceRoles, _ infra: TestInfrastructure, also others: [String] = []) async {
         let client = PostgresClient(
             configuration: infra.postgres.clientConfiguration(databaseName: "postgres"),
             backgroundLogger: TestInfrastructure.logger
         )
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
-            for role in [roles.users, roles.templates, roles.notifications].compactMap({ $0 }) {
-                _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP ROLE IF EXISTS \"\(role.name)\""), logger: TestInfrastructure.logger)
+            for name in [roles.users, roles.templates, roles.notifications].compactMap({ $0?.name }) + others {
+                _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP ROLE IF EXISTS \"\(name)\""), logger: TestInfrastructure.logger)
             }
             group.cancelAll()
         }
