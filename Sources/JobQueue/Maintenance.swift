@@ -183,7 +183,10 @@ public struct Cleaner: Sendable {
                     WHERE state IN ('completed', 'cancelled')
                       AND finalized_at < now() - make_interval(secs => \(configuration.jobRetention.inSeconds))
                     LIMIT \(configuration.batchSize))
-                RETURNING 1
+                RETURNING id
+            ), transitions AS (
+                -- The job's history goes with it (job_transitions has no foreign key: sql/notifications/0022).
+                DELETE FROM job_transitions t USING gone WHERE t.job_id = gone.id
             ) SELECT count(*)::int FROM gone
             """,
             logger: logger

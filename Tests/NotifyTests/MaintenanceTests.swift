@@ -151,6 +151,13 @@ struct MaintenanceTests {
             let result = try await Cleaner(client: client, logger: TestInfrastructure.logger).runOnce()
             #expect(result == Cleaner.Result(jobs: 1, outbox: 2))
             #expect(try await jobState(client, old) == nil)
+            // The deleted job's history went with it; the kept job's stayed.
+            let transitions: (Int?, Int?) = (
+                try await scalar(client, "SELECT count(*)::int FROM job_transitions WHERE job_id = \(old)"),
+                try await scalar(client, "SELECT count(*)::int FROM job_transitions WHERE job_id = \(recent)")
+            )
+            #expect(transitions.0 == 0)
+            #expect(transitions.1 == 3)
             #expect(try await jobState(client, recent) == "completed")
             #expect(try await jobState(client, pending) == "available")
             #expect(try await outboxCount(client, messageID: String(pending)) == 1)
