@@ -40,6 +40,32 @@ struct DeadlineTests {
         stuck.release()  // the abandoned task ends; its late answer goes nowhere
     }
 
+    @Test("the deadline clock: an entry fires once and never early, a cancelled one never; a settled call leaves no entry")
+    func deadlineClock() async throws {
+        let timer = DeadlineTimer()
+        let start = ContinuousClock.now
+        let fired = NIOLockedValueBox<[String: [Duration]]>([:])
+        let record: @Sendable (String) -> Void = { name in fired.withLockedValue { $0[name, default: []].append(ContinuousClock.now - start) } }
+        _ = timer.schedule(after: .milliseconds(120)) { record("first") }
+        let cancelled = timer.schedule(after: .milliseconds(100)) { record("cancelled") }
+        _ = timer.schedule(after: .milliseconds(300)) { record("last") }
+        timer.cancel(cancelled)
+        #expect(timer.pending == 2)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while fired.withLockedValue({ $0["last"] }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let seen = fired.withLockedValue { $0 }
+        #expect(seen.keys.sorted() == ["first", "last"])
+        #expect(seen["first"]?.count == 1)
+        #expect(seen["first"].map { $0[0] >= .milliseconds(120) } == true)
+        #expect(seen["last"].map { $0.count == 1 && $0[0] >= .milliseconds(300) } == true)
+        #expect(timer.pending == 0)
+
+        // Every call below settles long before its deadline: each removes its entry from the shared clock (other
+        // tests' calls may be waiting there too, never a thousand).
+        for _ in 0..<1000 { _ = try await withDeadline(.seconds(600)) { 1 } }
+        #expect(DeadlineTimer.shared.pending < 1000)
+    }
+
     @Test("a cancelled caller stops waiting at once, even for an operation that ignores cancellation", .timeLimit(.minutes(1)))
     func callerCancellation() async throws {
         let stuck = Stuck()
