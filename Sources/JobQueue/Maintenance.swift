@@ -50,6 +50,10 @@ public struct Rescuer: Sendable {
         /// An available job with no unpublished outbox row, untouched for this long, lost its message.
         public var redispatchAfter: Duration = .seconds(120)
         public var batchSize = 1000
+        /// How often the maintenance leader looks for lost messages: an eighth of `redispatchAfter` (at least a
+        /// second). The look scans the available jobs, thousands under load (35 ms a time on a million notifications,
+        /// 4 % of a core when it ran every second); a lost message waits at most this much longer.
+        public var redispatchEvery: Duration { max(.seconds(1), redispatchAfter / 8) }
         public init() {}
     }
 
@@ -75,7 +79,8 @@ public struct Rescuer: Sendable {
         self.logger = logger
     }
 
-    public func runOnce() async throws -> Result {
+    /// Rescues expired leases and, with `redispatchLost`, dispatches lost messages again.
+    public func runOnce(redispatchLost: Bool = true) async throws -> Result {
         try await client.withTransaction(logger: logger) { [configuration, logger] connection in
             var result = Result()
             let rows = try await connection.query(
@@ -111,6 +116,7 @@ public struct Rescuer: Sendable {
             }
             result.discarded = discarded.count
 
+            guard redispatchLost else { return result }
             let lost = try await connection.query(
                 """
                 WITH lost AS (
@@ -160,7 +166,8 @@ public struct Cleaner: Sendable {
         self.logger = logger
     }
 
-    public func runOnce() async throws -> Result {
+    /// Rescues expired leases and, with `redispatchLost`, dispatches lost messages again.
+    public func runOnce(redispatchLost: Bool = true) async throws -> Result {
         var result = Result()
         let outbox = try await client.query(
             """

@@ -51,6 +51,7 @@ public struct MaintenanceService: Service {
                         logger.info("maintenance leader elected")
                         defer { isLeader.withLockedValue { $0 = false } }
                         let lastClean = NIOLockedValueBox(ContinuousClock.now - configuration.cleanEvery)
+                        let lastRedispatch = NIOLockedValueBox(ContinuousClock.now - configuration.rescuer.redispatchEvery)
                         let rescueFrom = ContinuousClock.now + configuration.rescueGrace
                         do {
                             while !Task.isCancelled {
@@ -62,7 +63,8 @@ public struct MaintenanceService: Service {
                                         scheduler: scheduler,
                                         rescuer: ContinuousClock.now >= rescueFrom ? rescuer : nil,
                                         cleaner: cleaner,
-                                        lastClean: lastClean
+                                        lastClean: lastClean,
+                                        lastRedispatch: lastRedispatch
                                     )
                                 }
                                 try await Task.sleep(for: configuration.interval)
@@ -85,9 +87,17 @@ public struct MaintenanceService: Service {
         }
     }
 
-    func runRound(scheduler: Scheduler, rescuer: Rescuer?, cleaner: Cleaner, lastClean: NIOLockedValueBox<ContinuousClock.Instant>) async throws {
+    func runRound(
+        scheduler: Scheduler,
+        rescuer: Rescuer?,
+        cleaner: Cleaner,
+        lastClean: NIOLockedValueBox<ContinuousClock.Instant>,
+        lastRedispatch: NIOLockedValueBox<ContinuousClock.Instant>
+    ) async throws {
         let scheduled = try await scheduler.runOnce()
-        let rescued = try await rescuer?.runOnce() ?? Rescuer.Result()
+        let redispatch = ContinuousClock.now - lastRedispatch.withLockedValue { $0 } >= configuration.rescuer.redispatchEvery
+        let rescued = try await rescuer?.runOnce(redispatchLost: redispatch) ?? Rescuer.Result()
+        if redispatch, rescuer != nil { lastRedispatch.withLockedValue { $0 = ContinuousClock.now } }
         if rescued != Rescuer.Result() {
             logger.warning(
                 "rescued jobs",

@@ -111,8 +111,13 @@ struct MaintenanceTests {
 
             var configuration = Rescuer.Configuration()
             configuration.redispatchAfter = .seconds(60)
-            let result = try await Rescuer(client: client, configuration: configuration, logger: TestInfrastructure.logger).runOnce()
-            #expect(result == Rescuer.Result(rescued: 1, discarded: 1, redispatched: 1))
+            #expect(configuration.redispatchEvery == .milliseconds(7500))
+            let rescuer = Rescuer(client: client, configuration: configuration, logger: TestInfrastructure.logger)
+            // The rounds between two looks for lost messages rescue leases only.
+            let leasesOnly = try await rescuer.runOnce(redispatchLost: false)
+            #expect(leasesOnly == Rescuer.Result(rescued: 1, discarded: 1, redispatched: 0))
+            let result = try await rescuer.runOnce()
+            #expect(result == Rescuer.Result(rescued: 0, discarded: 0, redispatched: 1))
             #expect(try await jobState(client, crashed) == "retryable")
             #expect(try await jobState(client, exhausted) == "discarded")
             #expect(try await jobState(client, healthy) == "running")
