@@ -5,10 +5,10 @@ import PostgresNIO
 /// parses, analyses and plans it once per connection (a generic plan after five runs) instead of on every call, as it
 /// does for an unnamed statement. Planning and parsing were a fifth of PostgreSQL's CPU under load.
 ///
-/// Each `$n` in `sql` carries an explicit cast to exactly the type its Swift value is bound as (`Int` → `bigint`,
-/// `[Int]` → `bigint[]`, `String` → `text`, `UUID` → `uuid`, `Double` → `float8`, `Bool` → `boolean`): the server
-/// infers the parameter types from those casts when the statement is prepared and then reads the binary values of
-/// every later call as those types.
+/// postgres-nio sends the types of the first call's bound values with the Parse, so every later call must bind values
+/// of the same Swift types in the same places. Each `$n` in `sql` still carries an explicit cast to that type (`Int` →
+/// `bigint`, `[Int]` → `bigint[]`, `String` → `text`, `UUID` → `uuid`, `Double` → `float8`, `Bool` → `boolean`): a
+/// NULL bound first has no type of its own, and the cast names it.
 public protocol PreparedSQL: SendableMetatype {
     static var sql: String { get }
 }
@@ -45,10 +45,25 @@ extension PostgresConnection {
         line: Int = #line
     ) async throws -> Rows {
         try Database.ensureOpen(self)
-        let rows = try await execute(Prepared<S>(bindings), logger: logger, file: file, line: line)
-        var collected: [PostgresRow] = []
-        for try await row in rows { collected.append(row) }
-        return Rows(collected)
+        do {
+            let rows = try await execute(Prepared<S>(bindings), logger: logger, file: file, line: line)
+            var collected: [PostgresRow] = []
+            for try await row in rows { collected.append(row) }
+            return Rows(collected)
+        } catch let error as PSQLError where Self.spoilsPreparation(error) {
+            // postgres-nio keeps a failed preparation's error for the statement's name on this connection and answers
+            // every later call with it; and a plan cached before a migration can stop fitting the table. Such a
+            // connection is closed (the pool opens a fresh one) so the failure does not outlive its cause.
+            Database.close(self)
+            throw error
+        }
+    }
+
+    /// Errors of parsing, analysis or a cached plan (SQLSTATE classes 42, 0A, 26, 3F), as opposed to those of running
+    /// the statement (a constraint, a lock timeout, a serialization failure).
+    static func spoilsPreparation(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return ["42", "0A", "26", "3F"].contains(String(state.prefix(2)))
     }
 }
 

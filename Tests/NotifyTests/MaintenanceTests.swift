@@ -248,4 +248,30 @@ struct MaintenanceTests {
             #expect(via == "fallback")
         }
     }
+
+    /// A statement prepared before its table exists, as during a migration.
+    enum LateTableStatement: PreparedSQL {
+        static let sql = "SELECT count(*)::bigint FROM prepared_late WHERE id > $1::bigint"
+    }
+
+    @Test("a prepared statement that failed to prepare closes its connection, so it works once its cause is gone")
+    func failedPreparationClosesConnection() async throws {
+        try await withDatabase { client in
+            let logger = TestInfrastructure.logger
+            var bindings = PostgresBindings()
+            bindings.append(0)
+            let bound = bindings
+            try await client.withConnection { connection in
+                let error = await #expect(throws: PSQLError.self) { try await connection.execute(LateTableStatement.self, bound, logger: logger) }
+                #expect(error?.serverInfo?[.sqlState] == "42P01")
+                // postgres-nio would answer every later call on this connection with the same error: it is closed.
+                _ = try await eventually("the connection closed") { connection.isClosed ? true : nil }
+            }
+            _ = try await client.query("CREATE TABLE prepared_late (id bigint)", logger: logger)
+            _ = try await client.query("INSERT INTO prepared_late VALUES (1), (2)", logger: logger)
+            var count: Int?
+            for try await value in try await client.execute(LateTableStatement.self, bound, logger: logger).decode(Int.self) { count = value }
+            #expect(count == 2)
+        }
+    }
 }
