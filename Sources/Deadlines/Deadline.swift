@@ -14,12 +14,15 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 /// the ROLLBACK that `withTransaction` sends after a lost connection waits forever (reproduced by SIGKILLing the
 /// server under load: almost every transaction in flight hung). Such a task is abandoned; the caller moves on. (A
 /// task group cannot do this: it waits for every child, the stuck one included.)
+///
+/// `clock` is the process's shared one unless a test needs one of its own.
 public func withDeadline<T: Sendable>(
     _ duration: Duration,
+    clock: DeadlineTimer = .shared,
     onTimeout: (@Sendable () -> Void)? = nil,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    let call = DeadlineCall<T>()
+    let call = DeadlineCall<T>(clock: clock)
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             guard call.start(continuation) else { return }
@@ -30,7 +33,7 @@ public func withDeadline<T: Sendable>(
             }
             // One shared clock (`DeadlineTimer`) instead of a sleeping task and a dispatch timer per call; the entry
             // is removed as soon as the work settles.
-            let timer = DeadlineTimer.shared.schedule(after: duration) {
+            let timer = clock.schedule(after: duration) {
                 if call.settle(with: .failure(DeadlineExceeded())) { onTimeout?() }
             }
             call.attach(work: work, timer: timer)
@@ -53,6 +56,9 @@ final class DeadlineCall<T: Sendable>: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let clock: DeadlineTimer
+
+    init(clock: DeadlineTimer) { self.clock = clock }
 
     /// False when the call was settled before it began (the caller was already cancelled): nothing is started.
     func start(_ continuation: CheckedContinuation<T, any Error>) -> Bool {
@@ -74,7 +80,7 @@ final class DeadlineCall<T: Sendable>: Sendable {
         }
         if settled {
             work.cancel()
-            DeadlineTimer.shared.cancel(timer)
+            clock.cancel(timer)
         }
     }
 
@@ -91,7 +97,7 @@ final class DeadlineCall<T: Sendable>: Sendable {
         }
         guard first else { return false }
         work?.cancel()
-        if let timer { DeadlineTimer.shared.cancel(timer) }
+        if let timer { clock.cancel(timer) }
         continuation?.resume(with: result)
         return true
     }
@@ -100,8 +106,8 @@ final class DeadlineCall<T: Sendable>: Sendable {
 /// The one clock of every `withDeadline` in the process: a deadline is an entry in a wheel of 50 ms slots, added and
 /// removed under a lock, and one task fires the entries whose slot has passed, waking every 50 ms while there are any
 /// and not at all while there are none. A task and a dispatch timer per call (what this replaced) cost the worker about
-/// a tenth of its CPU in the dispatch manager thread and the timer heap. A deadline fires up to one slot late, never
-/// early.
+/// a tenth of its CPU in the dispatch manager thread and the timer heap. A deadline fires never early and up to about
+/// two slots late (its slot, rounded up, plus the runner's sleep).
 public final class DeadlineTimer: Sendable {
     public static let shared = DeadlineTimer()
     static let tickMilliseconds: Int64 = 50
@@ -126,8 +132,8 @@ public final class DeadlineTimer: Sendable {
 
     /// Runs `fire` once `duration` has passed, unless `cancel` removed it before.
     public func schedule(after duration: Duration, _ fire: @escaping @Sendable () -> Void) -> Entry {
-        let slot = milliseconds(at: .now + duration)
-        let due = (slot + Self.tickMilliseconds - 1) / Self.tickMilliseconds  // rounded up: never early
+        let at = milliseconds(at: .now + duration, roundingUp: true)
+        let due = (at + Self.tickMilliseconds - 1) / Self.tickMilliseconds  // rounded up: never early
         let (entry, idle, start) = state.withLockedValue { state -> (Entry, CheckedContinuation<Void, Never>?, Bool) in
             state.nextID &+= 1
             let entry = Entry(slot: due, id: state.nextID)
@@ -155,9 +161,12 @@ public final class DeadlineTimer: Sendable {
     /// How many entries wait.
     public var pending: Int { state.withLockedValue { $0.count } }
 
-    private func milliseconds(at instant: ContinuousClock.Instant) -> Int64 {
+    /// Whole milliseconds since `origin`, rounded down (or up, for a deadline, so it is never early).
+    private func milliseconds(at instant: ContinuousClock.Instant, roundingUp: Bool = false) -> Int64 {
         let (seconds, attoseconds) = (instant - origin).components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let perMillisecond: Int64 = 1_000_000_000_000_000
+        let whole = seconds * 1000 + attoseconds / perMillisecond
+        return roundingUp && attoseconds % perMillisecond != 0 ? whole + 1 : whole
     }
 
     private func run() async {

@@ -60,10 +60,17 @@ struct DeadlineTests {
         #expect(seen["last"].map { $0.count == 1 && $0[0] >= .milliseconds(300) } == true)
         #expect(timer.pending == 0)
 
-        // Every call below settles long before its deadline: each removes its entry from the shared clock (other
-        // tests' calls may be waiting there too, never a thousand).
-        for _ in 0..<1000 { _ = try await withDeadline(.seconds(600)) { 1 } }
-        #expect(DeadlineTimer.shared.pending < 1000)
+        // Every call below settles long before its deadline: each removes its entry from the clock it was put on.
+        for _ in 0..<1000 { _ = try await withDeadline(.seconds(600), clock: timer) { 1 } }
+        #expect(timer.pending == 0)
+        // One that does not settle stays there until it times out.
+        await #expect(throws: DeadlineExceeded.self) {
+            try await withDeadline(.milliseconds(100), clock: timer) {
+                try await Task.sleep(for: .seconds(600))
+                return 1
+            }
+        }
+        #expect(timer.pending == 0)
     }
 
     @Test("a cancelled caller stops waiting at once, even for an operation that ignores cancellation", .timeLimit(.minutes(1)))
