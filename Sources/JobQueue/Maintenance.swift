@@ -166,8 +166,8 @@ public struct Cleaner: Sendable {
         self.logger = logger
     }
 
-    /// Rescues expired leases and, with `redispatchLost`, dispatches lost messages again.
-    public func runOnce(redispatchLost: Bool = true) async throws -> Result {
+    /// Deletes one batch of published outbox rows and one of finished jobs (with their history) past retention.
+    public func runOnce() async throws -> Result {
         var result = Result()
         let outbox = try await client.query(
             """

@@ -97,7 +97,10 @@ public struct MaintenanceService: Service {
         let scheduled = try await scheduler.runOnce()
         let redispatch = ContinuousClock.now - lastRedispatch.withLockedValue { $0 } >= configuration.rescuer.redispatchEvery
         let rescued = try await rescuer?.runOnce(redispatchLost: redispatch) ?? Rescuer.Result()
-        if redispatch, rescuer != nil { lastRedispatch.withLockedValue { $0 = ContinuousClock.now } }
+        // A full batch means more are waiting: the next round looks again instead of after the interval.
+        if redispatch, rescuer != nil, rescued.redispatched < configuration.rescuer.batchSize {
+            lastRedispatch.withLockedValue { $0 = ContinuousClock.now }
+        }
         if rescued != Rescuer.Result() {
             logger.warning(
                 "rescued jobs",

@@ -81,37 +81,43 @@ public struct ServiceRoles: Sendable, Equatable {
     }
 
     /// Data rights on the tables, views and sequences and EXECUTE on the functions of the schema `public` that the
-    /// migrating role owns (directly or through a role it belongs to) and that belong to no extension. `role` is a
-    /// checked name (`isValidName`).
+    /// migrating role owns (itself or through roles it is a member of; a superuser's implicit rights over every role do
+    /// not count) and that belong to no extension. `role` is a checked name (`isValidName`), and is quoted here anyway.
     static func grantOnOwnedObjects(to role: String) -> String {
-        """
-        DO $grants$
-        DECLARE
-            object record;
-        BEGIN
-            FOR object IN
-                SELECT c.oid::regclass::text AS name, c.relkind = 'S' AS is_sequence FROM pg_class c
-                WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-                  AND pg_has_role(c.relowner, 'USAGE')
-                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-            LOOP
-                IF object.is_sequence THEN
-                    EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %I', object.name, '\(role)');
-                ELSE
-                    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', object.name, '\(role)');
-                END IF;
-            END LOOP;
-            FOR object IN
-                SELECT p.oid::regprocedure::text AS name, p.prokind = 'p' AS is_procedure FROM pg_proc p
-                WHERE p.pronamespace = 'public'::regnamespace AND pg_has_role(p.proowner, 'USAGE')
-                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
-            LOOP
-                EXECUTE format('GRANT EXECUTE ON %s %s TO %I', CASE WHEN object.is_procedure THEN 'PROCEDURE' ELSE 'FUNCTION' END,
-                               object.name, '\(role)');
-            END LOOP;
-        END
-        $grants$
-        """
+        let literal = role.replacingOccurrences(of: "'", with: "''")
+        return """
+            DO $grants$
+            DECLARE
+                object record;
+                owners oid[];
+            BEGIN
+                WITH RECURSIVE memberships(oid) AS (
+                    SELECT oid FROM pg_roles WHERE rolname = current_user
+                    UNION SELECT m.roleid FROM pg_auth_members m JOIN memberships ON m.member = memberships.oid
+                ) SELECT array_agg(oid) INTO owners FROM memberships;
+                FOR object IN
+                    SELECT c.oid::regclass::text AS name, c.relkind = 'S' AS is_sequence FROM pg_class c
+                    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                      AND c.relowner = ANY (owners)
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+                LOOP
+                    IF object.is_sequence THEN
+                        EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %I', object.name, '\(literal)');
+                    ELSE
+                        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', object.name, '\(literal)');
+                    END IF;
+                END LOOP;
+                FOR object IN
+                    SELECT p.oid::regprocedure::text AS name, p.prokind = 'p' AS is_procedure FROM pg_proc p
+                    WHERE p.pronamespace = 'public'::regnamespace AND p.proowner = ANY (owners)
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+                LOOP
+                    EXECUTE format('GRANT EXECUTE ON %s %s TO %I', CASE WHEN object.is_procedure THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                                   object.name, '\(literal)');
+                END LOOP;
+            END
+            $grants$
+            """
     }
 
     /// The roles that may connect to `database`.
