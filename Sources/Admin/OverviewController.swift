@@ -199,12 +199,12 @@ struct OverviewController: Sendable {
     }
 
     func queueDepths() async -> [Queue] {
-        var queues: [Queue] = []
-        for name in NotificationChannel.allCases.map(\.queueName) + ["failed.queue"] {
-            let info = try? await management.queue(name)
-            queues.append(Queue(name: name, messages: info?["messages"] as? Int, consumers: info?["consumers"] as? Int))
+        // One request for every queue; unknown (nil) when the management API does not answer.
+        let depths = try? await management.queueDepths()
+        return (NotificationChannel.allCases.map(\.queueName) + ["failed.queue"]).map { name in
+            let depth = depths?[name]
+            return Queue(name: name, messages: depth?.messages, consumers: depth?.consumers)
         }
-        return queues
     }
 
     struct DeadLetter: Encodable, Sendable {

@@ -103,6 +103,18 @@ public struct RabbitManagementClient: Sendable {
         return object
     }
 
+    /// Every queue of the vhost in one request, each with only `name`, `messages` and `consumers`.
+    public func queueDepths() async throws -> [String: (messages: Int, consumers: Int)] {
+        guard let list = try await request(.GET, "/api/queues/\(encodedVhost)?columns=name,messages,consumers", body: nil) as? [[String: Any]]
+        else { throw ManagementError.malformedResponse("queues") }
+        var depths: [String: (messages: Int, consumers: Int)] = [:]
+        for queue in list {
+            guard let name = queue["name"] as? String else { continue }
+            depths[name] = (queue["messages"] as? Int ?? 0, queue["consumers"] as? Int ?? 0)
+        }
+        return depths
+    }
+
     @discardableResult
     func request(_ method: HTTPMethod, _ path: String, body: [String: Any]?) async throws -> Any? {
         var request = HTTPClientRequest(url: baseURL + path)
