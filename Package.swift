@@ -398,7 +398,7 @@ let package = Package(
                 "PushTransport",
                 "Admin",
                 "Breakers", "RateLimiting",
-                "APIDocs", "Deadlines", "PostgresAccess", "OutboundPolicy",
+                "APIDocs", "Deadlines", "PostgresAccess", "OutboundPolicy", "NotifyLogging",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -310,7 +310,7 @@ struct NotificationRepository: Sendable {
         guard !items.isEmpty else { return [] }
         let jobs = items.map { item in
             NotificationToEnqueue(
-                id: UUID(),
+                id: UUID.timeOrdered(),
                 client: item.client,
                 requestID: item.new.requestID,
                 payloadHash: item.new.payloadHash,

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NotificationModel
 
 /// The outermost middleware of every service: takes or makes the correlation id, puts it on the logger and the
 /// response, and turns every error into the envelope, so no stack trace, SQL or secret ever reaches a client.
@@ -62,7 +63,7 @@ public struct EnvelopeMiddleware: RouterMiddleware {
         {
             return value
         }
-        return UUID().uuidString.lowercased()
+        return UUID.random().uuidString.lowercased()
     }
 
     static func map(_ error: HTTPError) -> APIError {

@@ -22,7 +22,8 @@ public struct FieldValidator {
                 fail(field, "must not contain NUL characters")
                 return nil
             }
-            if !allowEmpty, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            // Blank as Foundation's .whitespacesAndNewlines has it (Unicode's White_Space and U+200B), without its bridge.
+            if !allowEmpty, value.unicodeScalars.allSatisfy({ $0.properties.isWhitespace || $0 == "\u{200B}" }) {
                 fail(field, "must not be empty")
                 return nil
             }

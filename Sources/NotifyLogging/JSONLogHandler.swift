@@ -69,6 +69,12 @@ public struct JSONLogHandler: LogHandler {
     /// A JSON string literal (RFC 8259): quote, backslash and control characters escaped.
     static func escape(_ string: String, into line: inout String) {
         line.append("\"")
+        // Most values need no escape: one check of their bytes, then one append.
+        if string.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
+            line.append(string)
+            line.append("\"")
+            return
+        }
         for scalar in string.unicodeScalars {
             switch scalar {
             case "\"": line.append("\\\"")

@@ -1,0 +1,109 @@
+import Foundation
+import NotificationModel
+import NotifyConfig
+import Testing
+
+@testable import NotifyHTTP
+@testable import NotifyLogging
+
+/// The helpers that replaced Foundation calls on the gateway's path of a create: ids, trimming, log escapes.
+@Suite("Hot path helpers")
+struct HotPathTests {
+    static func bytes(_ id: UUID) -> [UInt8] { withUnsafeBytes(of: id.uuid) { Array($0) } }
+
+    @Test("a time-ordered id is a version 7 UUID carrying its millisecond, and ids of later milliseconds sort after")
+    func timeOrdered() {
+        let start: UInt64 = 1_796_000_000_123
+        var previous = ""
+        var seen = Set<UUID>()
+        for step in 0..<2_000 {
+            let millisecond = start + UInt64(step)
+            let id = UUID.timeOrdered(at: Date(timeIntervalSince1970: Double(millisecond) / 1000))
+            let raw = Self.bytes(id)
+            #expect(raw[6] >> 4 == 7, "version")
+            #expect(raw[8] >> 6 == 0b10, "variant")
+            #expect(raw[0..<6].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } == millisecond)
+            // PostgreSQL orders uuids by their bytes, as their lowercase text sorts.
+            let text = id.uuidString.lowercased()
+            #expect(text > previous)
+            previous = text
+            seen.insert(id)
+        }
+        #expect(seen.count == 2_000)
+        // In one millisecond the 74 random bits keep ids apart.
+        let now = Date()
+        let same = Set((0..<10_000).map { _ in UUID.timeOrdered(at: now) })
+        #expect(same.count == 10_000)
+    }
+
+    @Test("a random id is a version 4 UUID with fresh bits each time")
+    func random() {
+        var seen = Set<UUID>()
+        var ones = 0
+        for _ in 0..<10_000 {
+            let id = UUID.random()
+            let raw = Self.bytes(id)
+            #expect(raw[6] >> 4 == 4, "version")
+            #expect(raw[8] >> 6 == 0b10, "variant")
+            ones += raw.reduce(0) { $0 + $1.nonzeroBitCount }
+            seen.insert(id)
+        }
+        #expect(seen.count == 10_000)
+        // 122 random bits each (about 61 set on average) and two set bits of the version and variant.
+        let meanOnes = Double(ones) / 10_000
+        #expect(meanOnes > 62 && meanOnes < 64, "mean set bits \(meanOnes)")
+    }
+
+    /// Every scalar of the Basic Multilingual Plane up to U+3100 (past the last space of any kind, U+3000), alone and
+    /// around a word.
+    static let scalars = (0..<0x3100).compactMap(Unicode.Scalar.init).map(String.init)
+
+    @Test("trimming spaces removes what Foundation's .whitespaces removes, and only that")
+    func trimming() {
+        for scalar in Self.scalars {
+            for sample in [scalar, scalar + "key" + scalar, scalar + scalar, "a" + scalar + "b"] {
+                let expected = sample.trimmingCharacters(in: .whitespaces)
+                #expect(sample.trimmingSpaces() == expected, "\(sample.unicodeScalars.map(\.value))")
+                // The same as a Substring (cut by scalars: a combining mark would join the "x" as one Character).
+                #expect(Substring(("x" + sample + "x").unicodeScalars.dropFirst().dropLast()).trimmingSpaces() == expected)
+            }
+        }
+    }
+
+    @Test("a field is blank (\"must not be empty\") exactly when Foundation's .whitespacesAndNewlines trims it to nothing")
+    func blankField() {
+        for scalar in Self.scalars where scalar != "\u{0}" {
+            for text in [scalar, scalar + scalar, " " + scalar] {
+                var validator = FieldValidator(["f": .string(text)])
+                let blank = text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+                #expect((validator.string("f") == nil) == blank, "\(text.unicodeScalars.map(\.value))")
+                #expect(validator.errors.map(\.message) == (blank ? ["must not be empty"] : []))
+            }
+        }
+    }
+
+    @Test("a log value is escaped so that JSON reads back the same string, on the quick path and the slow one")
+    func logEscape() throws {
+        let samples = [
+            "", "plain", "with space", "héllo 中文 😀", "quote\"", "back\\slash", "new\nline", "tab\t", "nul\u{0}",
+            "bell\u{7}", "del\u{7F}", "slash/", "\u{1F}", "mixed \"\\\n\u{1}é",
+        ]
+        for sample in samples {
+            var line = ""
+            JSONLogHandler.escape(sample, into: &line)
+            let read = try JSONDecoder().decode(String.self, from: Data(line.utf8))
+            #expect(read == sample)
+            #expect(!line.utf8.dropFirst().dropLast().contains { $0 < 0x20 })
+        }
+    }
+
+    @Test("hexString writes two lowercase digits a byte, as String(format:) does")
+    func hex() {
+        var generator = SplitMix(seed: 7)
+        for length in [0, 1, 2, 15, 16, 32, 33, 100] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+            #expect(bytes.hexString == bytes.map { String(format: "%02x", $0) }.joined())
+        }
+        #expect(([0x00, 0x0f, 0xf0, 0xff, 0xa5] as [UInt8]).hexString == "000ff0ffa5")
+    }
+}
