@@ -7,11 +7,12 @@ alive() { [[ -s $DIR/pids/$1.pid ]] && kill -0 "$(cat "$DIR/pids/$1.pid")" 2>/de
 # bench_up NAME: deploy/local/up, quietly, for the bench script NAME. up ends by watching a demo email arrive, which
 # a backlog earlier runs left can delay past its wait; the processes run all the same, so that alone does not stop a
 # bench. It runs in a clean environment that keeps only which stack (its directory and ports, from $DIR/env) and which
-# binary (NOTIFY_BIN) and, when set, the rate limits (wrk-bench turns them off): a bench of a stack of its own (the CI smoke, deploy/local/bench-smoke) restores that one.
+# binary (NOTIFY_BIN) and, when set, the rate limits (wrk-bench turns them off) and the gateway's group commit: a bench of a stack of its own (the CI smoke, deploy/local/bench-smoke) restores that one.
 bench_up() {
     local name vars=()
     for name in PATH HOME NOTIFY_LOCAL_DIR NOTIFY_BIN NOTIFY_PG_PORT NOTIFY_AMQP_PORT NOTIFY_RABBIT_MGMT_PORT NOTIFY_RABBIT_DIST_PORT \
-        NOTIFY_EPMD_PORT NOTIFY_REDIS_PORT NOTIFY_SMTP_PORT NOTIFY_SMTP_CONTROL_PORT NOTIFY_RATE_LIMIT_PER_KEY NOTIFY_RATE_LIMIT_PER_USER; do
+        NOTIFY_EPMD_PORT NOTIFY_REDIS_PORT NOTIFY_SMTP_PORT NOTIFY_SMTP_CONTROL_PORT NOTIFY_RATE_LIMIT_PER_KEY NOTIFY_RATE_LIMIT_PER_USER \
+        NOTIFY_GATEWAY_COMMITS_IN_FLIGHT NOTIFY_GATEWAY_COMMIT_BATCH; do
         if [[ -n ${!name:-} ]]; then vars+=("$name=${!name}"); fi
     done
     env -i "${vars[@]}" NOTIFY_RELAY_PUBLISHER="${NOTIFY_RELAY_PUBLISHER:-http}" bash -c 'deploy/local/up' >/dev/null \
