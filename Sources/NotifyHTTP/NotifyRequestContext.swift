@@ -44,8 +44,11 @@ public struct Identity: Sendable, Equatable {
 
     /// True when the caller may act on this user's records: the user themself, or a service with the scope.
     public func mayAccess(user: UUID, scope: Scope) -> Bool {
-        userID == user || has(scope) || isPrivileged
+        userID == user || mayAccessEveryUser(scope)
     }
+
+    /// True when the caller may act on every user's records: a service with the scope, or a privileged one.
+    public func mayAccessEveryUser(_ scope: Scope) -> Bool { has(scope) || isPrivileged }
 
     public func require(_ scope: Scope) throws {
         guard has(scope) || has(.admin) else {

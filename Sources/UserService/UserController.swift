@@ -61,7 +61,7 @@ struct UserController: Sendable {
 
     @Sendable func create(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: .usersWrite) else {
+        guard identity.userID == nil, identity.mayAccessEveryUser(.usersWrite) else {
             throw APIError.forbidden("Registering users needs a service credential with the scope users:write")
         }
         var fields = FieldValidator(try await request.jsonObject())
@@ -221,7 +221,7 @@ struct UserController: Sendable {
 
     @Sendable func list(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: .usersRead) else {
+        guard identity.userID == nil, identity.mayAccessEveryUser(.usersRead) else {
             throw APIError.forbidden("Listing users needs a service credential with the scope users:read")
         }
         var errors: [FieldError] = []
@@ -446,7 +446,7 @@ struct UserController: Sendable {
     /// bulk path); `contacts` holds those found, `missing` the ids that name no user.
     @Sendable func contacts(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.userID == nil, identity.mayAccess(user: UUID(), scope: .usersRead) else {
+        guard identity.userID == nil, identity.mayAccessEveryUser(.usersRead) else {
             throw APIError.forbidden("Looking up many users needs a service credential with the scope users:read")
         }
         let body = try await request.jsonObject(limit: 1 << 20)
