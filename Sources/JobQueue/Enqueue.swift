@@ -105,15 +105,22 @@ extension JobStore {
         }
     }
 
+    /// The JSON text of variables or metadata, for a `jsonb` bind.
+    static func jsonText(_ object: [String: JSONValue]) throws -> String {
+        guard let text = CanonicalJSON.text(object) else {
+            throw EncodingError.invalidValue(object, .init(codingPath: [], debugDescription: "a number that is not finite has no JSON form"))
+        }
+        return text
+    }
+
     func accept(_ items: [NotificationToEnqueue], maxAttempts: Int, on connection: PostgresConnection) async throws -> Enqueued {
         guard !items.isEmpty else { return Enqueued() }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let encoder = JSONEncoder.canonical
         let ids = items.map(\.id)
-        let variables = try items.map { String(decoding: try encoder.encode($0.variables), as: UTF8.self) }
+        let variables = try items.map { try Self.jsonText($0.variables) }
         // Absent optional values travel as '' and become NULL in SQL (NULLIF).
-        let metadata = try items.map { item in try item.metadata.map { String(decoding: try encoder.encode($0), as: UTF8.self) } ?? "" }
+        let metadata = try items.map { item in try item.metadata.map(Self.jsonText) ?? "" }
         let requestIDs = items.map(\.requestID)
         let hashes = items.map(\.payloadHash)
         let channels = items.map(\.channel.rawValue)

@@ -90,11 +90,20 @@ public enum QueueBatch {
     }
 
     /// The job ids a message carries, in order: one for a single message, each job's for a batch; nil when the body
-    /// is neither (such a message is dead-lettered).
+    /// is neither (such a message is dead-lettered). Only `job_id` is read: the worker takes everything else from the
+    /// job's row when it claims it (decoding each job's variables and metadata, only to drop them, was 4 % of the email
+    /// worker's CPU).
     public static func jobIDs(in body: Data) -> [Int]? {
-        struct Batch: Decodable { var jobs: [QueueMessage] }
-        if let batch = try? JSONDecoder().decode(Batch.self, from: body), !batch.jobs.isEmpty { return batch.jobs.map(\.jobID) }
-        if let single = try? JSONDecoder().decode(QueueMessage.self, from: body) { return [single.jobID] }
+        let decoder = JSONDecoder()
+        if let batch = try? decoder.decode(BatchReference.self, from: body), !batch.jobs.isEmpty { return batch.jobs.map(\.jobID) }
+        if let single = try? decoder.decode(JobReference.self, from: body) { return [single.jobID] }
         return nil
     }
+
+    struct JobReference: Decodable {
+        var jobID: Int
+        enum CodingKeys: String, CodingKey { case jobID = "job_id" }
+    }
+
+    struct BatchReference: Decodable { var jobs: [JobReference] }
 }

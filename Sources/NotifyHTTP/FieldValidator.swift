@@ -125,7 +125,16 @@ public struct FieldValidator {
 
     /// Codes (templates): ASCII letters, digits, `_`, `-` and `.`.
     public static func isCode(_ value: String) -> Bool {
-        !value.isEmpty && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
+        // On bytes: ASCII letters, digits, "_", "-" and "." (any other byte, a part of a non-ASCII character among them, fails).
+        !value.isEmpty
+            && value.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                    UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."):
+                    return true
+                default: return false
+                }
+            }
     }
 
     public mutating func email(_ field: String, required: Bool = true) -> String? {

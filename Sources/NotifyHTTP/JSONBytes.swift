@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NotificationModel
 
 /// A value that writes its own JSON, for the answers of the hot paths (a create's 202, a bulk's results): the same
 /// document `JSONEncoder` makes from its `Encodable` form (the envelope's keys, snake_case names, ISO-8601 dates,
@@ -76,30 +77,11 @@ public struct JSONBytes {
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    static let hexDigits = Array("0123456789abcdef".utf8)
-
     /// A string literal: quote, backslash and control characters escaped as `JSONEncoder` does; slashes and non-ASCII
     /// characters as they are.
     public mutating func string(_ value: String) {
         separate()
-        bytes.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): raw("\\\"")
-            case UInt8(ascii: "\\"): raw("\\\\")
-            case 0x0A: raw("\\n")
-            case 0x0D: raw("\\r")
-            case 0x09: raw("\\t")
-            case 0x08: raw("\\b")
-            case 0x0C: raw("\\f")
-            case 0..<0x20:
-                raw("\\u00")
-                bytes.append(Self.hexDigits[Int(byte >> 4)])
-                bytes.append(Self.hexDigits[Int(byte & 0xF)])
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
+        CanonicalJSON.appendQuoted(value, to: &bytes)
     }
 
     public mutating func string(_ value: String?) {

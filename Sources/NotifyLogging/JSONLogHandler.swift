@@ -95,16 +95,46 @@ public struct JSONLogHandler: LogHandler {
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = time_t(now.tv_sec)
+        return timestamp(seconds: Int(now.tv_sec), milliseconds: Int(now.tv_nsec / 1_000_000))
+    }
+
+    /// `2026-12-06T23:42:31.123Z`, its 24 ASCII bytes written straight into the string (built from padded pieces,
+    /// it was a fifth of the cost of a log line).
+    static func timestamp(seconds: Int, milliseconds: Int) -> String {
+        var time = time_t(seconds)
         var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        gmtime_r(&time, &parts)
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var index = 0
+            func put(_ value: Int, _ width: Int) {
+                var divisor = 1
+                for _ in 1..<width { divisor *= 10 }
+                while divisor > 0 {
+                    buffer[index] = UInt8(ascii: "0") + UInt8(value / divisor % 10)
+                    index += 1
+                    divisor /= 10
+                }
+            }
+            func mark(_ character: Unicode.Scalar) {
+                buffer[index] = UInt8(ascii: character)
+                index += 1
+            }
+            put(Int(parts.tm_year) + 1900, 4)
+            mark("-")
+            put(Int(parts.tm_mon) + 1, 2)
+            mark("-")
+            put(Int(parts.tm_mday), 2)
+            mark("T")
+            put(Int(parts.tm_hour), 2)
+            mark(":")
+            put(Int(parts.tm_min), 2)
+            mark(":")
+            put(Int(parts.tm_sec), 2)
+            mark(".")
+            put(milliseconds, 3)
+            mark("Z")
+            return index
         }
-        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2) + "T"
-            + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2) + "."
-            + pad(Int(now.tv_nsec / 1_000_000), 3) + "Z"
     }
 }
 

@@ -96,12 +96,24 @@ public struct EmailMessage: Sendable {
         guard let name, !name.isEmpty else { return "<\(headerSafe(address))>" }
         let word = encodedWord(name)
         if word.hasPrefix("=?") { return "\(word) <\(headerSafe(address))>" }
-        let quoted = word.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        return "\"\(quoted)\" <\(headerSafe(address))>"
+        return "\"\(quotedString(word))\" <\(headerSafe(address))>"
+    }
+
+    /// The content of an RFC 5322 quoted-string: backslashes and double quotes escaped with a backslash.
+    static func quotedString(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") }) else { return text }
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if scalar == "\\" || scalar == "\"" { scalars.append("\\") }
+            scalars.append(scalar)
+        }
+        return String(scalars)
     }
 
     /// Header values never carry line breaks (header injection).
     public static func headerSafe(_ value: String) -> String {
+        // Most values have none: returned as they are. (CR and LF bytes occur in UTF-8 only as those characters.)
+        guard value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) else { return value }
         // On scalars, not Characters: "\r\n" is a single Character and would slip past a Character comparison.
         var scalars = String.UnicodeScalarView()
         for scalar in value.unicodeScalars { scalars.append(scalar == "\r" || scalar == "\n" ? " " : scalar) }

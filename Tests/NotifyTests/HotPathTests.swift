@@ -97,6 +97,21 @@ struct HotPathTests {
         }
     }
 
+    @Test("a log line's time is what ISO8601DateFormatter writes with milliseconds, in UTC")
+    func logTimestamp() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        var generator = SplitMix(seed: 11)
+        var samples = [(0, 0), (951_782_400, 999), (1_796_000_000, 5), (4_102_444_799, 120)]
+        samples += (0..<2_000).map { _ in (Int.random(in: 0...4_102_444_799, using: &generator), Int.random(in: 0...999, using: &generator)) }
+        for (seconds, milliseconds) in samples {
+            let date = Date(timeIntervalSince1970: Double(seconds) + Double(milliseconds) / 1000 + 0.0001)
+            #expect(JSONLogHandler.timestamp(seconds: seconds, milliseconds: milliseconds) == formatter.string(from: date), "\(seconds)")
+        }
+        #expect(JSONLogHandler.timestamp().utf8.count == 24)
+    }
+
     @Test("hexString writes two lowercase digits a byte, as String(format:) does")
     func hex() {
         var generator = SplitMix(seed: 7)
