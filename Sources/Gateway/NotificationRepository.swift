@@ -94,7 +94,7 @@ struct NewNotification: Sendable, Encodable {
                 ("platform", recipient.platform), ("token", recipient.token),
             ] {
                 guard let value else { continue }
-                json.key(key)
+                json.member(key)
                 json.string(value)
             }
             json.endObject()

@@ -1,9 +1,12 @@
+import Foundation
+
 /// JSON written straight into bytes, in one form per value: no whitespace, the members of a `JSONValue` object in the
 /// order of their keys' UTF-8 bytes, strings escaped as `JSONEncoder` escapes them (quote, backslash, control
 /// characters; slashes and non-ASCII characters as they are), whole numbers below 2^53 without a fraction (as
-/// `JSONValue` encodes them) and other numbers in Swift's shortest form that reads back to the same `Double`.
-/// Used for the text PostgreSQL stores as `jsonb` and for payload hashes (`JSONEncoder` with sorted keys cost 5 % of
-/// the gateway's CPU per create). A number that is not finite has no JSON form: it is written as Swift prints it
+/// `JSONValue` encodes them) and other numbers in Swift's shortest form that reads back to the same `Double`, dates
+/// as `JSONEncoder`'s `.iso8601` writes them. Used for the text PostgreSQL stores as `jsonb`, for payload hashes
+/// (`JSONEncoder` with sorted keys cost 5 % of the gateway's CPU per create) and, as `JSONBytes`, for the answers of
+/// the hot paths (a struct's members in the order its `write(to:)` gives them). A number that is not finite has no JSON form: it is written as Swift prints it
 /// and `isValidJSON` turns false.
 public struct CanonicalJSON {
     public private(set) var bytes: [UInt8] = []
@@ -38,9 +41,19 @@ public struct CanonicalJSON {
         first = false
     }
 
-    /// The key of the next member of the open object.
-    public mutating func key(_ name: String) {
+    /// The key of the next member of the open object, escaped like any string.
+    public mutating func member(_ name: String) {
         string(name)
+        bytes.append(UInt8(ascii: ":"))
+        first = true
+    }
+
+    /// A key known when the code was written (the API's own names): written as it is, without escapes.
+    public mutating func key(_ name: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
         bytes.append(UInt8(ascii: ":"))
         first = true
     }
@@ -101,10 +114,41 @@ public struct CanonicalJSON {
     public mutating func object(_ object: [String: JSONValue]) {
         beginObject()
         for (key, item) in object.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-            self.key(key)
+            member(key)
             value(item)
         }
         endObject()
+    }
+
+    /// `2026-12-06T02:45:29Z`: UTC, whole seconds (what `JSONEncoder`'s `.iso8601` writes).
+    public mutating func date(_ value: Date) {
+        separate()
+        var seconds = time_t(value.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func digits(_ number: Int32, _ width: Int) {
+            var divisor: Int32 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = number
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+        digits(parts.tm_year + 1900, 4)
+        bytes.append(UInt8(ascii: "-"))
+        digits(parts.tm_mon + 1, 2)
+        bytes.append(UInt8(ascii: "-"))
+        digits(parts.tm_mday, 2)
+        bytes.append(UInt8(ascii: "T"))
+        digits(parts.tm_hour, 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(parts.tm_min, 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(parts.tm_sec, 2)
+        bytes.append(contentsOf: "Z\"".utf8)
     }
 
     /// The JSON text of an object, or nil when it holds a number JSON cannot write.
