@@ -6,8 +6,8 @@ import Foundation
 /// `JSONValue` encodes them) and other numbers in Swift's shortest form that reads back to the same `Double`, dates
 /// as `JSONEncoder`'s `.iso8601` writes them. Used for the text PostgreSQL stores as `jsonb`, for payload hashes
 /// (`JSONEncoder` with sorted keys cost 5 % of the gateway's CPU per create) and, as `JSONBytes`, for the answers of
-/// the hot paths (a struct's members in the order its `write(to:)` gives them). A number that is not finite has no JSON form: it is written as Swift prints it
-/// and `isValidJSON` turns false.
+/// the hot paths (a struct's members in the order its `write(to:)` gives them). A number that is not finite has no
+/// JSON form: it is written as Swift prints it and `isValidJSON` turns false.
 public struct CanonicalJSON {
     public private(set) var bytes: [UInt8] = []
     /// False once a non-finite number was written: the bytes still identify the value (for a hash) but are not JSON.
