@@ -63,8 +63,8 @@ public enum TemplateRenderer {
 /// The variables a template needs at the top level: plain `{{name}}` tags outside sections, and section names.
 /// (Names used inside a section refer to the section's items.)
 public enum TemplateVariables {
-    /// The names by template texts: the gateway and the workers check the same few templates over and over (scanning
-    /// them each time was 2 % of the email worker's CPU). Bounded like `TemplateRenderer`'s parsed templates.
+    /// The names by template texts: the workers and the template service check the same few templates over and over
+    /// (scanning them each time was 2 % of the email worker's CPU). Bounded like `TemplateRenderer`'s parsed templates.
     static let scanned = Mutex<[[String]: [String]]>([:])
     static let scannedLimit = 512
 
