@@ -81,7 +81,7 @@ public struct JobStore: Sendable {
 
     /// Claims up to `limit` available jobs of a queue whose outbox message has waited unpublished for longer than
     /// `age` (no relay could publish it: all relays down, or RabbitMQ's HTTP publish stalled), highest priority first.
-    /// Their outbox rows are marked settled, so they are not published afterwards; a copy a relay published
+    /// Their outbox rows are deleted, so they are not published afterwards; a copy a relay published
     /// meanwhile is dropped by the claim. Rows a relay is publishing right now (locked) are left to it.
     public func claimUnpublished(
         queue: NotificationChannel,
@@ -98,7 +98,7 @@ public struct JobStore: Sendable {
 
     /// Every claim in one statement: pick `available` jobs (the named ones; the queue's next due ones; or those whose
     /// outbox message waited unpublished for longer than `unpublishedFor`), make them `running` under a lease, mark
-    /// their notifications `processing` (and their unpublished outbox rows settled), and return what delivery needs.
+    /// their notifications `processing` (and delete their unpublished outbox rows), and return what delivery needs.
     /// Each way of picking is a statement of its own, prepared once per connection, so that each gets a plan of its
     /// own that the server keeps (one statement for all three was planned anew on every call: 0.8 ms each).
     func claim(
@@ -165,7 +165,7 @@ public struct JobStore: Sendable {
     }
 
     /// Up to `$5` jobs of the queue `$4` whose outbox message waited unpublished for longer than `$6` seconds; their
-    /// outbox rows are settled.
+    /// outbox rows are deleted.
     enum ClaimUnpublished: PreparedSQL {
         static let sql = """
             WITH stale AS (
@@ -180,8 +180,7 @@ public struct JobStore: Sendable {
                 WHERE j.state = 'available' AND j.run_at <= now()
                 FOR UPDATE OF j SKIP LOCKED
             )\(claimedCTEs), settled AS (
-                UPDATE outbox o SET published_at = now(), last_error = 'not published in time: claimed from PostgreSQL by a worker'
-                FROM stale JOIN claimed ON claimed.id = stale.job_id WHERE o.id = stale.id
+                DELETE FROM outbox o USING stale JOIN claimed ON claimed.id = stale.job_id WHERE o.id = stale.id
             )
             \(claimedRows)
             """
@@ -457,7 +456,7 @@ public struct JobStore: Sendable {
 
     /// Withdraws a notification that is not yet sent (its job `scheduled`, `available` or `retryable`): the job and
     /// the notification become `cancelled` with `cause` in both histories, and an outbox message not yet published is
-    /// settled unpublished. A copy already on the broker finds the job no longer `available` and is dropped by the
+    /// deleted. A copy already on the broker finds the job no longer `available` and is dropped by the
     /// claim, so a cancelled job is never sent. A `running` job is left to its worker.
     public func cancel(notificationID: UUID, cause: String) async throws -> CancelOutcome {
         try await client.withTransaction(logger: logger) { [logger] connection in
@@ -474,8 +473,7 @@ public struct JobStore: Sendable {
                     UPDATE notifications n SET status = 'cancelled', last_error = \(cause), updated_at = now()
                     FROM withdrawn WHERE n.id = withdrawn.notification_id
                 ), settled AS (
-                    UPDATE outbox o SET published_at = now(), last_error = 'cancelled before it was published'
-                    FROM withdrawn WHERE o.message_id = withdrawn.id::text AND o.published_at IS NULL
+                    DELETE FROM outbox o USING withdrawn WHERE o.message_id = withdrawn.id::text AND o.published_at IS NULL
                 )
                 SELECT target.state, EXISTS (SELECT 1 FROM withdrawn) FROM target
                 """,

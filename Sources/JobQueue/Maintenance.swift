@@ -137,7 +137,8 @@ public struct Rescuer: Sendable {
     }
 }
 
-/// Retention: deletes finished jobs and published outbox rows older than their retention.
+/// Retention: deletes finished jobs older than their retention, and outbox rows that relays of releases before
+/// `sql/notifications/0024` marked published instead of deleting them.
 public struct Cleaner: Sendable {
     public struct Configuration: Sendable {
         public var jobRetention: Duration = .seconds(7 * 24 * 3600)

@@ -16,7 +16,8 @@ public struct OutboxMessage: Sendable {
 }
 
 /// The transactional outbox: rows are written in the transaction of the state change that causes them (by the SQL
-/// functions `dispatch_job` and `dead_letter_job`), and published afterwards by the relay.
+/// functions `dispatch_job` and `dead_letter_job`), and published afterwards by the relay, which deletes each row in the
+/// transaction that holds its lock once RabbitMQ took its message (`sql/notifications/0024`).
 public enum OutboxStore {
     public static let channel = "outbox"
 
@@ -43,6 +44,8 @@ public enum OutboxStore {
         return messages
     }
 
+    /// Deletes the rows whose messages RabbitMQ took: nothing reads a published row again, and writing it once more
+    /// (with its payload) only for the cleaner to delete it a day later was a whole row version per notification.
     public static func markPublished(on connection: PostgresConnection, ids: [Int], logger: Logger) async throws {
         guard !ids.isEmpty else { return }
         var bindings = PostgresBindings(capacity: 1)
@@ -60,7 +63,7 @@ public enum OutboxStore {
     }
 
     enum PublishedStatement: PreparedSQL {
-        static let sql = "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])"
+        static let sql = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
     }
 
     public static func markFailed(on connection: PostgresConnection, ids: [Int], error: String, logger: Logger) async throws {

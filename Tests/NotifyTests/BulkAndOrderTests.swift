@@ -146,9 +146,10 @@ struct BulkAndOrderTests {
             try await acceptLowThenHigh(stack, user)
             // The backlog sits in email.queue (batch messages of one priority each) before any worker runs.
             _ = try await eventually("40 jobs queued", timeout: .seconds(30)) { () -> Bool? in
-                let published = try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NOT NULL", as: Int.self)
+                // The 40 rows were written before the gateway answered; the relay deletes each once it is published.
+                let waiting = try await stack.scalar("SELECT count(*)::int FROM outbox", as: Int.self)
                 let queue = try await stack.infra.management(stack.http).queue("email.queue")
-                return published == 40 && (queue["messages"] as? Int ?? 0) >= 2 ? true : nil
+                return waiting == 0 && (queue["messages"] as? Int ?? 0) >= 2 ? true : nil
             }
             try stack.start(.emailWorker)
             _ = try await eventually("all 40 sent", timeout: .seconds(60)) { () -> Bool? in
@@ -168,8 +169,8 @@ struct BulkAndOrderTests {
             try await acceptLowThenHigh(stack, user)
             let management = stack.infra.management(stack.http)
             let messages = try await eventually("40 jobs queued", timeout: .seconds(30)) { () -> [[String: Any]]? in
-                let published = try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NOT NULL", as: Int.self)
-                guard published == 40 else { return nil }
+                let waiting = try await stack.scalar("SELECT count(*)::int FROM outbox", as: Int.self)
+                guard waiting == 0 else { return nil }
                 let messages = try await management.peek(queue: "email.queue", count: 100)
                 let jobs = messages.compactMap { Self.batchJobs($0)?.count }.reduce(0, +)
                 return jobs == 40 ? messages : nil
@@ -267,11 +268,31 @@ struct BulkAndOrderTests {
             try await acceptLowThenHigh(stack, user)
             // The backlog sits in the outbox before the relay runs.
             try stack.start(.relay)
+            // The 40 rows were written before the gateway answered; the relay deletes each once it is published.
             _ = try await eventually("40 published", timeout: .seconds(60)) { () -> Bool? in
-                try await stack.scalar("SELECT count(*)::int FROM outbox WHERE published_at IS NOT NULL", as: Int.self) == 40 ? true : nil
+                try await stack.scalar("SELECT count(*)::int FROM outbox", as: Int.self) == 0 ? true : nil
             }
-            // Batches of 5, one transaction each, one after another: a batch's rows share its published_at.
-            let order = try await Self.priorities(stack, "SELECT priority FROM outbox ORDER BY published_at, id")
+            // Batches of 5, one transaction each, one after another; the relay logs each message it published, in
+            // its batch's order, before that batch's next.
+            let relay = try #require(stack.process(.relay))
+            let published: [String] = relay.log.split(separator: "\n").compactMap { line in
+                guard let entry = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    entry["message"] as? String == "published"
+                else { return nil }
+                return entry["notification_id"] as? String
+            }
+            #expect(published.count == 40, "\(published.count) messages logged as published")
+            let priorityOf = try await stack.infra.withDatabase(.notifications) { client in
+                var priorities: [String: Int] = [:]
+                for try await (id, priority) in try await client.query(
+                    "SELECT id::text, priority FROM notifications",
+                    logger: TestInfrastructure.logger
+                ).decode((String, Int).self) {
+                    priorities[id] = priority
+                }
+                return priorities
+            }
+            let order = published.compactMap { priorityOf[$0] }
             #expect(order.count == 40)
             #expect(Array(order.prefix(10)) == Array(repeating: 9, count: 10), "published order: \(order)")
         }

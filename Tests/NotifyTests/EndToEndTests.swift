@@ -101,19 +101,19 @@ struct EndToEndTests {
             #expect((payload["variables"] as? [String: Any])?["name"] as? String == "Ada")
             #expect(payload["request_id"] as? String == "via-broker")
             #expect(payload["attempt"] as? Int == 0)
-            // The outbox row is marked published because RabbitMQ routed it. The message can be on the queue a moment
-            // before the relay has the confirm (AMQP) or the answer (HTTP) and marks the row: wait for the mark.
-            let published = try await eventually("the outbox row marked published") { () -> Int? in
+            // The outbox row is deleted because RabbitMQ routed it. The message can be on the queue a moment before
+            // the relay has the confirm (AMQP) or the answer (HTTP) and deletes the row: wait for the delete.
+            let left = try await eventually("the outbox row deleted as published") { () -> Int? in
                 try await stack.infra.withDatabase(.notifications) { client in
-                    var count = 0
+                    var count = -1
                     for try await n in try await client.query(
-                        "SELECT count(*)::int FROM outbox WHERE message_id = \(String(jobID)) AND published_at IS NOT NULL",
+                        "SELECT count(*)::int FROM outbox WHERE message_id = \(String(jobID))",
                         logger: TestInfrastructure.logger
                     ).decode(Int.self) { count = n }
-                    return count == 1 ? count : nil
+                    return count == 0 ? count : nil
                 }
             }
-            #expect(published == 1)
+            #expect(left == 0)
             // Exactly one copy was published: a late confirm must not make the relay publish the row again.
             let queued = try await management.peek(queue: "email.queue", count: 10)
             #expect(queued.count == 1)
@@ -151,31 +151,30 @@ struct EndToEndTests {
                 "notification_type": "email", "user_id": userID, "template_code": "ret", "variables": ["name": "Ada"], "request_id": "unroutable",
             ])
             let id = try #require(accepted.data["notification_id"] as? String)
-            // The row either gets refused (last_error set) or, wrongly, published: wait for one of the two.
+            // The row either gets refused (last_error set) or, wrongly, published (deleted): wait for one of the two.
+            // It exists from the moment the gateway answered 202.
             let (error, published) = try await eventually("the outbox row refused as not routed") { () -> (String?, Bool)? in
                 try await stack.infra.withDatabase(.notifications) { client in
-                    var found: (String?, Bool)?
-                    for try await (error, published) in try await client.query(
-                        "SELECT last_error, published_at IS NOT NULL FROM outbox WHERE payload->>'notification_id' = \(id)",
+                    var found: (String?, Bool) = (nil, true)
+                    for try await error in try await client.query(
+                        "SELECT last_error FROM outbox WHERE payload->>'notification_id' = \(id)",
                         logger: TestInfrastructure.logger
-                    ).decode((String?, Bool).self) where error != nil || published {
-                        found = (error, published)
+                    ).decode(String?.self) {
+                        found = (error, false)
                     }
-                    return found
+                    return found.0 != nil || found.1 ? found : nil
                 }
             }
-            #expect(!published, "a message no queue takes was marked published")
+            #expect(!published, "a message no queue takes was deleted as published")
             #expect(error == "not routed")
 
             try await stack.infra.management(stack.http).declareTopology()
             let mail = try await stack.waitForEmail(id)
             #expect(mail.text == "Back, Ada")
-            // The mark follows the confirm, which can come after the worker already sent the email.
-            _ = try await eventually("the outbox row marked published") { () -> Bool? in
-                let published: Int? = try await stack.scalar(
-                    "SELECT count(*)::int FROM outbox WHERE payload->>'notification_id' = \(id) AND published_at IS NOT NULL"
-                )
-                return published == 1 ? true : nil
+            // The delete follows the confirm, which can come after the worker already sent the email.
+            _ = try await eventually("the outbox row deleted as published") { () -> Bool? in
+                let left: Int? = try await stack.scalar("SELECT count(*)::int FROM outbox WHERE payload->>'notification_id' = \(id)")
+                return left == 0 ? true : nil
             }
         }
     }
@@ -264,14 +263,14 @@ struct EndToEndTests {
                     """
                     SELECT (SELECT count(*)::int FROM notifications WHERE request_id = 'dup-1'),
                            (SELECT count(*)::int FROM jobs j JOIN notifications n ON n.id = j.notification_id WHERE n.request_id = 'dup-1'),
-                           (SELECT count(*)::int FROM outbox o JOIN jobs j ON o.message_id = j.id::text
-                              JOIN notifications n ON n.id = j.notification_id WHERE n.request_id = 'dup-1')
+                           (SELECT max(j.attempt)::int FROM jobs j JOIN notifications n ON n.id = j.notification_id
+                              WHERE n.request_id = 'dup-1')
                     """,
                     logger: TestInfrastructure.logger
                 ).decode((Int, Int, Int).self) { counts = [row.0, row.1, row.2] }
                 return counts
             }
-            #expect(rows == [1, 1, 1])
+            #expect(rows == [1, 1, 1], "notifications, jobs, attempts of the job")
         }
     }
 

@@ -347,12 +347,20 @@ extension Stack {
         return counts
     }
 
-    /// A notification's job id and the body of its queue message (from its outbox row), to publish by hand as a relay
-    /// would.
+    /// A notification's job id and the body of its first queue message, to publish by hand as a relay would: from its
+    /// outbox row while that waits, and once the row is gone (published or claimed from PostgreSQL) built from the rows
+    /// as `dispatch_jobs` built it.
     func queueMessage(of notificationID: UUID) async throws -> (jobID: Int, payload: String)? {
         try await infra.withDatabase(.notifications) { client in
             for try await row in try await client.query(
-                "SELECT j.id, o.payload::text FROM jobs j JOIN outbox o ON o.message_id = j.id::text WHERE j.notification_id = \(notificationID)",
+                """
+                SELECT j.id, COALESCE(
+                    (SELECT o.payload::text FROM outbox o WHERE o.message_id = j.id::text ORDER BY o.id LIMIT 1),
+                    jsonb_build_object('notification_id', n.id, 'job_id', j.id, 'user_id', n.user_id, 'template_code', n.template_code,
+                                       'variables', n.variables, 'request_id', n.request_id, 'priority', n.priority,
+                                       'metadata', n.metadata, 'attempt', 0)::text)
+                FROM jobs j JOIN notifications n ON n.id = j.notification_id WHERE j.notification_id = \(notificationID)
+                """,
                 logger: TestInfrastructure.logger
             ).decode((Int, String).self) { return row }
             return nil
