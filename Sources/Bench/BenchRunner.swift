@@ -269,9 +269,12 @@ public struct BenchRunner: Sendable {
         var status: Int
         var seconds: Double
         var accepted: Int
+        /// Why no answer came (status 0): the client error's name, so that a report says which failure it was.
+        var failure: String? = nil
     }
 
-    func send(_ index: Int, http: HTTPClient, recipients: [String], keys: [String]) async -> (Int, Int) {
+    /// One request: its status (0: no answer), how many notifications it got accepted, and why no answer came.
+    func send(_ index: Int, http: HTTPClient, recipients: [String], keys: [String]) async -> (Int, Int, String?) {
         func item(_ n: Int) -> [String: Any] {
             [
                 "notification_type": "email", "user_id": recipients[n % recipients.count], "template_code": "bench_email",
@@ -291,17 +294,18 @@ public struct BenchRunner: Sendable {
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(keys[index % keys.count])")
         request.headers.add(name: "Content-Type", value: "application/json")
-        guard let data = try? JSONSerialization.data(withJSONObject: body) else { return (0, 0) }
+        guard let data = try? JSONSerialization.data(withJSONObject: body) else { return (0, 0, "unencodable body") }
         request.body = .bytes(ByteBuffer(data: data))
         do {
             let response = try await http.execute(request, timeout: .seconds(30))
             let bytes = try await response.body.collect(upTo: 16 << 20)
             let code = Int(response.status.code)
-            if batch == 1 { return (code, code == 202 ? 1 : 0) }
+            if batch == 1 { return (code, code == 202 ? 1 : 0, nil) }
             let object = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any]
-            return (code, ((object?["data"] as? [String: Any])?["accepted"] as? Int) ?? 0)
+            return (code, ((object?["data"] as? [String: Any])?["accepted"] as? Int) ?? 0, nil)
         } catch {
-            return (0, 0)
+            // The client's own error (a timeout, a closed connection): it names no secret.
+            return (0, 0, String(describing: error))
         }
     }
 
@@ -310,10 +314,12 @@ public struct BenchRunner: Sendable {
         samples.withLockedValue { $0.reserveCapacity(options.count) }
         let start = ContinuousClock.now
         let deadline = start + .seconds(options.durationSeconds)
-        func record(_ status: Int, _ accepted: Int, since: ContinuousClock.Instant) {
+        func record(_ outcome: (status: Int, accepted: Int, failure: String?), since: ContinuousClock.Instant) {
             let elapsed = ContinuousClock.now - since
             let seconds = elapsed.inSeconds
-            samples.withLockedValue { $0.append(Sample(status: status, seconds: seconds, accepted: accepted)) }
+            samples.withLockedValue {
+                $0.append(Sample(status: outcome.status, seconds: seconds, accepted: outcome.accepted, failure: outcome.failure))
+            }
         }
         switch options.mode {
         case .closed:
@@ -328,8 +334,7 @@ public struct BenchRunner: Sendable {
                             }
                             guard index < options.count else { return }
                             let began = ContinuousClock.now
-                            let (status, accepted) = await send(index, http: http, recipients: recipients, keys: keys)
-                            record(status, accepted, since: began)
+                            record(await send(index, http: http, recipients: recipients, keys: keys), since: began)
                         }
                     }
                 }
@@ -350,8 +355,7 @@ public struct BenchRunner: Sendable {
                         inFlight -= 1
                     }
                     group.addTask {
-                        let (status, accepted) = await send(index, http: http, recipients: recipients, keys: keys)
-                        record(status, accepted, since: due)
+                        record(await send(index, http: http, recipients: recipients, keys: keys), since: due)
                     }
                     inFlight += 1
                 }
@@ -363,7 +367,7 @@ public struct BenchRunner: Sendable {
         let accepted = all.reduce(0) { $0 + $1.accepted }
         var errors: [String: Int] = [:]
         for sample in all where sample.status != 202 && sample.status != 200 {
-            errors[sample.status == 0 ? "transport" : String(sample.status), default: 0] += 1
+            errors[sample.status == 0 ? "transport: \(sample.failure ?? "unknown")" : String(sample.status), default: 0] += 1
         }
         progress(String(format: "load done: %d accepted in %.2f s", accepted, seconds))
         return BenchReport(
