@@ -39,3 +39,21 @@ bench_binary() {
     if [[ $(basename "$dir") == release ]]; then swift build -c release --product notify-bench >&2; fi
     echo "$dir/notify-bench"
 }
+
+# wal_counters: the number of notifications and pg_stat_wal's WAL records, bytes and full-page images, on one line
+# (read before and after a bench). The counters lag a backend's last second or so: over thousands it is noise.
+wal_counters() {
+    psql "postgresql://$NOTIFY_PG_USER:$NOTIFY_PG_PASSWORD@$NOTIFY_PG_HOST:$NOTIFY_PG_PORT/notify_notifications" -qAt -F ' ' \
+        -c "SELECT (SELECT count(*) FROM notifications), wal_records, wal_bytes, wal_fpi FROM pg_stat_wal"
+}
+
+# wal_per_notification LABEL BEFORE AFTER: "WAL per LABEL: … bytes, … records, … full-page images" from two lines of
+# wal_counters (nothing when no notification was added).
+wal_per_notification() {
+    local rows0 records0 bytes0 fpi0 rows1 records1 bytes1 fpi1
+    read -r rows0 records0 bytes0 fpi0 <<<"$2"
+    read -r rows1 records1 bytes1 fpi1 <<<"$3"
+    ((rows1 > rows0)) || return 0
+    awk -v label="$1" -v r=$((records1 - records0)) -v b=$((bytes1 - bytes0)) -v f=$((fpi1 - fpi0)) -v n=$((rows1 - rows0)) \
+        'BEGIN { printf "WAL per %s: %d bytes, %.1f records, %.3f full-page images (%d notifications)\n", label, b / n, r / n, f / n, n }'
+}
