@@ -480,7 +480,7 @@ struct NotificationRepository: Sendable {
         guard var resource = found, withHistory else { return found }
         resource.history = []
         for try await (status, previous, cause, at) in try await client.query(
-            "SELECT to_status, from_status, cause, at FROM notification_events WHERE notification_id = \(id) ORDER BY id",
+            "SELECT to_status, from_status, cause, at FROM notification_history WHERE notification_id = \(id) ORDER BY id",
             logger: logger
         ).decode((String, String?, String?, Date).self) {
             guard let to = NotificationStatus(rawValue: status) else { throw UnknownNotificationStatus(status: status) }

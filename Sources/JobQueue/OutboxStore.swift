@@ -21,8 +21,10 @@ public struct OutboxMessage: Sendable {
 public enum OutboxStore {
     public static let channel = "outbox"
 
-    /// Locks up to `limit` unpublished rows for the rest of the caller's transaction, highest priority first, then
-    /// oldest first (`sql/notifications/0009`); other relays skip them.
+    /// Locks up to `limit` unpublished rows of each queue for the rest of the caller's transaction, highest priority
+    /// first, then oldest first (`sql/notifications/0009`); other relays skip them. Each queue's rows come from the
+    /// outbox's index by queue (`sql/notifications/0026`), which also serves a worker's look for its own queue's
+    /// unpublished rows; the queues are those of the routing key's CHECK.
     public static func claimUnpublished(on connection: PostgresConnection, limit: Int, logger: Logger) async throws -> [OutboxMessage] {
         var bindings = PostgresBindings(capacity: 1)
         bindings.append(limit)
@@ -55,10 +57,15 @@ public enum OutboxStore {
 
     enum ClaimStatement: PreparedSQL {
         static let sql = """
-            SELECT id, routing_key, message_id, correlation_id, priority, payload::text, payload->>'notification_id'
-            FROM outbox WHERE published_at IS NULL
-            ORDER BY priority DESC, id LIMIT $1::bigint
-            FOR UPDATE SKIP LOCKED
+            SELECT o.id, o.routing_key, o.message_id, o.correlation_id, o.priority, o.payload, o.notification_id
+            FROM unnest(ARRAY['email', 'push', 'sms', 'failed']) AS q(routing_key),
+                 LATERAL (
+                     SELECT id, routing_key, message_id, correlation_id, priority, payload::text, payload->>'notification_id'
+                     FROM outbox WHERE published_at IS NULL AND routing_key = q.routing_key
+                     ORDER BY priority DESC, id LIMIT $1::bigint
+                     FOR UPDATE SKIP LOCKED
+                 ) AS o(id, routing_key, message_id, correlation_id, priority, payload, notification_id)
+            ORDER BY o.priority DESC, o.id
             """
     }
 

@@ -32,6 +32,27 @@ struct NotificationStatusTests {
             #expect(history.compactMap { $0["status"] as? String } == ["pending", "processing", "sent"])
             #expect(history.first?["cause"] as? String == "accepted")
             #expect(history.allSatisfy { $0["at"] is String })
+            // The first entries come from the rows themselves (sql/notifications/0025): nothing stored for them.
+            let notification = try #require(UUID(uuidString: ids[0]))
+            let storedFirst = try await stack.scalar(
+                "SELECT count(*)::int FROM notification_events WHERE notification_id = \(notification) AND from_status IS NULL",
+                as: Int.self
+            )
+            #expect(storedFirst == 0)
+            let story = try await stack.scalar(
+                """
+                SELECT string_agg(coalesce(h.from_state, '-') || '>' || h.to_state || coalesce(':' || NULLIF(h.cause, ''), ''), ',' ORDER BY h.id)
+                FROM job_history h JOIN jobs j ON j.id = h.job_id WHERE j.notification_id = \(notification)
+                """,
+                as: String.self
+            )
+            #expect(story?.hasPrefix("->available:accepted,available>running") == true, "\(story ?? "none")")
+            #expect(story?.contains("running>completed") == true, "\(story ?? "none")")
+            let storedJobFirst = try await stack.scalar(
+                "SELECT count(*)::int FROM job_transitions t JOIN jobs j ON j.id = t.job_id WHERE j.notification_id = \(notification) AND t.from_state IS NULL",
+                as: Int.self
+            )
+            #expect(storedJobFirst == 0)
 
             let base = "\(stack.url(.gateway))/api/v1/notifications/"
             let byUser = try await stack.call(.GET, "\(base)?user_id=\(ada)", headers: stack.clientAuth)

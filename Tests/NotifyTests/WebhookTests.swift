@@ -136,6 +136,15 @@ struct WebhookTests {
                     headers: admin
                 )
                 #expect(other.status == 201)
+                // An endpoint for `pending` hears each accepted notification; for its client the accepted event is a
+                // stored history row, whose id the webhook carries (sql/notifications/0025).
+                let onAccept = try await stack.call(
+                    .POST,
+                    webhooks,
+                    json: ["client": "test-client", "url": "\(receiver.url)/hooks/accepted", "events": ["pending"]],
+                    headers: admin
+                )
+                #expect(onAccept.status == 201, "\(onAccept.json)")
 
                 try await stack.createTemplate(["code": "w", "name": "W", "channel": "email", "subject": "S", "body": "B"])
                 let user = try await stack.createUser()
@@ -157,6 +166,21 @@ struct WebhookTests {
                     "verifiable with the secret shown once"
                 )
                 #expect(receiver.requests("/hooks/other").isEmpty)
+                let acceptedCall = try await eventually("the pending event at its endpoint", timeout: .seconds(60)) {
+                    () -> WebhookReceiver.Received? in receiver.requests("/hooks/accepted").first
+                }
+                let pending = try #require(try JSONSerialization.jsonObject(with: acceptedCall.body) as? [String: Any])
+                #expect(pending["event"] as? String == "pending")
+                #expect(pending["notification_id"] as? String == id)
+                #expect(pending["cause"] as? String == "accepted")
+                let storedEventID = try await stack.scalar(
+                    "SELECT id FROM notification_events WHERE notification_id = \(UUID(uuidString: id)!) AND from_status IS NULL",
+                    as: Int.self
+                )
+                #expect(storedEventID != nil)
+                #expect(pending["event_id"] as? Int == storedEventID)
+                let statuses = (try await stack.notification(id).data["history"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
+                #expect(statuses == ["pending", "processing", "sent"], "the stored first entry shown once")
                 // A delivery report makes it delivered: a second event.
                 let report = try await stack.call(
                     .POST,
