@@ -270,7 +270,9 @@ public struct Checked<Value: Sendable>: Sendable {
 /// The user or template service could not answer (down, slow, or an unexpected reply).
 public struct DirectoryUnavailable: Error, CustomStringConvertible, Sendable {
     public var service: String
-    public var description: String { "\(service) service unavailable" }
+    /// What failed: the status the service answered, or the HTTP client's error. For the log, never for a client.
+    public var reason: String = ""
+    public var description: String { reason.isEmpty ? "\(service) service unavailable" : "\(service) service unavailable: \(reason)" }
 }
 
 /// Reads users and templates from their services with the service key, carrying the correlation id. Each service
@@ -514,12 +516,14 @@ public struct PlatformDirectory: Sendable {
                 case 200: return try JSONDecoder().decode(Wrapped<T>.self, from: Data(buffer: body)).data
                 // 400: the service refused the code or language as malformed, so there is no such thing.
                 case 400, 404: return nil
-                default: throw DirectoryUnavailable(service: service)
+                default: throw DirectoryUnavailable(service: service, reason: "HTTP \(response.status.code)")
                 }
+            } catch let error as DirectoryUnavailable {
+                throw error
             } catch {
                 // A cancelled lookup (its sibling failed, its caller gave up) is not the service's failure.
                 if Task.isCancelled { throw CancellationError() }
-                throw DirectoryUnavailable(service: service)
+                throw DirectoryUnavailable(service: service, reason: String(describing: error))
             }
         }
     }

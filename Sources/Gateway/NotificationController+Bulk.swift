@@ -133,6 +133,7 @@ extension NotificationController {
         do {
             checked = try await lookUpAll(unique, correlationID: context.correlationID)
         } catch {
+            context.logger.warning("recipients and templates not checked", metadata: ["error": .string(String(describing: error))])
             throw APIError.dependencyUnavailable("The user or template service is unavailable, so the request cannot be checked; try again shortly")
         }
         let unavailable = APIError.dependencyUnavailable(

@@ -135,6 +135,7 @@ struct NotificationController: Sendable {
         do {
             checked = try await lookUp(new, correlationID: context.correlationID)
         } catch {
+            context.logger.warning("recipient and template not checked", metadata: ["error": .string(String(describing: error))])
             throw APIError.dependencyUnavailable("The user or template service is unavailable, so the request cannot be checked; try again shortly")
         }
         if let refusal = Self.refusal(new, recipient: checked.recipient.value, template: checked.template.value) {
