@@ -37,6 +37,9 @@ public struct GatewayConfiguration: Sendable {
     public var directoryStaleSeconds: Int
     /// How many users' and templates' last answers are kept for that.
     public var directoryStaleEntries: Int
+    /// How long one lookup of a user or template may take before the create is answered 503 (or checked against the
+    /// last-known answer, when there is one).
+    public var directoryTimeoutMilliseconds: Int
     /// Group commit of single creates: at most this many in one transaction (1: every create alone) …
     public var commitBatch: Int
     /// … and at most this many such transactions at once.
@@ -75,6 +78,8 @@ public struct GatewayConfiguration: Sendable {
         directoryStaleEntries = env.int("NOTIFY_DIRECTORY_STALE_ENTRIES", default: 100_000, problems: &problems)
         if directoryStaleSeconds < 0 { problems.append("NOTIFY_DIRECTORY_STALE_SECONDS must not be negative") }
         if directoryStaleEntries < 1 { problems.append("NOTIFY_DIRECTORY_STALE_ENTRIES must be at least 1") }
+        directoryTimeoutMilliseconds = env.int("NOTIFY_DIRECTORY_TIMEOUT_MS", default: 2000, problems: &problems)
+        if directoryTimeoutMilliseconds < 1 { problems.append("NOTIFY_DIRECTORY_TIMEOUT_MS must be positive") }
         cors = CORSPolicy.parse(env.optionalString("NOTIFY_CORS_ORIGINS"), problems: &problems)
         webPushPolicy = EndpointPolicy(environment: { env.optionalString($0) })
         let urgent = env.int("NOTIFY_QUIET_HOURS_URGENT_PRIORITY", default: 8, problems: &problems)
@@ -158,7 +163,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
         serviceKey: configuration.serviceKey.key,
         usersBreaker: usersBreaker,
         templatesBreaker: templatesBreaker,
-        timeout: .seconds(2),
+        timeout: .milliseconds(Int64(configuration.directoryTimeoutMilliseconds)),
         cacheSeconds: configuration.directoryCacheSeconds,
         lastKnown: configuration.directoryStaleSeconds > 0
             ? LastKnown(bound: .seconds(configuration.directoryStaleSeconds), capacity: configuration.directoryStaleEntries) : nil

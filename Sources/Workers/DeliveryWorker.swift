@@ -131,6 +131,7 @@ public struct DeliveryWorker: Service {
     public func run() async throws {
         consumer.start()
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let (outages, outage) = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(1))
         await withDiscardingTaskGroup { group in
             // The fallback loop ends when `wake` finishes, then waits for the jobs it started.
             group.addTask {
@@ -141,7 +142,7 @@ public struct DeliveryWorker: Service {
                 }
             }
             await withDiscardingTaskGroup { helpers in
-                helpers.addTask { await self.listen(wake: wake) }
+                helpers.addTask { await self.listenWhileAway(outages, wake: wake) }
                 helpers.addTask { await self.heartbeats() }
                 helpers.addTask {
                     while !Task.isCancelled {
@@ -159,10 +160,12 @@ public struct DeliveryWorker: Service {
                         case .connected:
                             logger.info("consuming", metadata: ["queue": .string(queue)])
                             wokeForOutage = false
+                            outage.yield(false)
                         case .disconnected(let reason):
                             logger.warning("broker unavailable", metadata: ["queue": .string(queue), "reason": .string(reason)])
                             if !wokeForOutage { wake.yield() }
                             wokeForOutage = true
+                            outage.yield(true)
                         case .delivery(let delivery):
                             deliveries.addTask { await self.handle(delivery) }
                         }
@@ -172,6 +175,7 @@ public struct DeliveryWorker: Service {
                 }
                 helpers.cancelAll()
             }
+            outage.finish()
             wake.finish()
         }
         // Acks of finished work are flushed; unacked deliveries go back to the queue when the connection closes.
@@ -238,6 +242,25 @@ public struct DeliveryWorker: Service {
                 if self.fallbackBacklog.withLockedValue({ $0 }) { wake.yield() }
             }
         }
+    }
+
+    /// Holds `LISTEN outbox` only while the broker is away (from a failed connection until the next one succeeds): then
+    /// each commit of new work wakes the fallback at once. While the worker consumes from RabbitMQ its fallback runs on
+    /// the safety poll alone (the look for unpublished rows), and the NOTIFY of every accepting transaction would only
+    /// wake this process and its PostgreSQL backend for nothing (docs/benchmarks.md, eighth round).
+    func listenWhileAway(_ outages: AsyncStream<Bool>, wake: AsyncStream<Void>.Continuation) async {
+        var listener: Task<Void, Never>?
+        for await away in outages {
+            if away, listener == nil {
+                listener = Task { await self.listen(wake: wake) }
+            } else if !away, let running = listener {
+                running.cancel()
+                await running.value
+                listener = nil
+            }
+        }
+        listener?.cancel()
+        await listener?.value
     }
 
     /// Wakes the fallback when new work is dispatched (the gateway and scheduler NOTIFY `outbox`).
