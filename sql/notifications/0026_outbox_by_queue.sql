@@ -3,7 +3,8 @@
 -- push worker read every email row before finding none of its own, and fell back to reading the whole table: 186 ms
 -- per look with 640,000 email rows waiting, once per safety poll per worker, exactly while the relay is down and the
 -- outbox grows (docs/benchmarks.md, eighth round). Now the look reads its own rows only (0.04 ms). The relay takes
--- each queue's rows in priority order through the same index (sql in OutboxStore.ClaimStatement).
+-- each queue's rows in priority order through the same index (sql in OutboxStore.ClaimStatement). A relay of the
+-- release before, during a rolling upgrade, sorts the unpublished rows instead (few, while relays publish).
 --
 -- The relay names the queues it publishes (a row of any other routing key would wait forever), so the routing key is
 -- now checked. The first statement takes the only table lock of this migration (outbox), so it cannot deadlock with
