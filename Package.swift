@@ -267,7 +267,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -393,7 +394,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue",
-                "Broker", "Rendering",
+                "Broker", "Rendering", "Bench",
                 "SMTPTransport", "EmailProviders", "SMSProviders", "EmailEvents", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP",
                 "PushTransport",
                 "Admin",

@@ -1,7 +1,10 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import PostgresNIO
 import Testing
+
+@testable import Bench
 
 /// The benchmark command's smoke mode, as CI runs it: it must complete and account for every notification.
 /// (No timing is judged here: benchmarks print numbers; tests assert behaviour.)
@@ -59,5 +62,28 @@ struct BenchTests {
             #expect(!refused.output.contains("Fatal error") && !refused.output.contains("Traceback"))
             #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == before)
         }
+    }
+
+    @Test("The load generator's bodies are the JSON a client would send: one create, or a bulk of them, strings escaped")
+    func bodies() throws {
+        let recipients = ["2f1c0c53-6b55-4f39-9a44-6c1d1d7a0b11", "quote\" back\\slash \u{1}tab\t"]
+        let single = try #require(
+            try JSONSerialization.jsonObject(with: Data(BenchRunner.body(3, batch: 1, client: "bench-x", recipients: recipients).readableBytesView))
+                as? [String: Any]
+        )
+        #expect(single["notification_type"] as? String == "email")
+        #expect(single["user_id"] as? String == recipients[1])
+        #expect(single["template_code"] as? String == "bench_email")
+        #expect(single["request_id"] as? String == "bench-x-3")
+        #expect(single["variables"] as? [String: String] == ["name": "Reader 3", "n": "3"])
+
+        let bulk = try #require(
+            try JSONSerialization.jsonObject(with: Data(BenchRunner.body(2, batch: 3, client: "bench-x", recipients: recipients).readableBytesView))
+                as? [String: Any]
+        )
+        let items = try #require(bulk["notifications"] as? [[String: Any]])
+        #expect(items.map { $0["request_id"] as? String } == ["bench-x-6", "bench-x-7", "bench-x-8"])
+        #expect(items.map { $0["user_id"] as? String } == [recipients[0], recipients[1], recipients[0]])
+        #expect(items.map { ($0["variables"] as? [String: String])?["n"] } == ["6", "7", "8"])
     }
 }
