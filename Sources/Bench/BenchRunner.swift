@@ -79,6 +79,10 @@ public struct BenchReport: Codable, Sendable {
     public var acceptSeconds: Double
     public var acceptedPerSecond: Double
     public var acceptLatencyMs: LatencySummary
+    /// Open loop: the latency of the requests due after the first second. The first second meets cold caches (each
+    /// recipient's contact and each new key looked up once) and a queue that builds behind them; what follows is the
+    /// steady state.
+    public var acceptLatencyAfterFirstSecondMs: LatencySummary? = nil
     public var delivered: Int?
     public var failed: Int?
     public var deliverySeconds: Double?
@@ -98,6 +102,7 @@ public struct BenchReport: Codable, Sendable {
         case acceptSeconds = "accept_seconds"
         case acceptedPerSecond = "accepted_per_second"
         case acceptLatencyMs = "accept_latency_ms"
+        case acceptLatencyAfterFirstSecondMs = "accept_latency_after_first_second_ms"
         case delivered, failed
         case deliverySeconds = "delivery_seconds"
         case deliveredPerSecond = "delivered_per_second"
@@ -271,6 +276,8 @@ public struct BenchRunner: Sendable {
         var accepted: Int
         /// Why no answer came (status 0): the client error's name, so that a report says which failure it was.
         var failure: String? = nil
+        /// When the request began (open loop: was due), in seconds from the start of the load.
+        var startedAt = 0.0
     }
 
     /// One request: its status (0: no answer), how many notifications it got accepted, and why no answer came.
@@ -278,6 +285,7 @@ public struct BenchRunner: Sendable {
         _ index: Int,
         http: HTTPClient,
         connections: ClientConnections? = nil,
+        shared: SharedConnections? = nil,
         recipients: [String],
         keys: [String]
     ) async -> (Int, Int, String?) {
@@ -291,6 +299,9 @@ public struct BenchRunner: Sendable {
             let bytes: ByteBuffer
             if let connections {
                 let answer = try await connections.post(gateway, path, headers: [("Authorization", authorization)], body: body)
+                (code, bytes) = (answer.status, answer.body)
+            } else if let shared {
+                let answer = try await shared.post(gateway, path, headers: [("Authorization", authorization)], body: body)
                 (code, bytes) = (answer.status, answer.body)
             } else {
                 var request = HTTPClientRequest(url: gateway + path)
@@ -362,14 +373,23 @@ public struct BenchRunner: Sendable {
     func load(http: HTTPClient, recipients: [String], keys: [String], progress: @escaping @Sendable (String) -> Void) async throws -> BenchReport {
         let samples = NIOLockedValueBox<[Sample]>([])
         samples.withLockedValue { $0.reserveCapacity(options.count) }
+        // The open loop's requests share plain keep-alive connections: `concurrency` to each gateway, opened before
+        // the clock starts (as a client's keep-alive pool is), more when more requests are in flight at once.
+        let shared = SharedConnections()
+        if options.mode == .open { try await shared.open(options.gatewayURLs, count: options.concurrency) }
         let start = ContinuousClock.now
         let deadline = start + .seconds(options.durationSeconds)
         func record(_ outcome: (status: Int, accepted: Int, failure: String?), since: ContinuousClock.Instant) {
             let elapsed = ContinuousClock.now - since
             let seconds = elapsed.inSeconds
-            samples.withLockedValue {
-                $0.append(Sample(status: outcome.status, seconds: seconds, accepted: outcome.accepted, failure: outcome.failure))
-            }
+            let sample = Sample(
+                status: outcome.status,
+                seconds: seconds,
+                accepted: outcome.accepted,
+                failure: outcome.failure,
+                startedAt: (since - start).inSeconds
+            )
+            samples.withLockedValue { $0.append(sample) }
         }
         switch options.mode {
         case .closed:
@@ -411,11 +431,12 @@ public struct BenchRunner: Sendable {
                         inFlight -= 1
                     }
                     group.addTask {
-                        record(await send(index, http: http, recipients: recipients, keys: keys), since: due)
+                        record(await send(index, http: http, shared: shared, recipients: recipients, keys: keys), since: due)
                     }
                     inFlight += 1
                 }
             }
+            await shared.closeAll()
         }
         let elapsed = ContinuousClock.now - start
         let seconds = elapsed.inSeconds
@@ -434,6 +455,8 @@ public struct BenchRunner: Sendable {
             acceptSeconds: seconds,
             acceptedPerSecond: Double(accepted) / max(seconds, 0.001),
             acceptLatencyMs: LatencySummary(all.map(\.seconds)),
+            acceptLatencyAfterFirstSecondMs: options.mode == .open
+                ? LatencySummary(all.filter { $0.startedAt >= 1 }.map(\.seconds)) : nil,
             memoryMB: [:],
             peakMemoryMB: [:]
         )

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -126,9 +127,7 @@ final class ClientConnections: @unchecked Sendable {
         if let known = open[gateway] {
             connection = known
         } else {
-            guard let url = URLComponents(string: gateway), let host = url.host, let port = url.port ?? (url.scheme == "http" ? 80 : nil)
-            else { throw InvalidGateway(url: gateway) }
-            connection = try await PlainHTTPConnection.connect(host: host, port: port)
+            connection = try await SharedConnections.connect(gateway)
             open[gateway] = connection
         }
         do {
@@ -148,5 +147,56 @@ final class ClientConnections: @unchecked Sendable {
     struct InvalidGateway: Error, CustomStringConvertible {
         var url: String
         var description: String { "not an http://host:port URL: \(url)" }
+    }
+}
+
+/// Idle connections shared by the open loop's requests: a request takes one (or opens one when none is idle) and
+/// puts it back after its answer, so the pool grows to the number of requests in flight and no further.
+final class SharedConnections: Sendable {
+    private let idle = NIOLockedValueBox<[String: [PlainHTTPConnection]]>([:])
+
+    /// Opens `count` connections to each gateway before the clock starts, as a client with a keep-alive pool has.
+    func open(_ gateways: [String], count: Int) async throws {
+        for gateway in gateways {
+            for _ in 0..<count {
+                let connection = try await Self.connect(gateway)
+                idle.withLockedValue { $0[gateway, default: []].append(connection) }
+            }
+        }
+    }
+
+    static func connect(_ gateway: String) async throws -> PlainHTTPConnection {
+        guard let url = URLComponents(string: gateway), let host = url.host, let port = url.port ?? (url.scheme == "http" ? 80 : nil)
+        else { throw ClientConnections.InvalidGateway(url: gateway) }
+        return try await PlainHTTPConnection.connect(host: host, port: port)
+    }
+
+    func post(_ gateway: String, _ path: String, headers: [(String, String)], body: ByteBuffer) async throws -> PlainHTTPConnection.Response {
+        let connection: PlainHTTPConnection
+        // One the gateway closed while it was idle is dropped.
+        if let known = idle.withLockedValue({ idle in
+            while let last = idle[gateway]?.popLast() { if last.channel.isActive { return last } }
+            return nil
+        }) {
+            connection = known
+        } else {
+            connection = try await Self.connect(gateway)
+        }
+        do {
+            let answer = try await connection.post(path, headers: headers, body: body)
+            idle.withLockedValue { $0[gateway, default: []].append(connection) }
+            return answer
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    func closeAll() async {
+        let all = idle.withLockedValue { open -> [PlainHTTPConnection] in
+            defer { open = [:] }
+            return open.values.flatMap { $0 }
+        }
+        for connection in all { await connection.close() }
     }
 }

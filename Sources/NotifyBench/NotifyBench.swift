@@ -113,9 +113,14 @@ struct BenchCommand: AsyncParsableCommand {
                 report.acceptedPerSecond
             ),
             "accept latency: " + ms(report.acceptLatencyMs),
+        ]
+        if let steady = report.acceptLatencyAfterFirstSecondMs {
+            lines.append("accept latency after the first second: " + ms(steady))
+        }
+        lines += [
             "errors: "
                 + (report.errors.isEmpty
-                    ? "none" : report.errors.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")),
+                    ? "none" : report.errors.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         ]
         if let delivered = report.delivered {
             lines.append(
