@@ -394,7 +394,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "Telemetry",
                 "Gateway", "UserService", "TemplateService", "Workers", "Relay", "Migrations", "NotifyConfig", "JobQueue",
-                "Broker", "Rendering", "Bench",
+                "Broker", "Rendering", "Bench", "Directory",
                 "SMTPTransport", "EmailProviders", "SMSProviders", "EmailEvents", "RedisCache", "Credentials", "NotificationModel", "NotifyHTTP",
                 "PushTransport",
                 "Admin",

@@ -275,6 +275,77 @@ public struct DirectoryUnavailable: Error, CustomStringConvertible, Sendable {
     public var description: String { reason.isEmpty ? "\(service) service unavailable" : "\(service) service unavailable: \(reason)" }
 }
 
+/// Lookups of single users that the cache could not answer, gathered while a call to the user service is out: the next
+/// call asks for every user gathered meanwhile, in one `POST /api/v1/users/contacts` (a lone user still goes by its
+/// own `GET`). One call at a time, as the gateway's group commit: a burst of creates for users not yet cached (a new
+/// client's first second) cost a call each, and those calls, not the creates, were what queued. A call must end by
+/// the deadline of the first lookup it carries (made `timeout` after that lookup began), so no lookup waits longer
+/// than it would alone, and a service that hangs fails every call within that time (its breaker learns as fast).
+final class RecipientLookups: Sendable {
+    typealias Waiter = CheckedContinuation<Recipient?, any Error>
+    typealias Fetch = @Sendable (_ ids: [UUID], _ correlationID: String, _ deadline: NIODeadline) async throws -> [UUID: Recipient]
+    struct Pending {
+        var waiters: [UUID: [Waiter]] = [:]
+        /// The correlation id of the first lookup waiting, the one a gathered call carries, and its deadline.
+        var correlationID = ""
+        var deadline = NIODeadline.distantFuture
+        var running = false
+    }
+    let pending = NIOLockedValueBox(Pending())
+    /// Calls made so far and the most users one carried.
+    let made = NIOLockedValueBox((calls: 0, largest: 0))
+
+    /// `userID`'s contact (nil: no such user), by the next call, which must end by `deadline`; `fetch` asks the
+    /// service for the users gathered.
+    func recipient(
+        _ userID: UUID,
+        correlationID: String,
+        deadline: NIODeadline,
+        fetch: @escaping Fetch
+    ) async throws -> Recipient? {
+        try await withCheckedThrowingContinuation { (waiter: Waiter) in
+            let lead = pending.withLockedValue { state -> Bool in
+                if state.waiters.isEmpty {
+                    state.correlationID = correlationID
+                    state.deadline = deadline
+                } else {
+                    state.deadline = min(state.deadline, deadline)
+                }
+                state.waiters[userID, default: []].append(waiter)
+                defer { state.running = true }
+                return !state.running
+            }
+            guard lead else { return }
+            Task {
+                while let (waiters, correlationID, deadline) = next() {
+                    made.withLockedValue { made in
+                        made.calls += 1
+                        made.largest = max(made.largest, waiters.count)
+                    }
+                    do {
+                        let found = try await fetch(Array(waiters.keys), correlationID, deadline)
+                        for (id, list) in waiters { for waiter in list { waiter.resume(returning: found[id]) } }
+                    } catch {
+                        for list in waiters.values { for waiter in list { waiter.resume(throwing: error) } }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The users gathered since the last call, or nil (and no call running) when none are.
+    func next() -> ([UUID: [Waiter]], String, NIODeadline)? {
+        pending.withLockedValue { state in
+            guard !state.waiters.isEmpty else {
+                state.running = false
+                return nil
+            }
+            defer { state.waiters = [:] }
+            return (state.waiters, state.correlationID, state.deadline)
+        }
+    }
+}
+
 /// Reads users and templates from their services with the service key, carrying the correlation id. Each service
 /// sits behind its own breaker; a missing user or template is an answer (nil), not a failure of the service.
 public struct PlatformDirectory: Sendable {
@@ -297,6 +368,7 @@ public struct PlatformDirectory: Sendable {
     /// Users' token versions, kept briefly (see `tokenVersion`).
     let tokenVersions = NIOLockedValueBox([UUID: (version: Int, until: ContinuousClock.Instant)]())
     let tokenVersionLifetime: Duration
+    let lookups = RecipientLookups()
 
     public init(
         http: HTTPClient,
@@ -328,14 +400,27 @@ public struct PlatformDirectory: Sendable {
     public func recipient(_ userID: UUID, correlationID: String) async throws -> Recipient? {
         let key = userID.uuidString
         if let recent, let cached = recent.recipient(key) { return cached }
+        return try await lookups.recipient(userID, correlationID: correlationID, deadline: .now() + timeout) { [self] ids, correlationID, deadline in
+            if ids.count == 1 {
+                return try await fetchRecipient(ids[0], correlationID: correlationID, deadline: deadline).map { [ids[0]: $0] } ?? [:]
+            }
+            let found = try await fetchRecipients(ids, correlationID: correlationID, deadline: deadline)
+            if let lastKnown { for id in ids where found[id] == nil { lastKnown.forget(id) } }
+            return found
+        }
+    }
+
+    /// One user from the service (kept in the caches when found).
+    func fetchRecipient(_ userID: UUID, correlationID: String, deadline: NIODeadline? = nil) async throws -> Recipient? {
         let recipient = try await fetch(
             Recipient.self,
             "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/contact",
             service: "user",
             breaker: usersBreaker,
-            correlationID: correlationID
+            correlationID: correlationID,
+            deadline: deadline
         )
-        if let recent, let recipient { recent.keep(recipient, key) }
+        if let recent, let recipient { recent.keep(recipient, userID.uuidString) }
         if let lastKnown {
             if let recipient { lastKnown.keep(recipient) } else { lastKnown.forget(userID) }
         }
@@ -390,6 +475,13 @@ public struct PlatformDirectory: Sendable {
         for id in Set(userIDs) {
             if let recent, let cached = recent.recipient(id.uuidString) { found[id] = cached } else { wanted.append(id) }
         }
+        for (id, recipient) in try await fetchRecipients(wanted, correlationID: correlationID) { found[id] = recipient }
+        return found
+    }
+
+    /// Users from the service, up to 1,000 a call (kept in the caches); ids that name no user are absent.
+    func fetchRecipients(_ wanted: [UUID], correlationID: String, deadline: NIODeadline? = nil) async throws -> [UUID: Recipient] {
+        var found: [UUID: Recipient] = [:]
         // The user service takes up to 1,000 ids a call.
         for start in stride(from: 0, to: wanted.count, by: 1000) {
             let chunk = wanted[start..<min(start + 1000, wanted.count)]
@@ -401,11 +493,12 @@ public struct PlatformDirectory: Sendable {
                 body: body,
                 service: "user",
                 breaker: usersBreaker,
-                correlationID: correlationID
+                correlationID: correlationID,
+                deadline: deadline
             )
             guard let answer else {
                 // A user service from before this call (a rolling upgrade) answers 404: ask for each user alone.
-                for id in chunk { found[id] = try await recipient(id, correlationID: correlationID) }
+                for id in chunk { found[id] = try await fetchRecipient(id, correlationID: correlationID, deadline: deadline) }
                 continue
             }
             for recipient in answer.contacts {
@@ -496,7 +589,8 @@ public struct PlatformDirectory: Sendable {
         body: Data? = nil,
         service: String,
         breaker: CircuitBreaker,
-        correlationID: String
+        correlationID: String,
+        deadline: NIODeadline? = nil
     )
         async throws -> T?
     {
@@ -510,7 +604,7 @@ public struct PlatformDirectory: Sendable {
                 request.body = .bytes(ByteBuffer(data: body))
             }
             do {
-                let response = try await http.execute(request, timeout: timeout)
+                let response = try await http.execute(request, deadline: deadline ?? .now() + timeout)
                 let body = try await response.body.collect(upTo: 4 << 20)
                 switch response.status.code {
                 case 200: return try JSONDecoder().decode(Wrapped<T>.self, from: Data(buffer: body)).data
