@@ -152,7 +152,7 @@ public struct BenchRunner: Sendable {
                 let watched = options.processes + [("bench", getpid())]
                 let cpuBefore = Self.cpuSeconds(watched)
                 let began = ContinuousClock.now
-                var report = try await load(http: http, recipients: recipients, keys: keys, progress: progress)
+                var report = try await load(recipients: recipients, keys: keys, progress: progress)
                 if options.waitForDelivery, report.accepted > 0 {
                     try await delivery(into: &report, notifications: notifications, progress: progress)
                 }
@@ -283,9 +283,7 @@ public struct BenchRunner: Sendable {
     /// One request: its status (0: no answer), how many notifications it got accepted, and why no answer came.
     func send(
         _ index: Int,
-        http: HTTPClient,
-        connections: ClientConnections? = nil,
-        shared: SharedConnections? = nil,
+        pool: ConnectionPool,
         recipients: [String],
         keys: [String]
     ) async -> (Int, Int, String?) {
@@ -295,23 +293,8 @@ public struct BenchRunner: Sendable {
         let authorization = "Bearer \(keys[index % keys.count])"
         let body = Self.body(index, batch: batch, client: client, recipients: recipients)
         do {
-            let code: Int
-            let bytes: ByteBuffer
-            if let connections {
-                let answer = try await connections.post(gateway, path, headers: [("Authorization", authorization)], body: body)
-                (code, bytes) = (answer.status, answer.body)
-            } else if let shared {
-                let answer = try await shared.post(gateway, path, headers: [("Authorization", authorization)], body: body)
-                (code, bytes) = (answer.status, answer.body)
-            } else {
-                var request = HTTPClientRequest(url: gateway + path)
-                request.method = .POST
-                request.headers.add(name: "Authorization", value: authorization)
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(body)
-                let response = try await http.execute(request, timeout: .seconds(30))
-                (code, bytes) = (Int(response.status.code), try await response.body.collect(upTo: 16 << 20))
-            }
+            let answer = try await pool.post(gateway, path, headers: [("Authorization", authorization)], body: body)
+            let (code, bytes) = (answer.status, answer.body)
             if batch == 1 { return (code, code == 202 ? 1 : 0, nil) }
             struct Summary: Decodable {
                 struct Counts: Decodable { var accepted: Int }
@@ -370,12 +353,12 @@ public struct BenchRunner: Sendable {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
-    func load(http: HTTPClient, recipients: [String], keys: [String], progress: @escaping @Sendable (String) -> Void) async throws -> BenchReport {
+    func load(recipients: [String], keys: [String], progress: @escaping @Sendable (String) -> Void) async throws -> BenchReport {
         let samples = NIOLockedValueBox<[Sample]>([])
         samples.withLockedValue { $0.reserveCapacity(options.count) }
         // The open loop's requests share plain keep-alive connections: `concurrency` to each gateway, opened before
         // the clock starts (as a client's keep-alive pool is), more when more requests are in flight at once.
-        let shared = SharedConnections()
+        let shared = ConnectionPool()
         if options.mode == .open { try await shared.open(options.gatewayURLs, count: options.concurrency) }
         let start = ContinuousClock.now
         let deadline = start + .seconds(options.durationSeconds)
@@ -398,7 +381,7 @@ public struct BenchRunner: Sendable {
                 for _ in 0..<max(1, options.concurrency) {
                     group.addTask {
                         // Each client on connections of its own, one request at a time, as a closed loop needs.
-                        let connections = ClientConnections()
+                        let connections = ConnectionPool()
                         while ContinuousClock.now < deadline {
                             let index = next.withLockedValue { value -> Int in
                                 defer { value += 1 }
@@ -407,7 +390,7 @@ public struct BenchRunner: Sendable {
                             guard index < options.count else { break }
                             let began = ContinuousClock.now
                             record(
-                                await send(index, http: http, connections: connections, recipients: recipients, keys: keys),
+                                await send(index, pool: connections, recipients: recipients, keys: keys),
                                 since: began
                             )
                         }
@@ -431,7 +414,7 @@ public struct BenchRunner: Sendable {
                         inFlight -= 1
                     }
                     group.addTask {
-                        record(await send(index, http: http, shared: shared, recipients: recipients, keys: keys), since: due)
+                        record(await send(index, pool: shared, recipients: recipients, keys: keys), since: due)
                     }
                     inFlight += 1
                 }

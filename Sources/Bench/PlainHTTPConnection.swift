@@ -117,42 +117,10 @@ final class PlainHTTPConnection: Sendable {
     }
 }
 
-/// One closed-loop client's connections, one per gateway, opened on first use and opened again after a failure. Used
-/// by one task only.
-final class ClientConnections: @unchecked Sendable {
-    var open: [String: PlainHTTPConnection] = [:]
-
-    func post(_ gateway: String, _ path: String, headers: [(String, String)], body: ByteBuffer) async throws -> PlainHTTPConnection.Response {
-        let connection: PlainHTTPConnection
-        if let known = open[gateway] {
-            connection = known
-        } else {
-            connection = try await SharedConnections.connect(gateway)
-            open[gateway] = connection
-        }
-        do {
-            return try await connection.post(path, headers: headers, body: body)
-        } catch {
-            open[gateway] = nil
-            await connection.close()
-            throw error
-        }
-    }
-
-    func closeAll() async {
-        for connection in open.values { await connection.close() }
-        open = [:]
-    }
-
-    struct InvalidGateway: Error, CustomStringConvertible {
-        var url: String
-        var description: String { "not an http://host:port URL: \(url)" }
-    }
-}
-
-/// Idle connections shared by the open loop's requests: a request takes one (or opens one when none is idle) and
-/// puts it back after its answer, so the pool grows to the number of requests in flight and no further.
-final class SharedConnections: Sendable {
+/// Idle keep-alive connections to the gateways: a request takes one (or opens one when none is idle) and puts it back
+/// after its answer, so a pool grows to the number of its requests in flight and no further. The open loop's requests
+/// share one pool; each closed-loop client has its own (one connection per gateway, one request at a time).
+final class ConnectionPool: Sendable {
     private let idle = NIOLockedValueBox<[String: [PlainHTTPConnection]]>([:])
 
     /// Opens `count` connections to each gateway before the clock starts, as a client with a keep-alive pool has.
@@ -167,7 +135,7 @@ final class SharedConnections: Sendable {
 
     static func connect(_ gateway: String) async throws -> PlainHTTPConnection {
         guard let url = URLComponents(string: gateway), let host = url.host, let port = url.port ?? (url.scheme == "http" ? 80 : nil)
-        else { throw ClientConnections.InvalidGateway(url: gateway) }
+        else { throw InvalidGateway(url: gateway) }
         return try await PlainHTTPConnection.connect(host: host, port: port)
     }
 
@@ -198,5 +166,10 @@ final class SharedConnections: Sendable {
             return open.values.flatMap { $0 }
         }
         for connection in all { await connection.close() }
+    }
+
+    struct InvalidGateway: Error, CustomStringConvertible {
+        var url: String
+        var description: String { "not an http://host:port URL: \(url)" }
     }
 }
