@@ -193,7 +193,7 @@ let package = Package(
         .target(
             name: "SMTPTransport",
             dependencies: [
-                "CCurl", .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio"),
+                "CCurl", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -2,7 +2,6 @@ import CCurl
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
-import NIOPosix
 import ServiceLifecycle
 
 /// Why a send failed, and whether trying again can help.
@@ -38,8 +37,8 @@ public enum SMTPSecurity: String, Sendable, CaseIterable {
     case implicit
 }
 
-/// Sends email over SMTP with libcurl. Each curl handle keeps its connection open between sends; a small pool of
-/// handles lets several sends run at once, each on a thread of the `NIOThreadPool` (libcurl blocks).
+/// Sends email over SMTP with libcurl. Up to `connections` sends run at once, all on one thread through libcurl's
+/// multi interface, each connection kept open between sends.
 public final class SMTPTransport: Sendable {
     public struct Configuration: Sendable {
         public var url: String
@@ -100,26 +99,18 @@ public final class SMTPTransport: Sendable {
     }
 
     private let configuration: Configuration
-    private let threadPool: NIOThreadPool
-    /// Whether `threadPool` is this transport's own (then `shutdown()` stops it).
-    private let ownsThreadPool: Bool
+    private let engine: CurlMultiEngine
     private let handles: NIOLockedValueBox<[CurlHandle]>
     private let slots: AsyncSemaphore
 
-    /// Each pooled connection gets a thread of its own (a send blocks its thread for the whole SMTP dialogue; the
-    /// shared blocking pool has only as many threads as cores, which capped sends at two at a time here).
-    public init(configuration: Configuration, threadPool: NIOThreadPool? = nil) {
+    /// Every send runs on ONE thread of the transport's own, through libcurl's multi interface: one `poll` serves
+    /// all the pooled connections, so a send no longer takes a thread of its own for its whole dialogue (32 threads,
+    /// each woken for every reply, were half of the email worker's CPU, most of it in the kernel switching between
+    /// them). libcurl keeps the connections open between sends, in the multi handle's connection cache.
+    public init(configuration: Configuration) {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         self.configuration = configuration
-        if let threadPool {
-            self.threadPool = threadPool
-            ownsThreadPool = false
-        } else {
-            let own = NIOThreadPool(numberOfThreads: max(1, configuration.connections))
-            own.start()
-            self.threadPool = own
-            ownsThreadPool = true
-        }
+        self.engine = CurlMultiEngine()
         self.handles = NIOLockedValueBox([])
         self.slots = AsyncSemaphore(count: max(1, configuration.connections))
     }
@@ -131,24 +122,20 @@ public final class SMTPTransport: Sendable {
         await slots.wait()
         defer { slots.signal() }
         let handle = handles.withLockedValue { $0.popLast() } ?? CurlHandle()
-        let configuration = self.configuration
-        let payload = Array(message.rendered().utf8)
-        do {
-            try await threadPool.runIfActive {
-                try handle.send(payload: payload, from: message.from, to: message.to, configuration: configuration)
-            }
-            handles.withLockedValue { $0.append(handle) }
-        } catch {
-            // A handle whose connection failed is dropped, so the next send dials afresh.
+        let transfer = handle.prepare(payload: Array(message.rendered().utf8), from: message.from, to: message.to, configuration: configuration)
+        let code = try await engine.perform(transfer)
+        if let error = handle.failure(code) {
+            // A handle whose transfer failed is dropped (libcurl closes a connection that failed).
             throw error
         }
+        handles.withLockedValue { $0.append(handle) }
     }
 }
 
 extension SMTPTransport {
-    /// Stops the transport's own threads once the sends in progress finished, and closes its pooled connections.
+    /// Stops the transport's thread once the sends in progress finished, and closes its pooled connections.
     public func shutdown() async {
-        if ownsThreadPool { try? await threadPool.shutdownGracefully() }
+        await engine.shutdown()
         handles.withLockedValue { $0.removeAll() }
     }
 }
@@ -166,16 +153,23 @@ public struct SMTPTransportService: Service {
     }
 }
 
-/// One libcurl easy handle; used by one thread at a time (the pool hands it out exclusively).
+/// One libcurl easy handle: configured for a send, then driven by the engine's thread until it finishes. Used by one
+/// send at a time (the transport's pool hands it out exclusively).
 final class CurlHandle: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    /// libcurl writes the detail of a failure here; it must outlive every transfer of the handle.
+    let errorBuffer: UnsafeMutablePointer<CChar>
 
     init() {
         handle = curl_easy_init()
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
     }
 
     deinit {
         curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
     }
 
     final class Upload {
@@ -184,57 +178,69 @@ final class CurlHandle: @unchecked Sendable {
         init(_ bytes: [UInt8]) { self.bytes = bytes }
     }
 
-    func send(payload: [UInt8], from: String, to: String, configuration: SMTPTransport.Configuration) throws {
-        let upload = Upload(payload)
-        var recipients: UnsafeMutablePointer<curl_slist>? = nil
-        recipients = curl_slist_append(recipients, "<\(to)>")
-        defer { curl_slist_free_all(recipients) }
-        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    /// What a transfer needs kept alive until it ends: the handle, the body being read, the recipient list.
+    final class Transfer: @unchecked Sendable {
+        let curl: CurlHandle
+        let upload: Upload
+        let recipients: UnsafeMutablePointer<curl_slist>?
 
-        let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorPointer in
-            ccurl_setopt_string(handle, CURLOPT_URL, configuration.url)
-            ccurl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(from)>")
-            ccurl_setopt_slist(handle, CURLOPT_MAIL_RCPT, recipients)
-            ccurl_setopt_long(handle, CURLOPT_UPLOAD, 1)
-            ccurl_setopt_long(handle, CURLOPT_TIMEOUT, configuration.timeoutSeconds)
-            ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, 5)
-            ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-            ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
-            switch configuration.security {
-            case .none: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
-            case .opportunistic: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
-            case .starttls, .implicit: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
-            }
-            ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
-            ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
-            if let caFile = configuration.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
-            // Credentials only where the session is encrypted (the configuration refuses the other combinations, and
-            // libcurl stops a required-TLS session before AUTH when the upgrade fails).
-            if configuration.security == .starttls || configuration.security == .implicit {
-                if let username = configuration.username { ccurl_setopt_string(handle, CURLOPT_USERNAME, username) }
-                if let password = configuration.password { ccurl_setopt_string(handle, CURLOPT_PASSWORD, password) }
-            }
-            ccurl_setopt_read_callback(handle) { buffer, size, count, context in
-                guard let buffer, let context else { return 0 }
-                let upload = Unmanaged<Upload>.fromOpaque(context).takeUnretainedValue()
-                let length = min(size * count, upload.bytes.count - upload.offset)
-                guard length > 0 else { return 0 }
-                upload.bytes.withUnsafeBytes { bytes in
-                    UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + upload.offset, byteCount: length)
-                }
-                upload.offset += length
-                return length
-            }
-            let context = Unmanaged.passUnretained(upload).toOpaque()
-            ccurl_setopt_pointer(handle, CURLOPT_READDATA, context)
-            let result = withExtendedLifetime(upload) { curl_easy_perform(handle) }
-            ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, nil)
-            return result
+        init(curl: CurlHandle, upload: Upload, recipients: UnsafeMutablePointer<curl_slist>?) {
+            self.curl = curl
+            self.upload = upload
+            self.recipients = recipients
         }
-        guard code != CURLE_OK else { return }
+
+        deinit { curl_slist_free_all(recipients) }
+    }
+
+    /// Sets the handle up for one message; the engine runs it.
+    func prepare(payload: [UInt8], from: String, to: String, configuration: SMTPTransport.Configuration) -> Transfer {
+        let upload = Upload(payload)
+        let recipients = curl_slist_append(nil, "<\(to)>")
+        errorBuffer[0] = 0
+        ccurl_setopt_string(handle, CURLOPT_URL, configuration.url)
+        ccurl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(from)>")
+        ccurl_setopt_slist(handle, CURLOPT_MAIL_RCPT, recipients)
+        ccurl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+        ccurl_setopt_long(handle, CURLOPT_TIMEOUT, configuration.timeoutSeconds)
+        ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, 5)
+        ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        switch configuration.security {
+        case .none: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
+        case .opportunistic: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
+        case .starttls, .implicit: ccurl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
+        }
+        ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
+        ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+        if let caFile = configuration.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
+        // Credentials only where the session is encrypted (the configuration refuses the other combinations, and
+        // libcurl stops a required-TLS session before AUTH when the upgrade fails).
+        if configuration.security == .starttls || configuration.security == .implicit {
+            if let username = configuration.username { ccurl_setopt_string(handle, CURLOPT_USERNAME, username) }
+            if let password = configuration.password { ccurl_setopt_string(handle, CURLOPT_PASSWORD, password) }
+        }
+        ccurl_setopt_read_callback(handle) { buffer, size, count, context in
+            guard let buffer, let context else { return 0 }
+            let upload = Unmanaged<Upload>.fromOpaque(context).takeUnretainedValue()
+            let length = min(size * count, upload.bytes.count - upload.offset)
+            guard length > 0 else { return 0 }
+            upload.bytes.withUnsafeBytes { bytes in
+                UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + upload.offset, byteCount: length)
+            }
+            upload.offset += length
+            return length
+        }
+        // The Transfer holds `upload` until the engine reports the handle done.
+        ccurl_setopt_pointer(handle, CURLOPT_READDATA, Unmanaged.passUnretained(upload).toOpaque())
+        return Transfer(curl: self, upload: upload, recipients: recipients)
+    }
+
+    /// The error a finished transfer's result means (nil: the server took the message).
+    func failure(_ code: CURLcode) -> SMTPError? {
+        guard code != CURLE_OK else { return nil }
         var reply: Int = 0
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &reply)
-        let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let detail = String(cString: errorBuffer)
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         let summary = reply > 0 ? "SMTP \(reply): \(text)" : "SMTP: \(text)"
         let transportCode: SMTPError.TransportCode?
@@ -246,7 +252,105 @@ final class CurlHandle: @unchecked Sendable {
         }
         // A refused login (535) is the account's problem, not the message's: transient, so another provider may send it.
         let permanent = (500..<600).contains(reply) && transportCode == nil
-        throw SMTPError(message: summary, replyCode: reply, permanent: permanent, transportCode: transportCode)
+        return SMTPError(message: summary, replyCode: reply, permanent: permanent, transportCode: transportCode)
+    }
+}
+
+/// libcurl's multi interface on a thread of its own: transfers are handed over through a locked queue and
+/// `curl_multi_wakeup`; the thread adds them, drives every connection with `curl_multi_perform`, reports each finished
+/// transfer's result, and sleeps in `curl_multi_poll` (which also honours libcurl's own timers: timeouts, connects).
+/// The multi handle is touched by that thread only, besides `curl_multi_wakeup`, which libcurl allows from any thread.
+final class CurlMultiEngine: Sendable {
+    private struct Submission: Sendable {
+        let transfer: CurlHandle.Transfer
+        let done: CheckedContinuation<CURLcode, any Error>
+    }
+    private struct Queue {
+        var waiting: [Submission] = []
+        var stopping = false
+        var stopped: [CheckedContinuation<Void, Never>] = []
+        var finished = false
+    }
+    private struct Multi: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
+
+    private let multi: Multi
+    private let queue = NIOLockedValueBox(Queue())
+
+    init() {
+        multi = Multi(pointer: curl_multi_init())
+        let multi = self.multi
+        let queue = self.queue
+        let thread = Thread { Self.run(multi.pointer, queue) }
+        thread.name = "smtp-curl"
+        thread.start()
+    }
+
+    /// Runs one transfer to its end; its libcurl result.
+    func perform(_ transfer: CurlHandle.Transfer) async throws -> CURLcode {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<CURLcode, any Error>) in
+            // Woken under the lock: the thread cleans the multi handle up only after it marked itself finished there.
+            let accepted = queue.withLockedValue { queue -> Bool in
+                guard !queue.stopping else { return false }
+                queue.waiting.append(Submission(transfer: transfer, done: done))
+                curl_multi_wakeup(multi.pointer)
+                return true
+            }
+            if !accepted {
+                done.resume(throwing: SMTPError(message: "SMTP: the transport is shut down", replyCode: 0, permanent: false, transportCode: nil))
+            }
+        }
+    }
+
+    /// Lets the transfers in progress finish, then ends the thread and closes the connections.
+    func shutdown() async {
+        await withCheckedContinuation { (stopped: CheckedContinuation<Void, Never>) in
+            let already = queue.withLockedValue { queue -> Bool in
+                queue.stopping = true
+                if queue.finished { return true }
+                queue.stopped.append(stopped)
+                curl_multi_wakeup(multi.pointer)
+                return false
+            }
+            if already { stopped.resume() }
+        }
+    }
+
+    private static func run(_ multi: UnsafeMutableRawPointer, _ queue: NIOLockedValueBox<Queue>) {
+        var active: [UnsafeMutableRawPointer: Submission] = [:]
+        while true {
+            let (incoming, stopping) = queue.withLockedValue { queue in
+                defer { queue.waiting.removeAll(keepingCapacity: true) }
+                return (queue.waiting, queue.stopping)
+            }
+            for submission in incoming {
+                let easy = submission.transfer.curl.handle
+                let added = curl_multi_add_handle(multi, easy)
+                if added == CURLM_OK {
+                    active[easy] = submission
+                } else {
+                    submission.done.resume(returning: CURLE_FAILED_INIT)
+                }
+            }
+            if stopping && active.isEmpty { break }
+            var running: Int32 = 0
+            curl_multi_perform(multi, &running)
+            var left: Int32 = 0
+            while let message = curl_multi_info_read(multi, &left) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+                let result = message.pointee.data.result
+                curl_multi_remove_handle(multi, easy)
+                active.removeValue(forKey: easy)?.done.resume(returning: result)
+            }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+        let stopped = queue.withLockedValue { queue in
+            queue.finished = true
+            defer { queue.stopped.removeAll() }
+            return queue.stopped
+        }
+        // Nobody wakes the handle any more (they do so under the lock, and only before `finished`).
+        curl_multi_cleanup(multi)
+        for continuation in stopped { continuation.resume() }
     }
 }
 
