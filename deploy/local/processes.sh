@@ -1,4 +1,4 @@
-# Sourced by up, down, gateway-bench, relay-bench and worker-bench: the processes deploy/local/up started, each known by its PID
+# Sourced by up, down, gateway-bench, relay-bench, worker-bench and wrk-bench: the processes deploy/local/up started, each known by its PID
 # file in $DIR/pids (DIR must be set).
 
 # alive NAME: its process is running.
@@ -38,6 +38,20 @@ bench_binary() {
     dir=$(dirname "$1")
     if [[ $(basename "$dir") == release ]]; then swift build -c release --product notify-bench >&2; fi
     echo "$dir/notify-bench"
+}
+
+# cpu_ticks: utime+stime of every process of the stack with its direct children (PostgreSQL's backends), "name ticks"
+# per line.
+cpu_ticks() {
+    local file
+    # Processes may end while /proc is read: cat skips those.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } \
+        | awk 'FNR == NR { names[$2] = $1; next }
+               { pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
+                 ticks = f[12] + f[13]
+                 if (pid in names) sum[names[pid]] += ticks; else if (f[2] in names) sum[names[f[2]]] += ticks }
+               END { for (n in sum) print n, sum[n] }' \
+            <(for file in "$DIR"/pids/*.pid; do printf '%s %s\n' "$(basename "$file" .pid)" "$(head -n1 "$file")"; done) -
 }
 
 # wal_counters: the number of notifications and pg_stat_wal's WAL records, bytes and full-page images, on one line

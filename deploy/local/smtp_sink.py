@@ -198,8 +198,8 @@ class Session(asyncio.Protocol):
         body = self.body
         body += self.buffer
         self.buffer.clear()
-        if body.startswith(b".\r\n"):
-            end, rest = 0, 3  # an empty message
+        if not self.oversized and body.startswith(b".\r\n"):
+            end, rest = 0, 3  # an empty message (not the tail kept of an oversized one)
         else:
             end = body.find(b"\r\n.\r\n", max(0, self.searched - 4))
             if end < 0:
