@@ -17,7 +17,7 @@ struct APIKeyResource: Encodable, Sendable {
     var key: String?
 
     init(_ record: APIKeyRecord, key: String? = nil) {
-        id = record.id.uuidString.lowercased()
+        id = record.id.lowercased
         client = record.client
         name = record.name
         prefix = record.prefix
@@ -85,7 +85,7 @@ struct APIKeyController: Sendable {
         let (key, record) = try await store.create(client: client, name: name, scopes: scopes)
         context.logger.info(
             "api key created",
-            metadata: ["key_id": .string(record.id.uuidString.lowercased()), "key_prefix": .string(record.prefix), "key_client": .string(client)]
+            metadata: ["key_id": .string(record.id.lowercased), "key_prefix": .string(record.prefix), "key_client": .string(client)]
         )
         return .envelope(.created, data: APIKeyResource(record, key: key), message: "API key created; store it now, it is not shown again")
     }
@@ -113,7 +113,7 @@ struct APIKeyController: Sendable {
 
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         try context.requireIdentity().require(.admin)
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let record = try await store.get(id: id) else {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)), let record = try await store.get(id: id) else {
             throw APIError.notFound(.apiKeyNotFound, "No API key with this id")
         }
         return .envelope(data: APIKeyResource(record), message: "API key retrieved successfully")
@@ -122,10 +122,10 @@ struct APIKeyController: Sendable {
     /// Revokes a key; the gateway stops accepting it within its key cache time (NOTIFY_KEY_CACHE_SECONDS).
     @Sendable func revoke(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         try context.requireIdentity().require(.admin)
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let record = try await store.revoke(id: id) else {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)), let record = try await store.revoke(id: id) else {
             throw APIError.notFound(.apiKeyNotFound, "No API key with this id")
         }
-        context.logger.info("api key revoked", metadata: ["key_id": .string(record.id.uuidString.lowercased())])
+        context.logger.info("api key revoked", metadata: ["key_id": .string(record.id.lowercased)])
         return .envelope(data: APIKeyResource(record), message: "API key revoked")
     }
 }

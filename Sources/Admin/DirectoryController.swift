@@ -114,7 +114,7 @@ struct DirectoryController: Sendable {
     }
 
     func userID(_ context: NotifyRequestContext) throws -> String {
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.userNotFound }
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)) else { throw Self.userNotFound }
         return id.lowercased
     }
 

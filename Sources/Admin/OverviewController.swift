@@ -241,11 +241,11 @@ struct OverviewController: Sendable {
 
     static func deadLetter(_ row: DeadRow, withErrors: Bool) -> DeadLetter {
         DeadLetter(
-            notificationID: row.0.uuidString.lowercased(),
+            notificationID: row.0.lowercased,
             requestID: row.1,
             client: row.2,
             channel: row.3,
-            userID: row.4.uuidString.lowercased(),
+            userID: row.4.lowercased,
             templateCode: row.5,
             attempts: row.6,
             failedAt: row.7,
@@ -274,7 +274,7 @@ struct OverviewController: Sendable {
 
     @Sendable func deadLetter(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         try context.requireIdentity().require(.admin)
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.notFound }
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)) else { throw Self.notFound }
         for try await row in try await postgres.query(
             """
             SELECT notification_id, request_id, client, channel, user_id, template_code, attempts, failed_at, last_error, errors::text
@@ -288,7 +288,7 @@ struct OverviewController: Sendable {
     @Sendable func replay(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         try identity.require(.admin)
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.notFound }
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)) else { throw Self.notFound }
         var exists = false
         for try await _ in try await postgres.query("SELECT 1 FROM notifications WHERE id = \(id)", logger: logger).decode(Int.self) { exists = true }
         guard exists else { throw Self.notFound }
@@ -296,9 +296,9 @@ struct OverviewController: Sendable {
         guard replayed else { throw APIError(.conflict, code: .notRetryable, message: "Only a failed notification can be replayed") }
         context.logger.info(
             "dead letter replayed",
-            metadata: ["notification_id": .string(id.uuidString.lowercased()), "by": .string(identity.client)]
+            metadata: ["notification_id": .string(id.lowercased), "by": .string(identity.client)]
         )
-        return .envelope(data: Replayed(notificationID: id.uuidString.lowercased(), replayed: true), message: "Notification re-queued")
+        return .envelope(data: Replayed(notificationID: id.lowercased, replayed: true), message: "Notification re-queued")
     }
 
     struct Replayed: Encodable, Sendable {

@@ -168,7 +168,7 @@ struct WebhookController: Sendable {
     }
 
     func endpoint(_ context: NotifyRequestContext) async throws -> WebhookEndpoint {
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let endpoint = try await store.get(id: id) else {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)), let endpoint = try await store.get(id: id) else {
             throw Self.notFound
         }
         return endpoint
@@ -182,7 +182,7 @@ struct WebhookController: Sendable {
     /// Disables the endpoint: no new deliveries; those still waiting are cancelled.
     @Sendable func disable(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         try context.requireIdentity().require(.admin)
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let endpoint = try await store.disable(id: id) else {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)), let endpoint = try await store.disable(id: id) else {
             throw Self.notFound
         }
         context.logger.info("webhook endpoint disabled", metadata: ["endpoint_id": .string(id.lowercased)])

@@ -96,7 +96,7 @@ public struct Recipient: Sendable, Decodable {
             devices.append(Device(deviceID: "recipient", platform: platform, token: token, p256dh: target.p256dh, auth: target.auth))
         }
         return Recipient(
-            userID: UUID(uuidString: "00000000-0000-0000-0000-000000000000")!,
+            userID: UUID(text: "00000000-0000-0000-0000-000000000000")!,
             name: "",
             email: target.email ?? "",
             phone: target.phone,
@@ -398,7 +398,7 @@ public struct PlatformDirectory: Sendable {
 
     /// The user's contact data, or nil when there is no such user. Throws `DirectoryUnavailable` or `BreakerOpenError`.
     public func recipient(_ userID: UUID, correlationID: String) async throws -> Recipient? {
-        let key = userID.uuidString
+        let key = userID.lowercased
         if let recent, let cached = recent.recipient(key) { return cached }
         return try await lookups.recipient(userID, correlationID: correlationID, deadline: .now() + timeout) { [self] ids, correlationID, deadline in
             if ids.count == 1 {
@@ -414,13 +414,13 @@ public struct PlatformDirectory: Sendable {
     func fetchRecipient(_ userID: UUID, correlationID: String, deadline: NIODeadline? = nil) async throws -> Recipient? {
         let recipient = try await fetch(
             Recipient.self,
-            "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/contact",
+            "\(usersURL)/api/v1/users/\(userID.lowercased)/contact",
             service: "user",
             breaker: usersBreaker,
             correlationID: correlationID,
             deadline: deadline
         )
-        if let recent, let recipient { recent.keep(recipient, userID.uuidString) }
+        if let recent, let recipient { recent.keep(recipient, userID.lowercased) }
         if let lastKnown {
             if let recipient { lastKnown.keep(recipient) } else { lastKnown.forget(userID) }
         }
@@ -473,7 +473,7 @@ public struct PlatformDirectory: Sendable {
         var found: [UUID: Recipient] = [:]
         var wanted: [UUID] = []
         for id in Set(userIDs) {
-            if let recent, let cached = recent.recipient(id.uuidString) { found[id] = cached } else { wanted.append(id) }
+            if let recent, let cached = recent.recipient(id.lowercased) { found[id] = cached } else { wanted.append(id) }
         }
         for (id, recipient) in try await fetchRecipients(wanted, correlationID: correlationID) { found[id] = recipient }
         return found
@@ -486,7 +486,7 @@ public struct PlatformDirectory: Sendable {
         for start in stride(from: 0, to: wanted.count, by: 1000) {
             let chunk = wanted[start..<min(start + 1000, wanted.count)]
             struct Contacts: Decodable, Sendable { var contacts: [Recipient] }
-            let body = try JSONSerialization.data(withJSONObject: ["user_ids": chunk.map { $0.uuidString.lowercased() }])
+            let body = try JSONSerialization.data(withJSONObject: ["user_ids": chunk.map { $0.lowercased }])
             let answer = try await fetch(
                 Contacts.self,
                 "\(usersURL)/api/v1/users/contacts",
@@ -503,7 +503,7 @@ public struct PlatformDirectory: Sendable {
             }
             for recipient in answer.contacts {
                 found[recipient.userID] = recipient
-                if let recent { recent.keep(recipient, recipient.userID.uuidString) }
+                if let recent { recent.keep(recipient, recipient.userID.lowercased) }
                 if let lastKnown { lastKnown.keep(recipient) }
             }
         }
@@ -553,7 +553,7 @@ public struct PlatformDirectory: Sendable {
         if let known = tokenVersions.withLockedValue({ $0[userID] }), known.until > now { return known.version }
         let answer = try await fetch(
             TokenVersion.self,
-            "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/token-version/",
+            "\(usersURL)/api/v1/users/\(userID.lowercased)/token-version/",
             service: "users",
             breaker: usersBreaker,
             correlationID: correlationID
@@ -567,7 +567,7 @@ public struct PlatformDirectory: Sendable {
     }
 
     public func deactivateDevice(userID: UUID, deviceID: String, reason: String, correlationID: String) async -> Bool {
-        var request = HTTPClientRequest(url: "\(usersURL)/api/v1/users/\(userID.uuidString.lowercased())/devices/\(deviceID)/deactivate")
+        var request = HTTPClientRequest(url: "\(usersURL)/api/v1/users/\(userID.lowercased)/devices/\(deviceID)/deactivate")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(serviceKey)")
         request.headers.add(name: "X-Correlation-ID", value: correlationID)

@@ -213,7 +213,7 @@ public func buildGateway(_ configuration: GatewayConfiguration, logger: Logger) 
                 // A token revoked at the user service (logout, password or email change) stops working here within
                 // the directory's 5 s memory of token versions.
                 tokenCheck: { [directory] token in
-                    try await directory.tokenVersion(token.subject, correlationID: UUID.random().uuidString.lowercased()) == token.version
+                    try await directory.tokenVersion(token.subject, correlationID: UUID.random().lowercased) == token.version
                 },
                 store: APIKeyStore(client: postgres, logger: logger),
                 cacheSeconds: Double(configuration.keyCacheSeconds)

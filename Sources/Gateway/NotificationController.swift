@@ -45,7 +45,7 @@ struct NotificationController: Sendable {
     @Sendable func retry(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         try identity.require(.notificationsWrite)
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)),
             let replayed = try await repository.replay(id: id, client: identity.client)
         else { throw APIError.notFound(.notificationNotFound, "No notification with this id") }
         guard replayed else {
@@ -65,7 +65,7 @@ struct NotificationController: Sendable {
             throw APIError.forbidden("A user's access token cannot cancel notifications; a client's API key with notifications:write can")
         }
         try identity.require(.notificationsWrite)
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)),
             try await repository.find(id: id, owner: .client(identity.client)) != nil
         else { throw APIError.notFound(.notificationNotFound, "No notification with this id") }
         let outcome = try await repository.cancel(id: id)
@@ -339,7 +339,7 @@ struct NotificationController: Sendable {
 
     @Sendable func show(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let owner = try Self.readOwner(try context.requireIdentity())
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)) else {
             throw APIError.notFound(.notificationNotFound, "No notification with this id")
         }
         guard let notification = try await repository.find(id: id, owner: owner, withHistory: true) else {
@@ -356,7 +356,7 @@ struct NotificationController: Sendable {
         let (page, limit) = request.pagination(into: &errors)
         var userID: UUID?
         if let raw = query.get("user_id") {
-            userID = UUID(uuidString: raw)
+            userID = UUID(text: raw)
             if userID == nil { errors.append(FieldError(field: "user_id", message: "must be a UUID")) }
         }
         if let raw = query.get("request_id"), raw.isEmpty || raw.count > 255 || raw.unicodeScalars.contains("\u{0}") {

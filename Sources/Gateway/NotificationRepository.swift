@@ -109,7 +109,7 @@ struct NewNotification: Sendable, Encodable {
         json.string(templateCode)
         if let userID {
             json.key("user_id")
-            json.string(userID.uuidString)
+            json.string(userID.uppercased)
         }
         json.key("variables")
         json.object(variables)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NotificationModel
 import NotifyHTTP
 import RateLimiting
 import Telemetry
@@ -43,7 +44,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     }
 
     static func bucket(_ identity: Identity) -> String {
-        "key:" + (identity.keyID?.uuidString.lowercased() ?? identity.client)
+        "key:" + (identity.keyID?.lowercased ?? identity.client)
     }
 }
 

@@ -69,7 +69,7 @@ struct SMSWebhookController: Sendable {
         else {
             throw APIError.validation([FieldError(field: "MessageSid", message: "MessageSid and MessageStatus are required")])
         }
-        let notificationID = request.uri.queryParameters.get("notification_id").flatMap(UUID.init(uuidString:))
+        let notificationID = request.uri.queryParameters.get("notification_id").flatMap(UUID.init(text:))
         // Only a numeric carrier or Twilio error code is kept.
         let errorCode = fields["ErrorCode"].flatMap { code in code.count <= 10 && code.allSatisfy(\.isNumber) && !code.isEmpty ? code : nil }
         let outcome = try await client.withTransaction(logger: logger) { [logger] connection -> Received in

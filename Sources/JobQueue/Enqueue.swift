@@ -88,7 +88,7 @@ public struct Enqueued: Sendable {
 }
 
 extension JobStore {
-    static let noUser = UUID(uuidString: "00000000-0000-0000-0000-000000000000")!
+    static let noUser = UUID(text: "00000000-0000-0000-0000-000000000000")!
 
     /// Writes every notification with its job and outbox message in ONE statement, hence one transaction, set-based
     /// (one insert of the notifications, one of their jobs, one of their outbox messages, whatever the count).

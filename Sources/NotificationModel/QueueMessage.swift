@@ -68,11 +68,6 @@ public enum NotificationChannel: String, Codable, Sendable, CaseIterable {
     public var queueName: String { "\(rawValue).queue" }
 }
 
-extension UUID {
-    /// The canonical lowercase text form used in every API response, message and header.
-    public var lowercased: String { uuidString.lowercased() }
-}
-
 extension Duration {
     /// The duration as fractional seconds (for SQL intervals and arithmetic).
     public var inSeconds: Double {

@@ -63,7 +63,7 @@ public struct EnvelopeMiddleware: RouterMiddleware {
         {
             return value
         }
-        return UUID.random().uuidString.lowercased()
+        return UUID.random().lowercased
     }
 
     static func map(_ error: HTTPError) -> APIError {

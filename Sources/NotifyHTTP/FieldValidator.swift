@@ -49,7 +49,7 @@ public struct FieldValidator {
 
     public mutating func uuid(_ field: String, required: Bool = true) -> UUID? {
         guard let value = string(field, required: required, maxLength: 64) else { return nil }
-        guard let uuid = UUID(uuidString: value) else {
+        guard let uuid = UUID(text: value) else {
             fail(field, "must be a UUID")
             return nil
         }

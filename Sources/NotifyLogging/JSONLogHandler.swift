@@ -16,22 +16,12 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// Writes the line directly (keys sorted, strings escaped by hand): JSONSerialization with sorted keys cost about
-    /// a tenth of the gateway's CPU at a few hundred requests per second, for one log line per request.
+    /// a tenth of the gateway's CPU at a few hundred requests per second, for one log line per request. The fields are
+    /// gathered in a small array rather than a merged dictionary (hashing every key twice was a third of a line's cost)
+    /// and written as bytes.
     public func log(event: LogEvent) {
-        var fields: [String: Logger.Metadata.Value] = metadata
-        if let extra = event.metadata {
-            for (key, value) in extra { fields[key] = value }
-        }
-        fields["time"] = .string(Self.timestamp())
-        fields["level"] = .string(event.level.rawValue)
-        fields["message"] = .string(event.message.description)
-        fields["logger"] = .string(label)
-        var line = ""
-        line.reserveCapacity(256)
-        Self.write(.dictionary(fields), into: &line)
-        line.append("\n")
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
+        let line = line(for: event, time: Self.timestamp())
+        line.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
                 let written = Foundation.write(2, buffer.baseAddress! + offset, buffer.count - offset)
@@ -41,56 +31,85 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    static func write(_ value: Logger.Metadata.Value, into line: inout String) {
+    /// One line: a JSON object, keys sorted, then a newline.
+    func line(for event: LogEvent, time: String) -> [UInt8] {
+        let extra = event.metadata ?? [:]
+        var fields: [(key: String, value: Logger.Metadata.Value)] = []
+        fields.reserveCapacity(metadata.count + extra.count + 4)
+        // The event's metadata wins over the logger's, and the four fields of every line win over both.
+        for (key, value) in metadata where !Self.isReserved(key) && (extra.isEmpty || extra[key] == nil) {
+            fields.append((key, value))
+        }
+        for (key, value) in extra where !Self.isReserved(key) { fields.append((key, value)) }
+        fields.append(("level", .string(event.level.rawValue)))
+        fields.append(("logger", .string(label)))
+        fields.append(("message", .string(event.message.description)))
+        fields.append(("time", .string(time)))
+        fields.sort { $0.key < $1.key }
+        var line: [UInt8] = []
+        line.reserveCapacity(512)
+        line.append(UInt8(ascii: "{"))
+        for (index, field) in fields.enumerated() {
+            if index > 0 { line.append(UInt8(ascii: ",")) }
+            Self.escape(field.key, into: &line)
+            line.append(UInt8(ascii: ":"))
+            Self.write(field.value, into: &line)
+        }
+        line.append(UInt8(ascii: "}"))
+        line.append(UInt8(ascii: "\n"))
+        return line
+    }
+
+    static func isReserved(_ key: String) -> Bool { key == "level" || key == "logger" || key == "message" || key == "time" }
+
+    static func write(_ value: Logger.Metadata.Value, into line: inout [UInt8]) {
         switch value {
         case .string(let string): escape(string, into: &line)
         case .stringConvertible(let convertible): escape(convertible.description, into: &line)
         case .array(let array):
-            line.append("[")
+            line.append(UInt8(ascii: "["))
             for (index, element) in array.enumerated() {
-                if index > 0 { line.append(",") }
+                if index > 0 { line.append(UInt8(ascii: ",")) }
                 write(element, into: &line)
             }
-            line.append("]")
+            line.append(UInt8(ascii: "]"))
         case .dictionary(let dictionary):
-            line.append("{")
+            line.append(UInt8(ascii: "{"))
             for (index, key) in dictionary.keys.sorted().enumerated() {
-                if index > 0 { line.append(",") }
+                if index > 0 { line.append(UInt8(ascii: ",")) }
                 escape(key, into: &line)
-                line.append(":")
+                line.append(UInt8(ascii: ":"))
                 write(dictionary[key]!, into: &line)
             }
-            line.append("}")
+            line.append(UInt8(ascii: "}"))
         }
     }
 
-    static let hexDigits = Array("0123456789abcdef")
-
-    /// A JSON string literal (RFC 8259): quote, backslash and control characters escaped.
-    static func escape(_ string: String, into line: inout String) {
-        line.append("\"")
-        // Most values need no escape: one check of their bytes, then one append.
-        if string.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
-            line.append(string)
-            line.append("\"")
-            return
-        }
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": line.append("\\\"")
-            case "\\": line.append("\\\\")
-            case "\n": line.append("\\n")
-            case "\r": line.append("\\r")
-            case "\t": line.append("\\t")
-            case _ where scalar.value < 0x20:
-                line.append("\\u00")
-                line.append(hexDigits[Int(scalar.value >> 4)])
-                line.append(hexDigits[Int(scalar.value & 0xF)])
-            default: line.unicodeScalars.append(scalar)
+    /// A JSON string literal (RFC 8259) as UTF-8: quote, backslash and control characters escaped, everything else
+    /// as it is (a Swift string is valid UTF-8).
+    static func escape(_ string: String, into line: inout [UInt8]) {
+        line.append(UInt8(ascii: "\""))
+        var string = string
+        string.withUTF8 { bytes in
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\""): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case UInt8(ascii: "\n"): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case UInt8(ascii: "\r"): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case UInt8(ascii: "\t"): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                case 0..<0x20:
+                    line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                    line.append(hexDigits[Int(byte >> 4)])
+                    line.append(hexDigits[Int(byte & 0xF)])
+                default: line.append(byte)
+                }
             }
         }
-        line.append("\"")
+        line.append(UInt8(ascii: "\""))
     }
+
+    static let hexDigits = Array("0123456789abcdef".utf8)
 
     static func timestamp() -> String {
         var now = timespec()

@@ -212,7 +212,7 @@ struct UserController: Sendable {
     @Sendable func tokenVersion(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         guard identity.has(.service) else { throw APIError.forbidden("Only the platform's services may ask this") }
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)), let version = try await repository.tokenVersion(id: id)
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)), let version = try await repository.tokenVersion(id: id)
         else { throw Self.userNotFound }
         return .envelope(data: ["token_version": version], message: "Token version")
     }
@@ -368,7 +368,7 @@ struct UserController: Sendable {
         guard let token else { throw APIError.internalError }
         switch try await repository.confirmEmail(tokenHash: VerificationToken.hash(token)) {
         case .confirmed(let user):
-            if let id = UUID(uuidString: user.userID) { await invalidate(id) }
+            if let id = UUID(text: user.userID) { await invalidate(id) }
             context.logger.info("email verified", metadata: ["user_id": .string(user.userID)])
             return .envelope(data: user, message: "Email address confirmed; log in again with it")
         case .invalid:
@@ -456,7 +456,7 @@ struct UserController: Sendable {
         var ids: [UUID] = []
         var errors: [FieldError] = []
         for (index, value) in raw.enumerated() {
-            if let id = value.stringValue.flatMap(UUID.init(uuidString:)) {
+            if let id = value.stringValue.flatMap(UUID.init(text:)) {
                 ids.append(id)
             } else {
                 errors.append(FieldError(field: "user_ids[\(index)]", message: "must be a UUID"))
@@ -466,7 +466,7 @@ struct UserController: Sendable {
         var seen = Set<UUID>()
         ids = ids.filter { seen.insert($0).inserted }
         let byKey = try await cache.fetchMany(ids.map { "contact:\($0.lowercased)" }, as: ContactResource.self) { keys in
-            let wanted = keys.compactMap { UUID(uuidString: String($0.dropFirst("contact:".count))) }
+            let wanted = keys.compactMap { UUID(text: String($0.dropFirst("contact:".count))) }
             let loaded = try await repository.contacts(ids: wanted)
             return Dictionary(uniqueKeysWithValues: loaded.map { ("contact:\($0.key.lowercased)", $0.value) })
         }
@@ -509,8 +509,8 @@ struct UserController: Sendable {
             if let token, let problem = DeviceValidation.apns(token) { fields.fail("token", problem) }
         case "onesignal":
             token = fields.string("token", maxLength: 36)
-            if let token, UUID(uuidString: token) == nil { fields.fail("token", "must be a OneSignal subscription id (a UUID)") }
-            token = token.flatMap(UUID.init(uuidString:))?.uuidString.lowercased() ?? token
+            if let token, UUID(text: token) == nil { fields.fail("token", "must be a OneSignal subscription id (a UUID)") }
+            token = token.flatMap(UUID.init(text:))?.lowercased ?? token
         case "fcm":
             token = fields.string("token", maxLength: 4096)
             if let token, let problem = DeviceValidation.fcm(token) { fields.fail("token", problem) }
@@ -536,7 +536,7 @@ struct UserController: Sendable {
 
     @Sendable func deleteDevice(_ request: Request, context: NotifyRequestContext) async throws -> Response {
         let id = try authorize(context, scope: .usersWrite)
-        guard let device = context.parameters.get("device").flatMap(UUID.init(uuidString:)),
+        guard let device = context.parameters.get("device").flatMap(UUID.init(text:)),
             try await repository.deleteDevice(userID: id, deviceID: device)
         else { throw APIError.notFound(.deviceNotFound, "No device with this id for this user") }
         await invalidate(id)
@@ -549,7 +549,7 @@ struct UserController: Sendable {
         var fields = FieldValidator(try await request.jsonObject())
         let reason = fields.string("reason", required: false, maxLength: 500) ?? "deactivated"
         try fields.check()
-        guard let device = context.parameters.get("device").flatMap(UUID.init(uuidString:)),
+        guard let device = context.parameters.get("device").flatMap(UUID.init(text:)),
             let deactivated = try await repository.deactivateDevice(userID: id, deviceID: device, reason: reason)
         else { throw APIError.notFound(.deviceNotFound, "No device with this id for this user") }
         await invalidate(id)
@@ -564,7 +564,7 @@ struct UserController: Sendable {
     /// The user named in the path, if the caller may reach them: their own token, or a service with `scope`.
     func authorize(_ context: NotifyRequestContext, scope: Scope) throws -> UUID {
         let identity = try context.requireIdentity()
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw Self.userNotFound }
+        guard let id = context.parameters.get("id").flatMap(UUID.init(text:)) else { throw Self.userNotFound }
         guard identity.mayAccess(user: id, scope: scope) else {
             throw APIError.forbidden(
                 identity.userID != nil ? "A user's token reaches only that user's own records" : "This credential lacks the scope \(scope)"

@@ -234,7 +234,7 @@ public struct UserRepository: Sendable {
                 guard var user else { throw UserRepositoryError.emailTaken }
                 if let pushToken, !pushToken.isEmpty {
                     _ = try await connection.query(
-                        "INSERT INTO devices (user_id, platform, token) VALUES (\(UUID(uuidString: user.userID)!), 'fcm', \(pushToken))",
+                        "INSERT INTO devices (user_id, platform, token) VALUES (\(UUID(text: user.userID)!), 'fcm', \(pushToken))",
                         logger: logger
                     )
                     user.pushToken = pushToken

@@ -212,7 +212,7 @@ public struct WorkerConfiguration: Sendable {
                 oneSignalURL = env.string("NOTIFY_ONESIGNAL_URL", default: oneSignalURL)
                 oneSignalAppID = env.optionalString("NOTIFY_ONESIGNAL_APP_ID")
                 oneSignalAPIKey = env.optionalString("NOTIFY_ONESIGNAL_API_KEY")
-                if oneSignalAppID.flatMap(UUID.init(uuidString:)) == nil {
+                if oneSignalAppID.flatMap(UUID.init(text:)) == nil {
                     problems.append("NOTIFY_ONESIGNAL_APP_ID is required for onesignal (the app's id, a UUID)")
                 }
                 if oneSignalAPIKey == nil { problems.append("NOTIFY_ONESIGNAL_API_KEY is required for onesignal (the app's REST API key)") }

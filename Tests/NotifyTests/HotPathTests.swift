@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NotificationModel
 import NotifyConfig
 import Testing
@@ -89,12 +90,66 @@ struct HotPathTests {
             "bell\u{7}", "del\u{7F}", "slash/", "\u{1F}", "mixed \"\\\n\u{1}é",
         ]
         for sample in samples {
-            var line = ""
+            var line: [UInt8] = []
             JSONLogHandler.escape(sample, into: &line)
-            let read = try JSONDecoder().decode(String.self, from: Data(line.utf8))
+            let read = try JSONDecoder().decode(String.self, from: Data(line))
             #expect(read == sample)
-            #expect(!line.utf8.dropFirst().dropLast().contains { $0 < 0x20 })
+            #expect(!line.dropFirst().dropLast().contains { $0 < 0x20 })
         }
+    }
+
+    @Test("a log line is one JSON object with sorted keys: the event's metadata over the logger's, the line's own fields over both")
+    func logLine() throws {
+        var handler = JSONLogHandler(label: "notify.test")
+        handler[metadataKey: "component"] = "gateway"
+        handler[metadataKey: "client"] = "from the logger"
+        handler[metadataKey: "message"] = "not the message"
+        let event = LogEvent(
+            level: .warning,
+            message: "a \"quoted\" message",
+            metadata: ["client": "from the event", "ids": .array(["1", "2"]), "nested": .dictionary(["b": "2", "a": "1"]), "time": "not the time"],
+            source: "test",
+            file: #fileID,
+            function: #function,
+            line: #line
+        )
+        let line = handler.line(for: event, time: "2026-12-07T21:00:00.000Z")
+        #expect(line.last == UInt8(ascii: "\n"))
+        #expect(line.dropLast().allSatisfy { $0 != UInt8(ascii: "\n") })
+        let text = String(decoding: line.dropLast(), as: UTF8.self)
+        #expect(
+            text == #"{"client":"from the event","component":"gateway","ids":["1","2"],"level":"warning","logger":"notify.test","#
+                + #""message":"a \"quoted\" message","nested":{"a":"1","b":"2"},"time":"2026-12-07T21:00:00.000Z"}"#
+        )
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+        #expect(object["message"] as? String == "a \"quoted\" message")
+    }
+
+    @Test("a UUID's text forms are Foundation's, and its parser takes exactly the 8-4-4-4-12 hex form in either case")
+    func uuidText() {
+        var generator = SplitMix(seed: 5)
+        for _ in 0..<5_000 {
+            var id: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &id) { bytes in
+                for index in 0..<16 { bytes[index] = UInt8.random(in: .min ... .max, using: &generator) }
+            }
+            let uuid = UUID(uuid: id)
+            #expect(uuid.lowercased == uuid.uuidString.lowercased())
+            #expect(uuid.uppercased == uuid.uuidString)
+            #expect(UUID(text: uuid.lowercased) == uuid)
+            #expect(UUID(text: uuid.uuidString) == uuid)
+        }
+        let valid = "0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0e"
+        #expect(UUID(text: valid) == UUID(uuidString: valid))
+        #expect(UUID(text: valid[...]) == UUID(uuidString: valid))
+        #expect(UUID(text: "0191F3A2-7c4e-7B1D-9a3e-5F6A7B8C9D0E") == UUID(uuidString: valid))
+        let malformed = [
+            "", "0191f3a2", "0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0", "0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0e0",
+            "0191f3a27c4e7b1d9a3e5f6a7b8c9d0e", "{0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0e}", " 191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0e",
+            "+191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0e", "0191f3a2_7c4e-7b1d-9a3e-5f6a7b8c9d0e", "0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0g",
+            "0191f3a2-7c4e-7b1d-9a3e5-f6a7b8c9d0e", "0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0é", "0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0e\n",
+        ]
+        for text in malformed { #expect(UUID(text: text) == nil, "\(text)") }
     }
 
     @Test("a log line's time is what ISO8601DateFormatter writes with milliseconds, in UTC")
