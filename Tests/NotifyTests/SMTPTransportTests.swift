@@ -48,6 +48,22 @@ import Testing
         await transport.shutdown()
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func aServerThatNeverAnswersTimesOutTransient() async throws {
+        // Listening, so the connection is made, but nothing ever reads or writes on it: only libcurl's transfer timer,
+        // which the engine's own loop drives, can end the send.
+        let silent = try ListeningPort()
+        let transport = SMTPTransport(configuration: .init(url: "smtp://127.0.0.1:\(silent.port)", timeoutSeconds: 2))
+        let started = ContinuousClock.now
+        let error = await #expect(throws: SMTPError.self) { try await transport.send(Self.message(UUID().uuidString)) }
+        #expect(error?.permanent == false)
+        #expect(error?.replyCode == 0)
+        #expect(error?.message.contains("timed out") == true, "\(error?.message ?? "")")
+        #expect(ContinuousClock.now - started >= .seconds(1), "it waited for the greeting until the timeout")
+        await transport.shutdown()
+        silent.close()
+    }
+
     @Test func shutdownLetsSendsInProgressEndAndRefusesLaterOnes() async throws {
         let infra = try TestInfrastructure()
         let transport = SMTPTransport(configuration: .init(url: "smtp://\(infra.smtpHost):\(infra.smtpPort)", connections: 4))
@@ -105,4 +121,34 @@ private struct ClosedPort {
         guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
         port = Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+/// A loopback port that accepts connections (the kernel completes them from the backlog) and never answers.
+private struct ListeningPort {
+    let port: Int
+    let fd: Int32
+
+    init() throws {
+        fd = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = self.fd
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0, listen(fd, 8) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else {
+            Foundation.close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Foundation.close(fd) }
 }
