@@ -368,6 +368,8 @@ final class CurlMultiEngine: Sendable {
                     ccurl_epoll_wait(loop.epoll, fds.baseAddress, masks.baseAddress, 64, wait)
                 }
             }
+            // A failed wait (EINTR, or no descriptors left) is tried again after a pause instead of in a spin.
+            if count < 0 { usleep(10_000) }
             for index in 0..<max(0, Int(count)) {
                 if fds[index] == wakeup {
                     ccurl_eventfd_drain(wakeup)
@@ -376,8 +378,12 @@ final class CurlMultiEngine: Sendable {
                 curl_multi_socket_action(loop.multi, fds[index], masks[index], &running)
                 takeTimer()
             }
+            // libcurl's timer is due; or, as a safety net, the thread waited the whole second with nothing to do.
             if let due = deadline, clock.now >= due {
                 deadline = nil
+                curl_multi_socket_action(loop.multi, CURL_SOCKET_TIMEOUT, 0, &running)
+                takeTimer()
+            } else if count == 0 && deadline == nil && !active.isEmpty {
                 curl_multi_socket_action(loop.multi, CURL_SOCKET_TIMEOUT, 0, &running)
                 takeTimer()
             }
