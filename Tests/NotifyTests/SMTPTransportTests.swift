@@ -36,16 +36,24 @@ import Testing
         }
     }
 
+    /// One send to a loopback port that has no SMTP server: its error (checked transient, without a reply code) and
+    /// how long it took.
+    static func failedSend(toPort port: Int, timeoutSeconds: Int) async -> (error: SMTPError?, took: Duration) {
+        let transport = SMTPTransport(configuration: .init(url: "smtp://127.0.0.1:\(port)", timeoutSeconds: timeoutSeconds))
+        let started = ContinuousClock.now
+        let error = await #expect(throws: SMTPError.self) { try await transport.send(Self.message(UUID().uuidString)) }
+        let took = ContinuousClock.now - started
+        #expect(error?.permanent == false)
+        #expect(error?.replyCode == 0)
+        await transport.shutdown()
+        return (error, took)
+    }
+
     @Test func aRefusedConnectionFailsAtOnceAndTransient() async throws {
         // A port nothing listens on: bound and closed here, so the connection is refused.
         let socket = try ClosedPort()
-        let transport = SMTPTransport(configuration: .init(url: "smtp://127.0.0.1:\(socket.port)", timeoutSeconds: 30))
-        let started = ContinuousClock.now
-        let error = await #expect(throws: SMTPError.self) { try await transport.send(Self.message(UUID().uuidString)) }
-        #expect(error?.permanent == false)
-        #expect(error?.replyCode == 0)
-        #expect(ContinuousClock.now - started < .seconds(20), "a refused connection is not waited out to the timeout")
-        await transport.shutdown()
+        let (_, took) = await Self.failedSend(toPort: socket.port, timeoutSeconds: 30)
+        #expect(took < .seconds(20), "a refused connection is not waited out to the timeout")
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -53,15 +61,10 @@ import Testing
         // Listening, so the connection is made, but nothing ever reads or writes on it: only libcurl's transfer timer,
         // which the engine's own loop drives, can end the send.
         let silent = try ListeningPort()
-        let transport = SMTPTransport(configuration: .init(url: "smtp://127.0.0.1:\(silent.port)", timeoutSeconds: 2))
-        let started = ContinuousClock.now
-        let error = await #expect(throws: SMTPError.self) { try await transport.send(Self.message(UUID().uuidString)) }
-        #expect(error?.permanent == false)
-        #expect(error?.replyCode == 0)
+        defer { silent.close() }
+        let (error, took) = await Self.failedSend(toPort: silent.port, timeoutSeconds: 2)
         #expect(error?.message.contains("timed out") == true, "\(error?.message ?? "")")
-        #expect(ContinuousClock.now - started >= .seconds(1), "it waited for the greeting until the timeout")
-        await transport.shutdown()
-        silent.close()
+        #expect(took >= .seconds(1), "it waited for the greeting until the timeout")
     }
 
     @Test func shutdownLetsSendsInProgressEndAndRefusesLaterOnes() async throws {

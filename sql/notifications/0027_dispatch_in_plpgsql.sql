@@ -18,16 +18,10 @@ BEGIN
     RETURN cardinality(p_job_ids);
 END $$;
 
+-- One job's message is built by dispatch_jobs too: one place builds every job's queue message.
 CREATE OR REPLACE FUNCTION dispatch_job(p_job_id bigint) RETURNS bigint LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO outbox (routing_key, message_id, correlation_id, priority, payload)
-    SELECT j.queue, j.id::text, n.correlation_id, j.priority,
-           jsonb_build_object('notification_id', n.id, 'job_id', j.id, 'user_id', n.user_id,
-                              'template_code', n.template_code, 'variables', n.variables, 'request_id', n.request_id,
-                              'priority', n.priority, 'metadata', n.metadata, 'attempt', j.attempt)
-    FROM jobs j JOIN notifications n ON n.id = j.notification_id
-    WHERE j.id = p_job_id;
-    PERFORM pg_notify('outbox', '');
+    PERFORM dispatch_jobs(ARRAY[p_job_id]);
     RETURN p_job_id;
 END $$;
 
