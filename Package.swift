@@ -71,7 +71,7 @@ let package = Package(
             name: "Credentials",
             dependencies: [
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                "NotifyHTTP", "NotifyConfig", "PostgresAccess", "OutboundPolicy",
+                "NotifyHTTP", "NotifyConfig", "PostgresAccess", "OutboundPolicy", "NotificationModel",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -224,14 +224,14 @@ let package = Package(
         ),
         .target(
             name: "EmailEvents",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["NotificationModel", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "PushTransport",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                "OutboundPolicy",
+                "OutboundPolicy", "NotificationModel",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdBcrypt
 import Logging
+import NotificationModel
 import NotifyHTTP
 import RateLimiting
 
@@ -77,8 +78,8 @@ struct SessionController: Sendable {
         await throttle.succeeded(account: email)
         try? await admins.touch(id: admin.id)
         let token = try await admins.createSession(adminID: admin.id, lifetimeSeconds: lifetime)
-        context.logger.info("admin logged in", metadata: ["admin_id": .string(admin.id.uuidString.lowercased())])
-        var response = Response.envelope(data: AdminLogin(adminID: admin.id.uuidString.lowercased(), expiresIn: lifetime), message: "Logged in")
+        context.logger.info("admin logged in", metadata: ["admin_id": .string(admin.id.lowercased)])
+        var response = Response.envelope(data: AdminLogin(adminID: admin.id.lowercased, expiresIn: lifetime), message: "Logged in")
         response.headers.append(setCookie(token, maxAge: lifetime))
         return response
     }
@@ -143,7 +144,7 @@ struct AdminAuthMiddleware: RouterMiddleware {
     }
 
     static func `operator`(_ id: UUID) -> Identity {
-        Identity(client: "admin:\(id.uuidString.lowercased())", keyID: nil, scopes: [Scope.admin])
+        Identity(client: "admin:\(id.lowercased)", keyID: nil, scopes: [Scope.admin])
     }
 }
 

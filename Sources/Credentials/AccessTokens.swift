@@ -1,5 +1,6 @@
 import Foundation
 import JWTKit
+import NotificationModel
 
 /// The claims of a user's access token: the user, the user's token version when it was issued (a password or email
 /// change, or a logout, raises it and so revokes the token), and when the user last gave a password (`auth_time`:
@@ -47,7 +48,7 @@ public struct AccessTokens: Sendable {
     public func issue(userID: UUID, version: Int = 0, authTime: Date = Date()) async throws -> String {
         let now = Date()
         let payload = AccessTokenPayload(
-            sub: .init(value: userID.uuidString.lowercased()),
+            sub: .init(value: userID.lowercased),
             iss: .init(value: issuer),
             aud: .init(value: [audience]),
             iat: .init(value: now),
@@ -61,7 +62,7 @@ public struct AccessTokens: Sendable {
     /// A valid token of ours, or nil (bad signature, expired, foreign issuer or audience, no version).
     public func verifyToken(_ token: String) async -> VerifiedToken? {
         guard let payload = try? await keys.verify(token, as: AccessTokenPayload.self), payload.iss.value == issuer,
-            payload.aud.value.contains(audience), let subject = UUID(uuidString: payload.sub.value)
+            payload.aud.value.contains(audience), let subject = UUID(text: payload.sub.value)
         else { return nil }
         return VerifiedToken(subject: subject, version: payload.ver, authTime: Date(timeIntervalSince1970: TimeInterval(payload.authTime)))
     }

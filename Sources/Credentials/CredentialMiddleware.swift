@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
+import NotificationModel
 import NotifyHTTP
 
 /// Authenticates every call of a service: the platform's service key (other services of the platform), a user's
@@ -56,7 +57,7 @@ public struct CredentialMiddleware: RouterMiddleware {
                 guard current else { throw APIError.unauthorized }
             }
             let userID = token.subject
-            return Identity(client: "user:\(userID.uuidString.lowercased())", keyID: nil, scopes: ["user"], userID: userID)
+            return Identity(client: "user:\(userID.lowercased)", keyID: nil, scopes: ["user"], userID: userID)
         }
         // Our keys are `nk_<prefix>_<secret>`; anything else cannot be one, so it costs no lookup.
         guard credential.hasPrefix("nk_"), credential.utf8.count <= 128 else { throw APIError.unauthorized }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NotificationModel
 
 /// What an email provider's event webhook reported about one message, in the platform's terms.
 public struct EmailEvent: Sendable, Equatable {
@@ -123,7 +124,7 @@ public struct SendGridWebhook: Sendable {
                     provider: "sendgrid",
                     eventID: eventID,
                     kind: kind,
-                    notificationID: (object["notification_id"] as? String).flatMap(UUID.init(uuidString:)),
+                    notificationID: (object["notification_id"] as? String).flatMap(UUID.init(text:)),
                     recipient: email,
                     statusCode: EmailEvent.enhancedStatus(object["status"] as? String)
                 )
@@ -173,7 +174,7 @@ public struct MailgunWebhook: Sendable {
             provider: "mailgun",
             eventID: eventID,
             kind: kind,
-            notificationID: (variables?["notification_id"] as? String).flatMap(UUID.init(uuidString:)),
+            notificationID: (variables?["notification_id"] as? String).flatMap(UUID.init(text:)),
             recipient: recipient,
             statusCode: EmailEvent.enhancedStatus(status?["enhanced-code"] as? String)
         )

@@ -7,6 +7,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NIOSSL
+import NotificationModel
 
 /// An APNs signing key as Apple hands it out: a `.p8` file (PKCS#8 PEM, P-256) with its key id, and the team id.
 public struct APNsKey: Sendable {
@@ -155,7 +156,7 @@ public struct APNsTransport: Sendable {
             // 0 asks Apple not to store it at all; otherwise it may hold the message until then.
             ("apns-expiration", message.timeToLive <= 0 ? "0" : String(Int(now.timeIntervalSince1970) + message.timeToLive)),
         ]
-        if let id = UUID(uuidString: messageID) { headers.append(("apns-id", id.uuidString.lowercased())) }
+        if let id = UUID(text: messageID) { headers.append(("apns-id", id.lowercased)) }
         if let collapse = message.collapseID { headers.append(("apns-collapse-id", Self.collapseID(collapse))) }
         return Request(headers: headers, payload: body, background: background)
     }

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NotificationModel
 
 /// OneSignal's REST API, for teams whose apps route push through OneSignal: `POST {base}/notifications` with the app
 /// id and the app's REST API key (`Authorization: Key …`), one subscription id per request. Each request carries an
@@ -62,12 +63,12 @@ public struct OneSignalTransport: Sendable {
                 bytes[13], bytes[14], bytes[15]
             )
         )
-        return id.uuidString.lowercased()
+        return id.lowercased
     }
 
     /// Returns OneSignal's notification id.
     public func send(_ message: PushMessage, subscriptionID: String, messageID: String) async throws -> String {
-        guard UUID(uuidString: subscriptionID) != nil else {
+        guard UUID(text: subscriptionID) != nil else {
             throw PushError(.malformedSubscription, message: "onesignal subscription id is not a UUID", permanent: true, deviceGone: true)
         }
         let body = try JSONSerialization.data(

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NotificationModel
 import NotifyConfig
 
 /// How a new email address is verified: the token's lifetime, the page that takes the token, and the gateway the
@@ -74,7 +75,7 @@ struct VerificationMailer: Sendable {
         let link = settings.linkTemplate.map { $0.replacingOccurrences(of: "{token}", with: token) }
         let body: [String: Any] = [
             "notification_type": "email",
-            "user_id": userID.uuidString.lowercased(),
+            "user_id": userID.lowercased,
             "template_code": "notify.email_verification",
             // One notification per token: a retry of this call is a replay, a new request a new mail.
             "request_id": "email-verification:" + tokenHash.prefix(16).map { String(format: "%02x", $0) }.joined(),

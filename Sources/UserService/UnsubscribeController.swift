@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NotificationModel
 import NotifyHTTP
 
 /// One-click unsubscribe (RFC 8058), public: the signed token in the path is the credential, and it can only turn one
@@ -41,7 +42,7 @@ struct UnsubscribeController: Sendable {
         _ = try await request.body.collect(upTo: 16 << 10)
         guard try await repository.optOut(id: userID, category: category, channel: "email") else { return Self.invalid }
         await invalidate(userID)
-        context.logger.info("unsubscribed", metadata: ["user_id": .string(userID.uuidString.lowercased()), "category": .string(category)])
+        context.logger.info("unsubscribed", metadata: ["user_id": .string(userID.lowercased), "category": .string(category)])
         return Self.page(
             .ok,
             title: "Unsubscribed",
