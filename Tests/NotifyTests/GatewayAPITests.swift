@@ -92,6 +92,18 @@ struct GatewayAPITests {
                 #expect(reply.details.compactMap { $0["field"] } == ["body"])
             }
             #expect(try await stack.scalar("SELECT count(*)::int FROM notifications", as: Int.self) == written)
+
+            // An id is the 8-4-4-4-12 form and nothing near it (the uppercase form is a user like any other: see
+            // recipientChecks); in a path, another form is no notification at all.
+            let id = "0191f3a2-7c4e-7b1d-9a3e-5f6a7b8c9d0e"
+            for near in [" \(id)", "{\(id)}", id.replacingOccurrences(of: "-", with: ""), "+" + id.dropFirst(), id + "\n"] {
+                let reply = try await stack.send(Self.valid(near))
+                #expect(reply.status == 400, "\(near)")
+                #expect(reply.error == "VALIDATION_ERROR")
+                #expect(reply.details.compactMap { $0["field"] } == ["user_id"])
+                #expect(reply.details.compactMap { $0["message"] } == ["must be a UUID"])
+            }
+            #expect(try await stack.notification("%7B\(id)%7D").status == 404)
         }
     }
 
