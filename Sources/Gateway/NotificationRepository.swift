@@ -592,10 +592,7 @@ struct NotificationRepository: Sendable {
             _ = try await connection.query("SELECT set_config('notify.cause', \(cause), true)", logger: logger)
             if status == .pending {
                 _ = try await connection.query(
-                    """
-                    INSERT INTO notification_events (notification_id, from_status, to_status, cause)
-                    VALUES (\(id), \(current.status.rawValue), \(current.status.rawValue), \(cause))
-                    """,
+                    "SELECT record_notification_event(\(id), \(current.status.rawValue), \(current.status.rawValue), \(cause))",
                     logger: logger
                 )
             } else {

@@ -192,6 +192,23 @@ struct WebhookTests {
                 _ = try await eventually("the delivered event", timeout: .seconds(60)) { () -> Bool? in
                     receiver.requests("/hooks/ok").contains { $0.headers["x-notify-event"] == "delivered" } ? true : nil
                 }
+                // A report of `pending` after that changes no status but is an entry of the history
+                // (record_notification_event): the endpoint hears it too, with its cause.
+                let late = try await stack.call(
+                    .POST,
+                    "\(stack.url(.gateway))/api/v1/email/status/",
+                    json: ["notification_id": id, "status": "pending", "error": "queued again at the recipient"],
+                    headers: stack.serviceAuth
+                )
+                #expect(late.status == 200, "\(late.json)")
+                let lateCall = try await eventually("the reported event at the endpoint", timeout: .seconds(60)) { () -> [String: Any]? in
+                    receiver.requests("/hooks/ok").lazy
+                        .compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }
+                        .first { ($0["cause"] as? String)?.hasPrefix("delivery report: pending") == true }
+                }
+                #expect(lateCall["status"] as? String == "delivered")
+                #expect(lateCall["previous_status"] as? String == "delivered")
+                #expect(lateCall["notification_id"] as? String == id)
 
                 // An endpoint that fails: retried with backoff, then a dead letter; mail is not held up meanwhile.
                 receiver.statuses.withLockedValue { $0["/hooks/down"] = 500 }
