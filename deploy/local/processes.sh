@@ -1,4 +1,4 @@
-# Sourced by up, down, gateway-bench, relay-bench, worker-bench and wrk-bench: the processes deploy/local/up started, each known by its PID
+# Sourced by up, down, bench, gateway-bench, publisher-bench, relay-bench, worker-bench and wrk-bench: the processes deploy/local/up started, each known by its PID
 # file in $DIR/pids (DIR must be set).
 
 # alive NAME: its process is running.
@@ -17,6 +17,27 @@ bench_up() {
     done
     env -i "${vars[@]}" NOTIFY_RELAY_PUBLISHER="${NOTIFY_RELAY_PUBLISHER:-http}" bash -c 'deploy/local/up' >/dev/null \
         || echo "[$1] deploy/local/up reported a problem (above); going on" >&2
+}
+
+# bench_lock NAME: one bench at a time on a stack. Each bench stops and restarts some of its processes; a second one
+# started meanwhile restarts them under the first (once it left a second email worker, outside the PID files, draining
+# the queue of later runs). The lock is a directory with the PID of the bench holding it, held while that process
+# lives: a bench that ended however it ended holds nothing. A bench run by a bench (publisher-bench runs bench) shares
+# its lock.
+bench_lock() {
+    local lock=$DIR/bench.lock holder
+    [[ ${NOTIFY_BENCH_LOCKED:-} == "$DIR" ]] && return 0
+    if ! mkdir "$lock" 2>/dev/null; then
+        holder=$(cat "$lock/pid" 2>/dev/null || true)
+        if [[ -n $holder ]] && kill -0 "$holder" 2>/dev/null; then
+            echo "[$1] another bench (PID $holder: $(tr '\0' ' ' </proc/"$holder"/cmdline 2>/dev/null)) is running on $DIR; wait for it to end" >&2
+            exit 1
+        fi
+        rm -rf "$lock"
+        mkdir "$lock" || { echo "[$1] $lock: taken meanwhile; try again" >&2; exit 1; }
+    fi
+    echo $$ >"$lock/pid"
+    export NOTIFY_BENCH_LOCKED=$DIR
 }
 
 # stop_process NAME: SIGTERM, up to 15 s to finish its work, then SIGKILL. Prints the PID it stopped, nothing when
