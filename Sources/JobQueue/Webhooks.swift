@@ -250,7 +250,7 @@ public struct WebhookStore: Sendable {
             """
             UPDATE webhook_deliveries SET state = 'completed', last_status = \(status), finalized_at = now(), lease_expires_at = NULL,
                 updated_at = now()
-            WHERE id = \(id) AND state = 'running'
+            WHERE id = \(id) AND (state = 'running') IS TRUE
             """,
             logger: logger
         )
@@ -270,7 +270,7 @@ public struct WebhookStore: Sendable {
                 last_status = \(status),
                 errors = errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', attempt, 'status', \(status)::int, 'error', \(error)::text)),
                 lease_expires_at = NULL, updated_at = now()
-            WHERE id = \(id) AND state = 'running'
+            WHERE id = \(id) AND (state = 'running') IS TRUE
             RETURNING state
             """,
             logger: logger

@@ -1,5 +1,4 @@
 import Foundation
-import JobQueue
 import Logging
 import Migrations
 import NotificationModel
@@ -7,6 +6,8 @@ import NotifyConfig
 import PostgresAccess
 import PostgresNIO
 import Testing
+
+@testable import JobQueue
 
 /// Scheduler, rescuer and cleaner, each called through `runOnce()` against a real migrated database; plus the SQL
 /// that operators use: transitions, dead letters and their replay, the inspection views.
@@ -253,6 +254,71 @@ struct MaintenanceTests {
             #expect(Set(claimed).count == 19)
             let via: String? = try await scalar(client, "SELECT DISTINCT attempted_via FROM jobs")
             #expect(via == "fallback")
+        }
+    }
+
+    /// The plan of `sql` with `bindings` (not executed), as one line of text.
+    func plan(_ client: Database, _ sql: String, _ bindings: PostgresBindings) async throws -> String {
+        var lines: [String] = []
+        for try await line in try await client.query(PostgresQuery(unsafeSQL: "EXPLAIN " + sql, binds: bindings), logger: TestInfrastructure.logger)
+            .decode(String.self)
+        { lines.append(line) }
+        return lines.joined(separator: "\n")
+    }
+
+    @Test("claims and completions do not read the jobs they name through the partial indexes of waiting jobs, whatever the statistics")
+    func jobsByIDUseThePrimaryKey() async throws {
+        try await withDatabase { client in
+            let logger = TestInfrastructure.logger
+            // Statistics gathered while every job was settled, as when the server is quiet; then a backlog: 260 jobs
+            // running, 40 available. Autovacuum would gather them again: off for this table.
+            _ = try await client.query("ALTER TABLE jobs SET (autovacuum_enabled = false)", logger: logger)
+            for _ in 0..<300 { _ = try await insertJob(client) }
+            _ = try await client.query("UPDATE jobs SET state = 'completed', finalized_at = now()", logger: logger)
+            _ = try await client.query("ANALYZE jobs", logger: logger)
+            var ids: [Int] = []
+            for _ in 0..<300 { ids.append(try await insertJob(client).1) }
+            let running = Array(ids.prefix(260))
+            let available = Array(ids.suffix(40))
+            _ = try await client.query("UPDATE jobs SET state = 'running', attempted_by = 'w' WHERE id = ANY(\(running))", logger: logger)
+
+            // The plain condition on the state: the planner reads the whole partial index (the premise of this test).
+            var named = PostgresBindings()
+            named.append(Array(running.prefix(20)))
+            let plain = try await plan(client, "SELECT id FROM jobs WHERE id = ANY ($1::bigint[]) AND state = 'running'", named)
+            #expect(plain.contains("jobs_state_run_at"), "\(plain)")
+            // The form the single-job statements use (fail, snooze, withdraw, heartbeat) is not: on this small table
+            // the planner reads it all, on a large one by primary key.
+            let idiom = try await plan(client, "SELECT id FROM jobs WHERE id = ANY ($1::bigint[]) AND (state = 'running') IS TRUE", named)
+            #expect(!idiom.contains("jobs_state_run_at"), "\(idiom)")
+
+            // A completion of 20 running jobs.
+            var complete = PostgresBindings()
+            complete.append(Array(running.prefix(20)))
+            complete.append("w")
+            ProviderDelivery.bind([], into: &complete)
+            let completion = try await plan(client, JobStore.CompleteStatement.sql, complete)
+            #expect(!completion.contains("jobs_state_run_at") && !completion.contains("jobs_available"), "\(completion)")
+
+            // A claim of 20 available jobs named by broker messages.
+            var claim = PostgresBindings()
+            claim.append("w")
+            claim.append(ClaimPath.broker.rawValue)
+            claim.append(60.0)
+            claim.append(Array(available.prefix(20)))
+            let claimPlan = try await plan(client, JobStore.ClaimNamed.sql, claim)
+            #expect(!claimPlan.contains("jobs_state_run_at") && !claimPlan.contains("jobs_available"), "\(claimPlan)")
+
+            // And they still do what they did: the claim takes only the available ones it names, the completion only
+            // this worker's running ones.
+            let store = JobStore(client: client, logger: logger)
+            let claimed = try await store.claim(jobIDs: [available[0], running[0]], worker: "w2", lease: .seconds(60))
+            #expect(claimed.map { $0?.jobID } == [available[0], nil])
+            try await store.complete(jobIDs: [running[1], available[0]], worker: "w")
+            #expect(try await jobState(client, running[1]) == "completed")
+            #expect(try await jobState(client, available[0]) == "running", "another worker's job")
+            try await store.complete(jobIDs: [available[0]], worker: "w2")
+            #expect(try await jobState(client, available[0]) == "completed")
         }
     }
 
