@@ -34,7 +34,6 @@ let package = Package(
     targets: [
         // C libraries, installed from Debian packages; variadic functions are wrapped in the headers.
         .systemLibrary(name: "CAMQP", path: "Sources/CAMQP", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
-        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
@@ -142,8 +141,8 @@ let package = Package(
             name: "RedisCache",
             dependencies: [
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                "Telemetry", "Deadlines",
-                "CHiredis", "Breakers",
+                "Telemetry", "Deadlines", "Breakers",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

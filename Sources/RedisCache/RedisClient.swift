@@ -1,21 +1,23 @@
-import CHiredis
-import Deadlines
 import Foundation
-import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 
 public struct RedisError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+    /// An error reply of the server (as opposed to a connection that failed or a reply that did not come in time).
+    var fromServer = false
     public init(message: String) { self.message = message }
 }
 
-/// A Redis connection through hiredis. Calls block, so they run on the `NIOThreadPool`, on the one connection
-/// (guarded by a lock); a failed connection is dropped and redialled on the next call. Commands that arrive while
-/// one is in flight go together as one pipeline (all written, then every reply read): one hop to the thread pool
-/// and one round trip for all of them, as the gateway's group commit does for PostgreSQL.
-public final class RedisClient: @unchecked Sendable {
+/// A Redis connection on an NIO event loop. Each command is written as a RESP array of bulk strings (every
+/// argument's exact UTF-8 bytes with its length: binary-safe) and answered by the next reply, in order: commands sent
+/// while others are in flight share the connection as a pipeline, and no thread waits for a reply (no thread pool,
+/// no lock held across a round trip). A command without a reply within the timeout fails; its reply, if it comes, is
+/// dropped. A connection that fails fails what was in flight on it; the next command dials again, with `AUTH` first
+/// when a password is set.
+public final class RedisClient: Sendable {
     public enum Reply: Sendable, Equatable {
         case null
         case string(String)
@@ -26,15 +28,15 @@ public final class RedisClient: @unchecked Sendable {
 
     private let host: String
     private let port: Int
+    private let timeout: TimeAmount
     private let timeoutMilliseconds: Int
-    private let threadPool: NIOThreadPool
-    private let lock = NIOLock()
-    private var context: UnsafeMutablePointer<redisContext>?
     /// `AUTH [username] password` on every new connection when a password is set (Redis `requirepass` or an ACL user).
     private let username: String?
     private let password: String?
-    /// Concurrent commands, pipelined.
-    private let pipelines = NIOLockedValueBox<BatchExecutor<[String], Result<Reply, any Error>>?>(nil)
+    private let group: any EventLoopGroup
+    /// The connection: being dialled, or open. Cleared when it fails, so that the next command dials again.
+    private let connection = NIOLockedValueBox<Task<any Channel, any Error>?>(nil)
+    private let open = NIOLockedValueBox<(any Channel)?>(nil)
 
     public init(
         host: String,
@@ -42,36 +44,23 @@ public final class RedisClient: @unchecked Sendable {
         timeoutMilliseconds: Int = 500,
         username: String? = nil,
         password: String? = nil,
-        threadPool: NIOThreadPool = .singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.host = host
         self.port = port
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.timeout = .milliseconds(Int64(timeoutMilliseconds))
         self.username = username
         self.password = password
-        self.threadPool = threadPool
+        self.group = group
     }
 
     deinit {
-        if let context { redisFree(context) }
+        open.withLockedValue { $0 }?.close(promise: nil)
     }
 
     public func command(_ arguments: [String]) async throws -> Reply {
-        try await executor.submit(arguments).get()
-    }
-
-    /// Made on first use. It holds the client weakly: a client no longer used is freed (and its connection closed)
-    /// even though its executor exists; a caller of `command` holds the client until its reply.
-    private var executor: BatchExecutor<[String], Result<Reply, any Error>> {
-        pipelines.withLockedValue { executor in
-            if let executor { return executor }
-            let made = BatchExecutor<[String], Result<Reply, any Error>>(maxBatch: 128, maxInFlight: 1) { [weak self] commands in
-                guard let self else { throw RedisError(message: "redis: the client was closed") }
-                return try await self.threadPool.runIfActive { try self.pipelineBlocking(commands) }
-            }
-            executor = made
-            return made
-        }
+        try await send(arguments, on: try await connected())
     }
 
     public func get(_ key: String) async throws -> String? {
@@ -92,121 +81,235 @@ public final class RedisClient: @unchecked Sendable {
         _ = try await command(["PING"])
     }
 
-    /// Every command written, then every reply read, in order; a command's error reply is its own failure, a broken
-    /// connection fails them all (and is dropped).
-    func pipelineBlocking(_ commands: [[String]]) throws -> [Result<Reply, any Error>] {
-        try lock.withLock {
-            let context = try connected()
-            for arguments in commands where Self.withArgv(arguments, { chiredis_append_argv(context, $0, $1, $2) }) != REDIS_OK {
-                throw dropConnection(context)
-            }
-            var results: [Result<Reply, any Error>] = []
-            results.reserveCapacity(commands.count)
-            for _ in commands {
-                guard let raw = chiredis_get_reply(context) else { throw dropConnection(context) }
-                results.append(Result { try Self.convert(raw) })
-                freeReplyObject(raw)
-            }
-            return results
+    /// The command written on `channel`, and its reply (an error reply throws), within the timeout.
+    private func send(_ arguments: [String], on channel: any Channel) async throws -> Reply {
+        let reply = PendingReply(channel.eventLoop.makePromise(of: Reply.self))
+        let milliseconds = timeoutMilliseconds
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
+            reply.fail(RedisError(message: "redis: no reply within \(milliseconds) ms"))
         }
+        reply.promise.futureResult.whenComplete { _ in deadline.cancel() }
+        // A connection closed meanwhile fails the write: the command fails at once instead of at its deadline.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in reply.fail(RedisError(message: "redis: \(error)")) }
+        channel.write(RedisCommand(arguments: arguments, reply: reply), promise: written)
+        return try await reply.promise.futureResult.get()
     }
 
-    /// Closes a connection that failed; the next call dials again. The error says why.
-    private func dropConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
-        let message = Self.errorText(context)
-        redisFree(context)
-        self.context = nil
-        return RedisError(message: "redis: \(message)")
+    /// The open connection, dialled (and authenticated) when there is none or it closed.
+    private func connected() async throws -> any Channel {
+        for _ in 0..<2 {
+            let dialling = connection.withLockedValue { current -> Task<any Channel, any Error> in
+                if let current { return current }
+                let made = Task { try await self.dial() }
+                current = made
+                return made
+            }
+            do {
+                let channel = try await dialling.value
+                if channel.isActive { return channel }
+                connection.withLockedValue { if $0 == dialling { $0 = nil } }
+            } catch {
+                connection.withLockedValue { if $0 == dialling { $0 = nil } }
+                throw error
+            }
+        }
+        throw RedisError(message: "redis: the connection closed as soon as it opened")
     }
 
-    /// The open connection, dialled (and authenticated) when there is none. Called with the lock held.
-    private func connected() throws -> UnsafeMutablePointer<redisContext> {
-        if let context { return context }
-        guard let opened = chiredis_connect(host, Int32(port), Int32(timeoutMilliseconds)) else {
-            throw RedisError(message: "redis: cannot allocate context")
-        }
-        if opened.pointee.err != 0 {
-            let message = Self.errorText(opened)
-            redisFree(opened)
-            throw RedisError(message: "redis: \(message)")
+    private func dial() async throws -> any Channel {
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(timeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RedisHandler()) }
+                }
+                .connect(host: host, port: port)
+                .get()
+        } catch {
+            throw RedisError(message: "redis: cannot connect to \(host):\(port): \(error)")
         }
         if let password, !password.isEmpty {
-            // The reply's text is not passed on: it could echo what was sent.
             let auth = username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
-            guard let reply = Self.send(auth, on: opened) else {
-                redisFree(opened)
-                throw RedisError(message: "redis: the connection closed during AUTH")
-            }
-            let refused = reply.pointee.type == REDIS_REPLY_ERROR
-            freeReplyObject(reply)
-            if refused {
-                redisFree(opened)
-                throw RedisError(message: "redis: authentication refused (NOTIFY_REDIS_USERNAME / NOTIFY_REDIS_PASSWORD)")
+            do {
+                _ = try await send(auth, on: channel)
+            } catch let error as RedisError {
+                channel.close(promise: nil)
+                // The reply's text is not passed on: it could echo what was sent.
+                throw error.fromServer
+                    ? RedisError(message: "redis: authentication refused (NOTIFY_REDIS_USERNAME / NOTIFY_REDIS_PASSWORD)")
+                    : RedisError(message: "redis: the connection failed during AUTH")
             }
         }
-        context = opened
-        return opened
+        let previous = open.withLockedValue { open in
+            defer { open = channel }
+            return open
+        }
+        previous?.close(promise: nil)
+        return channel
+    }
+}
+
+/// A command and where its reply goes.
+struct RedisCommand: Sendable {
+    var arguments: [String]
+    var reply: PendingReply
+}
+
+/// A reply awaited: completed once, by its reply, its deadline or its connection's failure, whichever comes first.
+/// Touched only on its connection's event loop.
+final class PendingReply: @unchecked Sendable {
+    let promise: EventLoopPromise<RedisClient.Reply>
+    private var done = false
+
+    init(_ promise: EventLoopPromise<RedisClient.Reply>) { self.promise = promise }
+
+    func complete(_ result: Result<RedisClient.Reply, RedisError>) {
+        promise.futureResult.eventLoop.preconditionInEventLoop()
+        guard !done else { return }
+        done = true
+        switch result {
+        case .success(let value): promise.succeed(value)
+        case .failure(let error): promise.fail(error)
+        }
     }
 
-    /// One command: every argument's exact UTF-8 bytes in one buffer, passed with explicit lengths (hiredis's argv
-    /// form is binary-safe): a value holding a NUL byte is sent whole, and nothing is read past what was copied.
-    static func send(_ arguments: [String], on context: UnsafeMutablePointer<redisContext>) -> UnsafeMutablePointer<redisReply>? {
-        withArgv(arguments) { chiredis_command_argv(context, $0, $1, $2) }
+    func fail(_ error: RedisError) { complete(.failure(error)) }
+}
+
+/// RESP on a connection: commands out, replies in, matched in order. Lives on the channel's event loop.
+final class RedisHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisCommand
+    typealias OutboundOut = ByteBuffer
+
+    /// The replies awaited, oldest first. One whose deadline passed is already failed; its reply is dropped.
+    private var awaiting = CircularBuffer<PendingReply>()
+    private var received: ByteBuffer?
+    /// A flush is queued on the loop: the commands written before it runs go out in one write.
+    private var flushQueued = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let command = unwrapOutboundIn(data)
+        var buffer = context.channel.allocator.buffer(capacity: 16 + command.arguments.reduce(0) { $0 + $1.utf8.count + 16 })
+        RESP.encode(command.arguments, into: &buffer)
+        awaiting.append(command.reply)
+        context.write(wrapOutboundOut(buffer), promise: promise)
+        // Callers write without flushing; one flush, queued behind the writes already waiting for the loop, sends them
+        // all: under load many commands share a system call, and alone a command waits for nothing.
+        guard !flushQueued else { return }
+        flushQueued = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            handler.flushQueued = false
+            context.flush()
+        }
     }
 
-    /// `body(argc, argv, argvlen)` over the arguments' bytes.
-    static func withArgv<T>(
-        _ arguments: [String],
-        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> T
-    ) -> T {
-        var bytes: [UInt8] = []
-        var lengths: [Int] = []
-        lengths.reserveCapacity(arguments.count)
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if received == nil {
+            received = incoming
+        } else {
+            received!.writeBuffer(&incoming)
+        }
+        do {
+            while var buffer = received, let reply = try RESP.parse(&buffer) {
+                received = buffer.readableBytes > 0 ? buffer : nil
+                guard let pending = awaiting.popFirst() else {
+                    throw RedisError(message: "redis: a reply nobody asked for")
+                }
+                pending.complete(reply)
+            }
+            if let buffer = received, buffer.readableBytes == 0 { received = nil }
+        } catch {
+            failAll(error as? RedisError ?? RedisError(message: "redis: \(error)"))
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(RedisError(message: "redis: the connection closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(RedisError(message: "redis: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisError) {
+        while let pending = awaiting.popFirst() { pending.fail(error) }
+    }
+}
+
+/// The Redis serialization protocol (RESP2): commands as arrays of bulk strings; replies of the five kinds.
+enum RESP {
+    static func encode(_ arguments: [String], into buffer: inout ByteBuffer) {
+        buffer.writeString("*\(arguments.count)\r\n")
         for argument in arguments {
-            bytes.append(contentsOf: argument.utf8)
-            lengths.append(argument.utf8.count)
-        }
-        if bytes.isEmpty { bytes.append(0) }
-        return bytes.withUnsafeBufferPointer { buffer -> T in
-            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var offset = 0
-            var pointers: [UnsafePointer<CChar>?] = lengths.map { length in
-                defer { offset += length }
-                return base + offset
-            }
-            return pointers.withUnsafeMutableBufferPointer { argv in
-                lengths.withUnsafeBufferPointer { argvlen in body(Int32(arguments.count), argv.baseAddress, argvlen.baseAddress) }
-            }
+            buffer.writeString("$\(argument.utf8.count)\r\n")
+            buffer.writeString(argument)
+            buffer.writeStaticString("\r\n")
         }
     }
 
-    static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
-        withUnsafeBytes(of: context.pointee.errstr) { bytes in
-            String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
+    /// The first whole reply in `buffer`, consumed; nil, with nothing consumed, when it has not all arrived. An error
+    /// reply (or one inside an array) is a failure; bytes that are no reply throw.
+    static func parse(_ buffer: inout ByteBuffer) throws -> Result<RedisClient.Reply, RedisError>? {
+        var copy = buffer
+        guard let reply = try value(&copy) else { return nil }
+        buffer = copy
+        return reply
     }
 
-    static func convert(_ reply: UnsafeMutablePointer<redisReply>) throws -> Reply {
-        let value = reply.pointee
-        switch value.type {
-        case REDIS_REPLY_STRING:
-            return .string(String(decoding: UnsafeRawBufferPointer(start: value.str, count: Int(value.len)), as: UTF8.self))
-        case REDIS_REPLY_STATUS:
-            return .status(String(decoding: UnsafeRawBufferPointer(start: value.str, count: Int(value.len)), as: UTF8.self))
-        case REDIS_REPLY_INTEGER:
-            return .integer(Int(value.integer))
-        case REDIS_REPLY_NIL:
-            return .null
-        case REDIS_REPLY_ARRAY:
-            var items: [Reply] = []
-            for index in 0..<Int(value.elements) {
-                if let element = value.element[index] { items.append(try convert(element)) }
+    private static func value(_ buffer: inout ByteBuffer) throws -> Result<RedisClient.Reply, RedisError>? {
+        guard let kind = buffer.readInteger(as: UInt8.self), let line = line(&buffer) else { return nil }
+        switch kind {
+        case UInt8(ascii: "+"):
+            return .success(.status(line))
+        case UInt8(ascii: "-"):
+            var error = RedisError(message: "redis: " + line)
+            error.fromServer = true
+            return .failure(error)
+        case UInt8(ascii: ":"):
+            guard let integer = Int(line) else { throw malformed }
+            return .success(.integer(integer))
+        case UInt8(ascii: "$"):
+            guard let length = Int(line) else { throw malformed }
+            if length < 0 { return .success(.null) }
+            guard buffer.readableBytes >= length + 2, let text = buffer.readString(length: length) else { return nil }
+            buffer.moveReaderIndex(forwardBy: 2)
+            return .success(.string(text))
+        case UInt8(ascii: "*"):
+            guard let count = Int(line) else { throw malformed }
+            if count < 0 { return .success(.null) }
+            var items: [RedisClient.Reply] = []
+            var failure: RedisError?
+            for _ in 0..<count {
+                guard let item = try value(&buffer) else { return nil }
+                switch item {
+                case .success(let reply): items.append(reply)
+                case .failure(let error): failure = failure ?? error
+                }
             }
-            return .array(items)
-        case REDIS_REPLY_ERROR:
-            throw RedisError(message: "redis: " + String(decoding: UnsafeRawBufferPointer(start: value.str, count: Int(value.len)), as: UTF8.self))
+            return failure.map { .failure($0) } ?? .success(.array(items))
         default:
-            return .null
+            throw malformed
         }
+    }
+
+    private static var malformed: RedisError { RedisError(message: "redis: a reply that is not RESP") }
+
+    /// The text up to the next CRLF, consumed with it; nil when no CRLF has arrived yet.
+    private static func line(_ buffer: inout ByteBuffer) -> String? {
+        let view = buffer.readableBytesView
+        guard let cr = view.firstIndex(of: UInt8(ascii: "\r")), cr + 1 < view.endIndex else { return nil }
+        let text = buffer.readString(length: cr - view.startIndex)
+        buffer.moveReaderIndex(forwardBy: 2)
+        return text
     }
 }
