@@ -1,12 +1,13 @@
 import Foundation
+import NIOCore
 import NotifyConfig
 import OutboundPolicy
 import PostgresNIO
-import RedisCache
 import Testing
 
 @testable import NotifyHTTP
 @testable import PushTransport
+@testable import RedisCache
 @testable import Telemetry
 
 @Suite("Outbound policy: user-supplied endpoints never reach internal addresses")
@@ -99,6 +100,52 @@ struct OutboundPolicyTests {
         #expect(WebPushTransport.messageLocation("https://fcm.googleapis.com/m/1\r\nSet-Cookie: x", endpoint: endpoint) == "")
         #expect(WebPushTransport.messageLocation(nil, endpoint: endpoint) == "")
         for code in PushErrorCode.allCases { #expect(!code.reason.isEmpty && !code.reason.contains("HTTP")) }
+    }
+}
+
+@Suite("RESP: replies parsed whole, however the bytes arrive")
+struct RESPTests {
+    enum Outcome: Equatable {
+        case reply(RedisClient.Reply)
+        case error(String)
+    }
+
+    @Test("each kind of reply, nested arrays and nulls; a reply split anywhere waits for the rest; an error inside an array fails it")
+    func replies() throws {
+        let wire =
+            "+OK\r\n-ERR wrong type\r\n:-42\r\n$5\r\na\r\nb\0\r\n$-1\r\n*-1\r\n*3\r\n$0\r\n\r\n*1\r\n:7\r\n$3\r\nkey\r\n"
+            + "*2\r\n:1\r\n-NOSCRIPT gone\r\n$3\r\nhé\r\n"
+        let expected: [Outcome] = [
+            .reply(.status("OK")), .error("redis: ERR wrong type"), .reply(.integer(-42)), .reply(.string("a\r\nb\0")),
+            .reply(.null), .reply(.null), .reply(.array([.string(""), .array([.integer(7)]), .string("key")])),
+            .error("redis: NOSCRIPT gone"), .reply(.string("hé")),
+        ]
+        let bytes = Array(wire.utf8)
+        // Whole, and then one byte at a time: the same replies, and nothing taken before a reply is complete.
+        for step in [bytes.count, 1, 3] {
+            var buffer = ByteBuffer()
+            var replies: [Outcome] = []
+            for start in stride(from: 0, to: bytes.count, by: step) {
+                buffer.writeBytes(bytes[start..<min(start + step, bytes.count)])
+                while let reply = try RESP.parse(&buffer) {
+                    switch reply {
+                    case .success(let value): replies.append(.reply(value))
+                    case .failure(let error): replies.append(.error(error.message))
+                    }
+                }
+            }
+            #expect(replies == expected, "step \(step)")
+            #expect(buffer.readableBytes == 0)
+        }
+        var garbage = ByteBuffer(string: "?what\r\n")
+        #expect(throws: RedisError.self) { try RESP.parse(&garbage) }
+    }
+
+    @Test("a command is an array of bulk strings, each argument's exact bytes")
+    func command() {
+        var buffer = ByteBuffer()
+        RESP.encode(["SET", "k\0y", "hé", ""], into: &buffer)
+        #expect(String(buffer: buffer) == "*4\r\n$3\r\nSET\r\n$3\r\nk\0y\r\n$3\r\nhé\r\n$0\r\n\r\n")
     }
 }
 
