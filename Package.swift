@@ -141,7 +141,7 @@ let package = Package(
             name: "RedisCache",
             dependencies: [
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                "Telemetry", "Deadlines", "Breakers",
+                "Telemetry", "Breakers",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
